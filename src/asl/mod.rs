@@ -1,0 +1,13 @@
+//! The Amazon States Language engine: parse, validate, compile, execute.
+//!
+//! Invariant: nothing under `asl` does I/O, reads a clock or knows about Kafka or HTTP.
+//! Time and task results are handed in by the caller.
+
+pub mod choice;
+pub mod diagnostic;
+pub mod error;
+pub mod intrinsics;
+pub mod path;
+pub mod scope;
+pub mod timestamp;
+pub mod validate;

@@ -1,0 +1,3 @@
+//! Expressway: AWS Step Functions state machines with Express semantics over event streams.
+
+pub mod asl;
