@@ -1,1 +1,225 @@
-fn main() {}
+//! The `expressway` command line.
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, Subcommand};
+use expressway::asl::diagnostic::Diagnostic;
+use expressway::asl::error::json_text;
+use expressway::asl::{compile, ExecutionOptions, Outcome, Program};
+use expressway::resource::TaskResource;
+use expressway::runner::{run_to_completion, Clock, NoResources};
+use serde_json::{json, Value};
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "expressway", version, about = "Runs AWS Step Functions state machines (ASL) with Express-workflow semantics")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check definitions; prints every diagnostic as FILE:/json/pointer: CODE message.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run one execution to its end and print its result as one JSON line.
+    Exec(ExecArgs),
+}
+
+#[derive(clap::Args)]
+struct ExecArgs {
+    /// The state machine definition (ASL JSON).
+    #[arg(long)]
+    definition: PathBuf,
+    /// The execution input (JSON), or `-` for standard input.
+    #[arg(long)]
+    input: String,
+    /// A Step Functions Local MockConfigFile.json answering the Task states.
+    #[arg(long, requires = "test_case")]
+    mock_config: Option<PathBuf>,
+    /// The test case of the mock configuration to use.
+    #[arg(long, requires = "mock_config")]
+    test_case: Option<String>,
+    /// The state machine's name in the mock configuration (default: its only one).
+    #[arg(long)]
+    state_machine: Option<String>,
+    /// Print the execution's history events (AWS names) on stderr.
+    #[arg(long)]
+    trace: bool,
+    /// Run the same execution N times and print executions/s and transitions/s on stderr.
+    #[arg(long, default_value_t = 1)]
+    repeat: u64,
+    /// Let Wait states and retry backoffs take real time (default: a virtual clock that
+    /// jumps to the next timer).
+    #[arg(long)]
+    real_time: bool,
+    /// Lift the Express 5-minute execution cap (the definition's TimeoutSeconds still applies).
+    #[arg(long)]
+    no_duration_cap: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate { files } => validate(&files),
+        Command::Exec(args) => exec(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Reads and compiles a definition; diagnostics come back as `Err` with their text.
+fn load_definition(path: &Path) -> Result<std::result::Result<Program, Vec<Diagnostic>>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let definition: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            return Ok(Err(vec![Diagnostic::new(
+                "INVALID_JSON",
+                "",
+                format!("the definition is not JSON: {e}"),
+            )]))
+        }
+    };
+    Ok(compile(&definition))
+}
+
+fn validate(files: &[PathBuf]) -> Result<ExitCode> {
+    let mut failed = false;
+    let mut out = std::io::stdout().lock();
+    for file in files {
+        if let Err(diags) = load_definition(file)? {
+            failed = true;
+            for d in diags {
+                writeln!(out, "{}:{}: {} {}", file.display(), d.pointer, d.code, d.message)?;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn exec(args: ExecArgs) -> Result<ExitCode> {
+    let program = match load_definition(&args.definition)? {
+        Ok(p) => Arc::new(p),
+        Err(diags) => {
+            for d in diags {
+                eprintln!("{}:{}: {} {}", args.definition.display(), d.pointer, d.code, d.message);
+            }
+            bail!("the definition is invalid");
+        }
+    };
+    let input_text = if args.input == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        s
+    } else {
+        std::fs::read_to_string(&args.input).with_context(|| format!("cannot read {}", args.input))?
+    };
+    let input: Value = serde_json::from_str(&input_text).context("the input is not JSON")?;
+    let resources: Box<dyn TaskResource> = match (&args.mock_config, &args.test_case) {
+        (Some(path), Some(case)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let config = expressway::mock::MockConfig::from_json(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let machine = args.state_machine.as_deref().or_else(|| {
+                // Default to the definition file's stem when the config has several machines.
+                None
+            });
+            Box::new(
+                config
+                    .test_case(machine, case)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            )
+        }
+        _ => Box::new(NoResources),
+    };
+    let state_machine_name = args
+        .state_machine
+        .clone()
+        .or_else(|| args.definition.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "StateMachine".into());
+    let base_opts = ExecutionOptions {
+        state_machine_name: Arc::from(state_machine_name),
+        record_history: args.trace,
+        max_duration_ms: if args.no_duration_cap {
+            None
+        } else {
+            Some(expressway::asl::vm::EXPRESS_MAX_DURATION_MS)
+        },
+        ..ExecutionOptions::default()
+    };
+    let started = Instant::now();
+    let mut transitions = 0u64;
+    let mut last = None;
+    for i in 0..args.repeat.max(1) {
+        let opts = ExecutionOptions {
+            name: Arc::from(format!("exec-{i}")),
+            ..base_opts.clone()
+        };
+        let mut clock = if args.real_time {
+            Clock::Real
+        } else {
+            Clock::virtual_at_wall_time()
+        };
+        let exec = run_to_completion(program.clone(), input.clone(), opts, &*resources, &mut clock);
+        transitions += exec.transitions();
+        last = Some(exec);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let exec = last.expect("at least one execution ran");
+    if args.trace {
+        let mut err = std::io::stderr().lock();
+        for e in exec.history() {
+            let line = json!({
+                "id": e.id,
+                "type": e.kind,
+                "timestamp": expressway::asl::context::iso8601(e.timestamp),
+                "state": e.state.as_deref(),
+                "details": e.details,
+            });
+            writeln!(err, "{}", json_text(&line))?;
+        }
+    }
+    if args.repeat > 1 {
+        eprintln!(
+            "{} executions in {:.3}s: {:.0} executions/s, {:.0} transitions/s",
+            args.repeat,
+            elapsed,
+            args.repeat as f64 / elapsed,
+            transitions as f64 / elapsed
+        );
+    }
+    let outcome = exec.into_outcome().expect("run_to_completion returns a finished execution");
+    println!("{}", json_text(&outcome_json(&outcome)));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn outcome_json(outcome: &Outcome) -> Value {
+    match outcome {
+        Outcome::Succeeded(output) => json!({ "status": "SUCCEEDED", "output": output }),
+        Outcome::Failed(f) | Outcome::TimedOut(f) => {
+            let mut m = serde_json::Map::new();
+            m.insert("status".into(), json!(outcome.status()));
+            if let Some(e) = &f.error {
+                m.insert("error".into(), json!(e));
+            }
+            if let Some(c) = &f.cause {
+                m.insert("cause".into(), json!(c));
+            }
+            Value::Object(m)
+        }
+    }
+}

@@ -4,10 +4,20 @@
 //! Time and task results are handed in by the caller.
 
 pub mod choice;
+pub mod compile;
+pub mod context;
 pub mod diagnostic;
 pub mod error;
 pub mod intrinsics;
 pub mod path;
+pub mod program;
 pub mod scope;
+pub mod size;
+pub mod template;
 pub mod timestamp;
 pub mod validate;
+pub mod vm;
+
+pub use compile::compile;
+pub use program::Program;
+pub use vm::{Effect, Execution, ExecutionOptions, Millis, Outcome, Token};

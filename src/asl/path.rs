@@ -199,6 +199,45 @@ impl JsonPath {
     }
 }
 
+impl JsonPath {
+    /// Why a definite path selected nothing, in the words of the Jayway library AWS uses:
+    /// a missing leaf is "No results for path: $['a']['b']", a missing node on the way is
+    /// "Missing property in path $['a']".
+    pub fn missing_message(&self, doc: &Value) -> String {
+        let mut v = doc;
+        for (i, seg) in self.segments.iter().enumerate() {
+            let next = match (seg, v) {
+                (Segment::Name(n), Value::Object(m)) => m.get(n),
+                (Segment::Index(ix), Value::Array(a)) => {
+                    resolve_index(*ix, a.len()).and_then(|x| a.get(x))
+                }
+                _ => None,
+            };
+            match next {
+                Some(n) => v = n,
+                None if i + 1 == self.segments.len() => {
+                    return format!("No results for path: {}", self.normalized(i + 1))
+                }
+                None => return format!("Missing property in path {}", self.normalized(i + 1)),
+            }
+        }
+        format!("No results for path: {}", self.normalized(self.segments.len()))
+    }
+
+    /// The first `n` segments in bracket notation, e.g. `$['a'][0]`.
+    fn normalized(&self, n: usize) -> String {
+        let mut out = String::from(if self.root == Root::Context { "$$" } else { "$" });
+        for seg in &self.segments[..n.min(self.segments.len())] {
+            match seg {
+                Segment::Name(name) => out.push_str(&format!("['{name}']")),
+                Segment::Index(i) => out.push_str(&format!("[{i}]")),
+                _ => out.push_str("[*]"),
+            }
+        }
+        out
+    }
+}
+
 fn select_definite<'a>(mut v: &'a Value, segs: &[Segment]) -> Option<&'a Value> {
     for seg in segs {
         v = match (seg, v) {

@@ -1,0 +1,451 @@
+//! Lowers a validated definition into a [`Program`].
+//!
+//! Validation ([`super::validate`]) decides what is allowed and reports every problem;
+//! compilation only translates. It still never panics on input that slipped through: anything
+//! it cannot translate becomes a diagnostic.
+
+use super::choice::ChoiceRule;
+use super::diagnostic::{pointer_push, Diagnostic};
+use super::error::names;
+use super::intrinsics::{is_intrinsic, Intrinsic};
+use super::path::{JsonPath, Root};
+use super::program::*;
+use super::template::Template;
+use super::timestamp;
+use super::validate::validate;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Code for definitions that are valid ASL but use something this engine does not run yet.
+pub const UNSUPPORTED: &str = "UNSUPPORTED";
+/// Code for a field the compiler could not translate (validation should have caught it).
+pub const INVALID_FIELD: &str = "INVALID_FIELD";
+
+/// Validates and compiles a definition.
+pub fn compile(definition: &Value) -> Result<Program, Vec<Diagnostic>> {
+    let mut diags = validate(definition);
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let mut c = Compiler {
+        states: Vec::new(),
+        machines: Vec::new(),
+        diags: &mut diags,
+        uses_context: false,
+    };
+    c.machine(definition, "");
+    let program = Program {
+        timeout_secs: definition.get("TimeoutSeconds").and_then(Value::as_u64),
+        uses_context: c.uses_context,
+        states: c.states.into_iter().flatten().collect(),
+        machines: c.machines,
+    };
+    if diags.is_empty() {
+        Ok(program)
+    } else {
+        Err(diags)
+    }
+}
+
+struct Compiler<'d> {
+    states: Vec<Option<State>>,
+    machines: Vec<SubMachine>,
+    diags: &'d mut Vec<Diagnostic>,
+    uses_context: bool,
+}
+
+impl Compiler<'_> {
+    fn err(&mut self, code: &'static str, pointer: &str, message: impl Into<String>) {
+        self.diags.push(Diagnostic::new(code, pointer, message));
+    }
+
+    /// Compiles one `{StartAt, States}` object and returns its machine id.
+    fn machine(&mut self, def: &Value, pointer: &str) -> MachineId {
+        let id = self.machines.len() as MachineId;
+        self.machines.push(SubMachine { start: 0 });
+        if let Some(lang) = def.get("QueryLanguage").and_then(Value::as_str) {
+            if lang != "JSONPath" {
+                self.err(
+                    UNSUPPORTED,
+                    &pointer_push(pointer, "QueryLanguage"),
+                    format!("QueryLanguage {lang} is not supported yet"),
+                );
+            }
+        }
+        let empty = Map::new();
+        let states = def.get("States").and_then(Value::as_object).unwrap_or(&empty);
+        let states_ptr = pointer_push(pointer, "States");
+        // Reserve ids first so that `Next` can point forward.
+        let base = self.states.len() as StateId;
+        let ids: HashMap<&str, StateId> = states
+            .keys()
+            .enumerate()
+            .map(|(i, k)| (k.as_str(), base + i as StateId))
+            .collect();
+        self.states.extend(states.keys().map(|_| None));
+        for (name, body) in states {
+            let ptr = pointer_push(&states_ptr, name);
+            let state = self.state(name, body, &ids, &ptr);
+            self.states[ids[name.as_str()] as usize] = Some(state);
+        }
+        let start = def.get("StartAt").and_then(Value::as_str).unwrap_or("");
+        match ids.get(start) {
+            Some(s) => self.machines[id as usize].start = *s,
+            None => self.err(
+                INVALID_FIELD,
+                &pointer_push(pointer, "StartAt"),
+                format!("StartAt '{start}' names no state"),
+            ),
+        }
+        id
+    }
+
+    fn target(&mut self, ids: &HashMap<&str, StateId>, v: Option<&Value>, ptr: &str) -> StateId {
+        match v.and_then(Value::as_str).and_then(|n| ids.get(n)) {
+            Some(id) => *id,
+            None => {
+                self.err(INVALID_FIELD, ptr, "transition to an unknown state");
+                0
+            }
+        }
+    }
+
+    fn state(
+        &mut self,
+        name: &str,
+        body: &Value,
+        ids: &HashMap<&str, StateId>,
+        ptr: &str,
+    ) -> State {
+        let field = |f: &str| body.get(f);
+        let at = |f: &str| pointer_push(ptr, f);
+        for f in ["Assign", "Output", "Arguments", "Items", "ItemReader", "ResultWriter"] {
+            if field(f).is_some() {
+                self.err(UNSUPPORTED, &at(f), format!("{f} is not supported yet"));
+            }
+        }
+        if let Some(lang) = field("QueryLanguage").and_then(Value::as_str) {
+            if lang != "JSONPath" {
+                self.err(
+                    UNSUPPORTED,
+                    &at("QueryLanguage"),
+                    format!("QueryLanguage {lang} is not supported yet"),
+                );
+            }
+        }
+        let next = match field("Next") {
+            Some(n) => Some(self.target(ids, Some(n), &at("Next"))),
+            None => None,
+        };
+        let io = Io {
+            input_path: self.selection(field("InputPath"), &at("InputPath")),
+            parameters: self.template(field("Parameters"), &at("Parameters")),
+            result_selector: self.template(field("ResultSelector"), &at("ResultSelector")),
+            result_path: self.result_path(field("ResultPath"), &at("ResultPath")),
+            output_path: self.selection(field("OutputPath"), &at("OutputPath")),
+        };
+        let kind = match field("Type").and_then(Value::as_str).unwrap_or("") {
+            "Pass" => Kind::Pass {
+                result: field("Result").cloned(),
+            },
+            "Task" => Kind::Task(Box::new(TaskSpec {
+                resource: Arc::from(field("Resource").and_then(Value::as_str).unwrap_or("")),
+                timeout: self.count(body, "TimeoutSeconds", "TimeoutSecondsPath", ptr),
+                heartbeat: self.count(body, "HeartbeatSeconds", "HeartbeatSecondsPath", ptr),
+            })),
+            "Choice" => {
+                let mut choices = Vec::new();
+                let rules = field("Choices").and_then(Value::as_array);
+                for (i, rule) in rules.into_iter().flatten().enumerate() {
+                    let rptr = pointer_push(&at("Choices"), &i.to_string());
+                    let target = self.target(ids, rule.get("Next"), &pointer_push(&rptr, "Next"));
+                    match ChoiceRule::compile(rule) {
+                        Ok(r) => {
+                            self.uses_context |= mentions_context(rule);
+                            choices.push((r, target));
+                        }
+                        Err(e) => self.err(INVALID_FIELD, &rptr, e),
+                    }
+                }
+                let default = field("Default").map(|d| self.target(ids, Some(d), &at("Default")));
+                Kind::Choice { choices, default }
+            }
+            "Wait" => self.wait(body, ptr),
+            "Succeed" => Kind::Succeed,
+            "Fail" => Kind::Fail {
+                error: self.dynamic(body, "Error", "ErrorPath", ptr),
+                cause: self.dynamic(body, "Cause", "CausePath", ptr),
+            },
+            "Parallel" => {
+                let branches = field("Branches").and_then(Value::as_array);
+                let mut ids = Vec::new();
+                for (i, b) in branches.into_iter().flatten().enumerate() {
+                    let bptr = pointer_push(&at("Branches"), &i.to_string());
+                    ids.push(self.machine(b, &bptr));
+                }
+                Kind::Parallel { branches: ids }
+            }
+            "Map" => self.map(body, ptr),
+            other => {
+                self.err(INVALID_FIELD, &at("Type"), format!("unknown state type '{other}'"));
+                Kind::Succeed
+            }
+        };
+        let retry = self.retriers(field("Retry"), &at("Retry"));
+        let catch = self.catchers(field("Catch"), ids, &at("Catch"));
+        State {
+            name: Arc::from(name),
+            kind,
+            io,
+            next,
+            retry,
+            catch,
+        }
+    }
+
+    fn path(&mut self, v: &Value, ptr: &str) -> Option<JsonPath> {
+        let Some(s) = v.as_str() else {
+            self.err(INVALID_FIELD, ptr, "expected a path string");
+            return None;
+        };
+        match JsonPath::parse(s) {
+            Ok(p) => {
+                self.uses_context |= p.root() == Root::Context;
+                Some(p)
+            }
+            Err(e) => {
+                self.err(INVALID_FIELD, ptr, e.to_string());
+                None
+            }
+        }
+    }
+
+    fn selection(&mut self, v: Option<&Value>, ptr: &str) -> Selection {
+        match v {
+            None => Selection::All,
+            Some(Value::Null) => Selection::Nothing,
+            Some(v) => match self.path(v, ptr) {
+                Some(p) if p.is_root() && p.root() == Root::Input => Selection::All,
+                Some(p) => Selection::Path(p),
+                None => Selection::All,
+            },
+        }
+    }
+
+    fn result_path(&mut self, v: Option<&Value>, ptr: &str) -> ResultPath {
+        match v {
+            None => ResultPath::Replace,
+            Some(Value::Null) => ResultPath::Discard,
+            Some(v) => match self.path(v, ptr) {
+                Some(p) if p.is_root() => ResultPath::Replace,
+                Some(p) => ResultPath::At(p),
+                None => ResultPath::Replace,
+            },
+        }
+    }
+
+    fn template(&mut self, v: Option<&Value>, ptr: &str) -> Option<Template> {
+        let v = v?;
+        match Template::compile(v) {
+            Ok(t) => {
+                self.uses_context |= t.uses_context();
+                Some(t)
+            }
+            Err(e) => {
+                self.err(INVALID_FIELD, ptr, e);
+                None
+            }
+        }
+    }
+
+    fn count(
+        &mut self,
+        body: &Value,
+        literal: &'static str,
+        path: &'static str,
+        ptr: &str,
+    ) -> Option<Count> {
+        if let Some(v) = body.get(literal) {
+            return match v.as_u64() {
+                Some(n) => Some(Count::Literal(n)),
+                None => {
+                    self.err(INVALID_FIELD, &pointer_push(ptr, literal), "expected a non-negative integer");
+                    None
+                }
+            };
+        }
+        let v = body.get(path)?;
+        let p = self.path(v, &pointer_push(ptr, path))?;
+        Some(Count::Path { field: path, path: p })
+    }
+
+    fn dynamic(
+        &mut self,
+        body: &Value,
+        literal: &'static str,
+        path: &'static str,
+        ptr: &str,
+    ) -> Option<Dynamic> {
+        if let Some(v) = body.get(literal) {
+            return Some(Dynamic::Literal(v.clone()));
+        }
+        let v = body.get(path)?;
+        let fptr = pointer_push(ptr, path);
+        if let Some(s) = v.as_str().filter(|s| is_intrinsic(s)) {
+            self.uses_context = true;
+            return match Intrinsic::parse(s) {
+                Ok(call) => Some(Dynamic::Call(Box::new(call))),
+                Err(e) => {
+                    self.err(INVALID_FIELD, &fptr, e);
+                    None
+                }
+            };
+        }
+        let p = self.path(v, &fptr)?;
+        Some(Dynamic::Path { field: path, path: p })
+    }
+
+    fn wait(&mut self, body: &Value, ptr: &str) -> Kind {
+        let spec = if let Some(v) = body.get("Seconds") {
+            WaitSpec::Seconds(v.as_u64().unwrap_or(0))
+        } else if let Some(v) = body.get("SecondsPath") {
+            match self.path(v, &pointer_push(ptr, "SecondsPath")) {
+                Some(p) => WaitSpec::SecondsPath(p),
+                None => WaitSpec::Seconds(0),
+            }
+        } else if let Some(v) = body.get("Timestamp") {
+            match v.as_str().and_then(timestamp::parse) {
+                Some(t) => WaitSpec::Timestamp(t.timestamp_millis()),
+                None => {
+                    self.err(INVALID_FIELD, &pointer_push(ptr, "Timestamp"), "invalid timestamp");
+                    WaitSpec::Seconds(0)
+                }
+            }
+        } else if let Some(v) = body.get("TimestampPath") {
+            match self.path(v, &pointer_push(ptr, "TimestampPath")) {
+                Some(p) => WaitSpec::TimestampPath(p),
+                None => WaitSpec::Seconds(0),
+            }
+        } else {
+            WaitSpec::Seconds(0)
+        };
+        Kind::Wait(spec)
+    }
+
+    fn map(&mut self, body: &Value, ptr: &str) -> Kind {
+        let (proc_field, processor) = match body.get("ItemProcessor") {
+            Some(p) => ("ItemProcessor", p),
+            None => ("Iterator", body.get("Iterator").unwrap_or(&Value::Null)),
+        };
+        let processor = self.machine(processor, &pointer_push(ptr, proc_field));
+        let items_path = match body.get("ItemsPath") {
+            Some(v) => self.path(v, &pointer_push(ptr, "ItemsPath")).filter(|p| !p.is_root()),
+            None => None,
+        };
+        // `Parameters` on a Map is the legacy name of `ItemSelector`.
+        let selector_field = if body.get("ItemSelector").is_some() {
+            "ItemSelector"
+        } else {
+            "Parameters"
+        };
+        let item_selector =
+            self.template(body.get(selector_field), &pointer_push(ptr, selector_field));
+        let batcher = body.get("ItemBatcher").map(|b| {
+            let bptr = pointer_push(ptr, "ItemBatcher");
+            Batcher {
+                max_items: self.count(b, "MaxItemsPerBatch", "MaxItemsPerBatchPath", &bptr),
+                max_bytes: self.count(b, "MaxInputBytesPerBatch", "MaxInputBytesPerBatchPath", &bptr),
+                batch_input: self.template(b.get("BatchInput"), &pointer_push(&bptr, "BatchInput")),
+            }
+        });
+        let tolerated_percentage = if let Some(v) = body.get("ToleratedFailurePercentage") {
+            v.as_f64().map(Percentage::Literal)
+        } else {
+            body.get("ToleratedFailurePercentagePath")
+                .and_then(|v| self.path(v, &pointer_push(ptr, "ToleratedFailurePercentagePath")))
+                .map(Percentage::Path)
+        };
+        Kind::Map(Box::new(MapSpec {
+            processor,
+            items_path,
+            item_selector,
+            batcher,
+            max_concurrency: self.count(body, "MaxConcurrency", "MaxConcurrencyPath", ptr),
+            tolerated_count: self.count(
+                body,
+                "ToleratedFailureCount",
+                "ToleratedFailureCountPath",
+                ptr,
+            ),
+            tolerated_percentage,
+        }))
+    }
+
+    fn errors(&mut self, v: Option<&Value>) -> ErrorMatcher {
+        let mut m = ErrorMatcher {
+            names: Vec::new(),
+            all: false,
+        };
+        for name in v.and_then(Value::as_array).into_iter().flatten() {
+            let Some(name) = name.as_str() else { continue };
+            if name == names::ALL {
+                m.all = true;
+            } else {
+                m.names.push(Arc::from(name));
+            }
+        }
+        m
+    }
+
+    fn retriers(&mut self, v: Option<&Value>, ptr: &str) -> Vec<Retrier> {
+        let Some(list) = v.and_then(Value::as_array) else {
+            return Vec::new();
+        };
+        let _ = ptr;
+        list.iter()
+            .map(|r| Retrier {
+                errors: self.errors(r.get("ErrorEquals")),
+                interval_secs: r.get("IntervalSeconds").and_then(Value::as_f64).unwrap_or(1.0),
+                max_attempts: r
+                    .get("MaxAttempts")
+                    .and_then(Value::as_u64)
+                    .map_or(3, |n| n.min(u32::MAX as u64) as u32),
+                backoff_rate: r.get("BackoffRate").and_then(Value::as_f64).unwrap_or(2.0),
+                max_delay_secs: r.get("MaxDelaySeconds").and_then(Value::as_f64),
+                full_jitter: r.get("JitterStrategy").and_then(Value::as_str) == Some("FULL"),
+            })
+            .collect()
+    }
+
+    fn catchers(
+        &mut self,
+        v: Option<&Value>,
+        ids: &HashMap<&str, StateId>,
+        ptr: &str,
+    ) -> Vec<Catcher> {
+        let Some(list) = v.and_then(Value::as_array) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(list.len());
+        for (i, c) in list.iter().enumerate() {
+            let cptr = pointer_push(ptr, &i.to_string());
+            out.push(Catcher {
+                errors: self.errors(c.get("ErrorEquals")),
+                next: self.target(ids, c.get("Next"), &pointer_push(&cptr, "Next")),
+                result_path: self.result_path(c.get("ResultPath"), &pointer_push(&cptr, "ResultPath")),
+            });
+        }
+        out
+    }
+}
+
+/// Whether a Choice rule mentions `$$` anywhere (Variable or a `…Path` operand).
+fn mentions_context(rule: &Value) -> bool {
+    match rule {
+        Value::String(s) => s.starts_with("$$"),
+        Value::Array(a) => a.iter().any(mentions_context),
+        Value::Object(m) => m.values().any(mentions_context),
+        _ => false,
+    }
+}

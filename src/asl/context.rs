@@ -1,0 +1,134 @@
+//! The context object (`$$`), built only as far as a path reads it.
+//!
+//! `$$.Execution` and `$$.StateMachine` are fixed per execution and built once (only when the
+//! program reads `$$` at all); `$$.State`, `$$.Map` and `$$.Task` are made per lookup.
+
+use super::path::{JsonPath, Root, Segment};
+use super::scope::Scope;
+use super::vm::{ExecutionOptions, Millis};
+use serde_json::{json, Map, Value};
+use std::borrow::Cow;
+
+/// The per-execution parts of the context object.
+pub struct ContextParts {
+    execution: Value,
+    state_machine: Value,
+}
+
+impl ContextParts {
+    /// `input` is `None` when the program never reads `$$`: nothing is built then.
+    pub fn new(opts: &ExecutionOptions, start: Millis, input: Option<Value>) -> Self {
+        let Some(input) = input else {
+            return ContextParts {
+                execution: Value::Null,
+                state_machine: Value::Null,
+            };
+        };
+        let sm_arn = format!(
+            "arn:aws:states:{}:{}:stateMachine:{}",
+            opts.region, opts.account, opts.state_machine_name
+        );
+        let exec_arn = format!(
+            "arn:aws:states:{}:{}:express:{}:{}",
+            opts.region, opts.account, opts.state_machine_name, opts.name
+        );
+        ContextParts {
+            execution: json!({
+                "Id": exec_arn,
+                "Input": input,
+                "Name": &*opts.name,
+                "RoleArn": opts.role_arn,
+                "StartTime": iso8601(start),
+                "RedriveCount": 0,
+            }),
+            state_machine: json!({ "Id": sm_arn, "Name": &*opts.state_machine_name }),
+        }
+    }
+}
+
+/// Formats epoch milliseconds as Step Functions does: `2024-05-01T12:00:00.123Z`.
+pub fn iso8601(ms: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// What expressions of one state see: its input and the context object.
+pub struct StateScope<'a> {
+    pub input: &'a Value,
+    pub ctx: &'a ContextParts,
+    pub state_name: &'a str,
+    pub entered_at: Millis,
+    /// `$$.Map.Item` while evaluating a Map state's `ItemSelector`.
+    pub map_item: Option<(usize, &'a Value)>,
+    pub retry_count: u32,
+}
+
+impl StateScope<'_> {
+    fn state_object(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("EnteredTime".into(), Value::String(iso8601(self.entered_at)));
+        m.insert("Name".into(), Value::String(self.state_name.to_string()));
+        if self.retry_count > 0 {
+            m.insert("RetryCount".into(), json!(self.retry_count));
+        }
+        Value::Object(m)
+    }
+
+    fn map_object(&self) -> Option<Value> {
+        let (index, value) = self.map_item?;
+        Some(json!({ "Item": { "Index": index, "Value": value } }))
+    }
+
+    fn whole(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("Execution".into(), self.ctx.execution.clone());
+        m.insert("StateMachine".into(), self.ctx.state_machine.clone());
+        m.insert("State".into(), self.state_object());
+        if let Some(map) = self.map_object() {
+            m.insert("Map".into(), map);
+        }
+        Value::Object(m)
+    }
+}
+
+fn owned(v: Option<Cow<'_, Value>>) -> Option<Cow<'static, Value>> {
+    v.map(|c| Cow::Owned(c.into_owned()))
+}
+
+impl Scope for StateScope<'_> {
+    fn select(&self, path: &JsonPath) -> Option<Cow<'_, Value>> {
+        if path.root() == Root::Input {
+            return path.select(self.input);
+        }
+        let segs = path.segments();
+        let Some(Segment::Name(top)) = segs.first() else {
+            return owned(path.select(&self.whole()));
+        };
+        match top.as_str() {
+            "Execution" => path.select_from(&self.ctx.execution, 1),
+            "StateMachine" => path.select_from(&self.ctx.state_machine, 1),
+            "State" => owned(path.select_from(&self.state_object(), 1)),
+            "Map" => {
+                // Fast path for the common `$$.Map.Item.Value` / `.Index`.
+                let (index, value) = self.map_item?;
+                match segs.get(1..3) {
+                    Some([Segment::Name(item), Segment::Name(field)]) if item == "Item" => {
+                        match field.as_str() {
+                            "Value" => path.select_from(value, 3),
+                            "Index" => owned(path.select_from(&json!(index), 3)),
+                            _ => None,
+                        }
+                    }
+                    _ => owned(path.select_from(&self.map_object()?, 1)),
+                }
+            }
+            _ => owned(path.select(&self.whole())),
+        }
+    }
+
+    fn input(&self) -> &Value {
+        self.input
+    }
+}

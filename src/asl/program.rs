@@ -1,0 +1,207 @@
+//! The compiled form of a state machine: a flat instruction table.
+//!
+//! Every state of the definition, nested branches and Map iterators included, is one entry of
+//! [`Program::states`]; transitions are indexes into it. Parallel branches and Map item
+//! processors are [`SubMachine`]s: a start index into the same table. Everything the VM needs
+//! at run time (paths, templates, intrinsic calls, Choice rules, retry policies) is parsed
+//! here, once.
+
+use super::choice::ChoiceRule;
+use super::intrinsics::Intrinsic;
+use super::path::JsonPath;
+use super::template::Template;
+use serde_json::Value;
+use std::sync::Arc;
+
+pub type StateId = u32;
+pub type MachineId = u32;
+
+#[derive(Debug)]
+pub struct Program {
+    pub states: Vec<State>,
+    /// `machines[0]` is the top level; the others are Parallel branches and Map processors.
+    pub machines: Vec<SubMachine>,
+    /// The definition's `TimeoutSeconds`.
+    pub timeout_secs: Option<u64>,
+    /// Whether any expression reads `$$`; if not, the context object is never built.
+    pub uses_context: bool,
+}
+
+#[derive(Debug)]
+pub struct SubMachine {
+    pub start: StateId,
+}
+
+#[derive(Debug)]
+pub struct State {
+    pub name: Arc<str>,
+    pub kind: Kind,
+    pub io: Io,
+    /// `None` for terminal states (`End: true`, Succeed, Fail).
+    pub next: Option<StateId>,
+    pub retry: Vec<Retrier>,
+    pub catch: Vec<Catcher>,
+}
+
+/// A state's input/output processing, in the order AWS applies it:
+/// `InputPath` → `Parameters` → (the state's work) → `ResultSelector` → `ResultPath` → `OutputPath`.
+/// One struct so the JSONata form (`Arguments`/`Output`) can replace it as a whole.
+#[derive(Debug, Default)]
+pub struct Io {
+    pub input_path: Selection,
+    pub parameters: Option<Template>,
+    pub result_selector: Option<Template>,
+    pub result_path: ResultPath,
+    pub output_path: Selection,
+}
+
+/// `InputPath` / `OutputPath`.
+#[derive(Debug, Default)]
+pub enum Selection {
+    /// Absent or `"$"`: the whole document.
+    #[default]
+    All,
+    /// `null`: an empty object.
+    Nothing,
+    Path(JsonPath),
+}
+
+#[derive(Debug, Default)]
+pub enum ResultPath {
+    /// Absent or `"$"`: the result replaces the input.
+    #[default]
+    Replace,
+    /// `null`: the result is discarded, the input passes through.
+    Discard,
+    /// A reference path: the result is written into the input there.
+    At(JsonPath),
+}
+
+#[derive(Debug)]
+pub enum Kind {
+    Pass {
+        result: Option<Value>,
+    },
+    Task(Box<TaskSpec>),
+    Choice {
+        choices: Vec<(ChoiceRule, StateId)>,
+        default: Option<StateId>,
+    },
+    Wait(WaitSpec),
+    Succeed,
+    Fail {
+        error: Option<Dynamic>,
+        cause: Option<Dynamic>,
+    },
+    Parallel {
+        branches: Vec<MachineId>,
+    },
+    Map(Box<MapSpec>),
+}
+
+/// A field given literally, by path (`…Path`), or by intrinsic call.
+#[derive(Debug)]
+pub enum Dynamic {
+    Literal(Value),
+    Path { field: &'static str, path: JsonPath },
+    Call(Box<Intrinsic>),
+}
+
+/// An integer field given literally or by path (`TimeoutSeconds` / `TimeoutSecondsPath`).
+#[derive(Debug, Clone)]
+pub enum Count {
+    Literal(u64),
+    Path { field: &'static str, path: JsonPath },
+}
+
+#[derive(Debug)]
+pub struct TaskSpec {
+    pub resource: Arc<str>,
+    pub timeout: Option<Count>,
+    pub heartbeat: Option<Count>,
+}
+
+#[derive(Debug)]
+pub enum WaitSpec {
+    Seconds(u64),
+    SecondsPath(JsonPath),
+    Timestamp(i64),
+    TimestampPath(JsonPath),
+}
+
+#[derive(Debug)]
+pub struct MapSpec {
+    pub processor: MachineId,
+    /// `ItemsPath`; `None` means the whole effective input.
+    pub items_path: Option<JsonPath>,
+    /// `ItemSelector` (or the legacy `Parameters`).
+    pub item_selector: Option<Template>,
+    pub batcher: Option<Batcher>,
+    pub max_concurrency: Option<Count>,
+    pub tolerated_count: Option<Count>,
+    pub tolerated_percentage: Option<Percentage>,
+}
+
+#[derive(Debug)]
+pub enum Percentage {
+    Literal(f64),
+    Path(JsonPath),
+}
+
+#[derive(Debug)]
+pub struct Batcher {
+    pub max_items: Option<Count>,
+    pub max_bytes: Option<Count>,
+    pub batch_input: Option<Template>,
+}
+
+/// `ErrorEquals` resolved once: `States.ALL` becomes a flag.
+#[derive(Debug)]
+pub struct ErrorMatcher {
+    pub names: Vec<Arc<str>>,
+    pub all: bool,
+}
+
+#[derive(Debug)]
+pub struct Retrier {
+    pub errors: ErrorMatcher,
+    pub interval_secs: f64,
+    pub max_attempts: u32,
+    pub backoff_rate: f64,
+    pub max_delay_secs: Option<f64>,
+    pub full_jitter: bool,
+}
+
+#[derive(Debug)]
+pub struct Catcher {
+    pub errors: ErrorMatcher,
+    pub next: StateId,
+    pub result_path: ResultPath,
+}
+
+impl ErrorMatcher {
+    /// Whether this matcher handles `error`. `States.ALL` covers every error but
+    /// `States.Runtime` and `States.DataLimitExceeded`, which AWS treats as terminal.
+    pub fn matches(&self, error: Option<&str>) -> bool {
+        let Some(error) = error else {
+            return false;
+        };
+        if self.all
+            && error != super::error::names::RUNTIME
+            && error != super::error::names::DATA_LIMIT_EXCEEDED
+        {
+            return true;
+        }
+        self.names.iter().any(|n| &**n == error)
+    }
+}
+
+impl Program {
+    pub fn state(&self, id: StateId) -> &State {
+        &self.states[id as usize]
+    }
+
+    pub fn start_of(&self, machine: MachineId) -> StateId {
+        self.machines[machine as usize].start
+    }
+}

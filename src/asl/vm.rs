@@ -1,0 +1,1305 @@
+//! The execution VM: runs a [`Program`] for one input.
+//!
+//! An [`Execution`] never blocks, sleeps or reads a clock. The caller passes `now` into every
+//! call; the execution runs until every thread of control waits on something, and leaves
+//! [`Effect`]s behind: "invoke this resource with this payload" and "wake me at this time".
+//! The caller hands results back with [`Execution::complete_task`] and
+//! [`Execution::fire_timer`], then calls [`Execution::run`] again.
+//!
+//! Threads of control are *frames*: the top level, each Parallel branch and each Map
+//! iteration. A frame waiting on children (Parallel, Map) resumes when the last one ends.
+
+use super::context::{ContextParts, StateScope};
+use super::error::{json_text, names, EvalError, Failure};
+use super::path::JsonPath;
+use super::program::*;
+use super::scope::Scope;
+use super::size;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// Milliseconds since the Unix epoch: the VM's only notion of time.
+pub type Millis = i64;
+
+/// Identifies what an effect's result or timer belongs to. Opaque to the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Token(u64);
+
+const DEADLINE_FRAME: u32 = u32::MAX;
+
+impl Token {
+    fn new(frame: u32, gen: u32) -> Token {
+        Token(((frame as u64) << 32) | gen as u64)
+    }
+    fn frame(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+    fn gen(self) -> u32 {
+        self.0 as u32
+    }
+}
+
+/// One call of a Task state's resource, as the VM asks for it.
+#[derive(Clone, Debug)]
+pub struct TaskCall {
+    /// The `Resource` field, e.g. `arn:aws:states:::lambda:invoke`.
+    pub resource: Arc<str>,
+    /// The effective parameters (after `InputPath` and `Parameters`).
+    pub payload: Value,
+    /// The Task state's name, as mocks key their responses.
+    pub state_name: Arc<str>,
+    /// The execution's name; resources with per-execution state (mocks) key on it.
+    pub execution_name: Arc<str>,
+    /// `TimeoutSeconds` as resolved for this call, if any. The VM enforces it itself.
+    pub timeout_secs: Option<u64>,
+}
+
+#[derive(Debug)]
+pub enum Effect {
+    Invoke { token: Token, call: TaskCall },
+    Timer { token: Token, at: Millis },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Succeeded(Value),
+    Failed(Failure),
+    TimedOut(Failure),
+}
+
+impl Outcome {
+    pub fn status(&self) -> &'static str {
+        match self {
+            Outcome::Succeeded(_) => "SUCCEEDED",
+            Outcome::Failed(_) => "FAILED",
+            Outcome::TimedOut(_) => "TIMED_OUT",
+        }
+    }
+}
+
+/// An entry of the execution history, named as in Step Functions' `GetExecutionHistory`.
+#[derive(Clone, Debug)]
+pub struct HistoryEvent {
+    pub id: u64,
+    pub kind: &'static str,
+    pub timestamp: Millis,
+    pub state: Option<Arc<str>>,
+    pub details: Value,
+}
+
+/// What an execution is told about itself; it fills the context object.
+#[derive(Clone, Debug)]
+pub struct ExecutionOptions {
+    pub name: Arc<str>,
+    pub state_machine_name: Arc<str>,
+    pub region: String,
+    pub account: String,
+    pub role_arn: String,
+    /// Express workflows end after 5 minutes; `None` lifts the cap (the definition's own
+    /// `TimeoutSeconds` still applies).
+    pub max_duration_ms: Option<Millis>,
+    pub payload_limit_bytes: usize,
+    /// Record [`HistoryEvent`]s (costs an allocation per event; off on the hot path).
+    pub record_history: bool,
+}
+
+impl Default for ExecutionOptions {
+    fn default() -> Self {
+        ExecutionOptions {
+            name: Arc::from("execution"),
+            state_machine_name: Arc::from("StateMachine"),
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+            role_arn: "arn:aws:iam::123456789012:role/expressway".into(),
+            max_duration_ms: Some(EXPRESS_MAX_DURATION_MS),
+            payload_limit_bytes: size::PAYLOAD_LIMIT_BYTES,
+            record_history: false,
+        }
+    }
+}
+
+/// Express workflows run for at most five minutes.
+pub const EXPRESS_MAX_DURATION_MS: Millis = 5 * 60 * 1000;
+
+struct Frame {
+    /// Bumped whenever the frame starts waiting, so stale results and timers are ignored.
+    gen: u32,
+    state: StateId,
+    /// The raw input of the current state; when `phase` is `Finished`, the frame's output.
+    data: Value,
+    parent: Option<(u32, u32)>,
+    phase: Phase,
+    entered_event: u64,
+    entered_at: Millis,
+    /// Attempts made per retrier of the current state; empty until a retry happens.
+    attempts: Vec<u32>,
+}
+
+enum Phase {
+    /// About to enter `state`.
+    Enter,
+    /// A Task call is out; the effective input is kept for `$$`-free result processing.
+    Task { deadline: Option<Millis>, heartbeat: Option<Millis> },
+    /// A Wait state's timer; `data` already holds the state's output.
+    Waiting,
+    /// A retry backoff timer; on fire, the state is entered again.
+    Backoff,
+    Children(Box<Join>),
+    /// Ready to continue with a value handed in from outside.
+    Resume(Resume),
+    Finished,
+}
+
+enum Resume {
+    Task(Result<Value, Failure>),
+    WaitDone,
+    ChildrenDone(Value),
+    Error(Failure),
+}
+
+struct Join {
+    is_map: bool,
+    results: Vec<Value>,
+    pending: usize,
+    /// Iteration inputs not started yet (Map with MaxConcurrency), in order.
+    queue: VecDeque<(u32, Value)>,
+    machine: MachineId,
+    children: Vec<u32>,
+    running: usize,
+    /// MaxConcurrency; `usize::MAX` when unlimited.
+    limit: usize,
+    failures: usize,
+    tolerated: Option<usize>,
+}
+
+/// The result of running one state as far as it can go now.
+enum Flow {
+    /// Continue with this output at the state's `Next` (or end the frame).
+    Next(Value),
+    Goto(StateId, Value),
+    /// The frame waits for an effect.
+    Blocked,
+    /// The state failed; Retry/Catch decide what happens.
+    Error(Failure),
+    /// The frame ends with this output (Succeed).
+    Finish(Value),
+    /// The frame fails outright (Fail state): no Retry/Catch on this state.
+    Fail(Failure),
+}
+
+pub struct Execution {
+    program: Arc<Program>,
+    opts: ExecutionOptions,
+    ctx: ContextParts,
+    frames: Vec<Option<Frame>>,
+    free: Vec<u32>,
+    runnable: VecDeque<u32>,
+    effects: Vec<Effect>,
+    outcome: Option<Outcome>,
+    events: u64,
+    history: Vec<HistoryEvent>,
+    transitions: u64,
+    rng: fastrand::Rng,
+}
+
+impl Execution {
+    /// Starts an execution at `now`. Call [`run`](Self::run) to make progress.
+    pub fn start(program: Arc<Program>, input: Value, opts: ExecutionOptions, now: Millis) -> Self {
+        let seed = opts.name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        });
+        let ctx = ContextParts::new(&opts, now, program.uses_context.then(|| input.clone()));
+        let mut exec = Execution {
+            ctx,
+            opts,
+            frames: Vec::new(),
+            free: Vec::new(),
+            runnable: VecDeque::new(),
+            effects: Vec::new(),
+            outcome: None,
+            events: 0,
+            history: Vec::new(),
+            transitions: 0,
+            rng: fastrand::Rng::with_seed(seed),
+            program,
+        };
+        exec.event("ExecutionStarted", None, now, || Value::Null);
+        if size::exceeds(&input, exec.opts.payload_limit_bytes) {
+            exec.finish(
+                Outcome::Failed(Failure::new(
+                    names::DATA_LIMIT_EXCEEDED,
+                    "The execution input exceeds the maximum number of bytes service limit.",
+                )),
+                now,
+            );
+            return exec;
+        }
+        let deadline = [
+            exec.program.timeout_secs.map(|s| s as Millis * 1000),
+            exec.opts.max_duration_ms,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        if let Some(d) = deadline {
+            exec.effects.push(Effect::Timer {
+                token: Token::new(DEADLINE_FRAME, 0),
+                at: now.saturating_add(d),
+            });
+        }
+        let start = exec.program.start_of(0);
+        let root = exec.spawn(start, input, None);
+        exec.runnable.push_back(root);
+        exec
+    }
+
+    /// Runs every runnable frame until all wait or the execution ends.
+    pub fn run(&mut self, now: Millis) {
+        let program = self.program.clone();
+        while let Some(fid) = self.runnable.pop_front() {
+            if self.outcome.is_some() {
+                self.runnable.clear();
+                break;
+            }
+            self.drive(&program, fid, now);
+        }
+    }
+
+    /// Effects produced since the last call, in order.
+    pub fn drain_effects(&mut self) -> std::vec::Drain<'_, Effect> {
+        self.effects.drain(..)
+    }
+
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.outcome.as_ref()
+    }
+
+    pub fn into_outcome(self) -> Option<Outcome> {
+        self.outcome
+    }
+
+    pub fn history(&self) -> &[HistoryEvent] {
+        &self.history
+    }
+
+    /// States entered so far (Map iterations and Parallel branches included).
+    pub fn transitions(&self) -> u64 {
+        self.transitions
+    }
+
+    /// Ends the execution now with `failure` (shutdown, or a driver that gives up).
+    pub fn abort(&mut self, failure: Failure, now: Millis) {
+        self.finish(Outcome::Failed(failure), now);
+    }
+
+    /// Hands back the result of an [`Effect::Invoke`]. Stale tokens are ignored.
+    pub fn complete_task(&mut self, token: Token, result: Result<Value, Failure>, _now: Millis) {
+        if let Some(f) = self.waiting_frame(token) {
+            if matches!(f.phase, Phase::Task { .. }) {
+                f.phase = Phase::Resume(Resume::Task(result));
+                self.runnable.push_back(token.frame());
+            }
+        }
+    }
+
+    /// Signals that an [`Effect::Timer`] is due. Stale tokens are ignored.
+    pub fn fire_timer(&mut self, token: Token, now: Millis) {
+        if token.frame() == DEADLINE_FRAME {
+            if self.outcome.is_none() {
+                let failure = Failure {
+                    error: Some(names::TIMEOUT.to_string()),
+                    cause: match self.program.timeout_secs {
+                        Some(_) => None,
+                        None => Some(
+                            "The execution exceeded the Express workflow limit of 5 minutes."
+                                .to_string(),
+                        ),
+                    },
+                };
+                self.finish(Outcome::TimedOut(failure), now);
+            }
+            return;
+        }
+        let Some(f) = self.waiting_frame(token) else {
+            return;
+        };
+        let resume = match f.phase {
+            Phase::Waiting => Resume::WaitDone,
+            Phase::Backoff => {
+                f.phase = Phase::Enter;
+                self.runnable.push_back(token.frame());
+                return;
+            }
+            Phase::Task {
+                deadline,
+                heartbeat,
+            } => {
+                let error = match (heartbeat, deadline) {
+                    (Some(h), Some(d)) if h <= d && now >= h => names::HEARTBEAT_TIMEOUT,
+                    (Some(h), None) if now >= h => names::HEARTBEAT_TIMEOUT,
+                    _ => names::TIMEOUT,
+                };
+                Resume::Error(Failure {
+                    error: Some(error.to_string()),
+                    cause: None,
+                })
+            }
+            _ => return,
+        };
+        f.phase = Phase::Resume(resume);
+        self.runnable.push_back(token.frame());
+    }
+
+    fn waiting_frame(&mut self, token: Token) -> Option<&mut Frame> {
+        if self.outcome.is_some() {
+            return None;
+        }
+        let f = self.frames.get_mut(token.frame() as usize)?.as_mut()?;
+        (f.gen == token.gen()).then_some(f)
+    }
+
+    fn frame(&mut self, fid: u32) -> &mut Frame {
+        self.frames[fid as usize]
+            .as_mut()
+            .expect("a runnable frame exists")
+    }
+
+    fn spawn(
+        &mut self,
+        state: StateId,
+        input: Value,
+        parent: Option<(u32, u32)>,
+    ) -> u32 {
+        let frame = Frame {
+            gen: 0,
+            state,
+            data: input,
+            parent,
+            phase: Phase::Enter,
+            entered_event: 0,
+            entered_at: 0,
+            attempts: Vec::new(),
+        };
+        match self.free.pop() {
+            Some(i) => {
+                let gen = self.frames[i as usize].as_ref().map_or(0, |f| f.gen);
+                let mut frame = frame;
+                frame.gen = gen.wrapping_add(1);
+                self.frames[i as usize] = Some(frame);
+                i
+            }
+            None => {
+                self.frames.push(Some(frame));
+                (self.frames.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Removes a frame and, recursively, the children it waits on.
+    fn release(&mut self, fid: u32) {
+        let Some(slot) = self.frames.get_mut(fid as usize) else {
+            return;
+        };
+        // Keep the generation so that tokens issued to the old frame stay stale.
+        let children = match slot.as_mut() {
+            Some(f) => {
+                f.gen = f.gen.wrapping_add(1);
+                f.data = Value::Null;
+                match std::mem::replace(&mut f.phase, Phase::Finished) {
+                    Phase::Children(join) => join.children,
+                    _ => Vec::new(),
+                }
+            }
+            None => return,
+        };
+        self.free.push(fid);
+        for c in children {
+            if self.frames[c as usize].as_ref().is_some_and(|f| f.parent.map(|p| p.0) == Some(fid)) {
+                self.release(c);
+            }
+        }
+    }
+
+    fn event(
+        &mut self,
+        kind: &'static str,
+        state: Option<&Arc<str>>,
+        now: Millis,
+        details: impl FnOnce() -> Value,
+    ) -> u64 {
+        self.events += 1;
+        if self.opts.record_history {
+            self.history.push(HistoryEvent {
+                id: self.events,
+                kind,
+                timestamp: now,
+                state: state.cloned(),
+                details: details(),
+            });
+        }
+        self.events
+    }
+
+    fn finish(&mut self, outcome: Outcome, now: Millis) {
+        if self.outcome.is_some() {
+            return;
+        }
+        let kind = match &outcome {
+            Outcome::Succeeded(_) => "ExecutionSucceeded",
+            Outcome::Failed(_) => "ExecutionFailed",
+            Outcome::TimedOut(_) => "ExecutionTimedOut",
+        };
+        let record = self.opts.record_history;
+        self.event(kind, None, now, || {
+            if !record {
+                return Value::Null;
+            }
+            match &outcome {
+                Outcome::Succeeded(v) => serde_json::json!({ "output": json_text(v) }),
+                Outcome::Failed(f) | Outcome::TimedOut(f) => {
+                    serde_json::json!({ "error": f.error, "cause": f.cause })
+                }
+            }
+        });
+        self.outcome = Some(outcome);
+    }
+
+    /// Advances one frame as far as it goes.
+    fn drive(&mut self, p: &Program, fid: u32, now: Millis) {
+        loop {
+            let flow = match std::mem::replace(&mut self.frame(fid).phase, Phase::Enter) {
+                Phase::Enter => self.enter(p, fid, now),
+                Phase::Resume(r) => self.resume(p, fid, r, now),
+                other => {
+                    // Not runnable (a stale wake-up): put the phase back.
+                    self.frame(fid).phase = other;
+                    return;
+                }
+            };
+            if !self.settle(p, fid, flow, now) {
+                return;
+            }
+        }
+    }
+
+    /// Applies a flow to the frame. Returns whether the frame should keep running.
+    fn settle(&mut self, p: &Program, fid: u32, flow: Flow, now: Millis) -> bool {
+        let state = p.state(self.frame(fid).state);
+        match flow {
+            Flow::Blocked => false,
+            Flow::Next(out) => match state.next {
+                Some(next) => self.transition(p, fid, next, out, now),
+                None => self.end_frame(p, fid, Ok(out), now),
+            },
+            Flow::Goto(next, out) => self.transition(p, fid, next, out, now),
+            Flow::Finish(out) => self.end_frame(p, fid, Ok(out), now),
+            Flow::Fail(f) => self.end_frame(p, fid, Err(f), now),
+            Flow::Error(f) => self.handle_error(p, fid, f, now),
+        }
+    }
+
+    fn exit_event(&mut self, p: &Program, fid: u32, out: &Value, now: Millis) {
+        let state = p.state(self.frame(fid).state);
+        let record = self.opts.record_history;
+        self.event(exited_event(&state.kind), Some(&state.name), now, || {
+            if record {
+                serde_json::json!({ "name": &*state.name, "output": json_text(out) })
+            } else {
+                Value::Null
+            }
+        });
+    }
+
+    fn transition(&mut self, p: &Program, fid: u32, next: StateId, out: Value, now: Millis) -> bool {
+        if let Err(f) = self.check_size(p, fid, &out) {
+            return self.end_frame(p, fid, Err(f), now);
+        }
+        self.exit_event(p, fid, &out, now);
+        let f = self.frame(fid);
+        f.state = next;
+        f.data = out;
+        f.attempts.clear();
+        f.phase = Phase::Enter;
+        true
+    }
+
+    fn check_size(&self, p: &Program, fid: u32, out: &Value) -> Result<(), Failure> {
+        if size::exceeds(out, self.opts.payload_limit_bytes) {
+            let name = &p.state(self.frames[fid as usize].as_ref().map_or(0, |f| f.state)).name;
+            return Err(Failure::new(
+                names::DATA_LIMIT_EXCEEDED,
+                format!("The state/task '{name}' returned a result with a size exceeding the maximum number of bytes service limit."),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Ends a frame: the execution if it is the top level, else one child of a join.
+    fn end_frame(&mut self, p: &Program, fid: u32, result: Result<Value, Failure>, now: Millis) -> bool {
+        if let Ok(out) = &result {
+            if let Err(f) = self.check_size(p, fid, out) {
+                return self.end_frame(p, fid, Err(f), now);
+            }
+            if !matches!(p.state(self.frame(fid).state).kind, Kind::Fail { .. }) {
+                self.exit_event(p, fid, out, now);
+            }
+        }
+        let parent = self.frame(fid).parent;
+        match parent {
+            None => {
+                let outcome = match result {
+                    Ok(v) => Outcome::Succeeded(v),
+                    Err(f) => Outcome::Failed(f),
+                };
+                self.finish(outcome, now);
+                self.release(fid);
+            }
+            Some((pid, slot)) => {
+                self.release(fid);
+                self.child_ended(p, pid, slot, fid, result, now);
+            }
+        }
+        false
+    }
+
+    /// Records the end of one child of a join; resumes the parent when the join is decided.
+    fn child_ended(
+        &mut self,
+        p: &Program,
+        pid: u32,
+        slot: u32,
+        child: u32,
+        result: Result<Value, Failure>,
+        now: Millis,
+    ) {
+        let pstate = p.state(self.frame(pid).state).name.clone();
+        let Phase::Children(join) = &mut self.frame(pid).phase else {
+            return;
+        };
+        join.children.retain(|c| *c != child);
+        join.running -= 1;
+        join.pending -= 1;
+        let is_map = join.is_map;
+        let failure = match result {
+            Ok(v) => {
+                join.results[slot as usize] = v;
+                None
+            }
+            Err(f) => {
+                join.failures += 1;
+                Some(f)
+            }
+        };
+        // Decide on a failure: tolerated (Map only), or the end of the whole join.
+        let verdict = failure.map(|f| {
+            let exceeded = join.tolerated.map(|t| join.failures > t);
+            match exceeded {
+                Some(false) if f.error.as_deref() != Some(names::RUNTIME) => {
+                    join.results[slot as usize] =
+                        serde_json::json!({ "Error": f.error, "Cause": f.cause });
+                    None
+                }
+                Some(true) => Some(Failure::new(
+                    names::EXCEED_TOLERATED_FAILURE_THRESHOLD,
+                    "The specified tolerated failure threshold was exceeded",
+                )),
+                _ => Some(f),
+            }
+        });
+        let done = join.pending == 0;
+        if is_map {
+            let kind = if verdict.is_some() { "MapIterationFailed" } else { "MapIterationSucceeded" };
+            self.event(kind, Some(&pstate), now, || serde_json::json!({ "index": slot }));
+        }
+        if let Some(Some(f)) = verdict {
+            if f.error.as_deref() == Some(names::RUNTIME) {
+                // A States.Runtime error ends the execution, whatever catches it would.
+                self.finish(Outcome::Failed(f), now);
+                return;
+            }
+            if let Phase::Children(join) = &mut self.frame(pid).phase {
+                for c in std::mem::take(&mut join.children) {
+                    self.release(c);
+                }
+            }
+            let kind = if is_map { "MapStateFailed" } else { "ParallelStateFailed" };
+            self.event(kind, Some(&pstate), now, || Value::Null);
+            self.frame(pid).phase = Phase::Resume(Resume::Error(f));
+            self.runnable.push_back(pid);
+            return;
+        }
+        if !done {
+            self.start_queued(p, pid, now);
+            return;
+        }
+        let Phase::Children(join) = &mut self.frame(pid).phase else {
+            return;
+        };
+        let results = std::mem::take(&mut join.results);
+        let kind = if is_map { "MapStateSucceeded" } else { "ParallelStateSucceeded" };
+        self.event(kind, Some(&pstate), now, || Value::Null);
+        self.frame(pid).phase = Phase::Resume(Resume::ChildrenDone(Value::Array(results)));
+        self.runnable.push_back(pid);
+    }
+
+    /// Starts queued Map iterations while below the concurrency limit.
+    fn start_queued(&mut self, p: &Program, pid: u32, now: Millis) {
+        let pstate = p.state(self.frame(pid).state).name.clone();
+        loop {
+            let Phase::Children(join) = &mut self.frame(pid).phase else {
+                return;
+            };
+            if join.running >= join.limit {
+                return;
+            }
+            let Some((slot, input)) = join.queue.pop_front() else {
+                return;
+            };
+            let machine = join.machine;
+            self.event("MapIterationStarted", Some(&pstate), now, || {
+                serde_json::json!({ "index": slot })
+            });
+            let child = self.spawn(p.start_of(machine), input, Some((pid, slot)));
+            if let Phase::Children(join) = &mut self.frame(pid).phase {
+                join.children.push(child);
+                join.running += 1;
+            }
+            self.runnable.push_back(child);
+        }
+    }
+
+    /// Retry or Catch the failure of the current state, or fail the frame.
+    fn handle_error(&mut self, p: &Program, fid: u32, failure: Failure, now: Millis) -> bool {
+        let state = p.state(self.frame(fid).state);
+        let error = failure.error.as_deref();
+        if error != Some(names::RUNTIME) {
+            if let Some((i, r)) = state
+                .retry
+                .iter()
+                .enumerate()
+                .find(|(_, r)| r.errors.matches(error))
+            {
+                let f = self.frame(fid);
+                if f.attempts.len() < state.retry.len() {
+                    f.attempts.resize(state.retry.len(), 0);
+                }
+                let attempt = f.attempts[i];
+                if attempt < r.max_attempts {
+                    f.attempts[i] += 1;
+                    let mut delay = r.interval_secs * r.backoff_rate.powi(attempt as i32);
+                    if let Some(max) = r.max_delay_secs {
+                        delay = delay.min(max);
+                    }
+                    if r.full_jitter {
+                        delay *= self.rng.f64();
+                    }
+                    let f = self.frame(fid);
+                    f.gen = f.gen.wrapping_add(1);
+                    f.phase = Phase::Backoff;
+                    let token = Token::new(fid, f.gen);
+                    let at = now.saturating_add((delay * 1000.0) as Millis);
+                    self.effects.push(Effect::Timer { token, at });
+                    return false;
+                }
+            }
+            if let Some(c) = state.catch.iter().find(|c| c.errors.matches(error)) {
+                let mut err_out = Map::new();
+                if let Some(e) = &failure.error {
+                    err_out.insert("Error".into(), Value::String(e.clone()));
+                }
+                if let Some(cause) = &failure.cause {
+                    err_out.insert("Cause".into(), Value::String(cause.clone()));
+                }
+                let raw = std::mem::take(&mut self.frame(fid).data);
+                return match apply_result_path(&c.result_path, raw, Value::Object(err_out)) {
+                    Ok(out) => self.transition(p, fid, c.next, out, now),
+                    Err(detail) => {
+                        let f = self.wrap(p, fid, EvalError::new(names::RESULT_PATH_MATCH_FAILURE, detail));
+                        self.end_frame(p, fid, Err(f), now)
+                    }
+                };
+            }
+        }
+        self.end_frame(p, fid, Err(failure), now)
+    }
+
+    /// Wraps an expression error into AWS's cause, naming the state and its entry event.
+    fn wrap(&mut self, p: &Program, fid: u32, e: EvalError) -> Failure {
+        let f = self.frame(fid);
+        let name = &p.state(f.state).name;
+        Failure::new(
+            e.error,
+            format!(
+                "An error occurred while executing the state '{name}' (entered at the event id #{}). {}",
+                f.entered_event, e.detail
+            ),
+        )
+    }
+
+    fn enter(&mut self, p: &Program, fid: u32, now: Millis) -> Flow {
+        self.transitions += 1;
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let state = p.state(f.state);
+        let record = self.opts.record_history;
+        let data = &f.data;
+        let details = || {
+            if record {
+                serde_json::json!({ "name": &*state.name, "input": json_text(data) })
+            } else {
+                Value::Null
+            }
+        };
+        let details = details();
+        let id = self.event(entered_event(&state.kind), Some(&state.name), now, || details);
+        let f = self.frame(fid);
+        f.entered_event = id;
+        f.entered_at = now;
+        match self.exec_state(p, fid, now) {
+            Ok(flow) => flow,
+            Err(e) => {
+                let failure = self.wrap(p, fid, e);
+                Flow::Error(failure)
+            }
+        }
+    }
+
+    fn scope<'a>(&'a self, p: &'a Program, f: &'a Frame, input: &'a Value) -> StateScope<'a> {
+        StateScope {
+            input,
+            ctx: &self.ctx,
+            state_name: &p.state(f.state).name,
+            entered_at: f.entered_at,
+            map_item: None,
+            retry_count: f.attempts.iter().sum(),
+        }
+    }
+
+    /// Runs the state the frame has just entered.
+    fn exec_state(&mut self, p: &Program, fid: u32, now: Millis) -> Result<Flow, EvalError> {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let state = p.state(f.state);
+        let io = &state.io;
+        match &state.kind {
+            Kind::Pass { result } => {
+                let raw = &f.data;
+                let result = match result {
+                    Some(r) => Some(r.clone()),
+                    None => {
+                        let input = select(&io.input_path, raw)?;
+                        match &io.parameters {
+                            Some(t) => Some(t.eval(&self.scope(p, f, &input))?),
+                            None => match input {
+                                Cow::Owned(v) => Some(v),
+                                // The effective input is the raw input: move it, don't copy.
+                                Cow::Borrowed(_) => None,
+                            },
+                        }
+                    }
+                };
+                let raw = std::mem::take(&mut self.frame(fid).data);
+                let out = match result {
+                    Some(r) => apply_result_path(&io.result_path, raw, r),
+                    None => {
+                        let r = raw.clone();
+                        apply_result_path(&io.result_path, raw, r)
+                    }
+                }
+                .map_err(|d| EvalError::new(names::RESULT_PATH_MATCH_FAILURE, d))?;
+                Ok(Flow::Next(select_owned(&io.output_path, out)?))
+            }
+            Kind::Choice { choices, default } => {
+                let input = select(&io.input_path, &f.data)?;
+                let scope = self.scope(p, f, &input);
+                let mut target = None;
+                for (rule, next) in choices {
+                    if rule.eval(&scope)? {
+                        target = Some(*next);
+                        break;
+                    }
+                }
+                let target = target.or(*default);
+                let input = input.into_owned();
+                match target {
+                    Some(t) => Ok(Flow::Goto(t, select_owned(&io.output_path, input)?)),
+                    None => Err(EvalError::new(
+                        names::NO_CHOICE_MATCHED,
+                        "No Matches!".to_string(),
+                    )),
+                }
+            }
+            Kind::Succeed => {
+                let raw = std::mem::take(&mut self.frame(fid).data);
+                let input = select_owned(&io.input_path, raw)?;
+                Ok(Flow::Finish(select_owned(&io.output_path, input)?))
+            }
+            Kind::Fail { error, cause } => {
+                let input = select(&io.input_path, &f.data)?;
+                let scope = self.scope(p, f, &input);
+                let error = resolve_text(error.as_ref(), &scope)?;
+                let cause = resolve_text(cause.as_ref(), &scope)?;
+                Ok(Flow::Fail(Failure { error, cause }))
+            }
+            Kind::Wait(spec) => {
+                let input = select(&io.input_path, &f.data)?;
+                let at = match spec {
+                    WaitSpec::Seconds(s) => now.saturating_add(*s as Millis * 1000),
+                    WaitSpec::Timestamp(t) => *t,
+                    WaitSpec::SecondsPath(path) => {
+                        now.saturating_add(wait_seconds(path, &input)?.saturating_mul(1000))
+                    }
+                    WaitSpec::TimestampPath(path) => wait_timestamp(path, &input)?,
+                };
+                let out = select_owned(&io.output_path, input.into_owned())?;
+                let f = self.frame(fid);
+                f.data = out;
+                if at <= now {
+                    let out = std::mem::take(&mut f.data);
+                    return Ok(Flow::Next(out));
+                }
+                f.gen = f.gen.wrapping_add(1);
+                f.phase = Phase::Waiting;
+                let token = Token::new(fid, f.gen);
+                self.effects.push(Effect::Timer { token, at });
+                Ok(Flow::Blocked)
+            }
+            Kind::Task(task) => {
+                let input = select(&io.input_path, &f.data)?;
+                let payload = match &io.parameters {
+                    Some(t) => t.eval(&self.scope(p, f, &input))?,
+                    None => input.clone().into_owned(),
+                };
+                let timeout = resolve_count(task.timeout.as_ref(), &input)?;
+                let heartbeat = resolve_count(task.heartbeat.as_ref(), &input)?;
+                let state_name = state.name.clone();
+                let resource = task.resource.clone();
+                let record = self.opts.record_history;
+                self.event("TaskScheduled", Some(&state_name), now, || {
+                    if record {
+                        serde_json::json!({ "resource": &*resource, "parameters": json_text(&payload) })
+                    } else {
+                        Value::Null
+                    }
+                });
+                self.event("TaskStarted", Some(&state_name), now, || Value::Null);
+                let deadline = timeout.map(|s| now.saturating_add(s as Millis * 1000));
+                let heartbeat_at = heartbeat.map(|s| now.saturating_add(s as Millis * 1000));
+                let f = self.frame(fid);
+                f.gen = f.gen.wrapping_add(1);
+                f.phase = Phase::Task {
+                    deadline,
+                    heartbeat: heartbeat_at,
+                };
+                let token = Token::new(fid, f.gen);
+                let call = TaskCall {
+                    resource,
+                    payload,
+                    state_name,
+                    execution_name: self.opts.name.clone(),
+                    timeout_secs: timeout,
+                };
+                self.effects.push(Effect::Invoke { token, call });
+                if let Some(at) = [deadline, heartbeat_at].into_iter().flatten().min() {
+                    self.effects.push(Effect::Timer { token, at });
+                }
+                Ok(Flow::Blocked)
+            }
+            Kind::Parallel { branches } => {
+                let input = select(&io.input_path, &f.data)?;
+                let param = match &io.parameters {
+                    Some(t) => t.eval(&self.scope(p, f, &input))?,
+                    None => input.into_owned(),
+                };
+                let name = state.name.clone();
+                self.event("ParallelStateStarted", Some(&name), now, || Value::Null);
+                // Every branch starts at once, each its own machine.
+                let mut children = Vec::with_capacity(branches.len());
+                for (slot, m) in branches.iter().enumerate() {
+                    let c = self.spawn(p.start_of(*m), param.clone(), Some((fid, slot as u32)));
+                    children.push(c);
+                    self.runnable.push_back(c);
+                }
+                let join = Join {
+                    is_map: false,
+                    results: vec![Value::Null; branches.len()],
+                    pending: branches.len(),
+                    queue: VecDeque::new(),
+                    machine: 0,
+                    running: children.len(),
+                    children,
+                    limit: usize::MAX,
+                    failures: 0,
+                    tolerated: None,
+                };
+                self.start_join(p, fid, join, now);
+                Ok(Flow::Blocked)
+            }
+            Kind::Map(spec) => self.exec_map(p, fid, spec, now),
+        }
+    }
+
+    /// Puts the frame to wait on children: one per Parallel branch, or one per Map item
+    /// (started up to `limit` at a time).
+    fn start_join(&mut self, p: &Program, fid: u32, join: Join, now: Millis) {
+        let f = self.frame(fid);
+        f.gen = f.gen.wrapping_add(1);
+        if join.pending == 0 {
+            f.phase = Phase::Resume(Resume::ChildrenDone(Value::Array(Vec::new())));
+            self.runnable.push_back(fid);
+            return;
+        }
+        f.phase = Phase::Children(Box::new(join));
+        self.start_queued(p, fid, now);
+    }
+
+    fn exec_map(&mut self, p: &Program, fid: u32, spec: &MapSpec, now: Millis) -> Result<Flow, EvalError> {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let io = &p.state(f.state).io;
+        let input = select(&io.input_path, &f.data)?;
+        let max_concurrency = match resolve_count(spec.max_concurrency.as_ref(), &input)? {
+            Some(n) => n as usize,
+            None => 0,
+        };
+        let tolerated_count = match &spec.tolerated_count {
+            Some(Count::Path { field, path }) => match path.select(&input) {
+                Some(v) => Some(int_field(field, path, &v, "ToleratedFailureCount cannot be negative.")?),
+                None => return Err(missing(path, &input)),
+            },
+            Some(Count::Literal(n)) => Some(*n),
+            None => None,
+        };
+        let tolerated_pct = match &spec.tolerated_percentage {
+            Some(Percentage::Literal(x)) => Some(*x),
+            Some(Percentage::Path(path)) => match path.select(&input) {
+                Some(v) => match v.as_f64() {
+                    Some(x) => Some(x),
+                    None => {
+                        return Err(EvalError::runtime(format!(
+                            "The ToleratedFailurePercentagePath field refers to value {} which is not a valid float: {path}",
+                            json_text(&v)
+                        )))
+                    }
+                },
+                None => return Err(missing(path, &input)),
+            },
+            None => None,
+        };
+        if let Some(x) = tolerated_pct {
+            if !(0.0..=100.0).contains(&x) {
+                return Err(EvalError::runtime(
+                    "ToleratedFailurePercentage must be between 0 and 100.",
+                ));
+            }
+        }
+        let items: Cow<Value> = match &spec.items_path {
+            Some(path) => match path.select(&input) {
+                Some(v) => v,
+                None => return Err(missing(path, &input)),
+            },
+            None => Cow::Borrowed(&*input),
+        };
+        let Value::Array(items) = &*items else {
+            return Err(EvalError::runtime(format!(
+                "Map state input must be an array but was: {}",
+                json_text(&items)
+            )));
+        };
+        let scope_base = self.scope(p, f, &input);
+        let mut queue = VecDeque::with_capacity(items.len());
+        let batches;
+        let units: &[Value] = match &spec.batcher {
+            Some(b) => {
+                batches = batch_items(b, items, &scope_base)?;
+                &batches
+            }
+            None => items,
+        };
+        for (i, item) in units.iter().enumerate() {
+            let iter_input = match &spec.item_selector {
+                Some(t) => {
+                    let scope = StateScope {
+                        map_item: Some((i, item)),
+                        ..self.scope(p, f, &input)
+                    };
+                    t.eval(&scope)?
+                }
+                None => item.clone(),
+            };
+            queue.push_back((i as u32, iter_input));
+        }
+        let n = queue.len();
+        let tolerated = match (tolerated_count, tolerated_pct) {
+            (None, None) => None,
+            (c, pct) => {
+                let by_pct = pct.map(|x| ((x / 100.0) * n as f64).floor() as usize);
+                Some(match (c, by_pct) {
+                    (Some(c), Some(b)) => (c as usize).max(b),
+                    (Some(c), None) => c as usize,
+                    (None, Some(b)) => b,
+                    (None, None) => 0,
+                })
+            }
+        };
+        let name = p.state(f.state).name.clone();
+        self.event("MapStateStarted", Some(&name), now, || Value::Null);
+        let join = Join {
+            is_map: true,
+            results: vec![Value::Null; n],
+            pending: n,
+            queue,
+            machine: spec.processor,
+            children: Vec::new(),
+            running: 0,
+            limit: if max_concurrency == 0 { usize::MAX } else { max_concurrency },
+            failures: 0,
+            tolerated,
+        };
+        self.start_join(p, fid, join, now);
+        Ok(Flow::Blocked)
+    }
+
+    fn resume(&mut self, p: &Program, fid: u32, r: Resume, now: Millis) -> Flow {
+        match r {
+            Resume::Error(f) => {
+                let name = p.state(self.frame(fid).state).name.clone();
+                if matches!(p.state(self.frame(fid).state).kind, Kind::Task(_)) {
+                    self.event("TaskFailed", Some(&name), now, || Value::Null);
+                }
+                Flow::Error(f)
+            }
+            Resume::WaitDone => Flow::Next(std::mem::take(&mut self.frame(fid).data)),
+            Resume::Task(Err(f)) => {
+                let name = p.state(self.frame(fid).state).name.clone();
+                self.event("TaskFailed", Some(&name), now, || Value::Null);
+                Flow::Error(f)
+            }
+            Resume::Task(Ok(result)) => {
+                let name = p.state(self.frame(fid).state).name.clone();
+                self.event("TaskSucceeded", Some(&name), now, || Value::Null);
+                if let Err(f) = self.check_size(p, fid, &result) {
+                    return Flow::Error(f);
+                }
+                self.finish_result(p, fid, result)
+            }
+            Resume::ChildrenDone(results) => self.finish_result(p, fid, results),
+        }
+    }
+
+    /// `ResultSelector` → `ResultPath` → `OutputPath` for a Task, Parallel or Map result.
+    fn finish_result(&mut self, p: &Program, fid: u32, result: Value) -> Flow {
+        let io = &p.state(self.frame(fid).state).io;
+        let run = |this: &mut Self| -> Result<Value, EvalError> {
+            let result = match &io.result_selector {
+                Some(t) => {
+                    let f = this.frames[fid as usize].as_ref().expect("frame");
+                    t.eval(&this.scope(p, f, &result))?
+                }
+                None => result,
+            };
+            let raw = std::mem::take(&mut this.frame(fid).data);
+            let out = apply_result_path(&io.result_path, raw, result)
+                .map_err(|d| EvalError::new(names::RESULT_PATH_MATCH_FAILURE, d))?;
+            select_owned(&io.output_path, out)
+        };
+        match run(self) {
+            Ok(out) => Flow::Next(out),
+            Err(e) => Flow::Error(self.wrap(p, fid, e)),
+        }
+    }
+}
+
+fn entered_event(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Pass { .. } => "PassStateEntered",
+        Kind::Task(_) => "TaskStateEntered",
+        Kind::Choice { .. } => "ChoiceStateEntered",
+        Kind::Wait(_) => "WaitStateEntered",
+        Kind::Succeed => "SucceedStateEntered",
+        Kind::Fail { .. } => "FailStateEntered",
+        Kind::Parallel { .. } => "ParallelStateEntered",
+        Kind::Map(_) => "MapStateEntered",
+    }
+}
+
+fn exited_event(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Pass { .. } => "PassStateExited",
+        Kind::Task(_) => "TaskStateExited",
+        Kind::Choice { .. } => "ChoiceStateExited",
+        Kind::Wait(_) => "WaitStateExited",
+        Kind::Succeed => "SucceedStateExited",
+        Kind::Fail { .. } => "FailStateExited",
+        Kind::Parallel { .. } => "ParallelStateExited",
+        Kind::Map(_) => "MapStateExited",
+    }
+}
+
+fn missing(path: &JsonPath, doc: &Value) -> EvalError {
+    EvalError::runtime(format!(
+        "Invalid path '{path}' : {}",
+        path.missing_message(doc)
+    ))
+}
+
+/// `InputPath`: borrows when it can.
+fn select<'a>(sel: &Selection, doc: &'a Value) -> Result<Cow<'a, Value>, EvalError> {
+    match sel {
+        Selection::All => Ok(Cow::Borrowed(doc)),
+        Selection::Nothing => Ok(Cow::Owned(Value::Object(Map::new()))),
+        Selection::Path(p) => p.select(doc).ok_or_else(|| missing(p, doc)),
+    }
+}
+
+/// `OutputPath` (and `InputPath` where the input is owned).
+fn select_owned(sel: &Selection, doc: Value) -> Result<Value, EvalError> {
+    match sel {
+        Selection::All => Ok(doc),
+        _ => select(sel, &doc).map(Cow::into_owned),
+    }
+}
+
+fn apply_result_path(rp: &ResultPath, raw: Value, result: Value) -> Result<Value, String> {
+    match rp {
+        ResultPath::Replace => Ok(result),
+        ResultPath::Discard => Ok(raw),
+        ResultPath::At(path) => {
+            let mut raw = raw;
+            match path.assign(&mut raw, result) {
+                Ok(()) => Ok(raw),
+                Err(why) => Err(format!(
+                    "Unable to apply ResultPath '{path}' to input '{}': {why}",
+                    json_text(&raw)
+                )),
+            }
+        }
+    }
+}
+
+fn resolve_text(d: Option<&Dynamic>, scope: &dyn Scope) -> Result<Option<String>, EvalError> {
+    let v = match d {
+        None => return Ok(None),
+        Some(Dynamic::Literal(v)) => Cow::Borrowed(v),
+        Some(Dynamic::Path { field, path }) => match scope.select(path) {
+            Some(v) => v,
+            None => {
+                return Err(EvalError::runtime(format!(
+                    "The JSONPath '{path}' specified for the field '{field}' could not be found in the input '{}'",
+                    json_text(scope.input())
+                )))
+            }
+        },
+        Some(Dynamic::Call(c)) => Cow::Owned(c.eval(scope)?),
+    };
+    Ok(Some(match &*v {
+        Value::String(s) => s.clone(),
+        other => json_text(other),
+    }))
+}
+
+fn int_field(field: &str, path: &JsonPath, v: &Value, negative: &str) -> Result<u64, EvalError> {
+    match v {
+        Value::Number(n) if n.is_i64() || n.is_u64() => match n.as_u64() {
+            Some(u) => Ok(u),
+            None => Err(EvalError::runtime(negative.to_string())),
+        },
+        _ => Err(EvalError::runtime(format!(
+            "The {field} field refers to value {} which is not a valid integer: {path}",
+            json_text(v)
+        ))),
+    }
+}
+
+fn resolve_count(c: Option<&Count>, input: &Value) -> Result<Option<u64>, EvalError> {
+    match c {
+        None => Ok(None),
+        Some(Count::Literal(n)) => Ok(Some(*n)),
+        Some(Count::Path { field, path }) => match path.select(input) {
+            Some(v) => {
+                let base = field.trim_end_matches("Path");
+                int_field(field, path, &v, &format!("{base} cannot be negative.")).map(Some)
+            }
+            None => Err(missing(path, input)),
+        },
+    }
+}
+
+fn wait_seconds(path: &JsonPath, input: &Value) -> Result<Millis, EvalError> {
+    let Some(v) = path.select(input) else {
+        return Err(EvalError::runtime(format!(
+            "The SecondsPath parameter does not reference an input value: {path}"
+        )));
+    };
+    let shown = match &*v {
+        Value::String(s) => s.clone(),
+        other => json_text(other),
+    };
+    match v.as_i64() {
+        Some(n) if n < 0 => Err(EvalError::runtime(format!(
+            "The SecondsPath parameter references a negative value: {path} == {shown}"
+        ))),
+        Some(n) => Ok(n),
+        None => Err(EvalError::runtime(format!(
+            "The SecondsPath parameter cannot be parsed as a long value: {path} == {shown}"
+        ))),
+    }
+}
+
+fn wait_timestamp(path: &JsonPath, input: &Value) -> Result<Millis, EvalError> {
+    let Some(v) = path.select(input) else {
+        return Err(EvalError::runtime(format!(
+            "The TimestampPath parameter does not reference an input value: {path}"
+        )));
+    };
+    match v.as_str().and_then(super::timestamp::parse) {
+        Some(t) => Ok(t.timestamp_millis()),
+        None => {
+            let shown = match &*v {
+                Value::String(s) => s.clone(),
+                other => json_text(other),
+            };
+            Err(EvalError::runtime(format!(
+                "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {path} == {shown}"
+            )))
+        }
+    }
+}
+
+/// `ItemBatcher`: groups items into `{"Items": [...], "BatchInput": ...}` objects.
+fn batch_items(b: &Batcher, items: &[Value], scope: &dyn Scope) -> Result<Vec<Value>, EvalError> {
+    let input = scope.input();
+    let max_items = resolve_count(b.max_items.as_ref(), input)?.map(|n| n as usize);
+    let max_bytes = resolve_count(b.max_bytes.as_ref(), input)?.map(|n| n as usize);
+    let batch_input = match &b.batch_input {
+        Some(t) => Some(t.eval(scope)?),
+        None => None,
+    };
+    let max_items = max_items.filter(|n| *n > 0).unwrap_or(usize::MAX);
+    let max_bytes = max_bytes.filter(|n| *n > 0).unwrap_or(size::PAYLOAD_LIMIT_BYTES);
+    let mut batches = Vec::new();
+    let mut current: Vec<Value> = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let n = size::json_len(item) + 1;
+        if !current.is_empty() && (current.len() >= max_items || bytes + n > max_bytes) {
+            batches.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += n;
+        current.push(item.clone());
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    Ok(batches
+        .into_iter()
+        .map(|items| {
+            let mut m = Map::new();
+            if let Some(bi) = &batch_input {
+                m.insert("BatchInput".into(), bi.clone());
+            }
+            m.insert("Items".into(), Value::Array(items));
+            Value::Object(m)
+        })
+        .collect())
+}

@@ -1,0 +1,151 @@
+//! Drives one execution to its end on the current thread: the loop behind `expressway exec`,
+//! the test suites and the benchmarks. (The daemon's shards run their own loop over many
+//! executions; this one is the simplest correct driver of the VM's effect protocol.)
+
+use crate::asl::error::Failure;
+use crate::asl::vm::{Effect, Execution, ExecutionOptions, Millis, Token};
+use crate::asl::Program;
+use crate::resource::{TaskCall, TaskResource};
+use serde_json::Value;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where time comes from. The VM never reads a clock; the driver does, through this.
+pub enum Clock {
+    /// Wall-clock time: Wait states really wait.
+    Real,
+    /// Starts at `now` and jumps straight to the next timer whenever nothing else can
+    /// happen, so Waits and retry backoffs take no real time (tests, `exec` by default).
+    Virtual { now: Millis },
+}
+
+impl Clock {
+    pub fn virtual_at_wall_time() -> Clock {
+        Clock::Virtual { now: wall_millis() }
+    }
+
+    pub fn now(&self) -> Millis {
+        match self {
+            Clock::Real => wall_millis(),
+            Clock::Virtual { now } => *now,
+        }
+    }
+}
+
+pub fn wall_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// A resource for when none is configured: every call fails, saying why.
+pub struct NoResources;
+
+impl TaskResource for NoResources {
+    fn invoke(&self, call: TaskCall, done: crate::resource::Completion) {
+        done(Err(Failure::new(
+            crate::asl::error::names::TASK_FAILED,
+            format!(
+                "No handler for resource '{}' (state '{}'): give a mock configuration (--mock-config) to run Task states",
+                call.resource, call.state_name
+            ),
+        )))
+    }
+}
+
+/// Runs an execution to its end and returns it (outcome, history, transition count).
+pub fn run_to_completion(
+    program: Arc<Program>,
+    input: Value,
+    opts: ExecutionOptions,
+    resources: &dyn TaskResource,
+    clock: &mut Clock,
+) -> Execution {
+    let (tx, rx) = mpsc::channel::<(Token, Result<Value, Failure>)>();
+    let mut timers: BinaryHeap<Reverse<(Millis, u64, Token)>> = BinaryHeap::new();
+    let mut timer_seq = 0u64;
+    let mut in_flight = 0usize;
+    let mut exec = Execution::start(program, input, opts, clock.now());
+    loop {
+        exec.run(clock.now());
+        for effect in exec.drain_effects() {
+            match effect {
+                Effect::Invoke { token, call } => {
+                    in_flight += 1;
+                    let tx = tx.clone();
+                    resources.invoke(
+                        call,
+                        Box::new(move |result| {
+                            // The receiver outlives every call of this loop.
+                            let _ = tx.send((token, result));
+                        }),
+                    );
+                }
+                Effect::Timer { token, at } => {
+                    timer_seq += 1;
+                    timers.push(Reverse((at, timer_seq, token)));
+                }
+            }
+        }
+        if exec.outcome().is_some() {
+            return exec;
+        }
+        if let Ok((token, result)) = rx.try_recv() {
+            in_flight -= 1;
+            exec.complete_task(token, result, clock.now());
+            continue;
+        }
+        let next_timer = timers.peek().map(|Reverse((at, _, _))| *at);
+        match (&mut *clock, next_timer) {
+            (Clock::Virtual { now }, Some(at)) if in_flight == 0 => {
+                *now = (*now).max(at);
+                fire_due(&mut exec, &mut timers, *now);
+            }
+            (clock, Some(at)) => {
+                let wait = (at - clock.now()).max(0) as u64;
+                match rx.recv_timeout(Duration::from_millis(wait)) {
+                    Ok((token, result)) => {
+                        in_flight -= 1;
+                        exec.complete_task(token, result, clock.now());
+                    }
+                    Err(_) => {
+                        if let Clock::Virtual { now } = clock {
+                            *now = (*now).max(at);
+                        }
+                        let now = clock.now();
+                        fire_due(&mut exec, &mut timers, now);
+                    }
+                }
+            }
+            (clock, None) if in_flight == 0 => {
+                // Unreachable while the VM keeps its effect protocol; end rather than hang.
+                exec.abort(
+                    Failure::new(
+                        crate::asl::error::names::RUNTIME,
+                        "Internal error: the execution stalled with no pending task or timer",
+                    ),
+                    clock.now(),
+                );
+            }
+            (clock, None) => {
+                if let Ok((token, result)) = rx.recv() {
+                    in_flight -= 1;
+                    exec.complete_task(token, result, clock.now());
+                }
+            }
+        }
+    }
+}
+
+fn fire_due(exec: &mut Execution, timers: &mut BinaryHeap<Reverse<(Millis, u64, Token)>>, now: Millis) {
+    while let Some(Reverse((at, _, token))) = timers.peek().copied() {
+        if at > now {
+            break;
+        }
+        timers.pop();
+        exec.fire_timer(token, now);
+    }
+}
