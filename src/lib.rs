@@ -1,6 +1,6 @@
 //! Expressway: AWS Step Functions state machines with Express semantics over event streams.
 
 pub mod asl;
+pub mod mock;
 pub mod resource;
 pub mod runner;
-pub mod mock;

@@ -4,6 +4,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 use expressway::asl::diagnostic::Diagnostic;
 use expressway::asl::error::json_text;
+use expressway::asl::vm::WorkflowType;
 use expressway::asl::{compile, ExecutionOptions, Outcome, Program};
 use expressway::resource::TaskResource;
 use expressway::runner::{run_to_completion, Clock, NoResources};
@@ -15,7 +16,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(name = "expressway", version, about = "Runs AWS Step Functions state machines (ASL) with Express-workflow semantics")]
+#[command(
+    name = "expressway",
+    version,
+    about = "Runs AWS Step Functions state machines (ASL) with Express-workflow semantics"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -59,9 +64,19 @@ struct ExecArgs {
     /// jumps to the next timer).
     #[arg(long)]
     real_time: bool,
+    /// EXPRESS (default) or STANDARD: a Standard execution has no 5-minute cap and its
+    /// context object shows `RedriveCount` and a Standard execution ARN.
+    #[arg(long, value_enum, ignore_case = true, default_value = "express")]
+    workflow_type: WorkflowTypeArg,
     /// Lift the Express 5-minute execution cap (the definition's TimeoutSeconds still applies).
     #[arg(long)]
     no_duration_cap: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum WorkflowTypeArg {
+    Express,
+    Standard,
 }
 
 fn main() -> ExitCode {
@@ -81,8 +96,8 @@ fn main() -> ExitCode {
 
 /// Reads and compiles a definition; diagnostics come back as `Err` with their text.
 fn load_definition(path: &Path) -> Result<std::result::Result<Program, Vec<Diagnostic>>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let definition: Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(e) => {
@@ -103,11 +118,22 @@ fn validate(files: &[PathBuf]) -> Result<ExitCode> {
         if let Err(diags) = load_definition(file)? {
             failed = true;
             for d in diags {
-                writeln!(out, "{}:{}: {} {}", file.display(), d.pointer, d.code, d.message)?;
+                writeln!(
+                    out,
+                    "{}:{}: {} {}",
+                    file.display(),
+                    d.pointer,
+                    d.code,
+                    d.message
+                )?;
             }
         }
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn exec(args: ExecArgs) -> Result<ExitCode> {
@@ -115,7 +141,13 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
         Ok(p) => Arc::new(p),
         Err(diags) => {
             for d in diags {
-                eprintln!("{}:{}: {} {}", args.definition.display(), d.pointer, d.code, d.message);
+                eprintln!(
+                    "{}:{}: {} {}",
+                    args.definition.display(),
+                    d.pointer,
+                    d.code,
+                    d.message
+                );
             }
             bail!("the definition is invalid");
         }
@@ -125,7 +157,8 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
         std::io::stdin().read_to_string(&mut s)?;
         s
     } else {
-        std::fs::read_to_string(&args.input).with_context(|| format!("cannot read {}", args.input))?
+        std::fs::read_to_string(&args.input)
+            .with_context(|| format!("cannot read {}", args.input))?
     };
     let input: Value = serde_json::from_str(&input_text).context("the input is not JSON")?;
     let resources: Box<dyn TaskResource> = match (&args.mock_config, &args.test_case) {
@@ -149,12 +182,22 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
     let state_machine_name = args
         .state_machine
         .clone()
-        .or_else(|| args.definition.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .or_else(|| {
+            args.definition
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
         .unwrap_or_else(|| "StateMachine".into());
     let base_opts = ExecutionOptions {
         state_machine_name: Arc::from(state_machine_name),
         record_history: args.trace,
-        max_duration_ms: if args.no_duration_cap {
+        workflow_type: match args.workflow_type {
+            WorkflowTypeArg::Express => WorkflowType::Express,
+            WorkflowTypeArg::Standard => WorkflowType::Standard,
+        },
+        max_duration_ms: if args.no_duration_cap
+            || matches!(args.workflow_type, WorkflowTypeArg::Standard)
+        {
             None
         } else {
             Some(expressway::asl::vm::EXPRESS_MAX_DURATION_MS)
@@ -174,7 +217,13 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
         } else {
             Clock::virtual_at_wall_time()
         };
-        let exec = run_to_completion(program.clone(), input.clone(), opts, &*resources, &mut clock);
+        let exec = run_to_completion(
+            program.clone(),
+            input.clone(),
+            opts,
+            &*resources,
+            &mut clock,
+        );
         transitions += exec.transitions();
         last = Some(exec);
     }
@@ -202,7 +251,9 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
             transitions as f64 / elapsed
         );
     }
-    let outcome = exec.into_outcome().expect("run_to_completion returns a finished execution");
+    let outcome = exec
+        .into_outcome()
+        .expect("run_to_completion returns a finished execution");
     println!("{}", json_text(&outcome_json(&outcome)));
     Ok(ExitCode::SUCCESS)
 }

@@ -10,7 +10,11 @@ impl MockConfig {
     pub fn from_json(_text: &str) -> Result<MockConfig, MockConfigError> {
         Err(MockConfigError)
     }
-    pub fn test_case(&self, _sm: Option<&str>, _case: &str) -> Result<MockedTestCase, MockConfigError> {
+    pub fn test_case(
+        &self,
+        _sm: Option<&str>,
+        _case: &str,
+    ) -> Result<MockedTestCase, MockConfigError> {
         Err(MockConfigError)
     }
 }

@@ -140,7 +140,11 @@ pub fn run_to_completion(
     }
 }
 
-fn fire_due(exec: &mut Execution, timers: &mut BinaryHeap<Reverse<(Millis, u64, Token)>>, now: Millis) {
+fn fire_due(
+    exec: &mut Execution,
+    timers: &mut BinaryHeap<Reverse<(Millis, u64, Token)>>,
+    now: Millis,
+) {
     while let Some(Reverse((at, _, token))) = timers.peek().copied() {
         if at > now {
             break;

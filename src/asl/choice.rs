@@ -22,4 +22,10 @@ impl ChoiceRule {
 
 /// Reports every problem of one rule at `pointer`. `top_level` rules must carry `Next`;
 /// nested ones (inside And/Or/Not) must not.
-pub fn validate_rule(_rule: &Value, _pointer: &str, _top_level: bool, _diags: &mut Vec<Diagnostic>) {}
+pub fn validate_rule(
+    _rule: &Value,
+    _pointer: &str,
+    _top_level: bool,
+    _diags: &mut Vec<Diagnostic>,
+) {
+}

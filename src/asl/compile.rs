@@ -74,7 +74,10 @@ impl Compiler<'_> {
             }
         }
         let empty = Map::new();
-        let states = def.get("States").and_then(Value::as_object).unwrap_or(&empty);
+        let states = def
+            .get("States")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
         let states_ptr = pointer_push(pointer, "States");
         // Reserve ids first so that `Next` can point forward.
         let base = self.states.len() as StateId;
@@ -120,7 +123,14 @@ impl Compiler<'_> {
     ) -> State {
         let field = |f: &str| body.get(f);
         let at = |f: &str| pointer_push(ptr, f);
-        for f in ["Assign", "Output", "Arguments", "Items", "ItemReader", "ResultWriter"] {
+        for f in [
+            "Assign",
+            "Output",
+            "Arguments",
+            "Items",
+            "ItemReader",
+            "ResultWriter",
+        ] {
             if field(f).is_some() {
                 self.err(UNSUPPORTED, &at(f), format!("{f} is not supported yet"));
             }
@@ -134,10 +144,7 @@ impl Compiler<'_> {
                 );
             }
         }
-        let next = match field("Next") {
-            Some(n) => Some(self.target(ids, Some(n), &at("Next"))),
-            None => None,
-        };
+        let next = field("Next").map(|n| self.target(ids, Some(n), &at("Next")));
         let io = Io {
             input_path: self.selection(field("InputPath"), &at("InputPath")),
             parameters: self.template(field("Parameters"), &at("Parameters")),
@@ -188,7 +195,11 @@ impl Compiler<'_> {
             }
             "Map" => self.map(body, ptr),
             other => {
-                self.err(INVALID_FIELD, &at("Type"), format!("unknown state type '{other}'"));
+                self.err(
+                    INVALID_FIELD,
+                    &at("Type"),
+                    format!("unknown state type '{other}'"),
+                );
                 Kind::Succeed
             }
         };
@@ -270,14 +281,21 @@ impl Compiler<'_> {
             return match v.as_u64() {
                 Some(n) => Some(Count::Literal(n)),
                 None => {
-                    self.err(INVALID_FIELD, &pointer_push(ptr, literal), "expected a non-negative integer");
+                    self.err(
+                        INVALID_FIELD,
+                        &pointer_push(ptr, literal),
+                        "expected a non-negative integer",
+                    );
                     None
                 }
             };
         }
         let v = body.get(path)?;
         let p = self.path(v, &pointer_push(ptr, path))?;
-        Some(Count::Path { field: path, path: p })
+        Some(Count::Path {
+            field: path,
+            path: p,
+        })
     }
 
     fn dynamic(
@@ -303,7 +321,10 @@ impl Compiler<'_> {
             };
         }
         let p = self.path(v, &fptr)?;
-        Some(Dynamic::Path { field: path, path: p })
+        Some(Dynamic::Path {
+            field: path,
+            path: p,
+        })
     }
 
     fn wait(&mut self, body: &Value, ptr: &str) -> Kind {
@@ -318,7 +339,11 @@ impl Compiler<'_> {
             match v.as_str().and_then(timestamp::parse) {
                 Some(t) => WaitSpec::Timestamp(t.timestamp_millis()),
                 None => {
-                    self.err(INVALID_FIELD, &pointer_push(ptr, "Timestamp"), "invalid timestamp");
+                    self.err(
+                        INVALID_FIELD,
+                        &pointer_push(ptr, "Timestamp"),
+                        "invalid timestamp",
+                    );
                     WaitSpec::Seconds(0)
                 }
             }
@@ -340,7 +365,9 @@ impl Compiler<'_> {
         };
         let processor = self.machine(processor, &pointer_push(ptr, proc_field));
         let items_path = match body.get("ItemsPath") {
-            Some(v) => self.path(v, &pointer_push(ptr, "ItemsPath")).filter(|p| !p.is_root()),
+            Some(v) => self
+                .path(v, &pointer_push(ptr, "ItemsPath"))
+                .filter(|p| !p.is_root()),
             None => None,
         };
         // `Parameters` on a Map is the legacy name of `ItemSelector`.
@@ -355,7 +382,12 @@ impl Compiler<'_> {
             let bptr = pointer_push(ptr, "ItemBatcher");
             Batcher {
                 max_items: self.count(b, "MaxItemsPerBatch", "MaxItemsPerBatchPath", &bptr),
-                max_bytes: self.count(b, "MaxInputBytesPerBatch", "MaxInputBytesPerBatchPath", &bptr),
+                max_bytes: self.count(
+                    b,
+                    "MaxInputBytesPerBatch",
+                    "MaxInputBytesPerBatchPath",
+                    &bptr,
+                ),
                 batch_input: self.template(b.get("BatchInput"), &pointer_push(&bptr, "BatchInput")),
             }
         });
@@ -406,7 +438,10 @@ impl Compiler<'_> {
         list.iter()
             .map(|r| Retrier {
                 errors: self.errors(r.get("ErrorEquals")),
-                interval_secs: r.get("IntervalSeconds").and_then(Value::as_f64).unwrap_or(1.0),
+                interval_secs: r
+                    .get("IntervalSeconds")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(1.0),
                 max_attempts: r
                     .get("MaxAttempts")
                     .and_then(Value::as_u64)
@@ -433,7 +468,8 @@ impl Compiler<'_> {
             out.push(Catcher {
                 errors: self.errors(c.get("ErrorEquals")),
                 next: self.target(ids, c.get("Next"), &pointer_push(&cptr, "Next")),
-                result_path: self.result_path(c.get("ResultPath"), &pointer_push(&cptr, "ResultPath")),
+                result_path: self
+                    .result_path(c.get("ResultPath"), &pointer_push(&cptr, "ResultPath")),
             });
         }
         out

@@ -5,7 +5,7 @@
 
 use super::path::{JsonPath, Root, Segment};
 use super::scope::Scope;
-use super::vm::{ExecutionOptions, Millis};
+use super::vm::{ExecutionOptions, Millis, WorkflowType};
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 
@@ -28,19 +28,27 @@ impl ContextParts {
             "arn:aws:states:{}:{}:stateMachine:{}",
             opts.region, opts.account, opts.state_machine_name
         );
+        let kind = match opts.workflow_type {
+            WorkflowType::Express => "express",
+            WorkflowType::Standard => "execution",
+        };
         let exec_arn = format!(
-            "arn:aws:states:{}:{}:express:{}:{}",
+            "arn:aws:states:{}:{}:{kind}:{}:{}",
             opts.region, opts.account, opts.state_machine_name, opts.name
         );
+        let mut execution = json!({
+            "Id": exec_arn,
+            "Input": input,
+            "Name": &*opts.name,
+            "RoleArn": opts.role_arn,
+            "StartTime": iso8601(start),
+        });
+        // Only Standard workflows can be redriven.
+        if opts.workflow_type == WorkflowType::Standard {
+            execution["RedriveCount"] = json!(0);
+        }
         ContextParts {
-            execution: json!({
-                "Id": exec_arn,
-                "Input": input,
-                "Name": &*opts.name,
-                "RoleArn": opts.role_arn,
-                "StartTime": iso8601(start),
-                "RedriveCount": 0,
-            }),
+            execution,
             state_machine: json!({ "Id": sm_arn, "Name": &*opts.state_machine_name }),
         }
     }
@@ -68,7 +76,10 @@ pub struct StateScope<'a> {
 impl StateScope<'_> {
     fn state_object(&self) -> Value {
         let mut m = Map::new();
-        m.insert("EnteredTime".into(), Value::String(iso8601(self.entered_at)));
+        m.insert(
+            "EnteredTime".into(),
+            Value::String(iso8601(self.entered_at)),
+        );
         m.insert("Name".into(), Value::String(self.state_name.to_string()));
         if self.retry_count > 0 {
             m.insert("RetryCount".into(), json!(self.retry_count));

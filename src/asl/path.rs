@@ -221,12 +221,19 @@ impl JsonPath {
                 None => return format!("Missing property in path {}", self.normalized(i + 1)),
             }
         }
-        format!("No results for path: {}", self.normalized(self.segments.len()))
+        format!(
+            "No results for path: {}",
+            self.normalized(self.segments.len())
+        )
     }
 
     /// The first `n` segments in bracket notation, e.g. `$['a'][0]`.
     fn normalized(&self, n: usize) -> String {
-        let mut out = String::from(if self.root == Root::Context { "$$" } else { "$" });
+        let mut out = String::from(if self.root == Root::Context {
+            "$$"
+        } else {
+            "$"
+        });
         for seg in &self.segments[..n.min(self.segments.len())] {
             match seg {
                 Segment::Name(name) => out.push_str(&format!("['{name}']")),
@@ -521,10 +528,10 @@ impl Parser<'_> {
             if c == q {
                 return Ok(out);
             }
-            if c == b'\\' {
-                let e = self.peek().ok_or("unterminated escape")?;
+            // Jayway only unescapes the quote itself; any other backslash is literal.
+            if c == b'\\' && self.peek() == Some(q) {
                 self.pos += 1;
-                out.push(e as char);
+                out.push(q as char);
                 continue;
             }
             // Re-decode multi-byte UTF-8 from the source text.
@@ -637,7 +644,11 @@ impl Parser<'_> {
                 Operand::Literal(_) => Err("a filter needs a comparison".to_string()),
             };
         };
-        self.pos += if matches!(op, CmpOp::Lt | CmpOp::Gt) { 1 } else { 2 };
+        self.pos += if matches!(op, CmpOp::Lt | CmpOp::Gt) {
+            1
+        } else {
+            2
+        };
         let right = self.operand()?;
         Ok(FilterExpr::Compare(left, op, right))
     }
@@ -680,7 +691,10 @@ mod tests {
     use serde_json::json;
 
     fn sel(path: &str, doc: &Value) -> Option<Value> {
-        JsonPath::parse(path).unwrap().select(doc).map(Cow::into_owned)
+        JsonPath::parse(path)
+            .unwrap()
+            .select(doc)
+            .map(Cow::into_owned)
     }
 
     #[test]
@@ -723,7 +737,10 @@ mod tests {
     #[test]
     fn assign_creates_missing_objects() {
         let mut doc = json!({"a": 1});
-        JsonPath::parse("$.x.y").unwrap().assign(&mut doc, json!(2)).unwrap();
+        JsonPath::parse("$.x.y")
+            .unwrap()
+            .assign(&mut doc, json!(2))
+            .unwrap();
         assert_eq!(doc, json!({"a": 1, "x": {"y": 2}}));
         assert!(JsonPath::parse("$.a.b")
             .unwrap()

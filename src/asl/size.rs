@@ -116,7 +116,11 @@ mod tests {
             json!({"a": [1, {"b": null}], "c": "", "d": {}}),
             json!([]),
         ] {
-            assert_eq!(json_len(&v), serde_json::to_string(&v).unwrap().len(), "{v}");
+            assert_eq!(
+                json_len(&v),
+                serde_json::to_string(&v).unwrap().len(),
+                "{v}"
+            );
         }
     }
 

@@ -16,9 +16,15 @@ pub enum Template {
     Object(Vec<(String, Template)>),
     Array(Vec<Template>),
     /// `"field.$": "$.path"`; `field` keeps the `.$` suffix for error messages.
-    Path { field: String, path: JsonPath },
+    Path {
+        field: String,
+        path: JsonPath,
+    },
     /// `"field.$": "States.Fn(...)"`.
-    Call { field: String, call: Box<Intrinsic> },
+    Call {
+        field: String,
+        call: Box<Intrinsic>,
+    },
 }
 
 impl Template {
@@ -119,8 +125,8 @@ mod tests {
 
     #[test]
     fn dynamic_fields_are_resolved_and_constants_kept() {
-        let t = Template::compile(&json!({"a.$": "$.x", "b": {"c.$": "$$.Name"}, "d": [1]}))
-            .unwrap();
+        let t =
+            Template::compile(&json!({"a.$": "$.x", "b": {"c.$": "$$.Name"}, "d": [1]})).unwrap();
         let input = json!({"x": 7});
         let ctx = json!({"Name": "n"});
         let scope = DocScope {

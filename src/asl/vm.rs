@@ -11,7 +11,7 @@
 
 use super::context::{ContextParts, StateScope};
 use super::error::{json_text, names, EvalError, Failure};
-use super::path::JsonPath;
+use super::path::{JsonPath, Root};
 use super::program::*;
 use super::scope::Scope;
 use super::size;
@@ -97,6 +97,7 @@ pub struct ExecutionOptions {
     pub region: String,
     pub account: String,
     pub role_arn: String,
+    pub workflow_type: WorkflowType,
     /// Express workflows end after 5 minutes; `None` lifts the cap (the definition's own
     /// `TimeoutSeconds` still applies).
     pub max_duration_ms: Option<Millis>,
@@ -113,11 +114,21 @@ impl Default for ExecutionOptions {
             region: "us-east-1".into(),
             account: "123456789012".into(),
             role_arn: "arn:aws:iam::123456789012:role/expressway".into(),
+            workflow_type: WorkflowType::Express,
             max_duration_ms: Some(EXPRESS_MAX_DURATION_MS),
             payload_limit_bytes: size::PAYLOAD_LIMIT_BYTES,
             record_history: false,
         }
     }
+}
+
+/// The two kinds of Step Functions workflow. Expressway runs Express semantics; `Standard`
+/// only changes what the context object shows (execution ARN form, `RedriveCount`), so that
+/// definitions written against Standard workflows see what they expect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkflowType {
+    Express,
+    Standard,
 }
 
 /// Express workflows run for at most five minutes.
@@ -141,7 +152,10 @@ enum Phase {
     /// About to enter `state`.
     Enter,
     /// A Task call is out; the effective input is kept for `$$`-free result processing.
-    Task { deadline: Option<Millis>, heartbeat: Option<Millis> },
+    Task {
+        deadline: Option<Millis>,
+        heartbeat: Option<Millis>,
+    },
     /// A Wait state's timer; `data` already holds the state's output.
     Waiting,
     /// A retry backoff timer; on fire, the state is entered again.
@@ -366,12 +380,7 @@ impl Execution {
             .expect("a runnable frame exists")
     }
 
-    fn spawn(
-        &mut self,
-        state: StateId,
-        input: Value,
-        parent: Option<(u32, u32)>,
-    ) -> u32 {
+    fn spawn(&mut self, state: StateId, input: Value, parent: Option<(u32, u32)>) -> u32 {
         let frame = Frame {
             gen: 0,
             state,
@@ -416,7 +425,10 @@ impl Execution {
         };
         self.free.push(fid);
         for c in children {
-            if self.frames[c as usize].as_ref().is_some_and(|f| f.parent.map(|p| p.0) == Some(fid)) {
+            if self.frames[c as usize]
+                .as_ref()
+                .is_some_and(|f| f.parent.map(|p| p.0) == Some(fid))
+            {
                 self.release(c);
             }
         }
@@ -512,7 +524,14 @@ impl Execution {
         });
     }
 
-    fn transition(&mut self, p: &Program, fid: u32, next: StateId, out: Value, now: Millis) -> bool {
+    fn transition(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        next: StateId,
+        out: Value,
+        now: Millis,
+    ) -> bool {
         if let Err(f) = self.check_size(p, fid, &out) {
             return self.end_frame(p, fid, Err(f), now);
         }
@@ -527,7 +546,9 @@ impl Execution {
 
     fn check_size(&self, p: &Program, fid: u32, out: &Value) -> Result<(), Failure> {
         if size::exceeds(out, self.opts.payload_limit_bytes) {
-            let name = &p.state(self.frames[fid as usize].as_ref().map_or(0, |f| f.state)).name;
+            let name = &p
+                .state(self.frames[fid as usize].as_ref().map_or(0, |f| f.state))
+                .name;
             return Err(Failure::new(
                 names::DATA_LIMIT_EXCEEDED,
                 format!("The state/task '{name}' returned a result with a size exceeding the maximum number of bytes service limit."),
@@ -537,7 +558,13 @@ impl Execution {
     }
 
     /// Ends a frame: the execution if it is the top level, else one child of a join.
-    fn end_frame(&mut self, p: &Program, fid: u32, result: Result<Value, Failure>, now: Millis) -> bool {
+    fn end_frame(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        result: Result<Value, Failure>,
+        now: Millis,
+    ) -> bool {
         if let Ok(out) = &result {
             if let Err(f) = self.check_size(p, fid, out) {
                 return self.end_frame(p, fid, Err(f), now);
@@ -610,8 +637,17 @@ impl Execution {
         });
         let done = join.pending == 0;
         if is_map {
-            let kind = if verdict.is_some() { "MapIterationFailed" } else { "MapIterationSucceeded" };
-            self.event(kind, Some(&pstate), now, || serde_json::json!({ "index": slot }));
+            let kind = if verdict.is_some() {
+                "MapIterationFailed"
+            } else {
+                "MapIterationSucceeded"
+            };
+            self.event(
+                kind,
+                Some(&pstate),
+                now,
+                || serde_json::json!({ "index": slot }),
+            );
         }
         if let Some(Some(f)) = verdict {
             if f.error.as_deref() == Some(names::RUNTIME) {
@@ -624,7 +660,11 @@ impl Execution {
                     self.release(c);
                 }
             }
-            let kind = if is_map { "MapStateFailed" } else { "ParallelStateFailed" };
+            let kind = if is_map {
+                "MapStateFailed"
+            } else {
+                "ParallelStateFailed"
+            };
             self.event(kind, Some(&pstate), now, || Value::Null);
             self.frame(pid).phase = Phase::Resume(Resume::Error(f));
             self.runnable.push_back(pid);
@@ -638,7 +678,11 @@ impl Execution {
             return;
         };
         let results = std::mem::take(&mut join.results);
-        let kind = if is_map { "MapStateSucceeded" } else { "ParallelStateSucceeded" };
+        let kind = if is_map {
+            "MapStateSucceeded"
+        } else {
+            "ParallelStateSucceeded"
+        };
         self.event(kind, Some(&pstate), now, || Value::Null);
         self.frame(pid).phase = Phase::Resume(Resume::ChildrenDone(Value::Array(results)));
         self.runnable.push_back(pid);
@@ -658,9 +702,12 @@ impl Execution {
                 return;
             };
             let machine = join.machine;
-            self.event("MapIterationStarted", Some(&pstate), now, || {
-                serde_json::json!({ "index": slot })
-            });
+            self.event(
+                "MapIterationStarted",
+                Some(&pstate),
+                now,
+                || serde_json::json!({ "index": slot }),
+            );
             let child = self.spawn(p.start_of(machine), input, Some((pid, slot)));
             if let Phase::Children(join) = &mut self.frame(pid).phase {
                 join.children.push(child);
@@ -716,7 +763,11 @@ impl Execution {
                 return match apply_result_path(&c.result_path, raw, Value::Object(err_out)) {
                     Ok(out) => self.transition(p, fid, c.next, out, now),
                     Err(detail) => {
-                        let f = self.wrap(p, fid, EvalError::new(names::RESULT_PATH_MATCH_FAILURE, detail));
+                        let f = self.wrap(
+                            p,
+                            fid,
+                            EvalError::new(names::RESULT_PATH_MATCH_FAILURE, detail),
+                        );
                         self.end_frame(p, fid, Err(f), now)
                     }
                 };
@@ -752,7 +803,9 @@ impl Execution {
             }
         };
         let details = details();
-        let id = self.event(entered_event(&state.kind), Some(&state.name), now, || details);
+        let id = self.event(entered_event(&state.kind), Some(&state.name), now, || {
+            details
+        });
         let f = self.frame(fid);
         f.entered_event = id;
         f.entered_at = now;
@@ -776,6 +829,41 @@ impl Execution {
         }
     }
 
+    /// `InputPath`-style selection; borrows when it can. `$$` paths read the context object.
+    fn select<'a>(
+        &'a self,
+        p: &'a Program,
+        f: &'a Frame,
+        sel: &Selection,
+        doc: &'a Value,
+    ) -> Result<Cow<'a, Value>, EvalError> {
+        match sel {
+            Selection::Path(path) if path.root() == Root::Context => self
+                .scope(p, f, doc)
+                .select(path)
+                .map(|v| Cow::Owned(v.into_owned()))
+                .ok_or_else(|| missing(path, &Value::Null)),
+            _ => select(sel, doc),
+        }
+    }
+
+    /// `OutputPath`-style selection of an owned document.
+    fn select_owned(
+        &self,
+        p: &Program,
+        fid: u32,
+        sel: &Selection,
+        doc: Value,
+    ) -> Result<Value, EvalError> {
+        match sel {
+            Selection::All => Ok(doc),
+            _ => {
+                let f = self.frames[fid as usize].as_ref().expect("frame");
+                self.select(p, f, sel, &doc).map(Cow::into_owned)
+            }
+        }
+    }
+
     /// Runs the state the frame has just entered.
     fn exec_state(&mut self, p: &Program, fid: u32, now: Millis) -> Result<Flow, EvalError> {
         let f = self.frames[fid as usize].as_ref().expect("frame");
@@ -787,7 +875,7 @@ impl Execution {
                 let result = match result {
                     Some(r) => Some(r.clone()),
                     None => {
-                        let input = select(&io.input_path, raw)?;
+                        let input = self.select(p, f, &io.input_path, raw)?;
                         match &io.parameters {
                             Some(t) => Some(t.eval(&self.scope(p, f, &input))?),
                             None => match input {
@@ -807,10 +895,15 @@ impl Execution {
                     }
                 }
                 .map_err(|d| EvalError::new(names::RESULT_PATH_MATCH_FAILURE, d))?;
-                Ok(Flow::Next(select_owned(&io.output_path, out)?))
+                Ok(Flow::Next(self.select_owned(
+                    p,
+                    fid,
+                    &io.output_path,
+                    out,
+                )?))
             }
             Kind::Choice { choices, default } => {
-                let input = select(&io.input_path, &f.data)?;
+                let input = self.select(p, f, &io.input_path, &f.data)?;
                 let scope = self.scope(p, f, &input);
                 let mut target = None;
                 for (rule, next) in choices {
@@ -822,7 +915,10 @@ impl Execution {
                 let target = target.or(*default);
                 let input = input.into_owned();
                 match target {
-                    Some(t) => Ok(Flow::Goto(t, select_owned(&io.output_path, input)?)),
+                    Some(t) => Ok(Flow::Goto(
+                        t,
+                        self.select_owned(p, fid, &io.output_path, input)?,
+                    )),
                     None => Err(EvalError::new(
                         names::NO_CHOICE_MATCHED,
                         "No Matches!".to_string(),
@@ -831,18 +927,23 @@ impl Execution {
             }
             Kind::Succeed => {
                 let raw = std::mem::take(&mut self.frame(fid).data);
-                let input = select_owned(&io.input_path, raw)?;
-                Ok(Flow::Finish(select_owned(&io.output_path, input)?))
+                let input = self.select_owned(p, fid, &io.input_path, raw)?;
+                Ok(Flow::Finish(self.select_owned(
+                    p,
+                    fid,
+                    &io.output_path,
+                    input,
+                )?))
             }
             Kind::Fail { error, cause } => {
-                let input = select(&io.input_path, &f.data)?;
+                let input = self.select(p, f, &io.input_path, &f.data)?;
                 let scope = self.scope(p, f, &input);
                 let error = resolve_text(error.as_ref(), &scope)?;
                 let cause = resolve_text(cause.as_ref(), &scope)?;
                 Ok(Flow::Fail(Failure { error, cause }))
             }
             Kind::Wait(spec) => {
-                let input = select(&io.input_path, &f.data)?;
+                let input = self.select(p, f, &io.input_path, &f.data)?;
                 let at = match spec {
                     WaitSpec::Seconds(s) => now.saturating_add(*s as Millis * 1000),
                     WaitSpec::Timestamp(t) => *t,
@@ -851,7 +952,7 @@ impl Execution {
                     }
                     WaitSpec::TimestampPath(path) => wait_timestamp(path, &input)?,
                 };
-                let out = select_owned(&io.output_path, input.into_owned())?;
+                let out = self.select_owned(p, fid, &io.output_path, input.into_owned())?;
                 let f = self.frame(fid);
                 f.data = out;
                 if at <= now {
@@ -865,7 +966,7 @@ impl Execution {
                 Ok(Flow::Blocked)
             }
             Kind::Task(task) => {
-                let input = select(&io.input_path, &f.data)?;
+                let input = self.select(p, f, &io.input_path, &f.data)?;
                 let payload = match &io.parameters {
                     Some(t) => t.eval(&self.scope(p, f, &input))?,
                     None => input.clone().into_owned(),
@@ -906,7 +1007,7 @@ impl Execution {
                 Ok(Flow::Blocked)
             }
             Kind::Parallel { branches } => {
-                let input = select(&io.input_path, &f.data)?;
+                let input = self.select(p, f, &io.input_path, &f.data)?;
                 let param = match &io.parameters {
                     Some(t) => t.eval(&self.scope(p, f, &input))?,
                     None => input.into_owned(),
@@ -953,17 +1054,28 @@ impl Execution {
         self.start_queued(p, fid, now);
     }
 
-    fn exec_map(&mut self, p: &Program, fid: u32, spec: &MapSpec, now: Millis) -> Result<Flow, EvalError> {
+    fn exec_map(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        spec: &MapSpec,
+        now: Millis,
+    ) -> Result<Flow, EvalError> {
         let f = self.frames[fid as usize].as_ref().expect("frame");
         let io = &p.state(f.state).io;
-        let input = select(&io.input_path, &f.data)?;
+        let input = self.select(p, f, &io.input_path, &f.data)?;
         let max_concurrency = match resolve_count(spec.max_concurrency.as_ref(), &input)? {
             Some(n) => n as usize,
             None => 0,
         };
         let tolerated_count = match &spec.tolerated_count {
             Some(Count::Path { field, path }) => match path.select(&input) {
-                Some(v) => Some(int_field(field, path, &v, "ToleratedFailureCount cannot be negative.")?),
+                Some(v) => Some(int_field(
+                    field,
+                    path,
+                    &v,
+                    "ToleratedFailureCount cannot be negative.",
+                )?),
                 None => return Err(missing(path, &input)),
             },
             Some(Count::Literal(n)) => Some(*n),
@@ -976,8 +1088,8 @@ impl Execution {
                     Some(x) => Some(x),
                     None => {
                         return Err(EvalError::runtime(format!(
-                            "The ToleratedFailurePercentagePath field refers to value {} which is not a valid float: {path}",
-                            json_text(&v)
+                            "The ToleratedFailurePercentagePath field refers to value \"{}\" which is not a valid float: {path}",
+                            plain_text(&v)
                         )))
                     }
                 },
@@ -1051,7 +1163,11 @@ impl Execution {
             machine: spec.processor,
             children: Vec::new(),
             running: 0,
-            limit: if max_concurrency == 0 { usize::MAX } else { max_concurrency },
+            limit: if max_concurrency == 0 {
+                usize::MAX
+            } else {
+                max_concurrency
+            },
             failures: 0,
             tolerated,
         };
@@ -1100,7 +1216,7 @@ impl Execution {
             let raw = std::mem::take(&mut this.frame(fid).data);
             let out = apply_result_path(&io.result_path, raw, result)
                 .map_err(|d| EvalError::new(names::RESULT_PATH_MATCH_FAILURE, d))?;
-            select_owned(&io.output_path, out)
+            this.select_owned(p, fid, &io.output_path, out)
         };
         match run(self) {
             Ok(out) => Flow::Next(out),
@@ -1151,14 +1267,6 @@ fn select<'a>(sel: &Selection, doc: &'a Value) -> Result<Cow<'a, Value>, EvalErr
     }
 }
 
-/// `OutputPath` (and `InputPath` where the input is owned).
-fn select_owned(sel: &Selection, doc: Value) -> Result<Value, EvalError> {
-    match sel {
-        Selection::All => Ok(doc),
-        _ => select(sel, &doc).map(Cow::into_owned),
-    }
-}
-
 fn apply_result_path(rp: &ResultPath, raw: Value, result: Value) -> Result<Value, String> {
     match rp {
         ResultPath::Replace => Ok(result),
@@ -1204,8 +1312,8 @@ fn int_field(field: &str, path: &JsonPath, v: &Value, negative: &str) -> Result<
             None => Err(EvalError::runtime(negative.to_string())),
         },
         _ => Err(EvalError::runtime(format!(
-            "The {field} field refers to value {} which is not a valid integer: {path}",
-            json_text(v)
+            "The {field} field refers to value \"{}\" which is not a valid integer: {path}",
+            plain_text(v)
         ))),
     }
 }
@@ -1230,10 +1338,7 @@ fn wait_seconds(path: &JsonPath, input: &Value) -> Result<Millis, EvalError> {
             "The SecondsPath parameter does not reference an input value: {path}"
         )));
     };
-    let shown = match &*v {
-        Value::String(s) => s.clone(),
-        other => json_text(other),
-    };
+    let shown = plain_text(&v);
     match v.as_i64() {
         Some(n) if n < 0 => Err(EvalError::runtime(format!(
             "The SecondsPath parameter references a negative value: {path} == {shown}"
@@ -1254,10 +1359,7 @@ fn wait_timestamp(path: &JsonPath, input: &Value) -> Result<Millis, EvalError> {
     match v.as_str().and_then(super::timestamp::parse) {
         Some(t) => Ok(t.timestamp_millis()),
         None => {
-            let shown = match &*v {
-                Value::String(s) => s.clone(),
-                other => json_text(other),
-            };
+            let shown = plain_text(&v);
             Err(EvalError::runtime(format!(
                 "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {path} == {shown}"
             )))
@@ -1275,7 +1377,9 @@ fn batch_items(b: &Batcher, items: &[Value], scope: &dyn Scope) -> Result<Vec<Va
         None => None,
     };
     let max_items = max_items.filter(|n| *n > 0).unwrap_or(usize::MAX);
-    let max_bytes = max_bytes.filter(|n| *n > 0).unwrap_or(size::PAYLOAD_LIMIT_BYTES);
+    let max_bytes = max_bytes
+        .filter(|n| *n > 0)
+        .unwrap_or(size::PAYLOAD_LIMIT_BYTES);
     let mut batches = Vec::new();
     let mut current: Vec<Value> = Vec::new();
     let mut bytes = 0;
@@ -1302,4 +1406,12 @@ fn batch_items(b: &Batcher, items: &[Value], scope: &dyn Scope) -> Result<Vec<Va
             Value::Object(m)
         })
         .collect())
+}
+
+/// A value as AWS quotes it in causes: strings bare, anything else as JSON text.
+fn plain_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => json_text(other),
+    }
 }
