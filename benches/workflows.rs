@@ -1,1 +1,68 @@
-fn main() {}
+//! Single-thread throughput of the VM on the shared benchmark workflows
+//! (`../shared/bench/workflows`). Criterion's "elements" are state transitions, so its
+//! throughput line reads directly as transitions/s.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use expressway::asl::{compile, ExecutionOptions, Outcome};
+use expressway::runner::{run_to_completion, Clock, NoResources};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn workflows_dir() -> PathBuf {
+    let dir = std::env::var_os("EXPRESSWAY_BENCH_WORKFLOWS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../shared/bench/workflows"
+            ))
+        });
+    assert!(
+        dir.is_dir(),
+        "benchmark workflows not found at {}",
+        dir.display()
+    );
+    dir
+}
+
+fn read_json(path: PathBuf) -> Value {
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn bench_workflows(c: &mut Criterion) {
+    let dir = workflows_dir();
+    let mut group = c.benchmark_group("transitions");
+    for name in ["pass-chain", "choice-loop", "iot-enrich", "parallel"] {
+        let definition = read_json(dir.join(format!("{name}.asl.json")));
+        let input = read_json(dir.join(format!("{name}.input.json")));
+        let program = Arc::new(compile(&definition).unwrap_or_else(|d| panic!("{name}: {d:?}")));
+        let opts = ExecutionOptions::default();
+        let run = || {
+            let mut clock = Clock::Virtual {
+                now: 1_700_000_000_000,
+            };
+            run_to_completion(
+                program.clone(),
+                input.clone(),
+                opts.clone(),
+                &NoResources,
+                &mut clock,
+            )
+        };
+        // One execution up front: it must succeed, and it tells the transitions per run.
+        let first = run();
+        assert!(
+            matches!(first.outcome(), Some(Outcome::Succeeded(_))),
+            "{name} did not succeed: {:?}",
+            first.outcome()
+        );
+        group.throughput(Throughput::Elements(first.transitions()));
+        group.bench_function(name, |b| b.iter(run));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_workflows);
+criterion_main!(benches);

@@ -167,10 +167,8 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let config = expressway::mock::MockConfig::from_json(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            let machine = args.state_machine.as_deref().or_else(|| {
-                // Default to the definition file's stem when the config has several machines.
-                None
-            });
+            // Without --state-machine, the configuration must hold exactly one.
+            let machine = args.state_machine.as_deref();
             Box::new(
                 config
                     .test_case(machine, case)
