@@ -9,6 +9,9 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn workflows_dir() -> PathBuf {
     let dir = std::env::var_os("EXPRESSWAY_BENCH_WORKFLOWS")
         .map(PathBuf::from)

@@ -56,6 +56,11 @@ impl TaskResource for NoResources {
     }
 }
 
+type Channel = (
+    mpsc::Sender<(Token, Result<Value, Failure>)>,
+    mpsc::Receiver<(Token, Result<Value, Failure>)>,
+);
+
 /// Runs an execution to its end and returns it (outcome, history, transition count).
 pub fn run_to_completion(
     program: Arc<Program>,
@@ -64,7 +69,8 @@ pub fn run_to_completion(
     resources: &dyn TaskResource,
     clock: &mut Clock,
 ) -> Execution {
-    let (tx, rx) = mpsc::channel::<(Token, Result<Value, Failure>)>();
+    // Made on the first Task call: most executions of pure workflows never need it.
+    let mut channel: Option<Channel> = None;
     let mut timers: BinaryHeap<Reverse<(Millis, u64, Token)>> = BinaryHeap::new();
     let mut timer_seq = 0u64;
     let mut in_flight = 0usize;
@@ -75,7 +81,7 @@ pub fn run_to_completion(
             match effect {
                 Effect::Invoke { token, call } => {
                     in_flight += 1;
-                    let tx = tx.clone();
+                    let tx = channel.get_or_insert_with(mpsc::channel).0.clone();
                     resources.invoke(
                         call,
                         Box::new(move |result| {
@@ -93,7 +99,7 @@ pub fn run_to_completion(
         if exec.outcome().is_some() {
             return exec;
         }
-        if let Ok((token, result)) = rx.try_recv() {
+        if let Some(Ok((token, result))) = channel.as_ref().map(|(_, rx)| rx.try_recv()) {
             in_flight -= 1;
             exec.complete_task(token, result, clock.now());
             continue;
@@ -105,13 +111,20 @@ pub fn run_to_completion(
                 fire_due(&mut exec, &mut timers, *now);
             }
             (clock, Some(at)) => {
-                let wait = (at - clock.now()).max(0) as u64;
-                match rx.recv_timeout(Duration::from_millis(wait)) {
-                    Ok((token, result)) => {
+                let wait = Duration::from_millis((at - clock.now()).max(0) as u64);
+                let received = match &channel {
+                    Some((_, rx)) if in_flight > 0 => rx.recv_timeout(wait).ok(),
+                    _ => {
+                        std::thread::sleep(wait);
+                        None
+                    }
+                };
+                match received {
+                    Some((token, result)) => {
                         in_flight -= 1;
                         exec.complete_task(token, result, clock.now());
                     }
-                    Err(_) => {
+                    None => {
                         if let Clock::Virtual { now } = clock {
                             *now = (*now).max(at);
                         }
@@ -131,7 +144,7 @@ pub fn run_to_completion(
                 );
             }
             (clock, None) => {
-                if let Ok((token, result)) = rx.recv() {
+                if let Some(Ok((token, result))) = channel.as_ref().map(|(_, rx)| rx.recv()) {
                     in_flight -= 1;
                     exec.complete_task(token, result, clock.now());
                 }

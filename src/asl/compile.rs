@@ -32,12 +32,11 @@ pub fn compile(definition: &Value) -> Result<Program, Vec<Diagnostic>> {
         states: Vec::new(),
         machines: Vec::new(),
         diags: &mut diags,
-        uses_context: false,
     };
     c.machine(definition, "");
     let program = Program {
         timeout_secs: definition.get("TimeoutSeconds").and_then(Value::as_u64),
-        uses_context: c.uses_context,
+        reads_execution_input: reads_execution_input(definition),
         states: c.states.into_iter().flatten().collect(),
         machines: c.machines,
     };
@@ -52,7 +51,6 @@ struct Compiler<'d> {
     states: Vec<Option<State>>,
     machines: Vec<SubMachine>,
     diags: &'d mut Vec<Diagnostic>,
-    uses_context: bool,
 }
 
 impl Compiler<'_> {
@@ -145,13 +143,25 @@ impl Compiler<'_> {
             }
         }
         let next = field("Next").map(|n| self.target(ids, Some(n), &at("Next")));
-        let io = Io {
+        let mut io = Io {
             input_path: self.selection(field("InputPath"), &at("InputPath")),
             parameters: self.template(field("Parameters"), &at("Parameters")),
             result_selector: self.template(field("ResultSelector"), &at("ResultSelector")),
             result_path: self.result_path(field("ResultPath"), &at("ResultPath")),
             output_path: self.selection(field("OutputPath"), &at("OutputPath")),
+            parameters_consume_input: false,
+            result_selector_consumes: false,
         };
+        // Only a Pass state drops its raw input right after Parameters; a Task keeps it for
+        // retries, Parallel and Map hand it to several children.
+        io.parameters_consume_input = field("Type").and_then(Value::as_str) == Some("Pass")
+            && matches!(io.input_path, Selection::All)
+            && matches!(io.result_path, ResultPath::Replace)
+            && io.parameters.as_ref().is_some_and(Template::consumable);
+        io.result_selector_consumes = io
+            .result_selector
+            .as_ref()
+            .is_some_and(Template::consumable);
         let kind = match field("Type").and_then(Value::as_str).unwrap_or("") {
             "Pass" => Kind::Pass {
                 result: field("Result").cloned(),
@@ -168,10 +178,7 @@ impl Compiler<'_> {
                     let rptr = pointer_push(&at("Choices"), &i.to_string());
                     let target = self.target(ids, rule.get("Next"), &pointer_push(&rptr, "Next"));
                     match ChoiceRule::compile(rule) {
-                        Ok(r) => {
-                            self.uses_context |= mentions_context(rule);
-                            choices.push((r, target));
-                        }
+                        Ok(r) => choices.push((r, target)),
                         Err(e) => self.err(INVALID_FIELD, &rptr, e),
                     }
                 }
@@ -221,10 +228,7 @@ impl Compiler<'_> {
             return None;
         };
         match JsonPath::parse(s) {
-            Ok(p) => {
-                self.uses_context |= p.root() == Root::Context;
-                Some(p)
-            }
+            Ok(p) => Some(p),
             Err(e) => {
                 self.err(INVALID_FIELD, ptr, e.to_string());
                 None
@@ -259,10 +263,7 @@ impl Compiler<'_> {
     fn template(&mut self, v: Option<&Value>, ptr: &str) -> Option<Template> {
         let v = v?;
         match Template::compile(v) {
-            Ok(t) => {
-                self.uses_context |= t.uses_context();
-                Some(t)
-            }
+            Ok(t) => Some(t),
             Err(e) => {
                 self.err(INVALID_FIELD, ptr, e);
                 None
@@ -311,7 +312,6 @@ impl Compiler<'_> {
         let v = body.get(path)?;
         let fptr = pointer_push(ptr, path);
         if let Some(s) = v.as_str().filter(|s| is_intrinsic(s)) {
-            self.uses_context = true;
             return match Intrinsic::parse(s) {
                 Ok(call) => Some(Dynamic::Call(Box::new(call))),
                 Err(e) => {
@@ -476,12 +476,19 @@ impl Compiler<'_> {
     }
 }
 
-/// Whether a Choice rule mentions `$$` anywhere (Variable or a `…Path` operand).
-fn mentions_context(rule: &Value) -> bool {
-    match rule {
-        Value::String(s) => s.starts_with("$$"),
-        Value::Array(a) => a.iter().any(mentions_context),
-        Value::Object(m) => m.values().any(mentions_context),
+/// Whether any string of the definition may read `$$.Execution.Input`: a `$$` not followed
+/// by `.State`, `.StateMachine`, `.Map` or `.Task`. Conservative by construction: it looks at
+/// every string, so paths inside templates, intrinsic calls and Choice rules all count.
+fn reads_execution_input(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.match_indices("$$").any(|(i, _)| {
+            let rest = &s[i + 2..];
+            ![".State", ".Map", ".Task"]
+                .iter()
+                .any(|p| rest.starts_with(p))
+        }),
+        Value::Array(a) => a.iter().any(reads_execution_input),
+        Value::Object(m) => m.values().any(reads_execution_input),
         _ => false,
     }
 }

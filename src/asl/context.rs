@@ -8,49 +8,66 @@ use super::scope::Scope;
 use super::vm::{ExecutionOptions, Millis, WorkflowType};
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
+use std::cell::OnceCell;
 
-/// The per-execution parts of the context object.
+/// The per-execution parts of the context object, built on first use.
 pub struct ContextParts {
-    execution: Value,
-    state_machine: Value,
+    opts: ExecutionOptions,
+    start: Millis,
+    /// A copy of the execution input, kept only when the program can read
+    /// `$$.Execution.Input` (the original is consumed by the first state).
+    input: Option<Value>,
+    execution: OnceCell<Value>,
+    state_machine: OnceCell<Value>,
 }
 
 impl ContextParts {
-    /// `input` is `None` when the program never reads `$$`: nothing is built then.
     pub fn new(opts: &ExecutionOptions, start: Millis, input: Option<Value>) -> Self {
-        let Some(input) = input else {
-            return ContextParts {
-                execution: Value::Null,
-                state_machine: Value::Null,
-            };
-        };
-        let sm_arn = format!(
-            "arn:aws:states:{}:{}:stateMachine:{}",
-            opts.region, opts.account, opts.state_machine_name
-        );
-        let kind = match opts.workflow_type {
-            WorkflowType::Express => "express",
-            WorkflowType::Standard => "execution",
-        };
-        let exec_arn = format!(
-            "arn:aws:states:{}:{}:{kind}:{}:{}",
-            opts.region, opts.account, opts.state_machine_name, opts.name
-        );
-        let mut execution = json!({
-            "Id": exec_arn,
-            "Input": input,
-            "Name": &*opts.name,
-            "RoleArn": opts.role_arn,
-            "StartTime": iso8601(start),
-        });
-        // Only Standard workflows can be redriven.
-        if opts.workflow_type == WorkflowType::Standard {
-            execution["RedriveCount"] = json!(0);
-        }
         ContextParts {
-            execution,
-            state_machine: json!({ "Id": sm_arn, "Name": &*opts.state_machine_name }),
+            opts: opts.clone(),
+            start,
+            input,
+            execution: OnceCell::new(),
+            state_machine: OnceCell::new(),
         }
+    }
+
+    fn execution(&self) -> &Value {
+        self.execution.get_or_init(|| {
+            let opts = &self.opts;
+            let kind = match opts.workflow_type {
+                WorkflowType::Express => "express",
+                WorkflowType::Standard => "execution",
+            };
+            let mut execution = json!({
+                "Id": format!(
+                    "arn:aws:states:{}:{}:{kind}:{}:{}",
+                    opts.region, opts.account, opts.state_machine_name, opts.name
+                ),
+                "Input": self.input.clone().unwrap_or(Value::Null),
+                "Name": &*opts.name,
+                "RoleArn": &*opts.role_arn,
+                "StartTime": iso8601(self.start),
+            });
+            // Only Standard workflows can be redriven.
+            if opts.workflow_type == WorkflowType::Standard {
+                execution["RedriveCount"] = json!(0);
+            }
+            execution
+        })
+    }
+
+    fn state_machine(&self) -> &Value {
+        self.state_machine.get_or_init(|| {
+            let opts = &self.opts;
+            json!({
+                "Id": format!(
+                    "arn:aws:states:{}:{}:stateMachine:{}",
+                    opts.region, opts.account, opts.state_machine_name
+                ),
+                "Name": &*opts.state_machine_name,
+            })
+        })
     }
 }
 
@@ -94,8 +111,8 @@ impl StateScope<'_> {
 
     fn whole(&self) -> Value {
         let mut m = Map::new();
-        m.insert("Execution".into(), self.ctx.execution.clone());
-        m.insert("StateMachine".into(), self.ctx.state_machine.clone());
+        m.insert("Execution".into(), self.ctx.execution().clone());
+        m.insert("StateMachine".into(), self.ctx.state_machine().clone());
         m.insert("State".into(), self.state_object());
         if let Some(map) = self.map_object() {
             m.insert("Map".into(), map);
@@ -118,8 +135,8 @@ impl Scope for StateScope<'_> {
             return owned(path.select(&self.whole()));
         };
         match top.as_str() {
-            "Execution" => path.select_from(&self.ctx.execution, 1),
-            "StateMachine" => path.select_from(&self.ctx.state_machine, 1),
+            "Execution" => path.select_from(self.ctx.execution(), 1),
+            "StateMachine" => path.select_from(self.ctx.state_machine(), 1),
             "State" => owned(path.select_from(&self.state_object(), 1)),
             "Map" => {
                 // Fast path for the common `$$.Map.Item.Value` / `.Index`.

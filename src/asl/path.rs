@@ -165,6 +165,37 @@ impl JsonPath {
         }
     }
 
+    /// Takes the value a definite path names out of `doc`, leaving `null` in its place.
+    /// Used when the document is about to be discarded, to move values instead of copying.
+    pub fn take(&self, doc: &mut Value) -> Option<Value> {
+        if !self.definite {
+            return None;
+        }
+        let mut v = doc;
+        for seg in &self.segments {
+            v = match (seg, v) {
+                (Segment::Name(n), Value::Object(m)) => m.get_mut(n)?,
+                (Segment::Index(i), Value::Array(a)) => {
+                    let len = a.len();
+                    a.get_mut(resolve_index(*i, len)?)?
+                }
+                _ => return None,
+            };
+        }
+        Some(std::mem::take(v))
+    }
+
+    /// Whether the node this path names contains (or is) the node `other` names.
+    pub fn contains(&self, other: &JsonPath) -> bool {
+        self.root == other.root
+            && self.segments.len() <= other.segments.len()
+            && self
+                .segments
+                .iter()
+                .zip(&other.segments)
+                .all(|(a, b)| a == b)
+    }
+
     /// Writes `value` at this (reference) path inside `doc`, creating missing objects on the
     /// way, as `ResultPath` does. Fails when an existing node on the way cannot hold it.
     pub fn assign(&self, doc: &mut Value, value: Value) -> Result<(), String> {

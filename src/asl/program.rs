@@ -23,8 +23,9 @@ pub struct Program {
     pub machines: Vec<SubMachine>,
     /// The definition's `TimeoutSeconds`.
     pub timeout_secs: Option<u64>,
-    /// Whether any expression reads `$$`; if not, the context object is never built.
-    pub uses_context: bool,
+    /// Whether any expression may read `$$.Execution.Input`; if not, executions keep no copy
+    /// of their input.
+    pub reads_execution_input: bool,
 }
 
 #[derive(Debug)]
@@ -53,6 +54,11 @@ pub struct Io {
     pub result_selector: Option<Template>,
     pub result_path: ResultPath,
     pub output_path: Selection,
+    /// `Parameters` may move values out of the raw input instead of copying them: the input
+    /// is not needed afterwards (`InputPath` and `ResultPath` are `$`, no retry re-reads it).
+    pub parameters_consume_input: bool,
+    /// `ResultSelector` may move values out of the result, which is discarded after it.
+    pub result_selector_consumes: bool,
 }
 
 /// `InputPath` / `OutputPath`.

@@ -10,27 +10,37 @@ pub const PAYLOAD_LIMIT_BYTES: usize = 256 * 1024;
 
 /// Whether `v` serialises to more than `limit` bytes.
 pub fn exceeds(v: &Value, limit: usize) -> bool {
+    // Floats are costly to measure exactly; count them at their longest first, and measure
+    // exactly only when that bound does not settle it.
     let mut budget = limit as isize;
-    !fits(v, &mut budget)
+    if fits(v, &mut budget, false) {
+        return false;
+    }
+    let mut budget = limit as isize;
+    !fits(v, &mut budget, true)
 }
 
 /// Exact compact-JSON length of `v` (as `serde_json::to_string(v).len()`).
 pub fn json_len(v: &Value) -> usize {
     let mut budget = isize::MAX;
-    fits(v, &mut budget);
+    fits(v, &mut budget, true);
     (isize::MAX - budget) as usize
 }
 
-fn fits(v: &Value, budget: &mut isize) -> bool {
+/// The longest text serde_json writes for an f64, e.g. `-2.2250738585072014e-308`.
+const MAX_FLOAT_LEN: usize = 24;
+
+fn fits(v: &Value, budget: &mut isize, exact: bool) -> bool {
     let n = match v {
         Value::Null => 4,
         Value::Bool(b) => 4 + usize::from(!b),
+        Value::Number(n) if !exact && n.is_f64() => MAX_FLOAT_LEN,
         Value::Number(n) => number_len(n),
         Value::String(s) => string_len(s),
         Value::Array(a) => {
             *budget -= (2 + a.len().saturating_sub(1)) as isize;
             for x in a {
-                if !fits(x, budget) {
+                if !fits(x, budget, exact) {
                     return false;
                 }
             }
@@ -41,7 +51,7 @@ fn fits(v: &Value, budget: &mut isize) -> bool {
             *budget -= (2 + m.len() + m.len().saturating_sub(1)) as isize;
             for (k, x) in m {
                 *budget -= string_len(k) as isize;
-                if !fits(x, budget) {
+                if !fits(x, budget, exact) {
                     return false;
                 }
             }
@@ -122,6 +132,16 @@ mod tests {
                 "{v}"
             );
         }
+    }
+
+    #[test]
+    fn float_bound_holds() {
+        for f in [-2.2250738585072014e-308, -1.7976931348623157e308, 0.1 + 0.2] {
+            assert!(json_len(&json!(f)) <= MAX_FLOAT_LEN);
+        }
+        let v = json!([0.5, 0.25]); // 10 bytes exactly, 50 by the bound
+        assert!(!exceeds(&v, 10));
+        assert!(exceeds(&v, 9));
     }
 
     #[test]

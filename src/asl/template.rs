@@ -5,7 +5,7 @@
 
 use super::error::{json_text, EvalError};
 use super::intrinsics::{is_intrinsic, Intrinsic};
-use super::path::JsonPath;
+use super::path::{JsonPath, Root};
 use super::scope::Scope;
 use serde_json::{Map, Value};
 
@@ -67,15 +67,80 @@ impl Template {
         }
     }
 
-    /// Whether evaluating this template may read the context object (`$$`).
-    pub fn uses_context(&self) -> bool {
+    /// Whether [`eval_consuming`](Self::eval_consuming) applies: every dynamic field is a
+    /// definite `$` path below the root, and no two of them overlap (so each value can be
+    /// moved out of the input exactly once).
+    pub fn consumable(&self) -> bool {
+        let mut paths = Vec::new();
+        if !self.collect_paths(&mut paths) {
+            return false;
+        }
+        paths.iter().enumerate().all(|(i, a)| {
+            paths[i + 1..]
+                .iter()
+                .all(|b| !a.contains(b) && !b.contains(a))
+        })
+    }
+
+    fn collect_paths<'a>(&'a self, out: &mut Vec<&'a JsonPath>) -> bool {
         match self {
-            Template::Const(_) => false,
-            Template::Object(f) => f.iter().any(|(_, t)| t.uses_context()),
-            Template::Array(a) => a.iter().any(Template::uses_context),
-            Template::Path { path, .. } => path.root() == super::path::Root::Context,
-            // Intrinsic arguments may be context paths; assume they can.
-            Template::Call { .. } => true,
+            Template::Const(_) => true,
+            Template::Object(f) => f.iter().all(|(_, t)| t.collect_paths(out)),
+            Template::Array(a) => a.iter().all(|t| t.collect_paths(out)),
+            Template::Path { path, .. } => {
+                let ok = path.root() == Root::Input && path.is_definite() && !path.is_root();
+                out.push(path);
+                ok
+            }
+            Template::Call { .. } => false,
+        }
+    }
+
+    /// Evaluates a [`consumable`](Self::consumable) template by moving values out of
+    /// `input`, which the caller is about to discard. On error `input` is left as it was.
+    pub fn eval_consuming(&self, input: &mut Value) -> Result<Value, EvalError> {
+        let mut paths = Vec::new();
+        self.collect_paths(&mut paths);
+        let mut taken = Vec::with_capacity(paths.len());
+        for path in &paths {
+            match path.take(input) {
+                Some(v) => taken.push(v),
+                None => {
+                    // Put back what was taken, so the error quotes the input unchanged.
+                    for (p, v) in paths.iter().zip(taken) {
+                        let _ = p.assign(input, v);
+                    }
+                    let missing = paths[taken_len(&paths, input)];
+                    let field = self.field_of(missing).unwrap_or_default();
+                    return Err(missing_field(field, missing, input));
+                }
+            }
+        }
+        let mut values = taken.into_iter();
+        Ok(self.build(&mut values))
+    }
+
+    fn build(&self, values: &mut std::vec::IntoIter<Value>) -> Value {
+        match self {
+            Template::Const(v) => v.clone(),
+            Template::Object(fields) => {
+                let mut out = Map::with_capacity(fields.len());
+                for (k, t) in fields {
+                    out.insert(k.clone(), t.build(values));
+                }
+                Value::Object(out)
+            }
+            Template::Array(items) => Value::Array(items.iter().map(|t| t.build(values)).collect()),
+            Template::Path { .. } | Template::Call { .. } => values.next().unwrap_or_default(),
+        }
+    }
+
+    fn field_of(&self, target: &JsonPath) -> Option<&str> {
+        match self {
+            Template::Path { field, path } if std::ptr::eq(path, target) => Some(field),
+            Template::Object(f) => f.iter().find_map(|(_, t)| t.field_of(target)),
+            Template::Array(a) => a.iter().find_map(|t| t.field_of(target)),
+            _ => None,
         }
     }
 
@@ -97,10 +162,7 @@ impl Template {
             )),
             Template::Path { field, path } => match scope.select(path) {
                 Some(v) => Ok(v.into_owned()),
-                None => Err(EvalError::runtime(format!(
-                    "The JSONPath '{path}' specified for the field '{field}' could not be found in the input '{}'",
-                    json_text(scope.input())
-                ))),
+                None => Err(missing_field(field, path, scope.input())),
             },
             Template::Call { call, .. } => call.eval(scope),
         }
@@ -155,4 +217,19 @@ mod tests {
             "The JSONPath '$.nope' specified for the field 'value.$' could not be found in the input '{\"x\":1}'"
         );
     }
+}
+
+fn missing_field(field: &str, path: &JsonPath, input: &Value) -> EvalError {
+    EvalError::runtime(format!(
+        "The JSONPath '{path}' specified for the field '{field}' could not be found in the input '{}'",
+        json_text(input)
+    ))
+}
+
+/// Index of the first path that selects nothing in `input`.
+fn taken_len(paths: &[&JsonPath], input: &Value) -> usize {
+    paths
+        .iter()
+        .position(|p| p.select(input).is_none())
+        .unwrap_or(0)
 }

@@ -94,9 +94,9 @@ pub struct HistoryEvent {
 pub struct ExecutionOptions {
     pub name: Arc<str>,
     pub state_machine_name: Arc<str>,
-    pub region: String,
-    pub account: String,
-    pub role_arn: String,
+    pub region: Arc<str>,
+    pub account: Arc<str>,
+    pub role_arn: Arc<str>,
     pub workflow_type: WorkflowType,
     /// Express workflows end after 5 minutes; `None` lifts the cap (the definition's own
     /// `TimeoutSeconds` still applies).
@@ -111,9 +111,9 @@ impl Default for ExecutionOptions {
         ExecutionOptions {
             name: Arc::from("execution"),
             state_machine_name: Arc::from("StateMachine"),
-            region: "us-east-1".into(),
-            account: "123456789012".into(),
-            role_arn: "arn:aws:iam::123456789012:role/expressway".into(),
+            region: Arc::from("us-east-1"),
+            account: Arc::from("123456789012"),
+            role_arn: Arc::from("arn:aws:iam::123456789012:role/expressway"),
             workflow_type: WorkflowType::Express,
             max_duration_ms: Some(EXPRESS_MAX_DURATION_MS),
             payload_limit_bytes: size::PAYLOAD_LIMIT_BYTES,
@@ -224,7 +224,11 @@ impl Execution {
         let seed = opts.name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
             (h ^ b as u64).wrapping_mul(0x100000001b3)
         });
-        let ctx = ContextParts::new(&opts, now, program.uses_context.then(|| input.clone()));
+        let ctx = ContextParts::new(
+            &opts,
+            now,
+            program.reads_execution_input.then(|| input.clone()),
+        );
         let mut exec = Execution {
             ctx,
             opts,
@@ -870,6 +874,25 @@ impl Execution {
         let state = p.state(f.state);
         let io = &state.io;
         match &state.kind {
+            Kind::Pass { result: None } if io.parameters_consume_input => {
+                let template = io
+                    .parameters
+                    .as_ref()
+                    .expect("consuming implies Parameters");
+                let mut raw = std::mem::take(&mut self.frame(fid).data);
+                match template.eval_consuming(&mut raw) {
+                    Ok(result) => Ok(Flow::Next(self.select_owned(
+                        p,
+                        fid,
+                        &io.output_path,
+                        result,
+                    )?)),
+                    Err(e) => {
+                        self.frame(fid).data = raw;
+                        Err(e)
+                    }
+                }
+            }
             Kind::Pass { result } => {
                 let raw = &f.data;
                 let result = match result {
@@ -1207,6 +1230,10 @@ impl Execution {
         let io = &p.state(self.frame(fid).state).io;
         let run = |this: &mut Self| -> Result<Value, EvalError> {
             let result = match &io.result_selector {
+                Some(t) if io.result_selector_consumes => {
+                    let mut result = result;
+                    t.eval_consuming(&mut result)?
+                }
                 Some(t) => {
                     let f = this.frames[fid as usize].as_ref().expect("frame");
                     t.eval(&this.scope(p, f, &result))?
