@@ -179,6 +179,21 @@ fn has_dynamic_field(v: &Value) -> bool {
     }
 }
 
+fn missing_field(field: &str, path: &JsonPath, input: &Value) -> EvalError {
+    EvalError::runtime(format!(
+        "The JSONPath '{path}' specified for the field '{field}' could not be found in the input '{}'",
+        json_text(input)
+    ))
+}
+
+/// Index of the first path that selects nothing in `input`.
+fn taken_len(paths: &[&JsonPath], input: &Value) -> usize {
+    paths
+        .iter()
+        .position(|p| p.select(input).is_none())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,19 +232,4 @@ mod tests {
             "The JSONPath '$.nope' specified for the field 'value.$' could not be found in the input '{\"x\":1}'"
         );
     }
-}
-
-fn missing_field(field: &str, path: &JsonPath, input: &Value) -> EvalError {
-    EvalError::runtime(format!(
-        "The JSONPath '{path}' specified for the field '{field}' could not be found in the input '{}'",
-        json_text(input)
-    ))
-}
-
-/// Index of the first path that selects nothing in `input`.
-fn taken_len(paths: &[&JsonPath], input: &Value) -> usize {
-    paths
-        .iter()
-        .position(|p| p.select(input).is_none())
-        .unwrap_or(0)
 }

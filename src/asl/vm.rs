@@ -548,11 +548,16 @@ impl Execution {
         true
     }
 
+    /// Enforces the payload limit on a state's output. Choice, Wait, Succeed and Fail only
+    /// pass on (part of) their input, which was checked when it was produced.
     fn check_size(&self, p: &Program, fid: u32, out: &Value) -> Result<(), Failure> {
-        if size::exceeds(out, self.opts.payload_limit_bytes) {
-            let name = &p
-                .state(self.frames[fid as usize].as_ref().map_or(0, |f| f.state))
-                .name;
+        let state = p.state(self.frames[fid as usize].as_ref().map_or(0, |f| f.state));
+        let may_grow = matches!(
+            state.kind,
+            Kind::Pass { .. } | Kind::Task(_) | Kind::Parallel { .. } | Kind::Map(_)
+        );
+        if may_grow && size::exceeds(out, self.opts.payload_limit_bytes) {
+            let name = &state.name;
             return Err(Failure::new(
                 names::DATA_LIMIT_EXCEEDED,
                 format!("The state/task '{name}' returned a result with a size exceeding the maximum number of bytes service limit."),
@@ -851,6 +856,19 @@ impl Execution {
         }
     }
 
+    /// The current state's effective input (after `InputPath`), taking the frame's data
+    /// rather than copying it when `InputPath` is `$`.
+    fn take_input(&mut self, p: &Program, fid: u32) -> Result<Value, EvalError> {
+        let io = &p.state(self.frame(fid).state).io;
+        match &io.input_path {
+            Selection::All => Ok(std::mem::take(&mut self.frame(fid).data)),
+            sel => {
+                let f = self.frames[fid as usize].as_ref().expect("frame");
+                self.select(p, f, sel, &f.data).map(Cow::into_owned)
+            }
+        }
+    }
+
     /// `OutputPath`-style selection of an owned document.
     fn select_owned(
         &self,
@@ -926,26 +944,24 @@ impl Execution {
                 )?))
             }
             Kind::Choice { choices, default } => {
-                let input = self.select(p, f, &io.input_path, &f.data)?;
-                let scope = self.scope(p, f, &input);
-                let mut target = None;
-                for (rule, next) in choices {
-                    if rule.eval(&scope)? {
-                        target = Some(*next);
-                        break;
+                let target = {
+                    let input = self.select(p, f, &io.input_path, &f.data)?;
+                    let scope = self.scope(p, f, &input);
+                    let mut target = *default;
+                    for (rule, next) in choices {
+                        if rule.eval(&scope)? {
+                            target = Some(*next);
+                            break;
+                        }
                     }
-                }
-                let target = target.or(*default);
-                let input = input.into_owned();
+                    target
+                };
                 match target {
-                    Some(t) => Ok(Flow::Goto(
-                        t,
-                        self.select_owned(p, fid, &io.output_path, input)?,
-                    )),
-                    None => Err(EvalError::new(
-                        names::NO_CHOICE_MATCHED,
-                        "No Matches!".to_string(),
-                    )),
+                    Some(t) => {
+                        let input = self.take_input(p, fid)?;
+                        Ok(Flow::Goto(t, self.select_owned(p, fid, &io.output_path, input)?))
+                    }
+                    None => Err(EvalError::new(names::NO_CHOICE_MATCHED, "No Matches!")),
                 }
             }
             Kind::Succeed => {
@@ -975,7 +991,8 @@ impl Execution {
                     }
                     WaitSpec::TimestampPath(path) => wait_timestamp(path, &input)?,
                 };
-                let out = self.select_owned(p, fid, &io.output_path, input.into_owned())?;
+                let input = self.take_input(p, fid)?;
+                let out = self.select_owned(p, fid, &io.output_path, input)?;
                 let f = self.frame(fid);
                 f.data = out;
                 if at <= now {
