@@ -212,6 +212,7 @@ impl Compiler<'_> {
         };
         let retry = self.retriers(field("Retry"), &at("Retry"));
         let catch = self.catchers(field("Catch"), ids, &at("Catch"));
+        let size_bound = size_bound(&kind, &io);
         State {
             name: Arc::from(name),
             kind,
@@ -219,6 +220,7 @@ impl Compiler<'_> {
             next,
             retry,
             catch,
+            size_bound,
         }
     }
 
@@ -473,6 +475,34 @@ impl Compiler<'_> {
             });
         }
         out
+    }
+}
+
+/// Bounds a state's output size from its input size where the compiler can (see
+/// [`SizeBound`]): selections never grow data; a Pass adds its result.
+fn size_bound(kind: &Kind, io: &Io) -> SizeBound {
+    let result = match kind {
+        Kind::Choice { .. } | Kind::Wait(_) | Kind::Succeed | Kind::Fail { .. } => {
+            return SizeBound::Linear { constant: 0, per_input: 1 }
+        }
+        Kind::Pass { result: Some(r) } => Some((super::size::json_len(r), 0)),
+        Kind::Pass { result: None } => match &io.parameters {
+            Some(t) => t.size_bound(),
+            None => Some((0, 1)),
+        },
+        _ => None,
+    };
+    let Some((constant, per_input)) = result else {
+        return SizeBound::Measure;
+    };
+    match &io.result_path {
+        ResultPath::Replace => SizeBound::Linear { constant, per_input },
+        ResultPath::Discard => SizeBound::Linear { constant: 0, per_input: 1 },
+        // The input, plus the result under keys no longer than the path's text.
+        ResultPath::At(path) => SizeBound::Linear {
+            constant: constant + 4 * path.as_str().len() + 8,
+            per_input: per_input + 1,
+        },
     }
 }
 

@@ -42,6 +42,17 @@ pub struct State {
     pub next: Option<StateId>,
     pub retry: Vec<Retrier>,
     pub catch: Vec<Catcher>,
+    pub size_bound: SizeBound,
+}
+
+/// What the compiler knows of a state's output size, so that the VM can enforce the payload
+/// limit without measuring every output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeBound {
+    /// At most `constant + per_input * size(input)` bytes.
+    Linear { constant: usize, per_input: usize },
+    /// Unknown until measured (task results, intrinsic calls, Map and Parallel results).
+    Measure,
 }
 
 /// A state's input/output processing, in the order AWS applies it:

@@ -20,6 +20,17 @@ pub fn exceeds(v: &Value, limit: usize) -> bool {
     !fits(v, &mut budget, true)
 }
 
+/// An upper bound on the size of `v` (exact but for floats), or `None` when `v` exceeds
+/// `limit` bytes.
+pub fn measure(v: &Value, limit: usize) -> Option<usize> {
+    let mut budget = limit as isize;
+    if fits(v, &mut budget, false) {
+        return Some((limit as isize - budget) as usize);
+    }
+    let mut budget = limit as isize;
+    fits(v, &mut budget, true).then(|| (limit as isize - budget) as usize)
+}
+
 /// Exact compact-JSON length of `v` (as `serde_json::to_string(v).len()`).
 pub fn json_len(v: &Value) -> usize {
     let mut budget = isize::MAX;

@@ -67,6 +67,26 @@ impl Template {
         }
     }
 
+    /// A bound on the size of this template's output as `(constant, per_input)`: at most
+    /// `constant + per_input * size(input)` bytes. `None` when an intrinsic call makes it
+    /// unknowable without evaluating.
+    pub fn size_bound(&self) -> Option<(usize, usize)> {
+        match self {
+            Template::Const(v) => Some((super::size::json_len(v), 0)),
+            Template::Object(fields) => fields.iter().try_fold((2, 0), |(c, k), (key, t)| {
+                let (tc, tk) = t.size_bound()?;
+                // quotes, colon and comma around each key
+                Some((c + key.len() * 2 + 4 + tc, k + tk))
+            }),
+            Template::Array(items) => items.iter().try_fold((2, 0), |(c, k), t| {
+                let (tc, tk) = t.size_bound()?;
+                Some((c + 1 + tc, k + tk))
+            }),
+            Template::Path { .. } => Some((0, 1)),
+            Template::Call { .. } => None,
+        }
+    }
+
     /// Whether [`eval_consuming`](Self::eval_consuming) applies: every dynamic field is a
     /// definite `$` path below the root, and no two of them overlap (so each value can be
     /// moved out of the input exactly once).

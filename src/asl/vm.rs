@@ -15,6 +15,7 @@ use super::path::{JsonPath, Root};
 use super::program::*;
 use super::scope::Scope;
 use super::size;
+use super::template::Template;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -146,6 +147,8 @@ struct Frame {
     entered_at: Millis,
     /// Attempts made per retrier of the current state; empty until a retry happens.
     attempts: Vec<u32>,
+    /// An upper bound on the JSON size of `data` (see [`SizeBound`]).
+    size_bound: usize,
 }
 
 enum Phase {
@@ -178,7 +181,8 @@ struct Join {
     results: Vec<Value>,
     pending: usize,
     /// Iteration inputs not started yet (Map with MaxConcurrency), in order.
-    queue: VecDeque<(u32, Value)>,
+    /// `(slot, input, bound on the input's size)`.
+    queue: VecDeque<(u32, Value, usize)>,
     machine: MachineId,
     children: Vec<u32>,
     running: usize,
@@ -244,7 +248,7 @@ impl Execution {
             program,
         };
         exec.event("ExecutionStarted", None, now, || Value::Null);
-        if size::exceeds(&input, exec.opts.payload_limit_bytes) {
+        let Some(input_size) = size::measure(&input, exec.opts.payload_limit_bytes) else {
             exec.finish(
                 Outcome::Failed(Failure::new(
                     names::DATA_LIMIT_EXCEEDED,
@@ -253,7 +257,7 @@ impl Execution {
                 now,
             );
             return exec;
-        }
+        };
         let deadline = [
             exec.program.timeout_secs.map(|s| s as Millis * 1000),
             exec.opts.max_duration_ms,
@@ -268,7 +272,7 @@ impl Execution {
             });
         }
         let start = exec.program.start_of(0);
-        let root = exec.spawn(start, input, None);
+        let root = exec.spawn(start, input, None, input_size);
         exec.runnable.push_back(root);
         exec
     }
@@ -384,8 +388,15 @@ impl Execution {
             .expect("a runnable frame exists")
     }
 
-    fn spawn(&mut self, state: StateId, input: Value, parent: Option<(u32, u32)>) -> u32 {
+    fn spawn(
+        &mut self,
+        state: StateId,
+        input: Value,
+        parent: Option<(u32, u32)>,
+        size_bound: usize,
+    ) -> u32 {
         let frame = Frame {
+            size_bound,
             gen: 0,
             state,
             data: input,
@@ -506,10 +517,10 @@ impl Execution {
         match flow {
             Flow::Blocked => false,
             Flow::Next(out) => match state.next {
-                Some(next) => self.transition(p, fid, next, out, now),
+                Some(next) => self.transition(p, fid, next, out, state.size_bound, now),
                 None => self.end_frame(p, fid, Ok(out), now),
             },
-            Flow::Goto(next, out) => self.transition(p, fid, next, out, now),
+            Flow::Goto(next, out) => self.transition(p, fid, next, out, state.size_bound, now),
             Flow::Finish(out) => self.end_frame(p, fid, Ok(out), now),
             Flow::Fail(f) => self.end_frame(p, fid, Err(f), now),
             Flow::Error(f) => self.handle_error(p, fid, f, now),
@@ -534,13 +545,16 @@ impl Execution {
         fid: u32,
         next: StateId,
         out: Value,
+        bound: SizeBound,
         now: Millis,
     ) -> bool {
-        if let Err(f) = self.check_size(p, fid, &out) {
-            return self.end_frame(p, fid, Err(f), now);
-        }
+        let size = match self.check_size(p, fid, &out, bound) {
+            Ok(size) => size,
+            Err(f) => return self.end_frame(p, fid, Err(f), now),
+        };
         self.exit_event(p, fid, &out, now);
         let f = self.frame(fid);
+        f.size_bound = size;
         f.state = next;
         f.data = out;
         f.attempts.clear();
@@ -548,22 +562,18 @@ impl Execution {
         true
     }
 
-    /// Enforces the payload limit on a state's output. Choice, Wait, Succeed and Fail only
-    /// pass on (part of) their input, which was checked when it was produced.
-    fn check_size(&self, p: &Program, fid: u32, out: &Value) -> Result<(), Failure> {
-        let state = p.state(self.frames[fid as usize].as_ref().map_or(0, |f| f.state));
-        let may_grow = matches!(
-            state.kind,
-            Kind::Pass { .. } | Kind::Task(_) | Kind::Parallel { .. } | Kind::Map(_)
-        );
-        if may_grow && size::exceeds(out, self.opts.payload_limit_bytes) {
-            let name = &state.name;
-            return Err(Failure::new(
-                names::DATA_LIMIT_EXCEEDED,
-                format!("The state/task '{name}' returned a result with a size exceeding the maximum number of bytes service limit."),
-            ));
+    /// Enforces the payload limit on a state's output and returns a bound on its size.
+    /// Measures only when the compiled bound (from the input's bound) does not settle it.
+    fn check_size(&self, p: &Program, fid: u32, out: &Value, bound: SizeBound) -> Result<usize, Failure> {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let limit = self.opts.payload_limit_bytes;
+        if let SizeBound::Linear { constant, per_input } = bound {
+            let b = constant.saturating_add(per_input.saturating_mul(f.size_bound));
+            if b <= limit {
+                return Ok(b);
+            }
         }
-        Ok(())
+        size::measure(out, limit).ok_or_else(|| data_limit_exceeded(&p.state(f.state).name))
     }
 
     /// Ends a frame: the execution if it is the top level, else one child of a join.
@@ -575,7 +585,8 @@ impl Execution {
         now: Millis,
     ) -> bool {
         if let Ok(out) = &result {
-            if let Err(f) = self.check_size(p, fid, out) {
+            let bound = p.state(self.frame(fid).state).size_bound;
+            if let Err(f) = self.check_size(p, fid, out, bound) {
                 return self.end_frame(p, fid, Err(f), now);
             }
             if !matches!(p.state(self.frame(fid).state).kind, Kind::Fail { .. }) {
@@ -707,7 +718,7 @@ impl Execution {
             if join.running >= join.limit {
                 return;
             }
-            let Some((slot, input)) = join.queue.pop_front() else {
+            let Some((slot, input, bound)) = join.queue.pop_front() else {
                 return;
             };
             let machine = join.machine;
@@ -717,7 +728,7 @@ impl Execution {
                 now,
                 || serde_json::json!({ "index": slot }),
             );
-            let child = self.spawn(p.start_of(machine), input, Some((pid, slot)));
+            let child = self.spawn(p.start_of(machine), input, Some((pid, slot)), bound);
             if let Phase::Children(join) = &mut self.frame(pid).phase {
                 join.children.push(child);
                 join.running += 1;
@@ -770,7 +781,7 @@ impl Execution {
                 }
                 let raw = std::mem::take(&mut self.frame(fid).data);
                 return match apply_result_path(&c.result_path, raw, Value::Object(err_out)) {
-                    Ok(out) => self.transition(p, fid, c.next, out, now),
+                    Ok(out) => self.transition(p, fid, c.next, out, SizeBound::Measure, now),
                     Err(detail) => {
                         let f = self.wrap(
                             p,
@@ -1052,12 +1063,13 @@ impl Execution {
                     Some(t) => t.eval(&self.scope(p, f, &input))?,
                     None => input.into_owned(),
                 };
+                let bound = derived_bound(io.parameters.as_ref(), f.size_bound, &param);
                 let name = state.name.clone();
                 self.event("ParallelStateStarted", Some(&name), now, || Value::Null);
                 // Every branch starts at once, each its own machine.
                 let mut children = Vec::with_capacity(branches.len());
                 for (slot, m) in branches.iter().enumerate() {
-                    let c = self.spawn(p.start_of(*m), param.clone(), Some((fid, slot as u32)));
+                    let c = self.spawn(p.start_of(*m), param.clone(), Some((fid, slot as u32)), bound);
                     children.push(c);
                     self.runnable.push_back(c);
                 }
@@ -1178,7 +1190,12 @@ impl Execution {
                 }
                 None => item.clone(),
             };
-            queue.push_back((i as u32, iter_input));
+            let bound = match &spec.batcher {
+                // A batch is a new array: measure it.
+                Some(_) => size::json_len(&iter_input),
+                None => derived_bound(spec.item_selector.as_ref(), f.size_bound, &iter_input),
+            };
+            queue.push_back((i as u32, iter_input, bound));
         }
         let n = queue.len();
         let tolerated = match (tolerated_count, tolerated_pct) {
@@ -1233,8 +1250,8 @@ impl Execution {
             Resume::Task(Ok(result)) => {
                 let name = p.state(self.frame(fid).state).name.clone();
                 self.event("TaskSucceeded", Some(&name), now, || Value::Null);
-                if let Err(f) = self.check_size(p, fid, &result) {
-                    return Flow::Error(f);
+                if size::exceeds(&result, self.opts.payload_limit_bytes) {
+                    return Flow::Error(data_limit_exceeded(&name));
                 }
                 self.finish_result(p, fid, result)
             }
@@ -1293,6 +1310,23 @@ fn exited_event(kind: &Kind) -> &'static str {
         Kind::Parallel { .. } => "ParallelStateExited",
         Kind::Map(_) => "MapStateExited",
     }
+}
+
+/// A bound on the size of `value`, made by `template` (if any) from an input of at most
+/// `input_bound` bytes; measured when the template cannot say.
+fn derived_bound(template: Option<&Template>, input_bound: usize, value: &Value) -> usize {
+    match template.map(Template::size_bound) {
+        None => input_bound,
+        Some(Some((c, k))) => c.saturating_add(k.saturating_mul(input_bound)),
+        Some(None) => size::json_len(value),
+    }
+}
+
+fn data_limit_exceeded(state: &str) -> Failure {
+    Failure::new(
+        names::DATA_LIMIT_EXCEEDED,
+        format!("The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit."),
+    )
 }
 
 fn missing(path: &JsonPath, doc: &Value) -> EvalError {
