@@ -206,10 +206,14 @@ impl JsonPath {
                     if cur.is_null() {
                         *cur = Value::Object(Map::new());
                     }
-                    match cur {
-                        Value::Object(m) => m.entry(n.clone()).or_insert(Value::Null),
-                        _ => return Err(format!("cannot set field '{n}' on a non-object")),
+                    let Value::Object(m) = cur else {
+                        return Err(format!("cannot set field '{n}' on a non-object"));
+                    };
+                    // Look up before inserting: `entry` would copy the key every time.
+                    if !m.contains_key(n) {
+                        m.insert(n.clone(), Value::Null);
                     }
+                    m.get_mut(n).expect("inserted above")
                 }
                 Segment::Index(i) => match cur {
                     Value::Array(a) => {

@@ -47,6 +47,7 @@ fn fits(v: &Value, budget: &mut isize, exact: bool) -> bool {
         Value::Bool(b) => 4 + usize::from(!b),
         Value::Number(n) if !exact && n.is_f64() => MAX_FLOAT_LEN,
         Value::Number(n) => number_len(n),
+        Value::String(s) if !exact => string_len_bound(s),
         Value::String(s) => string_len(s),
         Value::Array(a) => {
             *budget -= (2 + a.len().saturating_sub(1)) as isize;
@@ -61,7 +62,7 @@ fn fits(v: &Value, budget: &mut isize, exact: bool) -> bool {
             // braces, and per entry a colon plus a comma between entries
             *budget -= (2 + m.len() + m.len().saturating_sub(1)) as isize;
             for (k, x) in m {
-                *budget -= string_len(k) as isize;
+                *budget -= if exact { string_len(k) } else { string_len_bound(k) } as isize;
                 if !fits(x, budget, exact) {
                     return false;
                 }
@@ -93,6 +94,16 @@ fn digits(mut u: u64) -> usize {
         d += 1;
     }
     d
+}
+
+/// At least [`string_len`]: every control character counted as a `\u00XX` escape. Branch-free,
+/// so the compiler vectorises it.
+fn string_len_bound(s: &str) -> usize {
+    let extra: usize = s
+        .bytes()
+        .map(|b| usize::from(b < 0x20) * 5 + usize::from(b == b'"' || b == b'\\'))
+        .sum();
+    s.len() + 2 + extra
 }
 
 fn string_len(s: &str) -> usize {

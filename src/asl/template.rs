@@ -87,9 +87,10 @@ impl Template {
         }
     }
 
-    /// Whether [`eval_consuming`](Self::eval_consuming) applies: every dynamic field is a
+    /// Whether [`eval_consuming`](Self::eval_consuming) applies: every path field is a
     /// definite `$` path below the root, and no two of them overlap (so each value can be
-    /// moved out of the input exactly once).
+    /// moved out of the input exactly once). Intrinsic calls are fine: they are evaluated
+    /// first, against the untouched input.
     pub fn consumable(&self) -> bool {
         let mut paths = Vec::new();
         if !self.collect_paths(&mut paths) {
@@ -104,21 +105,40 @@ impl Template {
 
     fn collect_paths<'a>(&'a self, out: &mut Vec<&'a JsonPath>) -> bool {
         match self {
-            Template::Const(_) => true,
+            Template::Const(_) | Template::Call { .. } => true,
             Template::Object(f) => f.iter().all(|(_, t)| t.collect_paths(out)),
             Template::Array(a) => a.iter().all(|t| t.collect_paths(out)),
             Template::Path { path, .. } => {
-                let ok = path.root() == Root::Input && path.is_definite() && !path.is_root();
                 out.push(path);
-                ok
+                path.root() == Root::Input && path.is_definite() && !path.is_root()
             }
-            Template::Call { .. } => false,
         }
     }
 
+    /// The results of this template's intrinsic calls, in template order: the first step of
+    /// [`eval_consuming`](Self::eval_consuming).
+    pub fn eval_calls(&self, scope: &dyn Scope) -> Result<Vec<Value>, EvalError> {
+        fn walk(t: &Template, scope: &dyn Scope, out: &mut Vec<Value>) -> Result<(), EvalError> {
+            match t {
+                Template::Const(_) | Template::Path { .. } => Ok(()),
+                Template::Object(f) => f.iter().try_for_each(|(_, t)| walk(t, scope, out)),
+                Template::Array(a) => a.iter().try_for_each(|t| walk(t, scope, out)),
+                Template::Call { call, .. } => {
+                    out.push(call.eval(scope)?);
+                    Ok(())
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, scope, &mut out)?;
+        Ok(out)
+    }
+
     /// Evaluates a [`consumable`](Self::consumable) template by moving values out of
-    /// `input`, which the caller is about to discard. On error `input` is left as it was.
-    pub fn eval_consuming(&self, input: &mut Value) -> Result<Value, EvalError> {
+    /// `input`, which the caller is about to discard, given the results of
+    /// [`eval_calls`](Self::eval_calls). Returns `None`, with `input` restored, when a path
+    /// selects nothing: the caller then runs [`eval`](Self::eval) for AWS's error.
+    pub fn eval_consuming(&self, input: &mut Value, calls: Vec<Value>) -> Option<Value> {
         let mut paths = Vec::new();
         self.collect_paths(&mut paths);
         let mut taken = Vec::with_capacity(paths.len());
@@ -126,41 +146,29 @@ impl Template {
             match path.take(input) {
                 Some(v) => taken.push(v),
                 None => {
-                    // Put back what was taken, so the error quotes the input unchanged.
                     for (p, v) in paths.iter().zip(taken) {
                         let _ = p.assign(input, v);
                     }
-                    let missing = paths[taken_len(&paths, input)];
-                    let field = self.field_of(missing).unwrap_or_default();
-                    return Err(missing_field(field, missing, input));
+                    return None;
                 }
             }
         }
-        let mut values = taken.into_iter();
-        Ok(self.build(&mut values))
+        Some(self.build(&mut taken.into_iter(), &mut calls.into_iter()))
     }
 
-    fn build(&self, values: &mut std::vec::IntoIter<Value>) -> Value {
+    fn build(&self, taken: &mut std::vec::IntoIter<Value>, calls: &mut std::vec::IntoIter<Value>) -> Value {
         match self {
             Template::Const(v) => v.clone(),
             Template::Object(fields) => {
                 let mut out = Map::with_capacity(fields.len());
                 for (k, t) in fields {
-                    out.insert(k.clone(), t.build(values));
+                    out.insert(k.clone(), t.build(taken, calls));
                 }
                 Value::Object(out)
             }
-            Template::Array(items) => Value::Array(items.iter().map(|t| t.build(values)).collect()),
-            Template::Path { .. } | Template::Call { .. } => values.next().unwrap_or_default(),
-        }
-    }
-
-    fn field_of(&self, target: &JsonPath) -> Option<&str> {
-        match self {
-            Template::Path { field, path } if std::ptr::eq(path, target) => Some(field),
-            Template::Object(f) => f.iter().find_map(|(_, t)| t.field_of(target)),
-            Template::Array(a) => a.iter().find_map(|t| t.field_of(target)),
-            _ => None,
+            Template::Array(items) => Value::Array(items.iter().map(|t| t.build(taken, calls)).collect()),
+            Template::Path { .. } => taken.next().unwrap_or_default(),
+            Template::Call { .. } => calls.next().unwrap_or_default(),
         }
     }
 
@@ -204,14 +212,6 @@ fn missing_field(field: &str, path: &JsonPath, input: &Value) -> EvalError {
         "The JSONPath '{path}' specified for the field '{field}' could not be found in the input '{}'",
         json_text(input)
     ))
-}
-
-/// Index of the first path that selects nothing in `input`.
-fn taken_len(paths: &[&JsonPath], input: &Value) -> usize {
-    paths
-        .iter()
-        .position(|p| p.select(input).is_none())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

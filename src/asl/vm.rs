@@ -149,6 +149,9 @@ struct Frame {
     attempts: Vec<u32>,
     /// An upper bound on the JSON size of `data` (see [`SizeBound`]).
     size_bound: usize,
+    /// A bound on the current state's output found while running it, for states whose
+    /// compiled bound is [`SizeBound::Measure`].
+    output_bound: Option<usize>,
 }
 
 enum Phase {
@@ -397,6 +400,7 @@ impl Execution {
     ) -> u32 {
         let frame = Frame {
             size_bound,
+            output_bound: None,
             gen: 0,
             state,
             data: input,
@@ -555,6 +559,7 @@ impl Execution {
         self.exit_event(p, fid, &out, now);
         let f = self.frame(fid);
         f.size_bound = size;
+        f.output_bound = None;
         f.state = next;
         f.data = out;
         f.attempts.clear();
@@ -567,6 +572,9 @@ impl Execution {
     fn check_size(&self, p: &Program, fid: u32, out: &Value, bound: SizeBound) -> Result<usize, Failure> {
         let f = self.frames[fid as usize].as_ref().expect("frame");
         let limit = self.opts.payload_limit_bytes;
+        if let Some(b) = f.output_bound.filter(|b| *b <= limit) {
+            return Ok(b);
+        }
         if let SizeBound::Linear { constant, per_input } = bound {
             let b = constant.saturating_add(per_input.saturating_mul(f.size_bound));
             if b <= limit {
@@ -739,6 +747,7 @@ impl Execution {
 
     /// Retry or Catch the failure of the current state, or fail the frame.
     fn handle_error(&mut self, p: &Program, fid: u32, failure: Failure, now: Millis) -> bool {
+        self.frame(fid).output_bound = None;
         let state = p.state(self.frame(fid).state);
         let error = failure.error.as_deref();
         if error != Some(names::RUNTIME) {
@@ -880,6 +889,19 @@ impl Execution {
         }
     }
 
+    /// Evaluates a consumable template by moving values out of `input` (see
+    /// [`Template::eval_consuming`]). On any error the plain evaluation runs instead, so the
+    /// error is the one AWS reports: the first failing field in template order.
+    fn consume(&self, p: &Program, f: &Frame, t: &Template, input: &mut Value) -> Result<Value, EvalError> {
+        let calls = t.eval_calls(&self.scope(p, f, input));
+        if let Ok(calls) = calls {
+            if let Some(v) = t.eval_consuming(input, calls) {
+                return Ok(v);
+            }
+        }
+        t.eval(&self.scope(p, f, input))
+    }
+
     /// `OutputPath`-style selection of an owned document.
     fn select_owned(
         &self,
@@ -904,18 +926,12 @@ impl Execution {
         let io = &state.io;
         match &state.kind {
             Kind::Pass { result: None } if io.parameters_consume_input => {
-                let template = io
-                    .parameters
-                    .as_ref()
-                    .expect("consuming implies Parameters");
+                let template = io.parameters.as_ref().expect("consuming implies Parameters");
                 let mut raw = std::mem::take(&mut self.frame(fid).data);
-                match template.eval_consuming(&mut raw) {
-                    Ok(result) => Ok(Flow::Next(self.select_owned(
-                        p,
-                        fid,
-                        &io.output_path,
-                        result,
-                    )?)),
+                let f = self.frames[fid as usize].as_ref().expect("frame");
+                let result = self.consume(p, f, template, &mut raw);
+                match result {
+                    Ok(result) => Ok(Flow::Next(self.select_owned(p, fid, &io.output_path, result)?)),
                     Err(e) => {
                         self.frame(fid).data = raw;
                         Err(e)
@@ -938,6 +954,16 @@ impl Execution {
                         }
                     }
                 };
+                // A result written into the input (a counter, a flag) is usually small:
+                // measure it alone rather than the whole output.
+                if let (ResultPath::At(path), Some(r), SizeBound::Measure) =
+                    (&io.result_path, &result, state.size_bound)
+                {
+                    if let Some(n) = size::measure(r, self.opts.payload_limit_bytes) {
+                        let bound = f.size_bound + n + 4 * path.as_str().len() + 8;
+                        self.frame(fid).output_bound = Some(bound);
+                    }
+                }
                 let raw = std::mem::take(&mut self.frame(fid).data);
                 let out = match result {
                     Some(r) => apply_result_path(&io.result_path, raw, r),
@@ -1266,7 +1292,8 @@ impl Execution {
             let result = match &io.result_selector {
                 Some(t) if io.result_selector_consumes => {
                     let mut result = result;
-                    t.eval_consuming(&mut result)?
+                    let f = this.frames[fid as usize].as_ref().expect("frame");
+                    this.consume(p, f, t, &mut result)?
                 }
                 Some(t) => {
                     let f = this.frames[fid as usize].as_ref().expect("frame");
