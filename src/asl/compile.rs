@@ -483,7 +483,10 @@ impl Compiler<'_> {
 fn size_bound(kind: &Kind, io: &Io) -> SizeBound {
     let result = match kind {
         Kind::Choice { .. } | Kind::Wait(_) | Kind::Succeed | Kind::Fail { .. } => {
-            return SizeBound::Linear { constant: 0, per_input: 1 }
+            return SizeBound::Linear {
+                constant: 0,
+                per_input: 1,
+            }
         }
         Kind::Pass { result: Some(r) } => Some((super::size::json_len(r), 0)),
         Kind::Pass { result: None } => match &io.parameters {
@@ -496,8 +499,14 @@ fn size_bound(kind: &Kind, io: &Io) -> SizeBound {
         return SizeBound::Measure;
     };
     match &io.result_path {
-        ResultPath::Replace => SizeBound::Linear { constant, per_input },
-        ResultPath::Discard => SizeBound::Linear { constant: 0, per_input: 1 },
+        ResultPath::Replace => SizeBound::Linear {
+            constant,
+            per_input,
+        },
+        ResultPath::Discard => SizeBound::Linear {
+            constant: 0,
+            per_input: 1,
+        },
         // The input, plus the result under keys no longer than the path's text.
         ResultPath::At(path) => SizeBound::Linear {
             constant: constant + 4 * path.as_str().len() + 8,

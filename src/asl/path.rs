@@ -174,7 +174,7 @@ impl JsonPath {
         let mut v = doc;
         for seg in &self.segments {
             v = match (seg, v) {
-                (Segment::Name(n), Value::Object(m)) => m.get_mut(n)?,
+                (Segment::Name(n), Value::Object(m)) => field_mut(m, n)?,
                 (Segment::Index(i), Value::Array(a)) => {
                     let len = a.len();
                     a.get_mut(resolve_index(*i, len)?)?
@@ -210,10 +210,10 @@ impl JsonPath {
                         return Err(format!("cannot set field '{n}' on a non-object"));
                     };
                     // Look up before inserting: `entry` would copy the key every time.
-                    if !m.contains_key(n) {
+                    if field(m, n).is_none() {
                         m.insert(n.clone(), Value::Null);
                     }
-                    m.get_mut(n).expect("inserted above")
+                    field_mut(m, n).expect("inserted above")
                 }
                 Segment::Index(i) => match cur {
                     Value::Array(a) => {
@@ -242,7 +242,7 @@ impl JsonPath {
         let mut v = doc;
         for (i, seg) in self.segments.iter().enumerate() {
             let next = match (seg, v) {
-                (Segment::Name(n), Value::Object(m)) => m.get(n),
+                (Segment::Name(n), Value::Object(m)) => field(m, n),
                 (Segment::Index(ix), Value::Array(a)) => {
                     resolve_index(*ix, a.len()).and_then(|x| a.get(x))
                 }
@@ -280,10 +280,32 @@ impl JsonPath {
     }
 }
 
+/// Objects up to this many fields are searched by scanning their keys: cheaper than hashing
+/// the name (the map's hasher is SipHash), and most state data is small objects.
+const SCAN_LIMIT: usize = 8;
+
+/// `m.get(name)`, without hashing for small objects.
+pub fn field<'a>(m: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    if m.len() <= SCAN_LIMIT {
+        m.iter().find_map(|(k, v)| (k == name).then_some(v))
+    } else {
+        m.get(name)
+    }
+}
+
+/// `m.get_mut(name)`, without hashing for small objects.
+pub fn field_mut<'a>(m: &'a mut Map<String, Value>, name: &str) -> Option<&'a mut Value> {
+    if m.len() <= SCAN_LIMIT {
+        m.iter_mut().find_map(|(k, v)| (k == name).then_some(v))
+    } else {
+        m.get_mut(name)
+    }
+}
+
 fn select_definite<'a>(mut v: &'a Value, segs: &[Segment]) -> Option<&'a Value> {
     for seg in segs {
         v = match (seg, v) {
-            (Segment::Name(n), Value::Object(m)) => m.get(n)?,
+            (Segment::Name(n), Value::Object(m)) => field(m, n)?,
             (Segment::Index(i), Value::Array(a)) => a.get(resolve_index(*i, a.len())?)?,
             _ => return None,
         };
@@ -303,7 +325,7 @@ fn collect<'a>(v: &'a Value, segs: &[Segment], out: &mut Vec<&'a Value>) {
     };
     match seg {
         Segment::Name(n) => {
-            if let Some(c) = v.as_object().and_then(|m| m.get(n)) {
+            if let Some(c) = v.as_object().and_then(|m| field(m, n)) {
                 collect(c, rest, out);
             }
         }
@@ -329,7 +351,7 @@ fn collect<'a>(v: &'a Value, segs: &[Segment], out: &mut Vec<&'a Value>) {
         Segment::Names(names) => {
             if let Value::Object(m) = v {
                 for n in names {
-                    if let Some(c) = m.get(n) {
+                    if let Some(c) = field(m, n) {
                         collect(c, rest, out);
                     }
                 }

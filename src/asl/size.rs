@@ -62,7 +62,11 @@ fn fits(v: &Value, budget: &mut isize, exact: bool) -> bool {
             // braces, and per entry a colon plus a comma between entries
             *budget -= (2 + m.len() + m.len().saturating_sub(1)) as isize;
             for (k, x) in m {
-                *budget -= if exact { string_len(k) } else { string_len_bound(k) } as isize;
+                *budget -= if exact {
+                    string_len(k)
+                } else {
+                    string_len_bound(k)
+                } as isize;
                 if !fits(x, budget, exact) {
                     return false;
                 }

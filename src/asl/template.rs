@@ -156,7 +156,11 @@ impl Template {
         Some(self.build(&mut taken.into_iter(), &mut calls.into_iter()))
     }
 
-    fn build(&self, taken: &mut std::vec::IntoIter<Value>, calls: &mut std::vec::IntoIter<Value>) -> Value {
+    fn build(
+        &self,
+        taken: &mut std::vec::IntoIter<Value>,
+        calls: &mut std::vec::IntoIter<Value>,
+    ) -> Value {
         match self {
             Template::Const(v) => v.clone(),
             Template::Object(fields) => {
@@ -166,7 +170,9 @@ impl Template {
                 }
                 Value::Object(out)
             }
-            Template::Array(items) => Value::Array(items.iter().map(|t| t.build(taken, calls)).collect()),
+            Template::Array(items) => {
+                Value::Array(items.iter().map(|t| t.build(taken, calls)).collect())
+            }
             Template::Path { .. } => taken.next().unwrap_or_default(),
             Template::Call { .. } => calls.next().unwrap_or_default(),
         }

@@ -187,7 +187,6 @@ struct Join {
     /// `(slot, input, bound on the input's size)`.
     queue: VecDeque<(u32, Value, usize)>,
     machine: MachineId,
-    children: Vec<u32>,
     running: usize,
     /// MaxConcurrency; `usize::MAX` when unlimited.
     limit: usize,
@@ -427,27 +426,31 @@ impl Execution {
 
     /// Removes a frame and, recursively, the children it waits on.
     fn release(&mut self, fid: u32) {
-        let Some(slot) = self.frames.get_mut(fid as usize) else {
+        let Some(Some(f)) = self.frames.get_mut(fid as usize) else {
             return;
         };
-        // Keep the generation so that tokens issued to the old frame stay stale.
-        let children = match slot.as_mut() {
-            Some(f) => {
-                f.gen = f.gen.wrapping_add(1);
-                f.data = Value::Null;
-                match std::mem::replace(&mut f.phase, Phase::Finished) {
-                    Phase::Children(join) => join.children,
-                    _ => Vec::new(),
-                }
-            }
-            None => return,
-        };
+        // Bump the generation so that tokens issued to the old frame go stale.
+        f.gen = f.gen.wrapping_add(1);
+        f.data = Value::Null;
+        f.parent = None;
+        let waited = matches!(
+            std::mem::replace(&mut f.phase, Phase::Finished),
+            Phase::Children(_)
+        );
         self.free.push(fid);
-        for c in children {
-            if self.frames[c as usize]
+        if waited {
+            self.release_children(fid);
+        }
+    }
+
+    /// Releases every live frame whose parent is `pid` (a failed Parallel or Map). A scan of
+    /// this execution's frames: rare, and it spares the join a list of its children.
+    fn release_children(&mut self, pid: u32) {
+        for c in 0..self.frames.len() as u32 {
+            let is_child = self.frames[c as usize]
                 .as_ref()
-                .is_some_and(|f| f.parent.map(|p| p.0) == Some(fid))
-            {
+                .is_some_and(|f| f.parent.map(|p| p.0) == Some(pid));
+            if is_child {
                 self.release(c);
             }
         }
@@ -569,13 +572,23 @@ impl Execution {
 
     /// Enforces the payload limit on a state's output and returns a bound on its size.
     /// Measures only when the compiled bound (from the input's bound) does not settle it.
-    fn check_size(&self, p: &Program, fid: u32, out: &Value, bound: SizeBound) -> Result<usize, Failure> {
+    fn check_size(
+        &self,
+        p: &Program,
+        fid: u32,
+        out: &Value,
+        bound: SizeBound,
+    ) -> Result<usize, Failure> {
         let f = self.frames[fid as usize].as_ref().expect("frame");
         let limit = self.opts.payload_limit_bytes;
         if let Some(b) = f.output_bound.filter(|b| *b <= limit) {
             return Ok(b);
         }
-        if let SizeBound::Linear { constant, per_input } = bound {
+        if let SizeBound::Linear {
+            constant,
+            per_input,
+        } = bound
+        {
             let b = constant.saturating_add(per_input.saturating_mul(f.size_bound));
             if b <= limit {
                 return Ok(b);
@@ -613,7 +626,7 @@ impl Execution {
             }
             Some((pid, slot)) => {
                 self.release(fid);
-                self.child_ended(p, pid, slot, fid, result, now);
+                self.child_ended(p, pid, slot, result, now);
             }
         }
         false
@@ -625,7 +638,6 @@ impl Execution {
         p: &Program,
         pid: u32,
         slot: u32,
-        child: u32,
         result: Result<Value, Failure>,
         now: Millis,
     ) {
@@ -633,7 +645,6 @@ impl Execution {
         let Phase::Children(join) = &mut self.frame(pid).phase else {
             return;
         };
-        join.children.retain(|c| *c != child);
         join.running -= 1;
         join.pending -= 1;
         let is_map = join.is_map;
@@ -683,11 +694,7 @@ impl Execution {
                 self.finish(Outcome::Failed(f), now);
                 return;
             }
-            if let Phase::Children(join) = &mut self.frame(pid).phase {
-                for c in std::mem::take(&mut join.children) {
-                    self.release(c);
-                }
-            }
+            self.release_children(pid);
             let kind = if is_map {
                 "MapStateFailed"
             } else {
@@ -738,7 +745,6 @@ impl Execution {
             );
             let child = self.spawn(p.start_of(machine), input, Some((pid, slot)), bound);
             if let Phase::Children(join) = &mut self.frame(pid).phase {
-                join.children.push(child);
                 join.running += 1;
             }
             self.runnable.push_back(child);
@@ -892,7 +898,13 @@ impl Execution {
     /// Evaluates a consumable template by moving values out of `input` (see
     /// [`Template::eval_consuming`]). On any error the plain evaluation runs instead, so the
     /// error is the one AWS reports: the first failing field in template order.
-    fn consume(&self, p: &Program, f: &Frame, t: &Template, input: &mut Value) -> Result<Value, EvalError> {
+    fn consume(
+        &self,
+        p: &Program,
+        f: &Frame,
+        t: &Template,
+        input: &mut Value,
+    ) -> Result<Value, EvalError> {
         let calls = t.eval_calls(&self.scope(p, f, input));
         if let Ok(calls) = calls {
             if let Some(v) = t.eval_consuming(input, calls) {
@@ -926,12 +938,20 @@ impl Execution {
         let io = &state.io;
         match &state.kind {
             Kind::Pass { result: None } if io.parameters_consume_input => {
-                let template = io.parameters.as_ref().expect("consuming implies Parameters");
+                let template = io
+                    .parameters
+                    .as_ref()
+                    .expect("consuming implies Parameters");
                 let mut raw = std::mem::take(&mut self.frame(fid).data);
                 let f = self.frames[fid as usize].as_ref().expect("frame");
                 let result = self.consume(p, f, template, &mut raw);
                 match result {
-                    Ok(result) => Ok(Flow::Next(self.select_owned(p, fid, &io.output_path, result)?)),
+                    Ok(result) => Ok(Flow::Next(self.select_owned(
+                        p,
+                        fid,
+                        &io.output_path,
+                        result,
+                    )?)),
                     Err(e) => {
                         self.frame(fid).data = raw;
                         Err(e)
@@ -996,7 +1016,10 @@ impl Execution {
                 match target {
                     Some(t) => {
                         let input = self.take_input(p, fid)?;
-                        Ok(Flow::Goto(t, self.select_owned(p, fid, &io.output_path, input)?))
+                        Ok(Flow::Goto(
+                            t,
+                            self.select_owned(p, fid, &io.output_path, input)?,
+                        ))
                     }
                     None => Err(EvalError::new(names::NO_CHOICE_MATCHED, "No Matches!")),
                 }
@@ -1093,10 +1116,13 @@ impl Execution {
                 let name = state.name.clone();
                 self.event("ParallelStateStarted", Some(&name), now, || Value::Null);
                 // Every branch starts at once, each its own machine.
-                let mut children = Vec::with_capacity(branches.len());
                 for (slot, m) in branches.iter().enumerate() {
-                    let c = self.spawn(p.start_of(*m), param.clone(), Some((fid, slot as u32)), bound);
-                    children.push(c);
+                    let c = self.spawn(
+                        p.start_of(*m),
+                        param.clone(),
+                        Some((fid, slot as u32)),
+                        bound,
+                    );
                     self.runnable.push_back(c);
                 }
                 let join = Join {
@@ -1105,8 +1131,7 @@ impl Execution {
                     pending: branches.len(),
                     queue: VecDeque::new(),
                     machine: 0,
-                    running: children.len(),
-                    children,
+                    running: branches.len(),
                     limit: usize::MAX,
                     failures: 0,
                     tolerated: None,
@@ -1244,7 +1269,6 @@ impl Execution {
             pending: n,
             queue,
             machine: spec.processor,
-            children: Vec::new(),
             running: 0,
             limit: if max_concurrency == 0 {
                 usize::MAX
