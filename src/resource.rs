@@ -19,3 +19,9 @@ pub trait TaskResource: Send + Sync {
     /// Starts `call` and arranges for `done` to receive its result. Must not block.
     fn invoke(&self, call: TaskCall, done: Completion);
 }
+
+impl<T: TaskResource + ?Sized> TaskResource for Box<T> {
+    fn invoke(&self, call: TaskCall, done: Completion) {
+        (**self).invoke(call, done)
+    }
+}
