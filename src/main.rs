@@ -105,7 +105,7 @@ fn load_definition(path: &Path) -> Result<std::result::Result<Program, Vec<Diagn
         Ok(v) => v,
         Err(e) => {
             return Ok(Err(vec![Diagnostic::new(
-                "INVALID_JSON",
+                expressway::asl::diagnostic::codes::INVALID_JSON,
                 "",
                 format!("the definition is not JSON: {e}"),
             )]))

@@ -15,26 +15,7 @@ use serde_json::{Number, Value};
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-/// A rule with neither a boolean nor a comparison operator.
-pub const CHOICE_RULE_NO_OPERATOR: &str = "CHOICE_RULE_NO_OPERATOR";
-/// A rule with more than one operator.
-pub const CHOICE_RULE_MULTIPLE_OPERATORS: &str = "CHOICE_RULE_MULTIPLE_OPERATORS";
-/// A comparison without `Variable`.
-pub const CHOICE_RULE_MISSING_VARIABLE: &str = "CHOICE_RULE_MISSING_VARIABLE";
-/// An operator value of the wrong type, or a literal timestamp that does not parse.
-pub const CHOICE_RULE_INVALID_VALUE: &str = "CHOICE_RULE_INVALID_VALUE";
-/// A top-level rule without `Next`.
-pub const CHOICE_RULE_MISSING_NEXT: &str = "CHOICE_RULE_MISSING_NEXT";
-/// A nested rule (inside `And`/`Or`/`Not`) with `Next`.
-pub const CHOICE_RULE_NESTED_NEXT: &str = "CHOICE_RULE_NESTED_NEXT";
-/// A field that has no meaning in a Choice rule (or in this kind of rule).
-pub const CHOICE_RULE_UNKNOWN_FIELD: &str = "CHOICE_RULE_UNKNOWN_FIELD";
-/// `And`/`Or` that is not a non-empty array.
-pub const CHOICE_RULE_EMPTY_BOOLEAN: &str = "CHOICE_RULE_EMPTY_BOOLEAN";
-/// `Variable` or a `…Path` operand that is not a (suitable) JSONPath.
-pub const INVALID_PATH: &str = "INVALID_PATH";
-/// A rule that is not an object, or a field of the wrong JSON type.
-pub const INVALID_TYPE: &str = "INVALID_TYPE";
+use super::diagnostic::codes::*;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChoiceRule {

@@ -5,6 +5,7 @@
 //! it cannot translate becomes a diagnostic.
 
 use super::choice::ChoiceRule;
+use super::diagnostic::codes::{INVALID_FIELD, UNSUPPORTED};
 use super::diagnostic::{pointer_push, Diagnostic};
 use super::error::names;
 use super::intrinsics::{is_intrinsic, Intrinsic};
@@ -16,11 +17,6 @@ use super::validate::validate;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Code for definitions that are valid ASL but use something this engine does not run yet.
-pub const UNSUPPORTED: &str = "UNSUPPORTED";
-/// Code for a field the compiler could not translate (validation should have caught it).
-pub const INVALID_FIELD: &str = "INVALID_FIELD";
 
 /// Validates and compiles a definition.
 pub fn compile(definition: &Value) -> Result<Program, Vec<Diagnostic>> {
