@@ -164,8 +164,11 @@ enum Phase {
     },
     /// A Wait state's timer; `data` already holds the state's output.
     Waiting,
-    /// A retry backoff timer; on fire, the state is entered again.
+    /// A retry backoff timer; on fire, the state runs again.
     Backoff,
+    /// The backoff is over: run the state again, without a new `…StateEntered` event (AWS
+    /// history shows a retry as another `TaskScheduled` within the same state entry).
+    Retry,
     Children(Box<Join>),
     /// Ready to continue with a value handed in from outside.
     Resume(Resume),
@@ -352,7 +355,7 @@ impl Execution {
         let resume = match f.phase {
             Phase::Waiting => Resume::WaitDone,
             Phase::Backoff => {
-                f.phase = Phase::Enter;
+                f.phase = Phase::Retry;
                 self.runnable.push_back(token.frame());
                 return;
             }
@@ -505,6 +508,10 @@ impl Execution {
         loop {
             let flow = match std::mem::replace(&mut self.frame(fid).phase, Phase::Enter) {
                 Phase::Enter => self.enter(p, fid, now),
+                Phase::Retry => {
+                    self.transitions += 1;
+                    self.run_state(p, fid, now)
+                }
                 Phase::Resume(r) => self.resume(p, fid, r, now),
                 other => {
                     // Not runnable (a stale wake-up): put the phase back.
@@ -844,12 +851,13 @@ impl Execution {
         let f = self.frame(fid);
         f.entered_event = id;
         f.entered_at = now;
+        self.run_state(p, fid, now)
+    }
+
+    fn run_state(&mut self, p: &Program, fid: u32, now: Millis) -> Flow {
         match self.exec_state(p, fid, now) {
             Ok(flow) => flow,
-            Err(e) => {
-                let failure = self.wrap(p, fid, e);
-                Flow::Error(failure)
-            }
+            Err(e) => Flow::Error(self.wrap(p, fid, e)),
         }
     }
 
