@@ -71,19 +71,34 @@ impl Template {
     /// `constant + per_input * size(input)` bytes. `None` when an intrinsic call makes it
     /// unknowable without evaluating.
     pub fn size_bound(&self) -> Option<(usize, usize)> {
+        (!self.has_calls()).then(|| self.bound_besides_calls())
+    }
+
+    /// Like [`size_bound`](Self::size_bound), counting intrinsic call results as empty: add
+    /// their measured sizes to get a bound.
+    pub fn bound_besides_calls(&self) -> (usize, usize) {
         match self {
-            Template::Const(v) => Some((super::size::json_len(v), 0)),
-            Template::Object(fields) => fields.iter().try_fold((2, 0), |(c, k), (key, t)| {
-                let (tc, tk) = t.size_bound()?;
-                // quotes, colon and comma around each key
-                Some((c + key.len() * 2 + 4 + tc, k + tk))
+            Template::Const(v) => (super::size::json_len(v), 0),
+            Template::Object(fields) => fields.iter().fold((2, 0), |(c, k), (key, t)| {
+                let (tc, tk) = t.bound_besides_calls();
+                // quotes, colon and comma around each key (escapes at most double it)
+                (c + key.len() * 2 + 4 + tc, k + tk)
             }),
-            Template::Array(items) => items.iter().try_fold((2, 0), |(c, k), t| {
-                let (tc, tk) = t.size_bound()?;
-                Some((c + 1 + tc, k + tk))
+            Template::Array(items) => items.iter().fold((2, 0), |(c, k), t| {
+                let (tc, tk) = t.bound_besides_calls();
+                (c + 1 + tc, k + tk)
             }),
-            Template::Path { .. } => Some((0, 1)),
-            Template::Call { .. } => None,
+            Template::Path { .. } => (0, 1),
+            Template::Call { .. } => (0, 0),
+        }
+    }
+
+    fn has_calls(&self) -> bool {
+        match self {
+            Template::Const(_) | Template::Path { .. } => false,
+            Template::Object(f) => f.iter().any(|(_, t)| t.has_calls()),
+            Template::Array(a) => a.iter().any(Template::has_calls),
+            Template::Call { .. } => true,
         }
     }
 

@@ -178,13 +178,15 @@ enum Phase {
 enum Resume {
     Task(Result<Value, Failure>),
     WaitDone,
-    ChildrenDone(Value),
+    ChildrenDone(Value, usize),
     Error(Failure),
 }
 
 struct Join {
     is_map: bool,
     results: Vec<Value>,
+    /// A bound on the size of `results` as a JSON array.
+    results_bound: usize,
     pending: usize,
     /// Iteration inputs not started yet (Map with MaxConcurrency), in order.
     /// `(slot, input, bound on the input's size)`.
@@ -612,10 +614,12 @@ impl Execution {
         result: Result<Value, Failure>,
         now: Millis,
     ) -> bool {
+        let mut size = 0;
         if let Ok(out) = &result {
             let bound = p.state(self.frame(fid).state).size_bound;
-            if let Err(f) = self.check_size(p, fid, out, bound) {
-                return self.end_frame(p, fid, Err(f), now);
+            match self.check_size(p, fid, out, bound) {
+                Ok(n) => size = n,
+                Err(f) => return self.end_frame(p, fid, Err(f), now),
             }
             if !matches!(p.state(self.frame(fid).state).kind, Kind::Fail { .. }) {
                 self.exit_event(p, fid, out, now);
@@ -633,7 +637,7 @@ impl Execution {
             }
             Some((pid, slot)) => {
                 self.release(fid);
-                self.child_ended(p, pid, slot, result, now);
+                self.child_ended(p, pid, slot, result, size, now);
             }
         }
         false
@@ -646,6 +650,7 @@ impl Execution {
         pid: u32,
         slot: u32,
         result: Result<Value, Failure>,
+        size_bound: usize,
         now: Millis,
     ) {
         let pstate = p.state(self.frame(pid).state).name.clone();
@@ -658,6 +663,7 @@ impl Execution {
         let failure = match result {
             Ok(v) => {
                 join.results[slot as usize] = v;
+                join.results_bound += size_bound + 1;
                 None
             }
             Err(f) => {
@@ -670,8 +676,9 @@ impl Execution {
             let exceeded = join.tolerated.map(|t| join.failures > t);
             match exceeded {
                 Some(false) if f.error.as_deref() != Some(names::RUNTIME) => {
-                    join.results[slot as usize] =
-                        serde_json::json!({ "Error": f.error, "Cause": f.cause });
+                    let v = serde_json::json!({ "Error": f.error, "Cause": f.cause });
+                    join.results_bound += size::json_len(&v) + 1;
+                    join.results[slot as usize] = v;
                     None
                 }
                 Some(true) => Some(Failure::new(
@@ -720,13 +727,14 @@ impl Execution {
             return;
         };
         let results = std::mem::take(&mut join.results);
+        let bound = join.results_bound;
         let kind = if is_map {
             "MapStateSucceeded"
         } else {
             "ParallelStateSucceeded"
         };
         self.event(kind, Some(&pstate), now, || Value::Null);
-        self.frame(pid).phase = Phase::Resume(Resume::ChildrenDone(Value::Array(results)));
+        self.frame(pid).phase = Phase::Resume(Resume::ChildrenDone(Value::Array(results), bound));
         self.runnable.push_back(pid);
     }
 
@@ -905,21 +913,28 @@ impl Execution {
 
     /// Evaluates a consumable template by moving values out of `input` (see
     /// [`Template::eval_consuming`]). On any error the plain evaluation runs instead, so the
-    /// error is the one AWS reports: the first failing field in template order.
+    /// error is the one AWS reports: the first failing field in template order. Also returns
+    /// a bound on the result's size (`None` if a call result alone is over the limit).
     fn consume(
         &self,
         p: &Program,
         f: &Frame,
         t: &Template,
         input: &mut Value,
-    ) -> Result<Value, EvalError> {
+        input_size: usize,
+    ) -> Result<(Value, Option<usize>), EvalError> {
         let calls = t.eval_calls(&self.scope(p, f, input));
         if let Ok(calls) = calls {
+            let limit = self.opts.payload_limit_bytes;
+            let (c, k) = t.bound_besides_calls();
+            let bound = calls.iter().try_fold(c + k * input_size, |b, v| {
+                size::measure(v, limit).map(|n| b + n)
+            });
             if let Some(v) = t.eval_consuming(input, calls) {
-                return Ok(v);
+                return Ok((v, bound));
             }
         }
-        t.eval(&self.scope(p, f, input))
+        t.eval(&self.scope(p, f, input)).map(|v| (v, None))
     }
 
     /// `OutputPath`-style selection of an owned document.
@@ -952,14 +967,17 @@ impl Execution {
                     .expect("consuming implies Parameters");
                 let mut raw = std::mem::take(&mut self.frame(fid).data);
                 let f = self.frames[fid as usize].as_ref().expect("frame");
-                let result = self.consume(p, f, template, &mut raw);
+                let result = self.consume(p, f, template, &mut raw, f.size_bound);
                 match result {
-                    Ok(result) => Ok(Flow::Next(self.select_owned(
-                        p,
-                        fid,
-                        &io.output_path,
-                        result,
-                    )?)),
+                    Ok((result, bound)) => {
+                        self.frame(fid).output_bound = bound;
+                        Ok(Flow::Next(self.select_owned(
+                            p,
+                            fid,
+                            &io.output_path,
+                            result,
+                        )?))
+                    }
                     Err(e) => {
                         self.frame(fid).data = raw;
                         Err(e)
@@ -1136,6 +1154,7 @@ impl Execution {
                 let join = Join {
                     is_map: false,
                     results: vec![Value::Null; branches.len()],
+                    results_bound: 2,
                     pending: branches.len(),
                     queue: VecDeque::new(),
                     machine: 0,
@@ -1157,7 +1176,7 @@ impl Execution {
         let f = self.frame(fid);
         f.gen = f.gen.wrapping_add(1);
         if join.pending == 0 {
-            f.phase = Phase::Resume(Resume::ChildrenDone(Value::Array(Vec::new())));
+            f.phase = Phase::Resume(Resume::ChildrenDone(Value::Array(Vec::new()), 2));
             self.runnable.push_back(fid);
             return;
         }
@@ -1274,6 +1293,7 @@ impl Execution {
         let join = Join {
             is_map: true,
             results: vec![Value::Null; n],
+            results_bound: 2,
             pending: n,
             queue,
             machine: spec.processor,
@@ -1308,24 +1328,38 @@ impl Execution {
             Resume::Task(Ok(result)) => {
                 let name = p.state(self.frame(fid).state).name.clone();
                 self.event("TaskSucceeded", Some(&name), now, || Value::Null);
-                if size::exceeds(&result, self.opts.payload_limit_bytes) {
-                    return Flow::Error(data_limit_exceeded(&name));
+                match size::measure(&result, self.opts.payload_limit_bytes) {
+                    Some(n) => self.finish_result(p, fid, result, n),
+                    None => Flow::Error(data_limit_exceeded(&name)),
                 }
-                self.finish_result(p, fid, result)
             }
-            Resume::ChildrenDone(results) => self.finish_result(p, fid, results),
+            Resume::ChildrenDone(results, bound) => self.finish_result(p, fid, results, bound),
         }
     }
 
-    /// `ResultSelector` → `ResultPath` → `OutputPath` for a Task, Parallel or Map result.
-    fn finish_result(&mut self, p: &Program, fid: u32, result: Value) -> Flow {
+    /// `ResultSelector` → `ResultPath` → `OutputPath` for a Task, Parallel or Map result of
+    /// at most `result_size` bytes.
+    fn finish_result(&mut self, p: &Program, fid: u32, result: Value, result_size: usize) -> Flow {
         let io = &p.state(self.frame(fid).state).io;
+        // Bound the output from the result's size, so that it need not be measured.
+        let selected_size = match &io.result_selector {
+            None => Some(result_size),
+            Some(t) => t.size_bound().map(|(c, k)| c + k * result_size),
+        };
+        if let Some(n) = selected_size {
+            let input_size = self.frame(fid).size_bound;
+            self.frame(fid).output_bound = Some(match &io.result_path {
+                ResultPath::Replace => n,
+                ResultPath::Discard => input_size,
+                ResultPath::At(path) => input_size + n + 4 * path.as_str().len() + 8,
+            });
+        }
         let run = |this: &mut Self| -> Result<Value, EvalError> {
             let result = match &io.result_selector {
                 Some(t) if io.result_selector_consumes => {
                     let mut result = result;
                     let f = this.frames[fid as usize].as_ref().expect("frame");
-                    this.consume(p, f, t, &mut result)?
+                    this.consume(p, f, t, &mut result, result_size)?.0
                 }
                 Some(t) => {
                     let f = this.frames[fid as usize].as_ref().expect("frame");
