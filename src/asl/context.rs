@@ -12,7 +12,6 @@ use std::cell::OnceCell;
 
 /// The per-execution parts of the context object, built on first use.
 pub struct ContextParts {
-    opts: ExecutionOptions,
     start: Millis,
     /// A copy of the execution input, kept only when the program can read
     /// `$$.Execution.Input` (the original is consumed by the first state).
@@ -22,9 +21,8 @@ pub struct ContextParts {
 }
 
 impl ContextParts {
-    pub fn new(opts: &ExecutionOptions, start: Millis, input: Option<Value>) -> Self {
+    pub fn new(start: Millis, input: Option<Value>) -> Self {
         ContextParts {
-            opts: opts.clone(),
             start,
             input,
             execution: OnceCell::new(),
@@ -32,9 +30,8 @@ impl ContextParts {
         }
     }
 
-    fn execution(&self) -> &Value {
+    fn execution(&self, opts: &ExecutionOptions) -> &Value {
         self.execution.get_or_init(|| {
-            let opts = &self.opts;
             let kind = match opts.workflow_type {
                 WorkflowType::Express => "express",
                 WorkflowType::Standard => "execution",
@@ -57,9 +54,8 @@ impl ContextParts {
         })
     }
 
-    fn state_machine(&self) -> &Value {
+    fn state_machine(&self, opts: &ExecutionOptions) -> &Value {
         self.state_machine.get_or_init(|| {
-            let opts = &self.opts;
             json!({
                 "Id": format!(
                     "arn:aws:states:{}:{}:stateMachine:{}",
@@ -83,6 +79,7 @@ pub fn iso8601(ms: Millis) -> String {
 pub struct StateScope<'a> {
     pub input: &'a Value,
     pub ctx: &'a ContextParts,
+    pub opts: &'a ExecutionOptions,
     pub state_name: &'a str,
     pub entered_at: Millis,
     /// `$$.Map.Item` while evaluating a Map state's `ItemSelector`.
@@ -111,8 +108,11 @@ impl StateScope<'_> {
 
     fn whole(&self) -> Value {
         let mut m = Map::new();
-        m.insert("Execution".into(), self.ctx.execution().clone());
-        m.insert("StateMachine".into(), self.ctx.state_machine().clone());
+        m.insert("Execution".into(), self.ctx.execution(self.opts).clone());
+        m.insert(
+            "StateMachine".into(),
+            self.ctx.state_machine(self.opts).clone(),
+        );
         m.insert("State".into(), self.state_object());
         if let Some(map) = self.map_object() {
             m.insert("Map".into(), map);
@@ -135,8 +135,8 @@ impl Scope for StateScope<'_> {
             return owned(path.select(&self.whole()));
         };
         match top.as_str() {
-            "Execution" => path.select_from(self.ctx.execution(), 1),
-            "StateMachine" => path.select_from(self.ctx.state_machine(), 1),
+            "Execution" => path.select_from(self.ctx.execution(self.opts), 1),
+            "StateMachine" => path.select_from(self.ctx.state_machine(self.opts), 1),
             "State" => owned(path.select_from(&self.state_object(), 1)),
             "Map" => {
                 // Fast path for the common `$$.Map.Item.Value` / `.Index`.

@@ -235,11 +235,7 @@ impl Execution {
         let seed = opts.name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
             (h ^ b as u64).wrapping_mul(0x100000001b3)
         });
-        let ctx = ContextParts::new(
-            &opts,
-            now,
-            program.reads_execution_input.then(|| input.clone()),
-        );
+        let ctx = ContextParts::new(now, program.reads_execution_input.then(|| input.clone()));
         let mut exec = Execution {
             ctx,
             opts,
@@ -873,6 +869,7 @@ impl Execution {
         StateScope {
             input,
             ctx: &self.ctx,
+            opts: &self.opts,
             state_name: &p.state(f.state).name,
             entered_at: f.entered_at,
             map_item: None,
