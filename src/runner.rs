@@ -83,7 +83,7 @@ pub fn run_to_completion(
                     in_flight += 1;
                     let tx = channel.get_or_insert_with(mpsc::channel).0.clone();
                     resources.invoke(
-                        call,
+                        *call,
                         Box::new(move |result| {
                             // The receiver outlives every call of this loop.
                             let _ = tx.send((token, result));

@@ -15,16 +15,17 @@ pub struct ContextParts {
     start: Millis,
     /// A copy of the execution input, kept only when the program can read
     /// `$$.Execution.Input` (the original is consumed by the first state).
-    input: Option<Value>,
-    execution: OnceCell<Value>,
-    state_machine: OnceCell<Value>,
+    input: Option<Box<Value>>,
+    // Boxed: a suspended execution should cost little until `$$` is read.
+    execution: OnceCell<Box<Value>>,
+    state_machine: OnceCell<Box<Value>>,
 }
 
 impl ContextParts {
     pub fn new(start: Millis, input: Option<Value>) -> Self {
         ContextParts {
             start,
-            input,
+            input: input.map(Box::new),
             execution: OnceCell::new(),
             state_machine: OnceCell::new(),
         }
@@ -41,7 +42,7 @@ impl ContextParts {
                     "arn:aws:states:{}:{}:{kind}:{}:{}",
                     opts.region, opts.account, opts.state_machine_name, opts.name
                 ),
-                "Input": self.input.clone().unwrap_or(Value::Null),
+                "Input": self.input.as_deref().cloned().unwrap_or(Value::Null),
                 "Name": &*opts.name,
                 "RoleArn": &*opts.role_arn,
                 "StartTime": iso8601(self.start),
@@ -50,19 +51,19 @@ impl ContextParts {
             if opts.workflow_type == WorkflowType::Standard {
                 execution["RedriveCount"] = json!(0);
             }
-            execution
+            Box::new(execution)
         })
     }
 
     fn state_machine(&self, opts: &ExecutionOptions) -> &Value {
         self.state_machine.get_or_init(|| {
-            json!({
+            Box::new(json!({
                 "Id": format!(
                     "arn:aws:states:{}:{}:stateMachine:{}",
                     opts.region, opts.account, opts.state_machine_name
                 ),
                 "Name": &*opts.state_machine_name,
-            })
+            }))
         })
     }
 }

@@ -59,8 +59,15 @@ pub struct TaskCall {
 
 #[derive(Debug)]
 pub enum Effect {
-    Invoke { token: Token, call: TaskCall },
-    Timer { token: Token, at: Millis },
+    /// Boxed: a suspended execution keeps its effect buffer, which should stay small.
+    Invoke {
+        token: Token,
+        call: Box<TaskCall>,
+    },
+    Timer {
+        token: Token,
+        at: Millis,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -239,7 +246,8 @@ impl Execution {
         let mut exec = Execution {
             ctx,
             opts,
-            frames: Vec::new(),
+            // Most executions never branch: one frame, grown only by Parallel and Map.
+            frames: Vec::with_capacity(1),
             free: Vec::new(),
             runnable: VecDeque::new(),
             effects: Vec::new(),
@@ -307,6 +315,34 @@ impl Execution {
 
     pub fn history(&self) -> &[HistoryEvent] {
         &self.history
+    }
+
+    /// Bytes this execution holds besides its JSON values (frames, queues, effects, the
+    /// context object's fixed parts): what a suspended execution costs the process.
+    pub fn footprint_bytes(&self) -> usize {
+        use std::mem::size_of;
+        size_of::<Self>()
+            + self.frames.capacity() * size_of::<Option<Frame>>()
+            + self
+                .frames
+                .iter()
+                .flatten()
+                .map(|f| {
+                    f.attempts.capacity() * size_of::<u32>()
+                        + match &f.phase {
+                            Phase::Children(j) => {
+                                size_of::<Join>()
+                                    + j.results.capacity() * size_of::<Value>()
+                                    + j.queue.capacity() * size_of::<(u32, Value, usize)>()
+                            }
+                            _ => 0,
+                        }
+                })
+                .sum::<usize>()
+            + self.free.capacity() * size_of::<u32>()
+            + self.runnable.capacity() * size_of::<u32>()
+            + self.effects.capacity() * size_of::<Effect>()
+            + self.history.capacity() * size_of::<HistoryEvent>()
     }
 
     /// States entered so far (Map iterations and Parallel branches included).
@@ -1123,7 +1159,10 @@ impl Execution {
                     execution_name: self.opts.name.clone(),
                     timeout_secs: timeout,
                 };
-                self.effects.push(Effect::Invoke { token, call });
+                self.effects.push(Effect::Invoke {
+                    token,
+                    call: Box::new(call),
+                });
                 if let Some(at) = [deadline, heartbeat_at].into_iter().flatten().min() {
                     self.effects.push(Effect::Timer { token, at });
                 }
@@ -1581,5 +1620,33 @@ fn plain_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => json_text(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn suspended(definition: Value) -> Execution {
+        let program = Arc::new(crate::asl::compile(&definition).expect("valid"));
+        let mut exec = Execution::start(program, json!({"k": 1}), ExecutionOptions::default(), 0);
+        exec.run(0);
+        assert!(exec.outcome().is_none(), "the execution must be waiting");
+        exec.drain_effects().for_each(drop);
+        exec
+    }
+
+    #[test]
+    fn a_suspended_execution_costs_under_1_kib_beyond_its_data() {
+        let on_task = suspended(json!({"StartAt": "T", "States": {"T": {
+            "Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:f", "End": true}}}));
+        let on_wait = suspended(json!({"StartAt": "W", "States": {"W": {
+            "Type": "Wait", "Seconds": 10, "End": true}}}));
+        for exec in [on_task, on_wait] {
+            let bytes = exec.footprint_bytes();
+            eprintln!("suspended execution footprint: {bytes} bytes");
+            assert!(bytes < 1024, "{bytes} bytes");
+        }
     }
 }
