@@ -85,7 +85,8 @@ pub struct StateScope<'a> {
     pub entered_at: Millis,
     /// `$$.Map.Item` while evaluating a Map state's `ItemSelector`.
     pub map_item: Option<(usize, &'a Value)>,
-    pub retry_count: u32,
+    /// `$$.State.RetryCount`, on states that can retry (Task, Parallel, Map).
+    pub retry_count: Option<u32>,
 }
 
 impl StateScope<'_> {
@@ -96,8 +97,8 @@ impl StateScope<'_> {
             Value::String(iso8601(self.entered_at)),
         );
         m.insert("Name".into(), Value::String(self.state_name.to_string()));
-        if self.retry_count > 0 {
-            m.insert("RetryCount".into(), json!(self.retry_count));
+        if let Some(n) = self.retry_count {
+            m.insert("RetryCount".into(), json!(n));
         }
         Value::Object(m)
     }

@@ -198,15 +198,13 @@ pub struct Catcher {
 
 impl ErrorMatcher {
     /// Whether this matcher handles `error`. `States.ALL` covers every error but
-    /// `States.Runtime` and `States.DataLimitExceeded`, which AWS treats as terminal.
+    /// `States.Runtime`, which nothing catches. (AWS's guide says `States.ALL` does not catch
+    /// `States.DataLimitExceeded` either, but AWS-recorded executions show it does.)
     pub fn matches(&self, error: Option<&str>) -> bool {
         let Some(error) = error else {
             return false;
         };
-        if self.all
-            && error != super::error::names::RUNTIME
-            && error != super::error::names::DATA_LIMIT_EXCEEDED
-        {
+        if self.all && error != super::error::names::RUNTIME {
             return true;
         }
         self.names.iter().any(|n| &**n == error)

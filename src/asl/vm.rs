@@ -159,6 +159,9 @@ struct Frame {
     /// A bound on the current state's output found while running it, for states whose
     /// compiled bound is [`SizeBound::Measure`].
     output_bound: Option<usize>,
+    /// The pending failure is a missed heartbeat: reported as `States.Timeout`, and also
+    /// matched by retriers and catchers naming `States.HeartbeatTimeout`.
+    heartbeat_missed: bool,
 }
 
 enum Phase {
@@ -397,13 +400,13 @@ impl Execution {
                 deadline,
                 heartbeat,
             } => {
-                let error = match (heartbeat, deadline) {
-                    (Some(h), Some(d)) if h <= d && now >= h => names::HEARTBEAT_TIMEOUT,
-                    (Some(h), None) if now >= h => names::HEARTBEAT_TIMEOUT,
-                    _ => names::TIMEOUT,
+                f.heartbeat_missed = match (heartbeat, deadline) {
+                    (Some(h), Some(d)) => h <= d && now >= h,
+                    (Some(h), None) => now >= h,
+                    _ => false,
                 };
                 Resume::Error(Failure {
-                    error: Some(error.to_string()),
+                    error: Some(names::TIMEOUT.to_string()),
                     cause: None,
                 })
             }
@@ -437,6 +440,7 @@ impl Execution {
         let frame = Frame {
             size_bound,
             output_bound: None,
+            heartbeat_missed: false,
             gen: 0,
             state,
             data: input,
@@ -800,15 +804,19 @@ impl Execution {
 
     /// Retry or Catch the failure of the current state, or fail the frame.
     fn handle_error(&mut self, p: &Program, fid: u32, failure: Failure, now: Millis) -> bool {
-        self.frame(fid).output_bound = None;
-        let state = p.state(self.frame(fid).state);
+        let f = self.frame(fid);
+        f.output_bound = None;
+        let heartbeat = std::mem::take(&mut f.heartbeat_missed);
+        let state = p.state(f.state);
         let error = failure.error.as_deref();
+        let alias = heartbeat.then_some(names::HEARTBEAT_TIMEOUT);
+        let matches = |m: &ErrorMatcher| m.matches(error) || m.matches(alias);
         if error != Some(names::RUNTIME) {
             if let Some((i, r)) = state
                 .retry
                 .iter()
                 .enumerate()
-                .find(|(_, r)| r.errors.matches(error))
+                .find(|(_, r)| matches(&r.errors))
             {
                 let f = self.frame(fid);
                 if f.attempts.len() < state.retry.len() {
@@ -833,14 +841,12 @@ impl Execution {
                     return false;
                 }
             }
-            if let Some(c) = state.catch.iter().find(|c| c.errors.matches(error)) {
+            if let Some(c) = state.catch.iter().find(|c| matches(&c.errors)) {
+                // AWS binds an empty string for an absent cause.
                 let mut err_out = Map::new();
-                if let Some(e) = &failure.error {
-                    err_out.insert("Error".into(), Value::String(e.clone()));
-                }
-                if let Some(cause) = &failure.cause {
-                    err_out.insert("Cause".into(), Value::String(cause.clone()));
-                }
+                let text = |s: &Option<String>| Value::String(s.clone().unwrap_or_default());
+                err_out.insert("Error".into(), text(&failure.error));
+                err_out.insert("Cause".into(), text(&failure.cause));
                 let raw = std::mem::take(&mut self.frame(fid).data);
                 return match apply_result_path(&c.result_path, raw, Value::Object(err_out)) {
                     Ok(out) => self.transition(p, fid, c.next, out, SizeBound::Measure, now),
@@ -902,14 +908,20 @@ impl Execution {
     }
 
     fn scope<'a>(&'a self, p: &'a Program, f: &'a Frame, input: &'a Value) -> StateScope<'a> {
+        let state = p.state(f.state);
+        // `$$.State.RetryCount` exists on the states that can retry.
+        let retries = matches!(
+            state.kind,
+            Kind::Task(_) | Kind::Parallel { .. } | Kind::Map(_)
+        );
         StateScope {
             input,
             ctx: &self.ctx,
             opts: &self.opts,
-            state_name: &p.state(f.state).name,
+            state_name: &state.name,
             entered_at: f.entered_at,
             map_item: None,
-            retry_count: f.attempts.iter().sum(),
+            retry_count: retries.then(|| f.attempts.iter().sum()),
         }
     }
 
@@ -1317,7 +1329,8 @@ impl Execution {
             (c, pct) => {
                 let by_pct = pct.map(|x| ((x / 100.0) * n as f64).floor() as usize);
                 Some(match (c, by_pct) {
-                    (Some(c), Some(b)) => (c as usize).max(b),
+                    // The Map fails when either threshold is exceeded.
+                    (Some(c), Some(b)) => (c as usize).min(b),
                     (Some(c), None) => c as usize,
                     (None, Some(b)) => b,
                     (None, None) => 0,
@@ -1350,8 +1363,9 @@ impl Execution {
         match r {
             Resume::Error(f) => {
                 let name = p.state(self.frame(fid).state).name.clone();
+                // Only a Task's own timers resume it with an error: a timeout.
                 if matches!(p.state(self.frame(fid).state).kind, Kind::Task(_)) {
-                    self.event("TaskFailed", Some(&name), now, || Value::Null);
+                    self.event("TaskTimedOut", Some(&name), now, || Value::Null);
                 }
                 Flow::Error(f)
             }
