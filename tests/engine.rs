@@ -141,7 +141,66 @@ fn check(path: &Path) -> Result<(), String> {
     }
 }
 
+/// Runs every definition of the conformance corpus (when `../shared` is there) on inputs it
+/// was not written for; returns how many executions panicked. Any panic is a bug: bad input
+/// must end as a failure with a cause.
+fn corpus_definitions_survive_odd_inputs() -> usize {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases");
+    if !dir.is_dir() {
+        println!("robustness: skipped, {} not found", dir.display());
+        return 0;
+    }
+    let mut deep = json!(1);
+    for _ in 0..100 {
+        deep = json!({ "a": [deep] });
+    }
+    let odd_inputs = [
+        json!(null),
+        json!({}),
+        json!([]),
+        json!("text"),
+        json!(-1.5),
+        json!({"items": [1, "2", null, {"x": []}], "Values": {}, "waitSeconds": -3}),
+        deep,
+    ];
+    let mut files = Vec::new();
+    case_files(&dir, &mut files);
+    let (mut runs, mut panics) = (0, 0);
+    for file in &files {
+        let case: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        let Ok(program) = compile(&case["definition"]) else {
+            continue;
+        };
+        let program = Arc::new(program);
+        for input in odd_inputs.iter().chain([&case["input"]]) {
+            runs += 1;
+            let run = std::panic::catch_unwind(|| {
+                let mut clock = Clock::Virtual { now: START_MS };
+                let opts = ExecutionOptions::default();
+                run_to_completion(
+                    program.clone(),
+                    input.clone(),
+                    opts,
+                    &NoResources,
+                    &mut clock,
+                )
+                .outcome()
+                .is_some()
+            });
+            if !matches!(run, Ok(true)) {
+                panics += 1;
+                println!("robustness: {} panicked on input {input}", file.display());
+            }
+        }
+    }
+    println!(
+        "robustness: {runs} executions of corpus definitions on odd inputs, {panics} panicked"
+    );
+    panics
+}
+
 fn main() {
+    let panics = corpus_definitions_survive_odd_inputs();
     let mut files = Vec::new();
     case_files(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases"),
@@ -168,7 +227,7 @@ fn main() {
     }
     println!();
     println!("engine cases: {passed} passed, {failed} failed");
-    if failed > 0 || passed == 0 {
+    if failed > 0 || passed == 0 || panics > 0 {
         std::process::exit(1);
     }
 }

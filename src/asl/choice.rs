@@ -364,16 +364,9 @@ fn parse_variable(value: &Value, ptr: &str, diags: &mut Vec<Diagnostic>) -> Opti
         ));
         return None;
     };
-    let path = parse_path(src, ptr, diags)?;
-    if !path.is_definite() {
-        diags.push(Diagnostic::new(
-            INVALID_PATH,
-            ptr,
-            format!("Variable must select a single value (names and indexes only): '{src}'"),
-        ));
-        return None;
-    }
-    Some(path)
+    // Any JSONPath: an indefinite one (filter, wildcard) tests the array of its matches, as
+    // Jayway hands it to AWS. Rejecting it would refuse definitions AWS accepts.
+    parse_path(src, ptr, diags)
 }
 
 fn parse_path(src: &str, ptr: &str, diags: &mut Vec<Diagnostic>) -> Option<JsonPath> {
@@ -1057,7 +1050,6 @@ mod tests {
             json!({"Variable": "$.a", "NumericEquals": "1"}),
             json!({"Variable": "$.a", "NumericEquals": 1, "StringEquals": "1"}),
             json!({"Variable": "a", "NumericEquals": 1}),
-            json!({"Variable": "$.a[*]", "NumericEquals": 1}),
             json!({"Variable": "$.a", "TimestampEquals": "2016-03-14"}),
             json!({"Variable": "$.a", "NumericEqualsPath": "nope"}),
             json!({"And": []}),
@@ -1151,12 +1143,13 @@ mod tests {
             ),
             vec![(INVALID_PATH, at("/StringEqualsPath"))]
         );
+        // An indefinite Variable is legal: it tests the array of its matches.
         assert_eq!(
             codes(
                 json!({"Variable": "$..a", "IsNull": true, "Next": "X"}),
                 true
             ),
-            vec![(INVALID_PATH, at("/Variable"))]
+            vec![]
         );
         assert_eq!(
             codes(json!({"Variable": "x", "IsNull": true, "Next": "X"}), true),
