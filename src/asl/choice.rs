@@ -5,7 +5,7 @@
 //! definition can get wrong and pre-parses paths, literal timestamps and `StringMatches`
 //! patterns, so that evaluating only selects values and compares them, without allocating.
 
-use super::diagnostic::{pointer_push, Diagnostic};
+use super::diagnostic::{pointer_push, type_name, Diagnostic};
 use super::error::EvalError;
 use super::path::JsonPath;
 use super::scope::Scope;
@@ -468,17 +468,6 @@ fn parse_test(name: &str, op: Operator, value: &Value) -> Result<Test, (&'static
         },
     };
     Ok(Test::Compare(relation, operand))
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 impl Expr {

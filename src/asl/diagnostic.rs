@@ -27,6 +27,19 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// A JSON value's type as messages name it: "a string", "an object", "null".
+pub fn type_name(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Appends one reference token to a JSON pointer, escaping `~` and `/` as RFC 6901 requires.
 pub fn pointer_push(base: &str, token: &str) -> String {
     let escaped = token.replace('~', "~0").replace('/', "~1");

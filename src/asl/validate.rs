@@ -10,7 +10,7 @@
 //! "one of several fields" and transition problems are reported at the state itself.
 
 use super::choice;
-use super::diagnostic::{pointer_push, Diagnostic};
+use super::diagnostic::{pointer_push, type_name, Diagnostic};
 use super::error::names;
 use super::intrinsics::{is_intrinsic, Intrinsic};
 use super::path::{JsonPath, Root, Segment};
@@ -1519,17 +1519,6 @@ fn is_variable_name(name: &str) -> bool {
 /// A JSONata expression as Step Functions recognises it: the whole string is `{% ... %}`.
 fn is_jsonata(s: &str) -> bool {
     s.len() >= 4 && s.starts_with("{%") && s.ends_with("%}")
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Names a scalar by its value, a container by its type.
