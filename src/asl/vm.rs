@@ -1283,6 +1283,13 @@ impl Execution {
             }
         }
         let items: Cow<Value> = match &spec.items_path {
+            // `ItemsPath` may read the context object too.
+            Some(path) if path.root() == Root::Context => {
+                match self.scope(p, f, &input).select(path) {
+                    Some(v) => Cow::Owned(v.into_owned()),
+                    None => return Err(missing(path, &Value::Null)),
+                }
+            }
             Some(path) => match path.select(&input) {
                 Some(v) => v,
                 None => return Err(missing(path, &input)),
