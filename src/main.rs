@@ -170,11 +170,16 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let config = expressway::mock::MockConfig::from_json(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            // Without --state-machine, the configuration must hold exactly one.
-            let machine = args.state_machine.as_deref();
+            // Without --state-machine: the configuration's only state machine, else the one
+            // named like the definition file (`sensor-alert.asl.json` → `sensor-alert`).
+            let machine = args.state_machine.clone().or_else(|| {
+                let names: std::collections::BTreeSet<&str> =
+                    config.test_cases().map(|(machine, _)| machine).collect();
+                (names.len() > 1).then(|| definition_stem(&args.definition))
+            });
             Box::new(
                 config
-                    .test_case(machine, case)
+                    .test_case(machine.as_deref(), case)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
             )
         }
@@ -257,6 +262,19 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
         .expect("run_to_completion returns a finished execution");
     println!("{}", json_text(&outcome_json(&outcome)));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `config/sensor-alert.asl.json` → `sensor-alert`: the state machine's default name.
+fn definition_stem(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let stem = name.split('.').next().unwrap_or_default();
+    if stem.is_empty() {
+        "StateMachine".to_string()
+    } else {
+        stem.to_string()
+    }
 }
 
 fn outcome_json(outcome: &Outcome) -> Value {

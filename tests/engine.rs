@@ -199,6 +199,108 @@ fn corpus_definitions_survive_odd_inputs() -> usize {
     panics
 }
 
+/// The command line, as users and the conformance runner call it.
+fn cli_checks() -> Vec<(&'static str, Result<(), String>)> {
+    use std::process::Command;
+    let bin = env!("CARGO_BIN_EXE_expressway");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = |args: &[&str]| {
+        Command::new(bin)
+            .args(args)
+            .current_dir(root)
+            .output()
+            .expect("the expressway binary runs")
+    };
+    let mut checks = Vec::new();
+
+    let bad = std::env::temp_dir().join(format!("expressway-cli-{}.json", std::process::id()));
+    std::fs::write(
+        &bad,
+        r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nowhere"}, "B": {"Type": "Succeed"}}}"#,
+    )
+    .expect("temp file");
+    let bad_path = bad.to_string_lossy().to_string();
+    let out = run(&["validate", &bad_path]);
+    let _ = std::fs::remove_file(&bad);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let wanted = [
+        format!("{bad_path}:/States/A/Next: UNKNOWN_STATE"),
+        format!("{bad_path}:/States/B: UNREACHABLE_STATE"),
+    ];
+    checks.push((
+        "validate reports every problem as FILE:/pointer: CODE and exits 1",
+        if out.status.code() == Some(1)
+            && wanted
+                .iter()
+                .all(|w| text.lines().any(|l| l.starts_with(w.as_str())))
+        {
+            Ok(())
+        } else {
+            Err(format!("exit {:?}, stdout {text:?}", out.status.code()))
+        },
+    ));
+
+    let out = run(&["validate", "config/state-machines/sensor-alert.asl.json"]);
+    checks.push((
+        "validate accepts a valid definition silently",
+        if out.status.success() && out.stdout.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "exit {:?}, stdout {:?}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout)
+            ))
+        },
+    ));
+
+    let out = run(&[
+        "exec",
+        "--definition",
+        "config/state-machines/sensor-alert.asl.json",
+        "--input",
+        "config/state-machines/sensor-alert.input.json",
+        "--mock-config",
+        "config/state-machines/sensor-alert.mocks.json",
+        "--test-case",
+        "SnsDown",
+    ]);
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    checks.push((
+        "exec prints one JSON line with the outcome",
+        if out.status.success()
+            && line["status"] == "SUCCEEDED"
+            && line["output"]["alertError"]["Error"] == "SNS.InternalErrorException"
+        {
+            Ok(())
+        } else {
+            Err(format!("exit {:?}, stdout {line}", out.status.code()))
+        },
+    ));
+
+    let out = run(&[
+        "exec",
+        "--definition",
+        "config/state-machines/sensor-alert.asl.json",
+        "--input",
+        "Cargo.toml",
+    ]);
+    checks.push((
+        "exec rejects an input that is not JSON with exit 2",
+        if out.status.code() == Some(2) && String::from_utf8_lossy(&out.stderr).contains("not JSON")
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "exit {:?}, stderr {:?}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        },
+    ));
+    checks
+}
+
 fn main() {
     let panics = corpus_definitions_survive_odd_inputs();
     let mut files = Vec::new();
@@ -222,6 +324,18 @@ fn main() {
             Err(e) => {
                 failed += 1;
                 println!("case {name} ... FAILED\n    {e}");
+            }
+        }
+    }
+    for (name, result) in cli_checks() {
+        match result {
+            Ok(()) => {
+                passed += 1;
+                println!("cli {name} ... ok");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("cli {name} ... FAILED\n    {e}");
             }
         }
     }
