@@ -240,6 +240,27 @@ fn cli_checks() -> Vec<(&'static str, Result<(), String>)> {
         },
     ));
 
+    let jsonata = std::env::temp_dir().join(format!(
+        "expressway-cli-jsonata-{}.json",
+        std::process::id()
+    ));
+    std::fs::write(
+        &jsonata,
+        r#"{"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Pass", "Output": "{% $states.input %}", "End": true}}}"#,
+    )
+    .expect("temp file");
+    let out = run(&["validate", &jsonata.to_string_lossy()]);
+    let _ = std::fs::remove_file(&jsonata);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    checks.push((
+        "validate accepts valid ASL it cannot run yet, saying UNSUPPORTED",
+        if out.status.success() && text.contains(": UNSUPPORTED ") {
+            Ok(())
+        } else {
+            Err(format!("exit {:?}, stdout {text:?}", out.status.code()))
+        },
+    ));
+
     let out = run(&["validate", "config/state-machines/sensor-alert.asl.json"]);
     checks.push((
         "validate accepts a valid definition silently",

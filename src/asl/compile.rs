@@ -5,7 +5,7 @@
 //! it cannot translate becomes a diagnostic.
 
 use super::choice::ChoiceRule;
-use super::diagnostic::codes::{INVALID_FIELD, UNSUPPORTED};
+use super::diagnostic::codes::INVALID_FIELD;
 use super::diagnostic::{pointer_push, Diagnostic};
 use super::error::names;
 use super::intrinsics::{is_intrinsic, Intrinsic};
@@ -13,6 +13,7 @@ use super::path::{JsonPath, Root};
 use super::program::*;
 use super::template::Template;
 use super::timestamp;
+use super::unsupported;
 use super::validate::validate;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 /// Validates and compiles a definition.
 pub fn compile(definition: &Value) -> Result<Program, Vec<Diagnostic>> {
     let mut diags = validate(definition);
+    diags.extend(unsupported::find(definition));
     if !diags.is_empty() {
         return Err(diags);
     }
@@ -58,15 +60,6 @@ impl Compiler<'_> {
     fn machine(&mut self, def: &Value, pointer: &str) -> MachineId {
         let id = self.machines.len() as MachineId;
         self.machines.push(SubMachine { start: 0 });
-        if let Some(lang) = def.get("QueryLanguage").and_then(Value::as_str) {
-            if lang != "JSONPath" {
-                self.err(
-                    UNSUPPORTED,
-                    &pointer_push(pointer, "QueryLanguage"),
-                    format!("QueryLanguage {lang} is not supported yet"),
-                );
-            }
-        }
         let empty = Map::new();
         let states = def
             .get("States")
@@ -117,27 +110,6 @@ impl Compiler<'_> {
     ) -> State {
         let field = |f: &str| body.get(f);
         let at = |f: &str| pointer_push(ptr, f);
-        for f in [
-            "Assign",
-            "Output",
-            "Arguments",
-            "Items",
-            "ItemReader",
-            "ResultWriter",
-        ] {
-            if field(f).is_some() {
-                self.err(UNSUPPORTED, &at(f), format!("{f} is not supported yet"));
-            }
-        }
-        if let Some(lang) = field("QueryLanguage").and_then(Value::as_str) {
-            if lang != "JSONPath" {
-                self.err(
-                    UNSUPPORTED,
-                    &at("QueryLanguage"),
-                    format!("QueryLanguage {lang} is not supported yet"),
-                );
-            }
-        }
         let next = field("Next").map(|n| self.target(ids, Some(n), &at("Next")));
         let mut io = Io {
             input_path: self.selection(field("InputPath"), &at("InputPath")),

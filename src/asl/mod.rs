@@ -15,6 +15,7 @@ pub mod scope;
 pub mod size;
 pub mod template;
 pub mod timestamp;
+pub mod unsupported;
 pub mod validate;
 pub mod vm;
 

@@ -280,6 +280,34 @@ impl JsonPath {
     }
 }
 
+/// Whether an expression (a path or an intrinsic call) refers to a workflow variable:
+/// a `$` followed by a letter or `_`, outside single-quoted string literals. `$.a`, `$[0]`
+/// and `$$` are not variables.
+pub fn mentions_variable(expr: &str) -> bool {
+    let bytes = expr.as_bytes();
+    let mut in_quotes = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if in_quotes => i += 1,
+            b'\'' => in_quotes = !in_quotes,
+            b'$' if !in_quotes => {
+                if bytes.get(i + 1) == Some(&b'$') {
+                    i += 1;
+                } else if bytes
+                    .get(i + 1)
+                    .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+                {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
 /// Objects up to this many fields are searched by scanning their keys: cheaper than hashing
 /// the name (the map's hasher is SipHash), and most state data is small objects.
 const SCAN_LIMIT: usize = 8;
@@ -789,6 +817,23 @@ mod tests {
         assert!(JsonPath::parse("$.a['b'][0]").unwrap().is_reference());
         assert!(!JsonPath::parse("$.a[*]").unwrap().is_reference());
         assert!(!JsonPath::parse("$$.Execution").unwrap().is_reference());
+    }
+
+    #[test]
+    fn variables_are_told_from_paths() {
+        for var in ["$x", "$_y.z", "States.Format('{}', $name)", "$a[0]"] {
+            assert!(mentions_variable(var), "{var}");
+        }
+        for not in [
+            "$",
+            "$.a",
+            "$[0]",
+            "$$.Execution",
+            "States.Format('$x {}', $.a)",
+            "cost: 5$",
+        ] {
+            assert!(!mentions_variable(not), "{not}");
+        }
     }
 
     #[test]
