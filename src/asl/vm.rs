@@ -235,6 +235,8 @@ pub struct Execution {
     outcome: Option<Outcome>,
     events: u64,
     history: Vec<HistoryEvent>,
+    /// The top-level state the execution failed or timed out in.
+    failed_state: Option<Arc<str>>,
     transitions: u64,
     rng: fastrand::Rng,
 }
@@ -257,6 +259,7 @@ impl Execution {
             outcome: None,
             events: 0,
             history: Vec::new(),
+            failed_state: None,
             transitions: 0,
             rng: fastrand::Rng::with_seed(seed),
             program,
@@ -316,6 +319,12 @@ impl Execution {
         self.outcome
     }
 
+    /// The top-level state a failed or timed-out execution ended in (a Parallel or Map
+    /// state when the failure came from inside it).
+    pub fn failed_state(&self) -> Option<&str> {
+        self.failed_state.as_deref()
+    }
+
     pub fn history(&self) -> &[HistoryEvent] {
         &self.history
     }
@@ -372,6 +381,13 @@ impl Execution {
     pub fn fire_timer(&mut self, token: Token, now: Millis) {
         if token.frame() == DEADLINE_FRAME {
             if self.outcome.is_none() {
+                // The top-level frame is the first one; its state is where time ran out.
+                let state = self
+                    .frames
+                    .first()
+                    .and_then(Option::as_ref)
+                    .map(|f| f.state);
+                self.failed_state = state.map(|s| self.program.state(s).name.clone());
                 let failure = Failure {
                     error: Some(names::TIMEOUT.to_string()),
                     cause: match self.program.timeout_secs {
@@ -666,7 +682,10 @@ impl Execution {
             None => {
                 let outcome = match result {
                     Ok(v) => Outcome::Succeeded(v),
-                    Err(f) => Outcome::Failed(f),
+                    Err(f) => {
+                        self.failed_state = Some(p.state(self.frame(fid).state).name.clone());
+                        Outcome::Failed(f)
+                    }
                 };
                 self.finish(outcome, now);
                 self.release(fid);
@@ -741,6 +760,7 @@ impl Execution {
         if let Some(Some(f)) = verdict {
             if f.error.as_deref() == Some(names::RUNTIME) {
                 // A States.Runtime error ends the execution, whatever catches it would.
+                self.failed_state = Some(pstate);
                 self.finish(Outcome::Failed(f), now);
                 return;
             }

@@ -1,0 +1,790 @@
+//! A shard: one worker thread that owns a set of partitions and every execution started from
+//! them.
+//!
+//! The shard runs one event loop over a closed set of messages ([`Msg`]): a new source event,
+//! a task result, a sink delivery report, a commit request, a partition revocation, shutdown.
+//! Wait states and retry backoffs are entries in one timer heap, so a hundred thousand
+//! waiting executions cost a heap entry each, not a thread. Partitions are routed to shards
+//! by the consumer, so per-partition bookkeeping (offset trackers) needs no locks.
+//!
+//! A source message is *done* when its execution has finished and its result or dead-letter
+//! record has been acknowledged by the sink; only then may its offset be committed (see
+//! `docs/kafka-ack-contract.md`).
+
+use super::offsets::PartitionTracker;
+use crate::asl::error::{json_text, Failure};
+use crate::asl::size::PAYLOAD_LIMIT_BYTES;
+use crate::asl::vm::{Effect, Execution, ExecutionOptions, Millis, Outcome, Token, WorkflowType};
+use crate::asl::Program;
+use crate::resource::TaskResource;
+use crate::runner::wall_millis;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde_json::{json, Value};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where a source message came from: what its offset commit and its output records name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SourceCoords {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// One message from a source, as the shard receives it.
+#[derive(Clone, Debug)]
+pub struct SourceEvent {
+    pub coords: SourceCoords,
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub payload: Vec<u8>,
+}
+
+/// What a record written to a sink is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    /// The output of a SUCCEEDED execution.
+    Result,
+    /// A failed or timed-out execution, or an event that could not start one.
+    DeadLetter,
+}
+
+/// Why an event went to the dead-letter sink: a bounded set (a metric label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeadLetterReason {
+    Failed,
+    TimedOut,
+    InvalidJson,
+    OversizePayload,
+}
+
+impl DeadLetterReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterReason::Failed => "failed",
+            DeadLetterReason::TimedOut => "timed_out",
+            DeadLetterReason::InvalidJson => "invalid_json",
+            DeadLetterReason::OversizePayload => "oversize_payload",
+        }
+    }
+}
+
+/// A record for a sink: keyed by the source key, headers carrying the execution and the
+/// source coordinates.
+#[derive(Clone, Debug)]
+pub struct OutRecord {
+    pub kind: RecordKind,
+    pub dead_letter_reason: Option<DeadLetterReason>,
+    pub coords: SourceCoords,
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<(&'static str, String)>,
+    pub value: Vec<u8>,
+}
+
+/// Reports whether a sink durably accepted a record. Called exactly once.
+pub type Delivery = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// Where results and dead letters go. A Kafka producer in production (acknowledging on its
+/// delivery report), a vector in tests.
+pub trait Sink: Send + Sync {
+    /// Whether records of this kind are wanted at all; a switched-off sink counts as an
+    /// immediate acknowledgement.
+    fn accepts(&self, kind: RecordKind) -> bool;
+    fn send(&self, record: OutRecord, delivered: Delivery);
+}
+
+/// A commit point: the consumer group offset of one partition may move to `offset`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitPoint {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// What a shard asks of the consumer that feeds it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Stop fetching these partitions: the shard is full.
+    Pause(Vec<(Arc<str>, i32)>),
+    /// Fetch them again.
+    Resume(Vec<(Arc<str>, i32)>),
+}
+
+/// Everything that can happen to a shard.
+pub enum Msg {
+    Event(SourceEvent),
+    TaskDone {
+        exec: ExecKey,
+        token: Token,
+        result: Result<Value, Failure>,
+    },
+    Delivered {
+        coords: SourceCoords,
+        result: Result<(), String>,
+    },
+    /// Reply with the commit points that advanced since the last confirmed commit.
+    Commit(Sender<Vec<CommitPoint>>),
+    /// The broker confirmed these commits (see `docs/kafka-ack-contract.md`).
+    Committed(Vec<CommitPoint>),
+    /// These partitions are taken away: reply with their final commit points, then forget
+    /// them (their unfinished messages will be redelivered elsewhere).
+    Revoke(Vec<(Arc<str>, i32)>, Sender<Vec<CommitPoint>>),
+    /// Take no new events; end once every execution is done, or at `deadline` (wall ms).
+    Shutdown {
+        deadline: Millis,
+    },
+}
+
+/// Identifies an execution within its shard; stale after the slot is reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ExecKey {
+    slot: u32,
+    gen: u32,
+}
+
+/// What the shard runs: one state machine for its source.
+pub struct Binding {
+    pub program: Arc<Program>,
+    pub state_machine: Arc<str>,
+    pub workflow_type: WorkflowType,
+}
+
+pub struct ShardConfig {
+    pub index: usize,
+    pub max_in_flight: usize,
+}
+
+struct Running {
+    exec: Execution,
+    coords: SourceCoords,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+}
+
+struct Slot {
+    gen: u32,
+    running: Option<Running>,
+}
+
+/// Counters a shard keeps about itself (also the source of its metrics).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    pub events: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub timed_out: u64,
+    pub dead_letters: u64,
+    pub transitions: u64,
+}
+
+pub struct Shard {
+    config: ShardConfig,
+    binding: Binding,
+    resources: Arc<dyn TaskResource>,
+    sink: Arc<dyn Sink>,
+    rx: Receiver<Msg>,
+    /// The shard's own inbox, for completions arriving from other threads.
+    tx: Sender<Msg>,
+    control: Sender<Control>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    in_flight: usize,
+    timers: BinaryHeap<Reverse<(Millis, u64, ExecKey, Token)>>,
+    timer_seq: u64,
+    trackers: HashMap<(Arc<str>, i32), PartitionTracker>,
+    paused: bool,
+    shutdown_deadline: Option<Millis>,
+    stats: ShardStats,
+}
+
+impl Shard {
+    /// A shard and the sender that feeds it.
+    pub fn new(
+        config: ShardConfig,
+        binding: Binding,
+        resources: Arc<dyn TaskResource>,
+        sink: Arc<dyn Sink>,
+        control: Sender<Control>,
+    ) -> (Shard, Sender<Msg>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shard = Shard {
+            config,
+            binding,
+            resources,
+            sink,
+            rx,
+            tx: tx.clone(),
+            control,
+            slots: Vec::new(),
+            free: Vec::new(),
+            in_flight: 0,
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            trackers: HashMap::new(),
+            paused: false,
+            shutdown_deadline: None,
+            stats: ShardStats::default(),
+        };
+        (shard, tx)
+    }
+
+    /// Runs the event loop until shutdown completes (or every sender is gone); returns the
+    /// shard's counters.
+    pub fn run(mut self) -> ShardStats {
+        loop {
+            let now = wall_millis();
+            let wake = self.timers.peek().map(|Reverse((at, ..))| *at);
+            let wake = [wake, self.shutdown_deadline].into_iter().flatten().min();
+            let timeout = wake.map_or(Duration::from_secs(3600), |at| {
+                Duration::from_millis((at - now).max(0) as u64)
+            });
+            match self.rx.recv_timeout(timeout) {
+                Ok(msg) => self.handle(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            // Take what else is queued before looking at timers: one wake-up, many messages.
+            while let Ok(msg) = self.rx.try_recv() {
+                self.handle(msg);
+            }
+            self.fire_due_timers();
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.in_flight == 0 || wall_millis() >= deadline {
+                    break;
+                }
+            }
+        }
+        self.stats
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Event(event) => self.start(event),
+            Msg::TaskDone {
+                exec,
+                token,
+                result,
+            } => {
+                if let Some(r) = self.running(exec) {
+                    r.exec.complete_task(token, result, wall_millis());
+                    self.advance(exec);
+                }
+            }
+            Msg::Delivered { coords, result } => self.delivered(coords, result),
+            Msg::Commit(reply) => {
+                let _ = reply.send(self.commit_points(None));
+            }
+            Msg::Committed(points) => {
+                for p in points {
+                    if let Some(t) = self.trackers.get_mut(&(p.topic, p.partition)) {
+                        t.mark_committed(p.offset);
+                    }
+                }
+            }
+            Msg::Revoke(partitions, reply) => {
+                let points = self.commit_points(Some(&partitions));
+                let _ = reply.send(points);
+                self.forget(&partitions);
+            }
+            Msg::Shutdown { deadline } => self.shutdown_deadline = Some(deadline),
+        }
+    }
+
+    /// Starts an execution for one source event, or dead-letters the event if it cannot
+    /// start one. Either way the event's offset is tracked until its record is delivered.
+    fn start(&mut self, event: SourceEvent) {
+        if self.shutdown_deadline.is_some() {
+            return; // not tracked: it will be redelivered after restart
+        }
+        let tracker_key = (event.coords.topic.clone(), event.coords.partition);
+        let tracker = self.trackers.entry(tracker_key).or_default();
+        if !tracker.received(event.coords.offset) {
+            return; // a redelivery of a message already in hand
+        }
+        self.stats.events += 1;
+        if event.payload.len() > PAYLOAD_LIMIT_BYTES {
+            let cause = format!(
+                "The event payload is {} bytes, over the {PAYLOAD_LIMIT_BYTES}-byte limit of an execution input.",
+                event.payload.len()
+            );
+            let failure = Failure::new(crate::asl::error::names::DATA_LIMIT_EXCEEDED, cause);
+            self.dead_letter(event, DeadLetterReason::OversizePayload, &failure, None);
+            return;
+        }
+        let input: Value = match serde_json::from_slice(&event.payload) {
+            Ok(v) => v,
+            Err(e) => {
+                let failure = Failure::new(
+                    "Expressway.InvalidJson",
+                    format!("The event payload is not JSON: {e}"),
+                );
+                self.dead_letter(event, DeadLetterReason::InvalidJson, &failure, None);
+                return;
+            }
+        };
+        let now = wall_millis();
+        let c = &event.coords;
+        let opts = ExecutionOptions {
+            // Deterministic: a redelivered event gets the same execution name.
+            name: Arc::from(format!("{}-{}-{}", c.topic, c.partition, c.offset)),
+            state_machine_name: self.binding.state_machine.clone(),
+            workflow_type: self.binding.workflow_type,
+            ..ExecutionOptions::default()
+        };
+        let exec = Execution::start(self.binding.program.clone(), input, opts, now);
+        let key = self.insert(Running {
+            exec,
+            coords: event.coords,
+            key: event.key,
+            payload: event.payload,
+        });
+        self.advance(key);
+        self.apply_backpressure();
+    }
+
+    fn insert(&mut self, running: Running) -> ExecKey {
+        self.in_flight += 1;
+        let slot = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot {
+                    gen: 0,
+                    running: None,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let s = &mut self.slots[slot as usize];
+        s.gen = s.gen.wrapping_add(1);
+        s.running = Some(running);
+        ExecKey { slot, gen: s.gen }
+    }
+
+    fn running(&mut self, key: ExecKey) -> Option<&mut Running> {
+        let s = self.slots.get_mut(key.slot as usize)?;
+        if s.gen != key.gen {
+            return None;
+        }
+        s.running.as_mut()
+    }
+
+    /// Runs an execution as far as it goes and carries out its effects.
+    fn advance(&mut self, key: ExecKey) {
+        let now = wall_millis();
+        let Some(r) = self.running(key) else { return };
+        r.exec.run(now);
+        let effects: Vec<Effect> = r.exec.drain_effects().collect();
+        let finished = r.exec.outcome().is_some();
+        for effect in effects {
+            match effect {
+                Effect::Timer { token, at } => {
+                    self.timer_seq += 1;
+                    self.timers.push(Reverse((at, self.timer_seq, key, token)));
+                }
+                Effect::Invoke { token, call } => {
+                    let tx = self.tx.clone();
+                    self.resources.invoke(
+                        *call,
+                        Box::new(move |result| {
+                            // The shard may be gone at shutdown; the result is moot then.
+                            let _ = tx.send(Msg::TaskDone {
+                                exec: key,
+                                token,
+                                result,
+                            });
+                        }),
+                    );
+                }
+            }
+        }
+        if finished {
+            self.finish(key);
+        }
+    }
+
+    fn fire_due_timers(&mut self) {
+        let now = wall_millis();
+        while let Some(Reverse((at, _, key, token))) = self.timers.peek().cloned() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(r) = self.running(key) {
+                r.exec.fire_timer(token, now);
+                self.advance(key);
+            }
+        }
+    }
+
+    /// An execution ended: free its slot and send its record.
+    fn finish(&mut self, key: ExecKey) {
+        let slot = &mut self.slots[key.slot as usize];
+        let Some(r) = slot.running.take() else { return };
+        self.free.push(key.slot);
+        self.in_flight -= 1;
+        self.stats.transitions += r.exec.transitions();
+        let failed_state = r.exec.failed_state().map(str::to_string);
+        let name = format!(
+            "{}-{}-{}",
+            r.coords.topic, r.coords.partition, r.coords.offset
+        );
+        let event = SourceEvent {
+            coords: r.coords,
+            key: r.key,
+            headers: Vec::new(),
+            payload: r.payload,
+        };
+        match r.exec.into_outcome() {
+            Some(Outcome::Succeeded(output)) => {
+                self.stats.succeeded += 1;
+                let record = OutRecord {
+                    kind: RecordKind::Result,
+                    dead_letter_reason: None,
+                    headers: source_headers(&event.coords, &name),
+                    coords: event.coords,
+                    key: event.key,
+                    value: json_text(&output).into_bytes(),
+                };
+                self.send(record);
+            }
+            Some(Outcome::Failed(f)) => {
+                self.stats.failed += 1;
+                self.dead_letter(event, DeadLetterReason::Failed, &f, failed_state);
+            }
+            Some(Outcome::TimedOut(f)) => {
+                self.stats.timed_out += 1;
+                self.dead_letter(event, DeadLetterReason::TimedOut, &f, failed_state);
+            }
+            None => {}
+        }
+        self.apply_backpressure();
+    }
+
+    fn dead_letter(
+        &mut self,
+        event: SourceEvent,
+        reason: DeadLetterReason,
+        failure: &Failure,
+        state: Option<String>,
+    ) {
+        self.stats.dead_letters += 1;
+        let c = &event.coords;
+        let name = format!("{}-{}-{}", c.topic, c.partition, c.offset);
+        // The original payload, as JSON if it is, else as text (lossy for non-UTF-8 bytes).
+        let payload = serde_json::from_slice::<Value>(&event.payload).unwrap_or_else(|_| {
+            Value::String(String::from_utf8_lossy(&event.payload).into_owned())
+        });
+        let value = json!({
+            "error": failure.error,
+            "cause": failure.cause,
+            "reason": reason.as_str(),
+            "state": state,
+            "execution": name,
+            "state_machine": &*self.binding.state_machine,
+            "source": {"topic": &*c.topic, "partition": c.partition, "offset": c.offset},
+            "payload": payload,
+        });
+        let record = OutRecord {
+            kind: RecordKind::DeadLetter,
+            dead_letter_reason: Some(reason),
+            headers: source_headers(c, &name),
+            coords: event.coords.clone(),
+            key: event.key,
+            value: json_text(&value).into_bytes(),
+        };
+        self.send(record);
+    }
+
+    fn send(&mut self, record: OutRecord) {
+        if !self.sink.accepts(record.kind) {
+            self.delivered(record.coords, Ok(()));
+            return;
+        }
+        let tx = self.tx.clone();
+        let coords = record.coords.clone();
+        self.sink.send(
+            record,
+            Box::new(move |result| {
+                let _ = tx.send(Msg::Delivered { coords, result });
+            }),
+        );
+    }
+
+    /// A record was (or was not) durably written. Only a confirmed delivery completes the
+    /// source message. A failed one (the producer already retried for its whole message
+    /// timeout) leaves the offset uncommitted: the message is redelivered after a restart or
+    /// a rebalance, never skipped.
+    fn delivered(&mut self, coords: SourceCoords, result: Result<(), String>) {
+        if result.is_err() {
+            return;
+        }
+        if let Some(t) = self
+            .trackers
+            .get_mut(&(coords.topic.clone(), coords.partition))
+        {
+            t.completed(coords.offset);
+        }
+    }
+
+    fn commit_points(&self, only: Option<&[(Arc<str>, i32)]>) -> Vec<CommitPoint> {
+        let mut points = Vec::new();
+        for ((topic, partition), tracker) in &self.trackers {
+            if only.is_some_and(|o| !o.iter().any(|(t, p)| t == topic && p == partition)) {
+                continue;
+            }
+            if let Some(offset) = tracker.committable() {
+                points.push(CommitPoint {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset,
+                });
+            }
+        }
+        points
+    }
+
+    /// Drops revoked partitions: their trackers and their running executions.
+    fn forget(&mut self, partitions: &[(Arc<str>, i32)]) {
+        let gone = |c: &SourceCoords| {
+            partitions
+                .iter()
+                .any(|(t, p)| *t == c.topic && *p == c.partition)
+        };
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if slot.running.as_ref().is_some_and(|r| gone(&r.coords)) {
+                slot.running = None;
+                slot.gen = slot.gen.wrapping_add(1);
+                self.free.push(i as u32);
+                self.in_flight -= 1;
+            }
+        }
+        self.trackers
+            .retain(|(t, p), _| !partitions.iter().any(|(rt, rp)| rt == t && rp == p));
+        self.apply_backpressure();
+    }
+
+    /// Pauses this shard's partitions when it holds `max_in_flight` executions, and resumes
+    /// them below half of that (hysteresis, so the consumer is not toggled per message).
+    fn apply_backpressure(&mut self) {
+        let partitions = || self.trackers.keys().cloned().collect::<Vec<_>>();
+        if !self.paused && self.in_flight >= self.config.max_in_flight {
+            self.paused = true;
+            let _ = self.control.send(Control::Pause(partitions()));
+        } else if self.paused && self.in_flight <= self.config.max_in_flight / 2 {
+            self.paused = false;
+            let _ = self.control.send(Control::Resume(partitions()));
+        }
+    }
+}
+
+fn source_headers(c: &SourceCoords, execution: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("expressway-execution", execution.to_string()),
+        ("expressway-source-topic", c.topic.to_string()),
+        ("expressway-source-partition", c.partition.to_string()),
+        ("expressway-source-offset", c.offset.to_string()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::NoResources;
+    use std::sync::Mutex;
+
+    /// A sink that keeps what it is sent and acknowledges at once.
+    #[derive(Default)]
+    struct VecSink(Mutex<Vec<OutRecord>>);
+
+    impl Sink for VecSink {
+        fn accepts(&self, _: RecordKind) -> bool {
+            true
+        }
+        fn send(&self, record: OutRecord, delivered: Delivery) {
+            self.0.lock().unwrap().push(record);
+            delivered(Ok(()));
+        }
+    }
+
+    struct Harness {
+        tx: Sender<Msg>,
+        sink: Arc<VecSink>,
+        control: Receiver<Control>,
+        thread: std::thread::JoinHandle<ShardStats>,
+    }
+
+    fn shard(definition: Value, max_in_flight: usize) -> Harness {
+        let program = Arc::new(crate::asl::compile(&definition).expect("valid definition"));
+        let sink = Arc::new(VecSink::default());
+        let (control_tx, control) = crossbeam_channel::unbounded();
+        let (shard, tx) = Shard::new(
+            ShardConfig {
+                index: 0,
+                max_in_flight,
+            },
+            Binding {
+                program,
+                state_machine: Arc::from("sm"),
+                workflow_type: WorkflowType::Express,
+            },
+            Arc::new(NoResources),
+            sink.clone(),
+            control_tx,
+        );
+        let thread = std::thread::spawn(move || shard.run());
+        Harness {
+            tx,
+            sink,
+            control,
+            thread,
+        }
+    }
+
+    fn event(offset: i64, payload: &str) -> Msg {
+        Msg::Event(SourceEvent {
+            coords: SourceCoords {
+                topic: Arc::from("in"),
+                partition: 0,
+                offset,
+            },
+            key: Some(format!("k{offset}").into_bytes()),
+            headers: Vec::new(),
+            payload: payload.as_bytes().to_vec(),
+        })
+    }
+
+    /// Asks for commit points and confirms them, as the consumer does after the broker
+    /// accepted the commit.
+    fn commit(h: &Harness) -> Vec<CommitPoint> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        h.tx.send(Msg::Commit(tx)).unwrap();
+        let points = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        h.tx.send(Msg::Committed(points.clone())).unwrap();
+        points
+    }
+
+    fn stop(h: Harness) -> (ShardStats, Vec<OutRecord>) {
+        h.tx.send(Msg::Shutdown {
+            deadline: wall_millis() + 5_000,
+        })
+        .unwrap();
+        let stats = h.thread.join().unwrap();
+        let records = std::mem::take(&mut *h.sink.0.lock().unwrap());
+        (stats, records)
+    }
+
+    fn waits_for_input_seconds() -> Value {
+        json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$.wait", "End": true}}})
+    }
+
+    #[test]
+    fn commit_never_passes_an_execution_that_finishes_later() {
+        let h = shard(waits_for_input_seconds(), 100);
+        h.tx.send(event(0, r#"{"wait": 1}"#)).unwrap();
+        for offset in 1..5 {
+            h.tx.send(event(offset, r#"{"wait": 0}"#)).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        // Offsets 1-4 are done, 0 is waiting: the group offset must not move past 0.
+        assert!(
+            commit(&h).iter().all(|p| p.offset <= 0),
+            "committed past offset 0"
+        );
+        std::thread::sleep(Duration::from_millis(1200));
+        assert_eq!(
+            commit(&h),
+            vec![CommitPoint {
+                topic: Arc::from("in"),
+                partition: 0,
+                offset: 5
+            }]
+        );
+        let (stats, records) = stop(h);
+        assert_eq!(stats.succeeded, 5);
+        assert_eq!(records.len(), 5);
+    }
+
+    #[test]
+    fn bad_events_and_failures_become_dead_letters_and_complete() {
+        let h = shard(
+            json!({"StartAt": "Check", "States": {
+                "Check": {"Type": "Choice", "Choices": [{"Variable": "$.ok", "BooleanEquals": true, "Next": "Done"}], "Default": "Boom"},
+                "Done": {"Type": "Succeed"},
+                "Boom": {"Type": "Fail", "Error": "NotOk", "Cause": "ok was false"}}}),
+            100,
+        );
+        h.tx.send(event(0, "{not json")).unwrap();
+        h.tx.send(event(
+            1,
+            &format!("\"{}\"", "x".repeat(PAYLOAD_LIMIT_BYTES)),
+        ))
+        .unwrap();
+        h.tx.send(event(2, r#"{"ok": false}"#)).unwrap();
+        h.tx.send(event(3, r#"{"ok": true}"#)).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            commit(&h)[0].offset,
+            4,
+            "every event is done, dead-lettered or not"
+        );
+        let (stats, records) = stop(h);
+        assert_eq!((stats.dead_letters, stats.succeeded), (3, 1));
+        let letters: Vec<Value> = records
+            .iter()
+            .filter(|r| r.kind == RecordKind::DeadLetter)
+            .map(|r| serde_json::from_slice(&r.value).unwrap())
+            .collect();
+        assert_eq!(letters[0]["reason"], "invalid_json");
+        assert_eq!(letters[1]["reason"], "oversize_payload");
+        assert_eq!(letters[1]["error"], "States.DataLimitExceeded");
+        assert_eq!(letters[2]["reason"], "failed");
+        assert_eq!(letters[2]["error"], "NotOk");
+        assert_eq!(letters[2]["cause"], "ok was false");
+        assert_eq!(letters[2]["state"], "Boom");
+        assert_eq!(
+            letters[2]["source"],
+            json!({"topic": "in", "partition": 0, "offset": 2})
+        );
+        assert_eq!(letters[2]["payload"], json!({"ok": false}));
+        let result = records
+            .iter()
+            .find(|r| r.kind == RecordKind::Result)
+            .unwrap();
+        assert_eq!(result.key.as_deref(), Some(&b"k3"[..]));
+        assert!(result
+            .headers
+            .contains(&("expressway-source-offset", "3".to_string())));
+    }
+
+    #[test]
+    fn a_full_shard_pauses_its_partitions_and_resumes_when_drained() {
+        let h = shard(waits_for_input_seconds(), 2);
+        h.tx.send(event(0, r#"{"wait": 1}"#)).unwrap();
+        h.tx.send(event(1, r#"{"wait": 1}"#)).unwrap();
+        let first = h.control.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(first, Control::Pause(vec![(Arc::from("in"), 0)]));
+        let second = h.control.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(second, Control::Resume(vec![(Arc::from("in"), 0)]));
+        stop(h);
+    }
+
+    #[test]
+    fn revoked_partitions_are_committed_and_forgotten() {
+        let h = shard(waits_for_input_seconds(), 100);
+        h.tx.send(event(0, r#"{"wait": 0}"#)).unwrap();
+        h.tx.send(event(1, r#"{"wait": 60}"#)).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        h.tx.send(Msg::Revoke(vec![(Arc::from("in"), 0)], tx))
+            .unwrap();
+        let points = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(points[0].offset, 1, "offset 0 is done, 1 is not");
+        // The 60 s execution was dropped: shutdown ends at once, with nothing in flight.
+        let started = std::time::Instant::now();
+        let (stats, _) = stop(h);
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert_eq!(stats.succeeded, 1);
+    }
+}
