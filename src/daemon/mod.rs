@@ -3,5 +3,9 @@
 //! Only this module knows wire formats and brokers; it drives the `asl` engine through its
 //! effect protocol.
 
+pub mod demo;
+pub mod exec_log;
+pub mod kafka;
 pub mod offsets;
 pub mod shard;
+pub mod telemetry;

@@ -84,7 +84,8 @@ pub struct OutRecord {
 }
 
 /// Reports whether a sink durably accepted a record. Called exactly once.
-pub type Delivery = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// `Sync` because librdkafka hands the callback across threads with its delivery report.
+pub type Delivery = Box<dyn FnOnce(Result<(), String>) + Send + Sync>;
 
 /// Where results and dead letters go. A Kafka producer in production (acknowledging on its
 /// delivery report), a vector in tests.
@@ -144,12 +145,17 @@ pub struct ExecKey {
     gen: u32,
 }
 
-/// What the shard runs: one state machine for its source.
+/// What a source topic is bound to: the state machine its events start, and the sink its
+/// results and dead letters go to.
 pub struct Binding {
     pub program: Arc<Program>,
     pub state_machine: Arc<str>,
     pub workflow_type: WorkflowType,
+    pub sink: Arc<dyn Sink>,
 }
+
+/// Bindings by source topic, shared by every shard.
+pub type Bindings = Arc<HashMap<Arc<str>, Arc<Binding>>>;
 
 pub struct ShardConfig {
     pub index: usize,
@@ -158,6 +164,7 @@ pub struct ShardConfig {
 
 struct Running {
     exec: Execution,
+    binding: Arc<Binding>,
     coords: SourceCoords,
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
@@ -181,9 +188,8 @@ pub struct ShardStats {
 
 pub struct Shard {
     config: ShardConfig,
-    binding: Binding,
+    bindings: Bindings,
     resources: Arc<dyn TaskResource>,
-    sink: Arc<dyn Sink>,
     rx: Receiver<Msg>,
     /// The shard's own inbox, for completions arriving from other threads.
     tx: Sender<Msg>,
@@ -203,17 +209,15 @@ impl Shard {
     /// A shard and the sender that feeds it.
     pub fn new(
         config: ShardConfig,
-        binding: Binding,
+        bindings: Bindings,
         resources: Arc<dyn TaskResource>,
-        sink: Arc<dyn Sink>,
         control: Sender<Control>,
     ) -> (Shard, Sender<Msg>) {
         let (tx, rx) = crossbeam_channel::unbounded();
         let shard = Shard {
             config,
-            binding,
+            bindings,
             resources,
-            sink,
             rx,
             tx: tx.clone(),
             control,
@@ -231,8 +235,8 @@ impl Shard {
     }
 
     /// Runs the event loop until shutdown completes (or every sender is gone); returns the
-    /// shard's counters.
-    pub fn run(mut self) -> ShardStats {
+    /// shard's counters and its final commit points, for the consumer to commit.
+    pub fn run(mut self) -> (ShardStats, Vec<CommitPoint>) {
         loop {
             let now = wall_millis();
             let wake = self.timers.peek().map(|Reverse((at, ..))| *at);
@@ -256,7 +260,8 @@ impl Shard {
                 }
             }
         }
-        self.stats
+        let points = self.commit_points(None);
+        (self.stats, points)
     }
 
     fn handle(&mut self, msg: Msg) {
@@ -298,6 +303,9 @@ impl Shard {
         if self.shutdown_deadline.is_some() {
             return; // not tracked: it will be redelivered after restart
         }
+        let Some(binding) = self.bindings.get(&event.coords.topic).cloned() else {
+            return; // not a source topic of this daemon: nothing subscribes to it
+        };
         let tracker_key = (event.coords.topic.clone(), event.coords.partition);
         let tracker = self.trackers.entry(tracker_key).or_default();
         if !tracker.received(event.coords.offset) {
@@ -310,7 +318,13 @@ impl Shard {
                 event.payload.len()
             );
             let failure = Failure::new(crate::asl::error::names::DATA_LIMIT_EXCEEDED, cause);
-            self.dead_letter(event, DeadLetterReason::OversizePayload, &failure, None);
+            self.dead_letter(
+                &binding,
+                event,
+                DeadLetterReason::OversizePayload,
+                &failure,
+                None,
+            );
             return;
         }
         let input: Value = match serde_json::from_slice(&event.payload) {
@@ -320,7 +334,13 @@ impl Shard {
                     "Expressway.InvalidJson",
                     format!("The event payload is not JSON: {e}"),
                 );
-                self.dead_letter(event, DeadLetterReason::InvalidJson, &failure, None);
+                self.dead_letter(
+                    &binding,
+                    event,
+                    DeadLetterReason::InvalidJson,
+                    &failure,
+                    None,
+                );
                 return;
             }
         };
@@ -329,13 +349,14 @@ impl Shard {
         let opts = ExecutionOptions {
             // Deterministic: a redelivered event gets the same execution name.
             name: Arc::from(format!("{}-{}-{}", c.topic, c.partition, c.offset)),
-            state_machine_name: self.binding.state_machine.clone(),
-            workflow_type: self.binding.workflow_type,
+            state_machine_name: binding.state_machine.clone(),
+            workflow_type: binding.workflow_type,
             ..ExecutionOptions::default()
         };
-        let exec = Execution::start(self.binding.program.clone(), input, opts, now);
+        let exec = Execution::start(binding.program.clone(), input, opts, now);
         let key = self.insert(Running {
             exec,
+            binding,
             coords: event.coords,
             key: event.key,
             payload: event.payload,
@@ -447,15 +468,27 @@ impl Shard {
                     key: event.key,
                     value: json_text(&output).into_bytes(),
                 };
-                self.send(record);
+                self.send(&r.binding, record);
             }
             Some(Outcome::Failed(f)) => {
                 self.stats.failed += 1;
-                self.dead_letter(event, DeadLetterReason::Failed, &f, failed_state);
+                self.dead_letter(
+                    &r.binding,
+                    event,
+                    DeadLetterReason::Failed,
+                    &f,
+                    failed_state,
+                );
             }
             Some(Outcome::TimedOut(f)) => {
                 self.stats.timed_out += 1;
-                self.dead_letter(event, DeadLetterReason::TimedOut, &f, failed_state);
+                self.dead_letter(
+                    &r.binding,
+                    event,
+                    DeadLetterReason::TimedOut,
+                    &f,
+                    failed_state,
+                );
             }
             None => {}
         }
@@ -464,6 +497,7 @@ impl Shard {
 
     fn dead_letter(
         &mut self,
+        binding: &Binding,
         event: SourceEvent,
         reason: DeadLetterReason,
         failure: &Failure,
@@ -482,7 +516,7 @@ impl Shard {
             "reason": reason.as_str(),
             "state": state,
             "execution": name,
-            "state_machine": &*self.binding.state_machine,
+            "state_machine": &*binding.state_machine,
             "source": {"topic": &*c.topic, "partition": c.partition, "offset": c.offset},
             "payload": payload,
         });
@@ -494,17 +528,17 @@ impl Shard {
             key: event.key,
             value: json_text(&value).into_bytes(),
         };
-        self.send(record);
+        self.send(binding, record);
     }
 
-    fn send(&mut self, record: OutRecord) {
-        if !self.sink.accepts(record.kind) {
+    fn send(&mut self, binding: &Binding, record: OutRecord) {
+        if !binding.sink.accepts(record.kind) {
             self.delivered(record.coords, Ok(()));
             return;
         }
         let tx = self.tx.clone();
         let coords = record.coords.clone();
-        self.sink.send(
+        binding.sink.send(
             record,
             Box::new(move |result| {
                 let _ = tx.send(Msg::Delivered { coords, result });
@@ -612,25 +646,28 @@ mod tests {
         tx: Sender<Msg>,
         sink: Arc<VecSink>,
         control: Receiver<Control>,
-        thread: std::thread::JoinHandle<ShardStats>,
+        thread: std::thread::JoinHandle<(ShardStats, Vec<CommitPoint>)>,
     }
 
     fn shard(definition: Value, max_in_flight: usize) -> Harness {
         let program = Arc::new(crate::asl::compile(&definition).expect("valid definition"));
         let sink = Arc::new(VecSink::default());
         let (control_tx, control) = crossbeam_channel::unbounded();
+        let binding = Binding {
+            program,
+            state_machine: Arc::from("sm"),
+            workflow_type: WorkflowType::Express,
+            sink: sink.clone(),
+        };
+        let bindings: Bindings =
+            Arc::new([(Arc::from("in"), Arc::new(binding))].into_iter().collect());
         let (shard, tx) = Shard::new(
             ShardConfig {
                 index: 0,
                 max_in_flight,
             },
-            Binding {
-                program,
-                state_machine: Arc::from("sm"),
-                workflow_type: WorkflowType::Express,
-            },
+            bindings,
             Arc::new(NoResources),
-            sink.clone(),
             control_tx,
         );
         let thread = std::thread::spawn(move || shard.run());
@@ -670,7 +707,7 @@ mod tests {
             deadline: wall_millis() + 5_000,
         })
         .unwrap();
-        let stats = h.thread.join().unwrap();
+        let (stats, _) = h.thread.join().unwrap();
         let records = std::mem::take(&mut *h.sink.0.lock().unwrap());
         (stats, records)
     }

@@ -1,0 +1,292 @@
+//! Kafka through librdkafka: the consumer that feeds the shards and the producer that is
+//! their sink. The only module that knows Kafka.
+//!
+//! The consumer runs on the caller's thread: it polls, routes each message to the shard that
+//! owns its partition, relays the shards' pause/resume requests, and commits offsets, only
+//! as far as the shards' commit points allow (`docs/kafka-ack-contract.md`).
+
+use super::shard::{
+    CommitPoint, Control, Delivery, Msg, OutRecord, RecordKind, Sink, SourceCoords, SourceEvent,
+};
+use crossbeam_channel::{Receiver, Sender};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Routes a partition to its shard: stable for the life of the process.
+pub fn shard_of(topic: &str, partition: i32, shards: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    topic.hash(&mut h);
+    partition.hash(&mut h);
+    (h.finish() % shards.max(1) as u64) as usize
+}
+
+/// Hands each delivery report to the callback that came with the record.
+pub struct DeliveryContext;
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Box<Delivery>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, delivered: Box<Delivery>) {
+        let outcome = match result {
+            Ok(_) => Ok(()),
+            Err((e, _)) => Err(e.to_string()),
+        };
+        (*delivered)(outcome);
+    }
+}
+
+pub type KafkaProducer = ThreadedProducer<DeliveryContext>;
+
+/// A producer configured for throughput with durable acknowledgements.
+pub fn producer(
+    brokers: &str,
+    linger_ms: u64,
+    batch_messages: u64,
+) -> Result<KafkaProducer, KafkaError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", linger_ms.to_string())
+        .set("batch.num.messages", batch_messages.to_string())
+        .create_with_context(DeliveryContext)
+}
+
+/// One source's sink: its results topic and dead-letter topic, either of which may be off.
+pub struct KafkaSink {
+    pub producer: Arc<KafkaProducer>,
+    pub results_topic: Option<String>,
+    pub dead_letter_topic: Option<String>,
+}
+
+impl Sink for KafkaSink {
+    fn accepts(&self, kind: RecordKind) -> bool {
+        match kind {
+            RecordKind::Result => self.results_topic.is_some(),
+            RecordKind::DeadLetter => self.dead_letter_topic.is_some(),
+        }
+    }
+
+    fn send(&self, record: OutRecord, delivered: Delivery) {
+        let topic = match record.kind {
+            RecordKind::Result => self.results_topic.as_deref(),
+            RecordKind::DeadLetter => self.dead_letter_topic.as_deref(),
+        };
+        let Some(topic) = topic else {
+            delivered(Ok(()));
+            return;
+        };
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (key, value) in &record.headers {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            });
+        }
+        let mut message = BaseRecord::with_opaque_to(topic, Box::new(delivered))
+            .payload(&record.value)
+            .headers(headers);
+        if let Some(key) = &record.key {
+            message = message.key(key);
+        }
+        // A full local queue is backpressure: wait for the producer to drain a little.
+        loop {
+            match self.producer.send(message) {
+                Ok(()) => return,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), m)) => {
+                    message = m;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((e, m)) => {
+                    (*m.delivery_opaque)(Err(e.to_string()));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// On revocation, collects the shards' final commit points for the partitions going away and
+/// commits them before they leave (anything unfinished is redelivered to the new owner).
+pub struct RebalanceContext {
+    pub shards: Vec<Sender<Msg>>,
+    pub topics: std::sync::Mutex<HashMap<String, Arc<str>>>,
+}
+
+impl ClientContext for RebalanceContext {}
+
+impl ConsumerContext for RebalanceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        let partitions: Vec<(Arc<str>, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (self.intern(e.topic()), e.partition()))
+            .collect();
+        let mut points = Vec::new();
+        for shard in &self.shards {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            if shard.send(Msg::Revoke(partitions.clone(), tx)).is_ok() {
+                points.extend(rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default());
+            }
+        }
+        if let Err(e) = commit(consumer, &points, CommitMode::Sync) {
+            eprintln!("expressway: commit on revoke failed: {e}");
+        }
+    }
+}
+
+impl RebalanceContext {
+    fn intern(&self, topic: &str) -> Arc<str> {
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics
+            .entry(topic.to_string())
+            .or_insert_with(|| Arc::from(topic))
+            .clone()
+    }
+}
+
+pub type KafkaConsumer = BaseConsumer<RebalanceContext>;
+
+/// A consumer in `group_id` with offsets stored and committed only by us.
+pub fn consumer(
+    brokers: &str,
+    group_id: &str,
+    properties: &[(String, String)],
+    shards: Vec<Sender<Msg>>,
+) -> Result<KafkaConsumer, KafkaError> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed");
+    for (k, v) in properties {
+        config.set(k, v);
+    }
+    config.create_with_context(RebalanceContext {
+        shards,
+        topics: std::sync::Mutex::new(HashMap::new()),
+    })
+}
+
+fn commit(
+    consumer: &KafkaConsumer,
+    points: &[CommitPoint],
+    mode: CommitMode,
+) -> Result<(), KafkaError> {
+    if points.is_empty() {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in points {
+        tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.offset))?;
+    }
+    consumer.commit(&tpl, mode)
+}
+
+fn partition_list(partitions: &[(Arc<str>, i32)]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        tpl.add_partition(topic, *partition);
+    }
+    tpl
+}
+
+/// Polls until `stop` is set: routes messages to shards, relays backpressure, commits every
+/// `commit_interval`. Returns when asked to stop; the caller shuts the shards down and makes
+/// the final commit with [`commit_final`].
+pub fn consume(
+    consumer: &KafkaConsumer,
+    shards: &[Sender<Msg>],
+    control: &Receiver<Control>,
+    stop: &AtomicBool,
+    commit_interval: Duration,
+) {
+    let mut last_commit = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let topic = consumer.context().intern(m.topic());
+                let headers = m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let event = SourceEvent {
+                    coords: SourceCoords {
+                        topic: topic.clone(),
+                        partition: m.partition(),
+                        offset: m.offset(),
+                    },
+                    key: m.key().map(<[u8]>::to_vec),
+                    headers,
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                };
+                let shard = shard_of(&topic, m.partition(), shards.len());
+                let _ = shards[shard].send(Msg::Event(event));
+            }
+            Some(Err(e)) => eprintln!("expressway: consumer error: {e}"),
+            None => {}
+        }
+        for request in control.try_iter() {
+            let result = match &request {
+                Control::Pause(p) => consumer.pause(&partition_list(p)),
+                Control::Resume(p) => consumer.resume(&partition_list(p)),
+            };
+            if let Err(e) = result {
+                eprintln!("expressway: {request:?} failed: {e}");
+            }
+        }
+        if last_commit.elapsed() >= commit_interval {
+            last_commit = Instant::now();
+            commit_progress(consumer, shards);
+        }
+    }
+}
+
+/// Commits every shard's advanced commit points and tells the shards which were accepted.
+pub fn commit_progress(consumer: &KafkaConsumer, shards: &[Sender<Msg>]) {
+    for shard in shards {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if shard.send(Msg::Commit(tx)).is_err() {
+            continue;
+        }
+        let points = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+        match commit(consumer, &points, CommitMode::Sync) {
+            Ok(()) if !points.is_empty() => {
+                let _ = shard.send(Msg::Committed(points));
+            }
+            Ok(()) => {}
+            Err(e) => eprintln!("expressway: commit failed: {e}"),
+        }
+    }
+}
+
+/// The last commit, with the points the shards returned as they stopped.
+pub fn commit_final(consumer: &KafkaConsumer, points: &[CommitPoint]) -> Result<(), KafkaError> {
+    commit(consumer, points, CommitMode::Sync)
+}
+
+/// Waits until the producer has delivered everything queued, or `timeout` passes.
+pub fn flush(producer: &KafkaProducer, timeout: Duration) -> Result<(), KafkaError> {
+    producer.flush(timeout)
+}

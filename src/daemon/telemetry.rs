@@ -1,0 +1,852 @@
+//! The daemon's metrics, as specified in `docs/metrics.md`.
+//!
+//! This is the only module that calls the `metrics` macros (`clippy.toml` bans them
+//! elsewhere), so every metric name, label and bucket is written down once, here. Events
+//! whose labels come from the configuration are emitted through handle structs
+//! ([`StateMachineMetrics`], [`ShardMetrics`], [`SourceMetrics`]) that register their
+//! counters once, when the labels are known: on the hot path an event is an atomic add, with
+//! no label formatted and no name looked up. Rare events are plain functions.
+//!
+//! Handles bind to the recorder that is current when they are created: create them after
+//! [`install_prometheus`] (or inside `metrics::with_local_recorder` in tests).
+
+#![allow(clippy::disallowed_macros)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram, Unit};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
+
+use crate::asl::vm::Outcome;
+
+/// Every metric name. `docs/metrics.md` lists each of them (a test checks it).
+pub mod names {
+    pub const EXECUTIONS_STARTED: &str = "expressway_executions_started_total";
+    pub const EXECUTIONS_SUCCEEDED: &str = "expressway_executions_succeeded_total";
+    pub const EXECUTIONS_FAILED: &str = "expressway_executions_failed_total";
+    pub const EXECUTIONS_TIMED_OUT: &str = "expressway_executions_timed_out_total";
+    pub const EXECUTION_DURATION: &str = "expressway_execution_duration_seconds";
+    pub const STATE_TRANSITIONS: &str = "expressway_state_transitions_total";
+    pub const EXECUTIONS_IN_FLIGHT: &str = "expressway_executions_in_flight";
+    pub const TASK_INVOCATIONS: &str = "expressway_task_invocations_total";
+    pub const EVENTS_CONSUMED: &str = "expressway_events_consumed_total";
+    pub const PAYLOAD_REJECTS: &str = "expressway_payload_rejects_total";
+    pub const RESULTS_PRODUCED: &str = "expressway_results_produced_total";
+    pub const DLQ_RECORDS: &str = "expressway_dlq_records_total";
+    pub const COMMITS: &str = "expressway_commits_total";
+    pub const COMMIT_LATENCY: &str = "expressway_commit_latency_seconds";
+    pub const CONSUMER_LAG: &str = "expressway_consumer_lag_messages";
+    pub const PARTITIONS_PAUSED: &str = "expressway_partitions_paused";
+
+    pub const ALL: &[&str] = &[
+        EXECUTIONS_STARTED,
+        EXECUTIONS_SUCCEEDED,
+        EXECUTIONS_FAILED,
+        EXECUTIONS_TIMED_OUT,
+        EXECUTION_DURATION,
+        STATE_TRANSITIONS,
+        EXECUTIONS_IN_FLIGHT,
+        TASK_INVOCATIONS,
+        EVENTS_CONSUMED,
+        PAYLOAD_REJECTS,
+        RESULTS_PRODUCED,
+        DLQ_RECORDS,
+        COMMITS,
+        COMMIT_LATENCY,
+        CONSUMER_LAG,
+        PARTITIONS_PAUSED,
+    ];
+}
+
+/// Execution durations: 1 ms up to the Express cap of 5 minutes.
+const EXECUTION_DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0,
+];
+
+/// Offset commits: sub-millisecond on a healthy local broker, seconds when it struggles.
+const COMMIT_LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("cannot start the Prometheus exporter on {listen}: {source}")]
+    Exporter {
+        listen: SocketAddr,
+        #[source]
+        source: BuildError,
+    },
+}
+
+/// Installs the global recorder and serves the metrics at `http://<listen>/metrics` (the
+/// listener answers on any path). Runs the exporter on its own thread when called outside a
+/// Tokio runtime. Fails if the address cannot be bound or a recorder is already installed.
+pub fn install_prometheus(listen: SocketAddr) -> Result<(), TelemetryError> {
+    let err = |source| TelemetryError::Exporter { listen, source };
+    builder()
+        .map_err(err)?
+        .with_http_listener(listen)
+        .install()
+        .map_err(err)?;
+    describe();
+    Ok(())
+}
+
+/// The exporter's configuration: histograms rendered as Prometheus histograms with the
+/// buckets above (without buckets the exporter would render summaries).
+fn builder() -> Result<PrometheusBuilder, BuildError> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(names::EXECUTION_DURATION.to_owned()),
+            EXECUTION_DURATION_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(names::COMMIT_LATENCY.to_owned()),
+            COMMIT_LATENCY_BUCKETS,
+        )
+}
+
+/// HELP lines for the exposition.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        names::EXECUTIONS_STARTED,
+        Unit::Count,
+        "Executions started."
+    );
+    describe_counter!(
+        names::EXECUTIONS_SUCCEEDED,
+        Unit::Count,
+        "Executions that ended with ExecutionSucceeded."
+    );
+    describe_counter!(
+        names::EXECUTIONS_FAILED,
+        Unit::Count,
+        "Executions that ended with ExecutionFailed."
+    );
+    describe_counter!(
+        names::EXECUTIONS_TIMED_OUT,
+        Unit::Count,
+        "Executions that ended with ExecutionTimedOut."
+    );
+    describe_histogram!(
+        names::EXECUTION_DURATION,
+        Unit::Seconds,
+        "Time from an execution's start to its end."
+    );
+    describe_counter!(
+        names::STATE_TRANSITIONS,
+        Unit::Count,
+        "States entered by ended executions."
+    );
+    describe_gauge!(
+        names::EXECUTIONS_IN_FLIGHT,
+        Unit::Count,
+        "Executions a shard holds that have not ended."
+    );
+    describe_counter!(
+        names::TASK_INVOCATIONS,
+        Unit::Count,
+        "Task calls handed to a resource."
+    );
+    describe_counter!(
+        names::EVENTS_CONSUMED,
+        Unit::Count,
+        "Records taken from the consumer."
+    );
+    describe_counter!(
+        names::PAYLOAD_REJECTS,
+        Unit::Count,
+        "Records whose value could not start an execution."
+    );
+    describe_counter!(
+        names::RESULTS_PRODUCED,
+        Unit::Count,
+        "Result records acknowledged by the broker."
+    );
+    describe_counter!(
+        names::DLQ_RECORDS,
+        Unit::Count,
+        "Dead-letter records acknowledged by the broker."
+    );
+    describe_counter!(names::COMMITS, Unit::Count, "Offset commits, by result.");
+    describe_histogram!(
+        names::COMMIT_LATENCY,
+        Unit::Seconds,
+        "Time an offset commit took."
+    );
+    describe_gauge!(
+        names::CONSUMER_LAG,
+        Unit::Count,
+        "High watermark minus committed offset of an assigned partition."
+    );
+    describe_gauge!(
+        names::PARTITIONS_PAUSED,
+        Unit::Count,
+        "Partitions a shard has paused for backpressure."
+    );
+}
+
+/// Defines a closed set of label values: the enum, its `as_str` and the list of them all.
+macro_rules! label_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $value:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The label value.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $value),+
+                }
+            }
+        }
+    };
+}
+
+label_enum! {
+    /// How an execution ended (label `status`).
+    Status {
+        Succeeded => "succeeded",
+        Failed => "failed",
+        TimedOut => "timed_out",
+    }
+}
+
+impl From<&Outcome> for Status {
+    fn from(outcome: &Outcome) -> Self {
+        match outcome {
+            Outcome::Succeeded(_) => Status::Succeeded,
+            Outcome::Failed(_) => Status::Failed,
+            Outcome::TimedOut(_) => Status::TimedOut,
+        }
+    }
+}
+
+label_enum! {
+    /// Why a record went to the dead-letter topic (label `reason`).
+    DlqReason {
+        Failed => "failed",
+        TimedOut => "timed_out",
+        InvalidJson => "invalid_json",
+        OversizePayload => "oversize_payload",
+    }
+}
+
+label_enum! {
+    /// Why a record's value could not start an execution (label `reason`).
+    RejectReason {
+        InvalidJson => "invalid_json",
+        OversizePayload => "oversize_payload",
+        Empty => "empty",
+    }
+}
+
+impl From<RejectReason> for Option<DlqReason> {
+    /// The DLQ reason a rejected record is written with; an empty record has none.
+    fn from(reason: RejectReason) -> Self {
+        match reason {
+            RejectReason::InvalidJson => Some(DlqReason::InvalidJson),
+            RejectReason::OversizePayload => Some(DlqReason::OversizePayload),
+            RejectReason::Empty => None,
+        }
+    }
+}
+
+label_enum! {
+    /// How an offset commit returned (label `result`).
+    CommitResult {
+        Ok => "ok",
+        Error => "error",
+    }
+}
+
+label_enum! {
+    /// The kind of service a Task calls (label `integration`), read from its `Resource`.
+    Integration {
+        Lambda => "lambda",
+        Sqs => "sqs",
+        Sns => "sns",
+        DynamoDb => "dynamodb",
+        EventBridge => "eventbridge",
+        StepFunctions => "stepfunctions",
+        Http => "http",
+        AwsSdk => "aws_sdk",
+        Activity => "activity",
+        Other => "other",
+    }
+}
+
+impl Integration {
+    /// Classifies a Task's `Resource` ARN. The ARN itself never becomes a label value.
+    pub fn of(resource: &str) -> Integration {
+        let mut parts = resource.split(':');
+        let (Some("arn"), Some(_partition), Some(service)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Integration::Other;
+        };
+        let (_region, _account) = (parts.next(), parts.next());
+        let rest = parts.next().unwrap_or("");
+        match service {
+            "lambda" => Integration::Lambda,
+            // `arn:aws:states:::<service>:<action>` is an optimised integration;
+            // `arn:aws:states:<region>:<account>:activity:<name>` an activity.
+            "states" => match rest {
+                "lambda" => Integration::Lambda,
+                "sqs" => Integration::Sqs,
+                "sns" => Integration::Sns,
+                "dynamodb" => Integration::DynamoDb,
+                "events" => Integration::EventBridge,
+                "states" => Integration::StepFunctions,
+                "http" => Integration::Http,
+                "aws-sdk" => Integration::AwsSdk,
+                "activity" => Integration::Activity,
+                _ => Integration::Other,
+            },
+            _ => Integration::Other,
+        }
+    }
+}
+
+/// The metrics of one configured state machine (label `state_machine`).
+#[derive(Clone, Debug)]
+pub struct StateMachineMetrics {
+    started: Counter,
+    succeeded: Counter,
+    failed: Counter,
+    timed_out: Counter,
+    transitions: Counter,
+    /// Indexed like [`Status::ALL`].
+    duration: [Histogram; 3],
+}
+
+impl StateMachineMetrics {
+    pub fn new(state_machine: &str) -> Self {
+        let sm = || state_machine.to_owned();
+        let duration = |status: Status| {
+            metrics::histogram!(
+                names::EXECUTION_DURATION,
+                "state_machine" => sm(),
+                "status" => status.as_str()
+            )
+        };
+        StateMachineMetrics {
+            started: metrics::counter!(names::EXECUTIONS_STARTED, "state_machine" => sm()),
+            succeeded: metrics::counter!(names::EXECUTIONS_SUCCEEDED, "state_machine" => sm()),
+            failed: metrics::counter!(names::EXECUTIONS_FAILED, "state_machine" => sm()),
+            timed_out: metrics::counter!(names::EXECUTIONS_TIMED_OUT, "state_machine" => sm()),
+            transitions: metrics::counter!(names::STATE_TRANSITIONS, "state_machine" => sm()),
+            duration: [
+                duration(Status::Succeeded),
+                duration(Status::Failed),
+                duration(Status::TimedOut),
+            ],
+        }
+    }
+
+    pub fn execution_started(&self) {
+        self.started.increment(1);
+    }
+
+    /// An execution ended with `status` after `duration`, having entered `transitions`
+    /// states.
+    pub fn execution_finished(&self, status: Status, duration: Duration, transitions: u64) {
+        let (counter, histogram) = match status {
+            Status::Succeeded => (&self.succeeded, &self.duration[0]),
+            Status::Failed => (&self.failed, &self.duration[1]),
+            Status::TimedOut => (&self.timed_out, &self.duration[2]),
+        };
+        counter.increment(1);
+        histogram.record(duration.as_secs_f64());
+        self.transitions.increment(transitions);
+    }
+}
+
+/// The metrics of one worker shard (label `shard`), and the Task calls it makes.
+#[derive(Clone, Debug)]
+pub struct ShardMetrics {
+    in_flight: Gauge,
+    partitions_paused: Gauge,
+    /// Indexed like [`Integration::ALL`].
+    tasks: Vec<Counter>,
+}
+
+impl ShardMetrics {
+    pub fn new(shard: usize) -> Self {
+        let shard = shard.to_string();
+        ShardMetrics {
+            in_flight: metrics::gauge!(names::EXECUTIONS_IN_FLIGHT, "shard" => shard.clone()),
+            partitions_paused: metrics::gauge!(names::PARTITIONS_PAUSED, "shard" => shard),
+            // Not per shard: the series count stays at one per integration.
+            tasks: Integration::ALL
+                .iter()
+                .map(|i| metrics::counter!(names::TASK_INVOCATIONS, "integration" => i.as_str()))
+                .collect(),
+        }
+    }
+
+    /// Executions this shard holds that have not ended.
+    pub fn in_flight(&self, n: usize) {
+        self.in_flight.set(n as f64);
+    }
+
+    /// Partitions this shard has paused for backpressure.
+    pub fn partitions_paused(&self, n: usize) {
+        self.partitions_paused.set(n as f64);
+    }
+
+    /// A Task call was handed to its resource.
+    pub fn task_invoked(&self, integration: Integration) {
+        if let Some(counter) = self.tasks.get(integration as usize) {
+            counter.increment(1);
+        }
+    }
+}
+
+/// The metrics of one topic of one configured source (labels `source`, `topic`). Sources
+/// reading several topics make one per topic; the per-source counters are then shared (the
+/// recorder keys them by name and labels).
+#[derive(Clone, Debug)]
+pub struct SourceMetrics {
+    consumed: Counter,
+    results: Counter,
+    /// Indexed like [`DlqReason::ALL`].
+    dlq: Vec<Counter>,
+    /// Indexed like [`RejectReason::ALL`].
+    rejects: Vec<Counter>,
+}
+
+impl SourceMetrics {
+    pub fn new(source: &str, topic: &str) -> Self {
+        let src = || source.to_owned();
+        SourceMetrics {
+            consumed: metrics::counter!(
+                names::EVENTS_CONSUMED,
+                "source" => src(),
+                "topic" => topic.to_owned()
+            ),
+            results: metrics::counter!(names::RESULTS_PRODUCED, "source" => src()),
+            dlq: DlqReason::ALL
+                .iter()
+                .map(|r| {
+                    metrics::counter!(names::DLQ_RECORDS, "source" => src(), "reason" => r.as_str())
+                })
+                .collect(),
+            rejects: RejectReason::ALL
+                .iter()
+                .map(|r| {
+                    metrics::counter!(
+                        names::PAYLOAD_REJECTS,
+                        "source" => src(),
+                        "reason" => r.as_str()
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// A record was taken from the consumer.
+    pub fn event_consumed(&self) {
+        self.consumed.increment(1);
+    }
+
+    /// The broker acknowledged a result record.
+    pub fn result_produced(&self) {
+        self.results.increment(1);
+    }
+
+    /// The broker acknowledged a dead-letter record.
+    pub fn dlq_record(&self, reason: DlqReason) {
+        if let Some(counter) = self.dlq.get(reason as usize) {
+            counter.increment(1);
+        }
+    }
+
+    /// A record's value could not start an execution.
+    pub fn payload_rejected(&self, reason: RejectReason) {
+        if let Some(counter) = self.rejects.get(reason as usize) {
+            counter.increment(1);
+        }
+    }
+}
+
+/// An offset commit returned after `latency`. Once per commit interval: labels are static.
+pub fn commit(result: CommitResult, latency: Duration) {
+    metrics::counter!(names::COMMITS, "result" => result.as_str()).increment(1);
+    metrics::histogram!(names::COMMIT_LATENCY).record(latency.as_secs_f64());
+}
+
+/// The lag of an assigned partition, from a consumer statistics report (seconds apart, so
+/// formatting the labels here is fine). Report 0 for a revoked partition.
+pub fn consumer_lag(source: &str, topic: &str, partition: i32, lag: i64) {
+    metrics::gauge!(
+        names::CONSUMER_LAG,
+        "source" => source.to_owned(),
+        "topic" => topic.to_owned(),
+        "partition" => partition.to_string()
+    )
+    .set(lag.max(0) as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asl::error::Failure;
+    use metrics_exporter_prometheus::PrometheusRecorder;
+    use serde_json::json;
+
+    /// Runs `emit` against a fresh recorder configured like the real one; returns the
+    /// exposition text.
+    fn render(emit: impl FnOnce()) -> String {
+        let recorder: PrometheusRecorder = builder().expect("buckets").build_recorder();
+        metrics::with_local_recorder(&recorder, || {
+            describe();
+            emit();
+        });
+        recorder.handle().render()
+    }
+
+    /// The exposition line for `series` (name and labels exactly as rendered).
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    #[test]
+    fn executions_are_counted_per_state_machine_and_status() {
+        let text = render(|| {
+            let orders = StateMachineMetrics::new("orders");
+            let refunds = StateMachineMetrics::new("refunds");
+            for _ in 0..3 {
+                orders.execution_started();
+            }
+            refunds.execution_started();
+            orders.execution_finished(Status::Succeeded, Duration::from_millis(3), 4);
+            orders.execution_finished(Status::Succeeded, Duration::from_millis(40), 4);
+            orders.execution_finished(
+                Status::from(&Outcome::TimedOut(Failure::new("States.Timeout", ""))),
+                Duration::from_secs(300),
+                2,
+            );
+            refunds.execution_finished(
+                Status::from(&Outcome::Succeeded(json!({}))),
+                Duration::from_millis(1),
+                1,
+            );
+        });
+        let v = |s: &str| value(&text, s);
+        assert_eq!(
+            v("expressway_executions_started_total{state_machine=\"orders\"}"),
+            Some(3.0)
+        );
+        assert_eq!(
+            v("expressway_executions_started_total{state_machine=\"refunds\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            v("expressway_executions_succeeded_total{state_machine=\"orders\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            v("expressway_executions_timed_out_total{state_machine=\"orders\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            v("expressway_executions_failed_total{state_machine=\"orders\"}"),
+            Some(0.0)
+        );
+        assert_eq!(
+            v("expressway_state_transitions_total{state_machine=\"orders\"}"),
+            Some(10.0)
+        );
+        // Histograms with buckets, not summaries.
+        assert!(text.contains("# TYPE expressway_execution_duration_seconds histogram"));
+        let bucket = |status: &str, le: &str| {
+            v(&format!(
+                "expressway_execution_duration_seconds_bucket{{state_machine=\"orders\",status=\"{status}\",le=\"{le}\"}}"
+            ))
+        };
+        assert_eq!(bucket("succeeded", "0.005"), Some(1.0));
+        assert_eq!(bucket("succeeded", "0.05"), Some(2.0));
+        assert_eq!(bucket("timed_out", "120"), Some(0.0));
+        assert_eq!(bucket("timed_out", "300"), Some(1.0));
+        assert_eq!(bucket("timed_out", "+Inf"), Some(1.0));
+        assert_eq!(
+            v("expressway_execution_duration_seconds_count{state_machine=\"orders\",status=\"succeeded\"}"),
+            Some(2.0)
+        );
+        assert!(text.contains("# HELP expressway_executions_started_total Executions started."));
+    }
+
+    #[test]
+    fn shard_gauges_and_task_invocations() {
+        let text = render(|| {
+            let s0 = ShardMetrics::new(0);
+            let s1 = ShardMetrics::new(1);
+            s0.in_flight(5);
+            s0.in_flight(3);
+            s1.in_flight(7);
+            s1.partitions_paused(2);
+            s0.task_invoked(Integration::of("arn:aws:states:::lambda:invoke"));
+            s1.task_invoked(Integration::of(
+                "arn:aws:lambda:us-east-1:123456789012:function:f",
+            ));
+            s1.task_invoked(Integration::of(
+                "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            ));
+        });
+        let v = |s: &str| value(&text, s);
+        assert_eq!(v("expressway_executions_in_flight{shard=\"0\"}"), Some(3.0));
+        assert_eq!(v("expressway_executions_in_flight{shard=\"1\"}"), Some(7.0));
+        assert_eq!(v("expressway_partitions_paused{shard=\"1\"}"), Some(2.0));
+        assert_eq!(v("expressway_partitions_paused{shard=\"0\"}"), Some(0.0));
+        assert_eq!(
+            v("expressway_task_invocations_total{integration=\"lambda\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            v("expressway_task_invocations_total{integration=\"sqs\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            v("expressway_task_invocations_total{integration=\"other\"}"),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn kafka_side_metrics() {
+        let text = render(|| {
+            let a = SourceMetrics::new("orders-in", "orders");
+            let b = SourceMetrics::new("orders-in", "orders-replay");
+            a.event_consumed();
+            a.event_consumed();
+            b.event_consumed();
+            a.result_produced();
+            b.result_produced();
+            a.dlq_record(DlqReason::Failed);
+            b.dlq_record(DlqReason::OversizePayload);
+            a.payload_rejected(RejectReason::InvalidJson);
+            commit(CommitResult::Ok, Duration::from_micros(700));
+            commit(CommitResult::Ok, Duration::from_millis(3));
+            commit(CommitResult::Error, Duration::from_secs(2));
+            consumer_lag("orders-in", "orders", 0, 42);
+            consumer_lag("orders-in", "orders", 1, 0);
+            consumer_lag("orders-in", "orders", 0, 40);
+        });
+        let v = |s: &str| value(&text, s);
+        assert_eq!(
+            v("expressway_events_consumed_total{source=\"orders-in\",topic=\"orders\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            v("expressway_events_consumed_total{source=\"orders-in\",topic=\"orders-replay\"}"),
+            Some(1.0)
+        );
+        // Per-source counters are shared by the two topics' handles.
+        assert_eq!(
+            v("expressway_results_produced_total{source=\"orders-in\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            v("expressway_dlq_records_total{source=\"orders-in\",reason=\"failed\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            v("expressway_dlq_records_total{source=\"orders-in\",reason=\"oversize_payload\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            v("expressway_dlq_records_total{source=\"orders-in\",reason=\"timed_out\"}"),
+            Some(0.0)
+        );
+        assert_eq!(
+            v("expressway_payload_rejects_total{source=\"orders-in\",reason=\"invalid_json\"}"),
+            Some(1.0)
+        );
+        assert_eq!(v("expressway_commits_total{result=\"ok\"}"), Some(2.0));
+        assert_eq!(v("expressway_commits_total{result=\"error\"}"), Some(1.0));
+        assert_eq!(
+            v("expressway_commit_latency_seconds_bucket{le=\"0.001\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            v("expressway_commit_latency_seconds_bucket{le=\"2.5\"}"),
+            Some(3.0)
+        );
+        assert_eq!(v("expressway_commit_latency_seconds_count"), Some(3.0));
+        assert_eq!(
+            v("expressway_consumer_lag_messages{source=\"orders-in\",topic=\"orders\",partition=\"0\"}"),
+            Some(40.0)
+        );
+        assert_eq!(
+            v("expressway_consumer_lag_messages{source=\"orders-in\",topic=\"orders\",partition=\"1\"}"),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn integrations_are_classified_from_the_resource_arn() {
+        let cases = [
+            ("arn:aws:states:::lambda:invoke", Integration::Lambda),
+            (
+                "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                Integration::Lambda,
+            ),
+            (
+                "arn:aws:lambda:eu-west-1:123456789012:function:f:$LATEST",
+                Integration::Lambda,
+            ),
+            ("arn:aws:states:::sqs:sendMessage", Integration::Sqs),
+            ("arn:aws:states:::sns:publish", Integration::Sns),
+            ("arn:aws:states:::dynamodb:putItem", Integration::DynamoDb),
+            (
+                "arn:aws:states:::events:putEvents",
+                Integration::EventBridge,
+            ),
+            (
+                "arn:aws:states:::states:startExecution.sync:2",
+                Integration::StepFunctions,
+            ),
+            ("arn:aws:states:::http:invoke", Integration::Http),
+            ("arn:aws:states:::aws-sdk:s3:getObject", Integration::AwsSdk),
+            (
+                "arn:aws:states:us-east-1:123456789012:activity:a",
+                Integration::Activity,
+            ),
+            ("arn:aws-cn:states:::sqs:sendMessage", Integration::Sqs),
+            ("arn:aws:states:::glue:startJobRun", Integration::Other),
+            ("arn:aws:ecs:::task", Integration::Other),
+            ("not an arn", Integration::Other),
+            ("", Integration::Other),
+        ];
+        for (resource, want) in cases {
+            assert_eq!(Integration::of(resource), want, "{resource}");
+        }
+    }
+
+    #[test]
+    fn label_values_are_the_documented_closed_sets() {
+        let values = |all: &[&str]| all.join("|");
+        assert_eq!(
+            values(&Status::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
+            "succeeded|failed|timed_out"
+        );
+        assert_eq!(
+            values(
+                &DlqReason::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+            ),
+            "failed|timed_out|invalid_json|oversize_payload"
+        );
+        assert_eq!(
+            values(
+                &RejectReason::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+            ),
+            "invalid_json|oversize_payload|empty"
+        );
+        assert_eq!(
+            values(
+                &CommitResult::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+            ),
+            "ok|error"
+        );
+        // `as usize` indexes the handle vectors: the ALL lists must be in declaration order.
+        for (i, r) in Integration::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        for (i, r) in DlqReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        for (i, r) in RejectReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        assert_eq!(
+            Option::<DlqReason>::from(RejectReason::InvalidJson),
+            Some(DlqReason::InvalidJson)
+        );
+        assert_eq!(Option::<DlqReason>::from(RejectReason::Empty), None);
+    }
+
+    #[test]
+    fn the_spec_lists_every_metric_and_label_value() {
+        let spec = include_str!("../../docs/metrics.md");
+        for name in names::ALL {
+            assert!(
+                spec.contains(&format!("`{name}`")),
+                "{name} missing from docs/metrics.md"
+            );
+        }
+        let labels = Status::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .chain(DlqReason::ALL.iter().map(|s| s.as_str()))
+            .chain(RejectReason::ALL.iter().map(|s| s.as_str()))
+            .chain(CommitResult::ALL.iter().map(|s| s.as_str()))
+            .chain(Integration::ALL.iter().map(|s| s.as_str()));
+        for value in labels {
+            assert!(
+                spec.contains(&format!("`{value}`")),
+                "{value} missing from docs/metrics.md"
+            );
+        }
+    }
+
+    #[test]
+    fn install_prometheus_serves_metrics_over_http() {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+
+        // A port that is taken cannot be listened on: the error names the address.
+        let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = taken.local_addr().expect("addr");
+        let err = install_prometheus(addr).expect_err("port in use");
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
+        drop(taken);
+
+        // The only test that installs the global recorder; the others use local ones.
+        let free = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = free.local_addr().expect("addr");
+        drop(free);
+        install_prometheus(addr).expect("install");
+        StateMachineMetrics::new("http-test").execution_started();
+
+        let mut body = String::new();
+        for _ in 0..50 {
+            body.clear();
+            let got = TcpStream::connect(addr).and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                s.write_all(
+                    b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                )?;
+                s.read_to_string(&mut body)
+            });
+            if got.is_ok() && body.contains("200 OK") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(body.contains("200 OK"), "{body}");
+        assert!(
+            body.contains("expressway_executions_started_total{state_machine=\"http-test\"} 1"),
+            "{body}"
+        );
+    }
+}
