@@ -172,35 +172,7 @@ impl Default for LogsConfig {
     }
 }
 
-/// Step Functions' log levels: which execution history events are logged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogLevel {
-    /// Every event.
-    All,
-    /// Failures of any kind (states, executions, tasks).
-    Error,
-    /// Only executions that end in failure, timeout or abort.
-    Fatal,
-    Off,
-}
-
-impl LogLevel {
-    /// The spelling used in the config file and by AWS.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::All => "ALL",
-            LogLevel::Error => "ERROR",
-            LogLevel::Fatal => "FATAL",
-            LogLevel::Off => "OFF",
-        }
-    }
-}
-
-impl fmt::Display for LogLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use super::exec_log::LogLevel;
 
 /// `logs.destination`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! Only this module knows wire formats and brokers; it drives the `asl` engine through its
 //! effect protocol.
 
+pub mod config;
 pub mod demo;
 pub mod exec_log;
 pub mod kafka;
