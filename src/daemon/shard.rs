@@ -11,7 +11,11 @@
 //! record has been acknowledged by the sink; only then may its offset be committed (see
 //! `docs/kafka-ack-contract.md`).
 
+use super::exec_log::ExecutionLogger;
 use super::offsets::PartitionTracker;
+use super::telemetry::{
+    DlqReason, RejectReason, ShardMetrics, SourceMetrics, StateMachineMetrics, Status,
+};
 use crate::asl::error::{json_text, Failure};
 use crate::asl::size::PAYLOAD_LIMIT_BYTES;
 use crate::asl::vm::{Effect, Execution, ExecutionOptions, Millis, Outcome, Token, WorkflowType};
@@ -51,32 +55,12 @@ pub enum RecordKind {
     DeadLetter,
 }
 
-/// Why an event went to the dead-letter sink: a bounded set (a metric label).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeadLetterReason {
-    Failed,
-    TimedOut,
-    InvalidJson,
-    OversizePayload,
-}
-
-impl DeadLetterReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeadLetterReason::Failed => "failed",
-            DeadLetterReason::TimedOut => "timed_out",
-            DeadLetterReason::InvalidJson => "invalid_json",
-            DeadLetterReason::OversizePayload => "oversize_payload",
-        }
-    }
-}
-
 /// A record for a sink: keyed by the source key, headers carrying the execution and the
 /// source coordinates.
 #[derive(Clone, Debug)]
 pub struct OutRecord {
     pub kind: RecordKind,
-    pub dead_letter_reason: Option<DeadLetterReason>,
+    pub dead_letter_reason: Option<DlqReason>,
     pub coords: SourceCoords,
     pub key: Option<Vec<u8>>,
     pub headers: Vec<(&'static str, String)>,
@@ -152,6 +136,8 @@ pub struct Binding {
     pub state_machine: Arc<str>,
     pub workflow_type: WorkflowType,
     pub sink: Arc<dyn Sink>,
+    pub state_machine_metrics: StateMachineMetrics,
+    pub source_metrics: SourceMetrics,
 }
 
 /// Bindings by source topic, shared by every shard.
@@ -160,6 +146,8 @@ pub type Bindings = Arc<HashMap<Arc<str>, Arc<Binding>>>;
 pub struct ShardConfig {
     pub index: usize,
     pub max_in_flight: usize,
+    /// Execution logs; `None` logs nothing (and records no history).
+    pub logger: Option<ExecutionLogger>,
 }
 
 struct Running {
@@ -168,6 +156,7 @@ struct Running {
     coords: SourceCoords,
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
+    started_at: std::time::Instant,
 }
 
 struct Slot {
@@ -200,7 +189,10 @@ pub struct Shard {
     timers: BinaryHeap<Reverse<(Millis, u64, ExecKey, Token)>>,
     timer_seq: u64,
     trackers: HashMap<(Arc<str>, i32), PartitionTracker>,
+    /// Records sent to a sink and not yet acknowledged: shutdown waits for them.
+    unacknowledged: usize,
     paused: bool,
+    metrics: ShardMetrics,
     shutdown_deadline: Option<Millis>,
     stats: ShardStats,
 }
@@ -215,7 +207,6 @@ impl Shard {
     ) -> (Shard, Sender<Msg>) {
         let (tx, rx) = crossbeam_channel::unbounded();
         let shard = Shard {
-            config,
             bindings,
             resources,
             rx,
@@ -227,9 +218,12 @@ impl Shard {
             timers: BinaryHeap::new(),
             timer_seq: 0,
             trackers: HashMap::new(),
+            unacknowledged: 0,
             paused: false,
+            metrics: ShardMetrics::new(config.index),
             shutdown_deadline: None,
             stats: ShardStats::default(),
+            config,
         };
         (shard, tx)
     }
@@ -255,10 +249,14 @@ impl Shard {
             }
             self.fire_due_timers();
             if let Some(deadline) = self.shutdown_deadline {
-                if self.in_flight == 0 || wall_millis() >= deadline {
+                let drained = self.in_flight == 0 && self.unacknowledged == 0;
+                if drained || wall_millis() >= deadline {
                     break;
                 }
             }
+        }
+        if let Some(logger) = &mut self.config.logger {
+            let _ = logger.flush();
         }
         let points = self.commit_points(None);
         (self.stats, points)
@@ -277,7 +275,19 @@ impl Shard {
                     self.advance(exec);
                 }
             }
-            Msg::Delivered { coords, result } => self.delivered(coords, result),
+            Msg::Delivered { coords, result } => {
+                self.unacknowledged = self.unacknowledged.saturating_sub(1);
+                match result {
+                    Ok(()) => self.complete(&coords),
+                    // The producer already retried for its whole message timeout. The offset
+                    // stays uncommitted: the event is redelivered after a restart or a
+                    // rebalance, never skipped.
+                    Err(e) => eprintln!(
+                        "expressway: delivery for {}:{}@{} failed, the event will be redelivered: {e}",
+                        coords.topic, coords.partition, coords.offset
+                    ),
+                }
+            }
             Msg::Commit(reply) => {
                 let _ = reply.send(self.commit_points(None));
             }
@@ -312,35 +322,30 @@ impl Shard {
             return; // a redelivery of a message already in hand
         }
         self.stats.events += 1;
+        binding.source_metrics.event_consumed();
         if event.payload.len() > PAYLOAD_LIMIT_BYTES {
+            binding
+                .source_metrics
+                .payload_rejected(RejectReason::OversizePayload);
             let cause = format!(
                 "The event payload is {} bytes, over the {PAYLOAD_LIMIT_BYTES}-byte limit of an execution input.",
                 event.payload.len()
             );
             let failure = Failure::new(crate::asl::error::names::DATA_LIMIT_EXCEEDED, cause);
-            self.dead_letter(
-                &binding,
-                event,
-                DeadLetterReason::OversizePayload,
-                &failure,
-                None,
-            );
+            self.dead_letter(&binding, event, DlqReason::OversizePayload, &failure, None);
             return;
         }
         let input: Value = match serde_json::from_slice(&event.payload) {
             Ok(v) => v,
             Err(e) => {
+                binding
+                    .source_metrics
+                    .payload_rejected(RejectReason::InvalidJson);
                 let failure = Failure::new(
                     "Expressway.InvalidJson",
                     format!("The event payload is not JSON: {e}"),
                 );
-                self.dead_letter(
-                    &binding,
-                    event,
-                    DeadLetterReason::InvalidJson,
-                    &failure,
-                    None,
-                );
+                self.dead_letter(&binding, event, DlqReason::InvalidJson, &failure, None);
                 return;
             }
         };
@@ -351,8 +356,10 @@ impl Shard {
             name: Arc::from(format!("{}-{}-{}", c.topic, c.partition, c.offset)),
             state_machine_name: binding.state_machine.clone(),
             workflow_type: binding.workflow_type,
+            record_history: self.config.logger.is_some(),
             ..ExecutionOptions::default()
         };
+        binding.state_machine_metrics.execution_started();
         let exec = Execution::start(binding.program.clone(), input, opts, now);
         let key = self.insert(Running {
             exec,
@@ -360,6 +367,7 @@ impl Shard {
             coords: event.coords,
             key: event.key,
             payload: event.payload,
+            started_at: std::time::Instant::now(),
         });
         self.advance(key);
         self.apply_backpressure();
@@ -446,6 +454,22 @@ impl Shard {
         self.free.push(key.slot);
         self.in_flight -= 1;
         self.stats.transitions += r.exec.transitions();
+        self.metrics.in_flight(self.in_flight);
+        if let Some(logger) = &mut self.config.logger {
+            let arn = execution_arn(&r.binding, &r.coords);
+            if let Err(e) = logger.log(&arn, r.exec.history()) {
+                eprintln!("expressway: execution log write failed: {e}");
+            }
+        }
+        if let Some(outcome) = r.exec.outcome() {
+            let status = Status::from(outcome);
+            let transitions = r.exec.transitions();
+            r.binding.state_machine_metrics.execution_finished(
+                status,
+                r.started_at.elapsed(),
+                transitions,
+            );
+        }
         let failed_state = r.exec.failed_state().map(str::to_string);
         let name = format!(
             "{}-{}-{}",
@@ -472,23 +496,11 @@ impl Shard {
             }
             Some(Outcome::Failed(f)) => {
                 self.stats.failed += 1;
-                self.dead_letter(
-                    &r.binding,
-                    event,
-                    DeadLetterReason::Failed,
-                    &f,
-                    failed_state,
-                );
+                self.dead_letter(&r.binding, event, DlqReason::Failed, &f, failed_state);
             }
             Some(Outcome::TimedOut(f)) => {
                 self.stats.timed_out += 1;
-                self.dead_letter(
-                    &r.binding,
-                    event,
-                    DeadLetterReason::TimedOut,
-                    &f,
-                    failed_state,
-                );
+                self.dead_letter(&r.binding, event, DlqReason::TimedOut, &f, failed_state);
             }
             None => {}
         }
@@ -499,11 +511,12 @@ impl Shard {
         &mut self,
         binding: &Binding,
         event: SourceEvent,
-        reason: DeadLetterReason,
+        reason: DlqReason,
         failure: &Failure,
         state: Option<String>,
     ) {
         self.stats.dead_letters += 1;
+        binding.source_metrics.dlq_record(reason);
         let c = &event.coords;
         let name = format!("{}-{}-{}", c.topic, c.partition, c.offset);
         // The original payload, as JSON if it is, else as text (lossy for non-UTF-8 bytes).
@@ -533,9 +546,13 @@ impl Shard {
 
     fn send(&mut self, binding: &Binding, record: OutRecord) {
         if !binding.sink.accepts(record.kind) {
-            self.delivered(record.coords, Ok(()));
+            self.complete(&record.coords);
             return;
         }
+        if record.kind == RecordKind::Result {
+            binding.source_metrics.result_produced();
+        }
+        self.unacknowledged += 1;
         let tx = self.tx.clone();
         let coords = record.coords.clone();
         binding.sink.send(
@@ -546,14 +563,8 @@ impl Shard {
         );
     }
 
-    /// A record was (or was not) durably written. Only a confirmed delivery completes the
-    /// source message. A failed one (the producer already retried for its whole message
-    /// timeout) leaves the offset uncommitted: the message is redelivered after a restart or
-    /// a rebalance, never skipped.
-    fn delivered(&mut self, coords: SourceCoords, result: Result<(), String>) {
-        if result.is_err() {
-            return;
-        }
+    /// The source message is done: its record is durable (or its sink is off).
+    fn complete(&mut self, coords: &SourceCoords) {
         if let Some(t) = self
             .trackers
             .get_mut(&(coords.topic.clone(), coords.partition))
@@ -603,14 +614,27 @@ impl Shard {
     /// them below half of that (hysteresis, so the consumer is not toggled per message).
     fn apply_backpressure(&mut self) {
         let partitions = || self.trackers.keys().cloned().collect::<Vec<_>>();
+        self.metrics.in_flight(self.in_flight);
         if !self.paused && self.in_flight >= self.config.max_in_flight {
             self.paused = true;
-            let _ = self.control.send(Control::Pause(partitions()));
+            let paused = partitions();
+            self.metrics.partitions_paused(paused.len());
+            let _ = self.control.send(Control::Pause(paused));
         } else if self.paused && self.in_flight <= self.config.max_in_flight / 2 {
             self.paused = false;
+            self.metrics.partitions_paused(0);
             let _ = self.control.send(Control::Resume(partitions()));
         }
     }
+}
+
+/// The execution's ARN as logs name it (Express form; the account is the engine's default).
+fn execution_arn(binding: &Binding, c: &SourceCoords) -> String {
+    let opts = ExecutionOptions::default();
+    format!(
+        "arn:aws:states:{}:{}:express:{}:{}-{}-{}",
+        opts.region, opts.account, binding.state_machine, c.topic, c.partition, c.offset
+    )
 }
 
 fn source_headers(c: &SourceCoords, execution: &str) -> Vec<(&'static str, String)> {
@@ -658,6 +682,8 @@ mod tests {
             state_machine: Arc::from("sm"),
             workflow_type: WorkflowType::Express,
             sink: sink.clone(),
+            state_machine_metrics: StateMachineMetrics::new("sm"),
+            source_metrics: SourceMetrics::new("src", "in"),
         };
         let bindings: Bindings =
             Arc::new([(Arc::from("in"), Arc::new(binding))].into_iter().collect());
@@ -665,6 +691,7 @@ mod tests {
             ShardConfig {
                 index: 0,
                 max_in_flight,
+                logger: None,
             },
             bindings,
             Arc::new(NoResources),
