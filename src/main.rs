@@ -32,9 +32,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Check definitions; prints every diagnostic as FILE:/json/pointer: CODE message.
+    /// With --config, checks a daemon config and every definition it names, starting nothing.
     Validate {
-        #[arg(required = true)]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(required_unless_present = "config")]
         files: Vec<PathBuf>,
+    },
+    /// Run the daemon: consume the configured sources, run one execution per event.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Run one execution to its end and print its result as one JSON line.
     Exec(ExecArgs),
@@ -85,7 +93,11 @@ enum WorkflowTypeArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Validate { files } => validate(&files),
+        Command::Validate { config, files } => match config {
+            Some(config) => validate_config(&config),
+            None => validate(&files),
+        },
+        Command::Run { config } => run(&config),
         Command::Exec(args) => exec(args),
     };
     match result {
@@ -139,6 +151,30 @@ fn validate(files: &[PathBuf]) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Every config problem and every diagnostic of the definitions it names, at once.
+fn validate_config(path: &Path) -> Result<ExitCode> {
+    let config = match expressway::daemon::config::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            println!("{}: {errors}", path.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let files: Vec<PathBuf> = config
+        .state_machines
+        .iter()
+        .map(|sm| sm.definition.clone())
+        .collect();
+    validate(&files)
+}
+
+fn run(path: &Path) -> Result<ExitCode> {
+    let config = expressway::daemon::config::load(path)
+        .map_err(|errors| anyhow::anyhow!("{}:\n{errors}", path.display()))?;
+    expressway::daemon::run::run(config)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn exec(args: ExecArgs) -> Result<ExitCode> {

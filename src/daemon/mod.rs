@@ -8,5 +8,6 @@ pub mod demo;
 pub mod exec_log;
 pub mod kafka;
 pub mod offsets;
+pub mod run;
 pub mod shard;
 pub mod telemetry;

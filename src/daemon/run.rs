@@ -1,0 +1,257 @@
+//! `expressway run`: wires a config into a running daemon and takes it down cleanly.
+//!
+//! Order of shutdown (SIGTERM/SIGINT): stop the demo producer and stop routing new events,
+//! let the shards finish what they hold (up to the grace period) and have their records
+//! acknowledged, commit the final offsets, flush the producer, exit 0.
+
+use super::config::{Brokers, Config, LogDestination, LogLevel};
+use super::demo;
+use super::exec_log::ExecutionLogger;
+use super::kafka::{self, KafkaSink};
+use super::shard::{Binding, Bindings, CommitPoint, Msg, Shard, ShardConfig, ShardStats};
+use super::telemetry::{self, SourceMetrics, StateMachineMetrics};
+use crate::asl::{compile, Program};
+use crate::runner::{wall_millis, NoResources};
+use anyhow::{anyhow, bail, Context as _, Result};
+use rdkafka::consumer::Consumer;
+use rdkafka::mocking::MockCluster;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Partitions of each topic the embedded cluster creates.
+const EMBEDDED_PARTITIONS: i32 = 4;
+
+/// Compiles every state machine of a config; all diagnostics, or the programs by name.
+pub fn compile_state_machines(config: &Config) -> Result<HashMap<String, Arc<Program>>> {
+    let mut programs = HashMap::new();
+    let mut problems = Vec::new();
+    for sm in &config.state_machines {
+        let text = std::fs::read_to_string(&sm.definition)
+            .with_context(|| format!("cannot read {}", sm.definition.display()))?;
+        let definition: serde_json::Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(format!("{}: not JSON: {e}", sm.definition.display()));
+                continue;
+            }
+        };
+        match compile(&definition) {
+            Ok(p) => {
+                programs.insert(sm.name.clone(), Arc::new(p));
+            }
+            Err(diags) => problems.extend(diags.iter().map(|d| {
+                format!(
+                    "{}:{}: {} {}",
+                    sm.definition.display(),
+                    d.pointer,
+                    d.code,
+                    d.message
+                )
+            })),
+        }
+    }
+    if problems.is_empty() {
+        Ok(programs)
+    } else {
+        bail!("{}", problems.join("\n"))
+    }
+}
+
+fn logger(config: &Config) -> Result<Option<ExecutionLogger>> {
+    let logs = &config.logs;
+    if logs.level == LogLevel::Off {
+        return Ok(None);
+    }
+    let out: Box<dyn std::io::Write + Send> = match &logs.destination {
+        LogDestination::Stdout => Box::new(std::io::stdout()),
+        LogDestination::Stderr => Box::new(std::io::stderr()),
+        LogDestination::File(path) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open log file {}", path.display()))?,
+        ),
+    };
+    Ok(Some(ExecutionLogger::new(
+        logs.level,
+        logs.include_execution_data,
+        out,
+    )))
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(config: Config) -> Result<()> {
+    let programs = compile_state_machines(&config)?;
+    if let Some(listen) = config.metrics.listen {
+        telemetry::install_prometheus(listen)?;
+        eprintln!("expressway: metrics at http://{listen}/metrics");
+    }
+
+    // The embedded cluster lives as long as this function: everything else talks to it over
+    // its real protocol on a local port.
+    let embedded = match &config.kafka.brokers {
+        Brokers::Embedded => Some(MockCluster::new(1).map_err(|e| anyhow!("embedded Kafka: {e}"))?),
+        Brokers::Servers(_) => None,
+    };
+    let brokers = match (&embedded, &config.kafka.brokers) {
+        (Some(cluster), _) => cluster.bootstrap_servers(),
+        (None, Brokers::Servers(servers)) => servers.join(","),
+        (None, Brokers::Embedded) => unreachable!("embedded cluster created above"),
+    };
+    if let Some(cluster) = &embedded {
+        for source in &config.sources {
+            let topics = source
+                .topics
+                .iter()
+                .chain(&source.results_topic)
+                .chain(&source.dead_letter_topic);
+            for topic in topics {
+                cluster
+                    .create_topic(topic, EMBEDDED_PARTITIONS, 1)
+                    .map_err(|e| anyhow!("embedded Kafka: creating {topic}: {e}"))?;
+            }
+        }
+        eprintln!("expressway: embedded Kafka at {brokers}");
+    }
+
+    let producer = Arc::new(
+        kafka::producer(
+            &brokers,
+            config.producer.linger_ms,
+            u64::from(config.producer.batch_num_messages),
+        )
+        .context("creating the Kafka producer")?,
+    );
+    let mut bindings = HashMap::new();
+    for source in &config.sources {
+        let sm = config
+            .state_machine(&source.state_machine)
+            .ok_or_else(|| anyhow!("source {} names no state machine", source.name))?;
+        let sink = Arc::new(KafkaSink {
+            producer: producer.clone(),
+            results_topic: source.results_topic.clone(),
+            dead_letter_topic: source.dead_letter_topic.clone(),
+        });
+        for topic in &source.topics {
+            let binding = Binding {
+                program: programs[&sm.name].clone(),
+                state_machine: Arc::from(sm.name.as_str()),
+                workflow_type: sm.workflow_type,
+                sink: sink.clone(),
+                state_machine_metrics: StateMachineMetrics::new(&sm.name),
+                source_metrics: SourceMetrics::new(&source.name, topic),
+            };
+            bindings.insert(Arc::from(topic.as_str()), Arc::new(binding));
+        }
+    }
+    let bindings: Bindings = Arc::new(bindings);
+
+    let (control_tx, control_rx) = crossbeam_channel::unbounded();
+    let mut senders = Vec::new();
+    let mut threads = Vec::new();
+    for index in 0..config.workers.shard_count() {
+        let (shard, tx) = Shard::new(
+            ShardConfig {
+                index,
+                max_in_flight: config.workers.max_in_flight_per_shard,
+                logger: logger(&config)?,
+            },
+            bindings.clone(),
+            Arc::new(NoResources),
+            control_tx.clone(),
+        );
+        senders.push(tx);
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("shard-{index}"))
+                .spawn(move || shard.run())?,
+        );
+    }
+
+    let properties: Vec<(String, String)> = config
+        .kafka
+        .properties
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let consumer = kafka::consumer(
+        &brokers,
+        &config.kafka.group_id,
+        &properties,
+        senders.clone(),
+    )
+    .context("creating the Kafka consumer")?;
+    let topics: Vec<&str> = config
+        .sources
+        .iter()
+        .flat_map(|s| s.topics.iter().map(String::as_str))
+        .collect();
+    consumer.subscribe(&topics).context("subscribing")?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    let demo_stop = Arc::new(AtomicBool::new(false));
+    let demo = match &config.demo_producer {
+        Some(d) => Some(demo::spawn(
+            &brokers,
+            d.topic.clone(),
+            u64::from(d.events_per_sec),
+            demo_stop.clone(),
+        )?),
+        None => None,
+    };
+    eprintln!(
+        "expressway: running {} shard(s) on {}",
+        senders.len(),
+        topics.join(", ")
+    );
+
+    kafka::consume(
+        &consumer,
+        &senders,
+        &control_rx,
+        &stop,
+        config.workers.commit_interval(),
+    );
+
+    eprintln!("expressway: shutting down");
+    demo_stop.store(true, Ordering::Relaxed);
+    if let Some(demo) = demo {
+        let _ = demo.join();
+    }
+    let deadline = wall_millis() + config.workers.shutdown_grace().as_millis() as i64;
+    for tx in &senders {
+        let _ = tx.send(Msg::Shutdown { deadline });
+    }
+    // Keep the group membership alive (poll) while the shards drain; new messages are not
+    // routed any more, so they stay uncommitted and are redelivered after a restart.
+    while threads.iter().any(|t| !t.is_finished()) {
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
+    let mut points: Vec<CommitPoint> = Vec::new();
+    let mut total = ShardStats::default();
+    for t in threads {
+        let (stats, p) = t.join().map_err(|_| anyhow!("a shard panicked"))?;
+        points.extend(p);
+        total.events += stats.events;
+        total.succeeded += stats.succeeded;
+        total.failed += stats.failed;
+        total.timed_out += stats.timed_out;
+        total.dead_letters += stats.dead_letters;
+        total.transitions += stats.transitions;
+    }
+    kafka::commit_final(&consumer, &points).context("final commit")?;
+    kafka::flush(&producer, Duration::from_secs(10)).context("flushing the producer")?;
+    eprintln!(
+        "expressway: stopped after {} events ({} succeeded, {} failed, {} timed out, {} dead letters, {} transitions)",
+        total.events, total.succeeded, total.failed, total.timed_out, total.dead_letters, total.transitions
+    );
+    drop(consumer);
+    drop(embedded);
+    Ok(())
+}
