@@ -17,6 +17,9 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+#[path = "support/kafka.rs"]
+mod kafka;
+
 const START_MS: i64 = 1_700_000_000_000;
 
 /// Wraps a resource so that calls from the named states never answer.
@@ -228,7 +231,7 @@ fn cli_checks() -> Vec<(&'static str, Result<(), String>)> {
         format!("{bad_path}:/States/B: UNREACHABLE_STATE"),
     ];
     checks.push((
-        "validate reports every problem as FILE:/pointer: CODE and exits 1",
+        "cli: validate reports every problem as FILE:/pointer: CODE and exits 1",
         if out.status.code() == Some(1)
             && wanted
                 .iter()
@@ -253,7 +256,7 @@ fn cli_checks() -> Vec<(&'static str, Result<(), String>)> {
     let _ = std::fs::remove_file(&jsonata);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     checks.push((
-        "validate accepts valid ASL it cannot run yet, saying UNSUPPORTED",
+        "cli: validate accepts valid ASL it cannot run yet, saying UNSUPPORTED",
         if out.status.success() && text.contains(": UNSUPPORTED ") {
             Ok(())
         } else {
@@ -263,7 +266,7 @@ fn cli_checks() -> Vec<(&'static str, Result<(), String>)> {
 
     let out = run(&["validate", "config/state-machines/sensor-alert.asl.json"]);
     checks.push((
-        "validate accepts a valid definition silently",
+        "cli: validate accepts a valid definition silently",
         if out.status.success() && out.stdout.is_empty() {
             Ok(())
         } else {
@@ -288,7 +291,7 @@ fn cli_checks() -> Vec<(&'static str, Result<(), String>)> {
     ]);
     let line: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     checks.push((
-        "exec prints one JSON line with the outcome",
+        "cli: exec prints one JSON line with the outcome",
         if out.status.success()
             && line["status"] == "SUCCEEDED"
             && line["output"]["alertError"]["Error"] == "SNS.InternalErrorException"
@@ -307,7 +310,7 @@ fn cli_checks() -> Vec<(&'static str, Result<(), String>)> {
         "Cargo.toml",
     ]);
     checks.push((
-        "exec rejects an input that is not JSON with exit 2",
+        "cli: exec rejects an input that is not JSON with exit 2",
         if out.status.code() == Some(2) && String::from_utf8_lossy(&out.stderr).contains("not JSON")
         {
             Ok(())
@@ -348,15 +351,21 @@ fn main() {
             }
         }
     }
-    for (name, result) in cli_checks() {
+    let kafka_checks = if std::env::var_os("EXPRESSWAY_SKIP_KAFKA").is_some() {
+        println!("kafka: skipped (EXPRESSWAY_SKIP_KAFKA is set)");
+        Vec::new()
+    } else {
+        kafka::checks()
+    };
+    for (name, result) in cli_checks().into_iter().chain(kafka_checks) {
         match result {
             Ok(()) => {
                 passed += 1;
-                println!("cli {name} ... ok");
+                println!("{name} ... ok");
             }
             Err(e) => {
                 failed += 1;
-                println!("cli {name} ... FAILED\n    {e}");
+                println!("{name} ... FAILED\n    {e}");
             }
         }
     }
