@@ -8,6 +8,7 @@
 use super::shard::{
     CommitPoint, Control, Delivery, Msg, OutRecord, RecordKind, Sink, SourceCoords, SourceEvent,
 };
+use super::telemetry::{self, CommitResult};
 use crossbeam_channel::{Receiver, Sender};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -271,12 +272,19 @@ pub fn commit_progress(consumer: &KafkaConsumer, shards: &[Sender<Msg>]) {
             continue;
         }
         let points = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+        if points.is_empty() {
+            continue;
+        }
+        let started = Instant::now();
         match commit(consumer, &points, CommitMode::Sync) {
-            Ok(()) if !points.is_empty() => {
+            Ok(()) => {
+                telemetry::commit(CommitResult::Ok, started.elapsed());
                 let _ = shard.send(Msg::Committed(points));
             }
-            Ok(()) => {}
-            Err(e) => eprintln!("expressway: commit failed: {e}"),
+            Err(e) => {
+                telemetry::commit(CommitResult::Error, started.elapsed());
+                eprintln!("expressway: commit failed: {e}");
+            }
         }
     }
 }

@@ -101,11 +101,12 @@ pub fn checks() -> Vec<(&'static str, Result<(), String>)> {
     )
     .expect("definition");
     let metrics_port = free_port();
-    let config = dir.join("daemon.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
+    let write_config = |name: &str, port: u16| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                r#"
 [kafka]
 brokers = "{brokers}"
 group_id = "it"
@@ -126,11 +127,15 @@ shutdown_grace_secs = 10
 [logs]
 level = "OFF"
 [metrics]
-listen = "127.0.0.1:{metrics_port}"
+listen = "127.0.0.1:{port}"
 "#
-        ),
-    )
-    .expect("config");
+            ),
+        )
+        .expect("config");
+        path
+    };
+    let config = write_config("daemon.toml", metrics_port);
+    let second_config = write_config("second.toml", free_port());
 
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
@@ -138,18 +143,21 @@ listen = "127.0.0.1:{metrics_port}"
         .set("batch.num.messages", "10000")
         .create()
         .expect("producer");
-    for id in 0..EVENTS {
-        // Every 100th event waits a second: executions finish out of offset order.
-        let wait = u64::from(id % 100 == 0);
-        let value = json!({"id": id, "wait": wait}).to_string();
-        let key = id.to_string();
-        while producer
-            .send(BaseRecord::to("in").key(&key).payload(&value))
-            .is_err()
-        {
-            std::thread::sleep(Duration::from_millis(5));
+    let produce = |ids: std::ops::Range<u64>| {
+        for id in ids {
+            // Every 100th event waits a second: executions finish out of offset order.
+            let wait = u64::from(id % 100 == 0);
+            let value = json!({"id": id, "wait": wait}).to_string();
+            let key = id.to_string();
+            while producer
+                .send(BaseRecord::to("in").key(&key).payload(&value))
+                .is_err()
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
-    }
+    };
+    produce(0..EVENTS);
     for poison in [
         "{not json".to_string(),
         json!({"id": "f", "fail": true}).to_string(),
@@ -188,6 +196,83 @@ listen = "127.0.0.1:{metrics_port}"
             ))
         },
     ));
+
+    // Out-of-order completion: a slow event then fast ones on partition 0; the group's
+    // committed offset must stay at the slow one until it finishes.
+    let watcher: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "it")
+        .create()
+        .expect("offset watcher");
+    let (_, slow_offset) = watcher
+        .fetch_watermarks("in", 0, Duration::from_secs(5))
+        .expect("watermarks");
+    let send_to_0 = |value: String| {
+        while producer
+            .send(BaseRecord::<(), _>::to("in").partition(0).payload(&value))
+            .is_err()
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    send_to_0(json!({"id": "slow", "wait": 4}).to_string());
+    for i in 0..20 {
+        send_to_0(json!({"id": format!("fast-{i}"), "wait": 0}).to_string());
+    }
+    producer.flush(Duration::from_secs(10)).expect("produced");
+    let committed = |w: &BaseConsumer| {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition("in", 0);
+        let Ok(list) = w.committed_offsets(tpl, Duration::from_secs(5)) else {
+            return -1;
+        };
+        list.find_partition("in", 0)
+            .and_then(|e| e.offset().to_raw())
+            .unwrap_or(-1)
+    };
+    std::thread::sleep(Duration::from_millis(2500));
+    let while_slow = committed(&watcher);
+    std::thread::sleep(Duration::from_millis(4000));
+    let after = committed(&watcher);
+    out.push((
+        "kafka: the committed offset never passes an execution still running",
+        if while_slow <= slow_offset && after >= slow_offset + 21 {
+            Ok(())
+        } else {
+            Err(format!(
+                "slow event at {slow_offset}: committed {while_slow} while it ran, {after} after"
+            ))
+        },
+    ));
+
+    // Rebalance: a second instance joins mid-stream; nothing is lost.
+    produce(EVENTS..EVENTS + 5_000);
+    let mut second = start_daemon(&second_config);
+    produce(EVENTS + 5_000..EVENTS + 10_000);
+    producer.flush(Duration::from_secs(30)).expect("produced");
+    let total = EVENTS + 10_000;
+    let mut seen = HashSet::new();
+    let complete = read_topic(&brokers, "results", Duration::from_secs(120), |v| {
+        if let Some(id) = v["id"].as_u64() {
+            seen.insert(id);
+        }
+        seen.len() as u64 == total
+    });
+    out.push((
+        "kafka: a second instance joining mid-stream loses no event",
+        if complete {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} of {total} ids in the results topic",
+                seen.len()
+            ))
+        },
+    ));
+    let _ = Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status();
+    let _ = second.wait();
 
     let mut reasons = Vec::new();
     read_topic(&brokers, "dlq", Duration::from_secs(30), |v| {
