@@ -2,6 +2,7 @@
 
 pub mod asl;
 pub mod daemon;
+pub mod integrations;
 pub mod mock;
 pub mod resource;
 pub mod runner;

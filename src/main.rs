@@ -6,8 +6,10 @@ use expressway::asl::diagnostic::{codes, Diagnostic};
 use expressway::asl::error::json_text;
 use expressway::asl::vm::WorkflowType;
 use expressway::asl::{compile, ExecutionOptions, Outcome, Program};
+use expressway::integrations::lambda::LambdaConfig;
+use expressway::integrations::{Integrations, IntegrationsConfig};
 use expressway::resource::TaskResource;
-use expressway::runner::{run_to_completion, Clock, NoResources};
+use expressway::runner::{run_to_completion, Clock};
 use serde_json::{json, Value};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -82,6 +84,10 @@ struct ExecArgs {
     /// Lift the Express 5-minute execution cap (the definition's TimeoutSeconds still applies).
     #[arg(long)]
     no_duration_cap: bool,
+    /// Base URL of a Lambda Invoke API serving every function the definition calls
+    /// (default: `AWS_ENDPOINT_URL_LAMBDA`, the variable AWS SDKs read).
+    #[arg(long, env = "AWS_ENDPOINT_URL_LAMBDA")]
+    lambda_endpoint: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -110,7 +116,11 @@ fn main() -> ExitCode {
 }
 
 /// Reads and compiles a definition; diagnostics come back as `Err` with their text.
-fn load_definition(path: &Path) -> Result<std::result::Result<Program, Vec<Diagnostic>>> {
+/// `served`: every Task resource must also be one an integration serves.
+fn load_definition(
+    path: &Path,
+    served: bool,
+) -> Result<std::result::Result<Program, Vec<Diagnostic>>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let definition: Value = match serde_json::from_str(&text) {
@@ -123,7 +133,14 @@ fn load_definition(path: &Path) -> Result<std::result::Result<Program, Vec<Diagn
             )]))
         }
     };
-    Ok(compile(&definition))
+    let program = compile(&definition);
+    if served && program.is_ok() {
+        let unserved = expressway::integrations::unserved_resources(&definition);
+        if !unserved.is_empty() {
+            return Ok(Err(unserved));
+        }
+    }
+    Ok(program)
 }
 
 /// Prints every diagnostic; only errors fail. `UNSUPPORTED` ones mark valid ASL that this
@@ -132,7 +149,7 @@ fn validate(files: &[PathBuf]) -> Result<ExitCode> {
     let mut failed = false;
     let mut out = std::io::stdout().lock();
     for file in files {
-        if let Err(diags) = load_definition(file)? {
+        if let Err(diags) = load_definition(file, false)? {
             for d in diags {
                 failed |= d.code != codes::UNSUPPORTED;
                 writeln!(
@@ -178,7 +195,7 @@ fn run(path: &Path) -> Result<ExitCode> {
 }
 
 fn exec(args: ExecArgs) -> Result<ExitCode> {
-    let program = match load_definition(&args.definition)? {
+    let program = match load_definition(&args.definition, args.mock_config.is_none())? {
         Ok(p) => Arc::new(p),
         Err(diags) => {
             for d in diags {
@@ -202,6 +219,11 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot read {}", args.input))?
     };
     let input: Value = serde_json::from_str(&input_text).context("the input is not JSON")?;
+    // Integrations run their requests here; one thread is plenty for one execution.
+    let integration_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     let resources: Box<dyn TaskResource> = match (&args.mock_config, &args.test_case) {
         (Some(path), Some(case)) => {
             let text = std::fs::read_to_string(path)
@@ -221,7 +243,18 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
             )
         }
-        _ => Box::new(NoResources),
+        _ => {
+            let config = IntegrationsConfig {
+                lambda: LambdaConfig {
+                    endpoint: args.lambda_endpoint.clone(),
+                    ..LambdaConfig::default()
+                },
+                ..IntegrationsConfig::default()
+            };
+            let integrations = Integrations::new(&config, integration_runtime.handle().clone())
+                .map_err(|e| anyhow::anyhow!(e))?;
+            Box::new(integrations)
+        }
     };
     let state_machine_name = args
         .state_machine

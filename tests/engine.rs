@@ -17,6 +17,8 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+#[path = "support/integrations.rs"]
+mod integrations;
 #[path = "support/kafka.rs"]
 mod kafka;
 
@@ -308,10 +310,36 @@ fn cli_checks() -> Vec<(&'static str, Result<(), String>)> {
         "config/state-machines/sensor-alert.asl.json",
         "--input",
         "Cargo.toml",
+        "--mock-config",
+        "config/state-machines/sensor-alert.mocks.json",
+        "--test-case",
+        "HappyPath",
     ]);
     checks.push((
         "cli: exec rejects an input that is not JSON with exit 2",
         if out.status.code() == Some(2) && String::from_utf8_lossy(&out.stderr).contains("not JSON")
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "exit {:?}, stderr {:?}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        },
+    ));
+    let out = run(&[
+        "exec",
+        "--definition",
+        "config/state-machines/sensor-alert.asl.json",
+        "--input",
+        "config/state-machines/sensor-alert.input.json",
+    ]);
+    checks.push((
+        "cli: exec refuses a Task resource no integration serves, naming where it is",
+        if out.status.code() == Some(2)
+            && String::from_utf8_lossy(&out.stderr)
+                .contains("/States/Notify/Resource: UNKNOWN_RESOURCE")
         {
             Ok(())
         } else {
@@ -357,7 +385,11 @@ fn main() {
     } else {
         kafka::checks()
     };
-    for (name, result) in cli_checks().into_iter().chain(kafka_checks) {
+    for (name, result) in cli_checks()
+        .into_iter()
+        .chain(integrations::checks())
+        .chain(kafka_checks)
+    {
         match result {
             Ok(()) => {
                 passed += 1;

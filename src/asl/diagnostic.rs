@@ -100,6 +100,9 @@ pub mod codes {
     // Reported by the compiler and the CLI.
     /// Valid ASL that this engine does not run yet (JSONata, variables, ItemReader...).
     pub const UNSUPPORTED: &str = "UNSUPPORTED";
+    /// A Task `Resource` that no configured integration serves (reported where a
+    /// definition is bound to a deployment: `validate --config`, `run`, `exec`).
+    pub const UNKNOWN_RESOURCE: &str = "UNKNOWN_RESOURCE";
     /// A field the compiler could not translate (validation should have reported it).
     pub const INVALID_FIELD: &str = "INVALID_FIELD";
     /// The definition is not JSON.

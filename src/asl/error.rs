@@ -24,6 +24,13 @@ pub mod names {
     pub const RESULT_WRITER_FAILED: &str = "States.ResultWriterFailed";
     pub const RUNTIME: &str = "States.Runtime";
     pub const DATA_LIMIT_EXCEEDED: &str = "States.DataLimitExceeded";
+    /// The HTTP Task's family: `States.Http.StatusCode.<code>`, `States.Http.Socket`.
+    pub const HTTP_PREFIX: &str = "States.Http.";
+
+    /// Whether `name` is one Step Functions defines (the `States.` namespace is reserved).
+    pub fn is_built_in(name: &str) -> bool {
+        BUILT_IN.contains(&name) || name.starts_with(HTTP_PREFIX)
+    }
 
     /// Every name above: a `States.` name outside this list is rejected by validation.
     pub const BUILT_IN: &[&str] = &[

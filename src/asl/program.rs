@@ -200,14 +200,22 @@ impl ErrorMatcher {
     /// Whether this matcher handles `error`. `States.ALL` covers every error but
     /// `States.Runtime`, which nothing catches. (AWS's guide says `States.ALL` does not catch
     /// `States.DataLimitExceeded` either, but AWS-recorded executions show it does.)
+    /// `States.TaskFailed` is a wildcard as well, for every error but timeouts (AWS-recorded
+    /// executions catch a Lambda function's own error names with it).
     pub fn matches(&self, error: Option<&str>) -> bool {
+        use super::error::names::{HEARTBEAT_TIMEOUT, RUNTIME, TASK_FAILED, TIMEOUT};
         let Some(error) = error else {
             return false;
         };
-        if self.all && error != super::error::names::RUNTIME {
+        if error == RUNTIME {
+            return self.names.iter().any(|n| &**n == error);
+        }
+        if self.all {
             return true;
         }
-        self.names.iter().any(|n| &**n == error)
+        self.names.iter().any(|n| {
+            &**n == error || (&**n == TASK_FAILED && error != TIMEOUT && error != HEARTBEAT_TIMEOUT)
+        })
     }
 }
 

@@ -1035,7 +1035,7 @@ impl Validator {
                         format!("'States.ALL' may only appear in the last {what}"),
                     );
                 }
-            } else if name.starts_with("States.") && !names::BUILT_IN.contains(&name) {
+            } else if name.starts_with("States.") && !names::is_built_in(name) {
                 self.report(
                     UNKNOWN_ERROR_NAME,
                     &item,

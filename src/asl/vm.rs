@@ -1492,7 +1492,8 @@ fn derived_bound(template: Option<&Template>, input_bound: usize, value: &Value)
     }
 }
 
-fn data_limit_exceeded(state: &str) -> Failure {
+/// A result over the payload limit; integrations report oversize responses with it too.
+pub fn data_limit_exceeded(state: &str) -> Failure {
     Failure::new(
         names::DATA_LIMIT_EXCEEDED,
         format!("The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit."),

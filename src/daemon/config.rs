@@ -23,6 +23,9 @@ use std::time::Duration;
 use toml::{Table, Value};
 
 use crate::asl::vm::WorkflowType;
+use crate::integrations::http::{HttpConfig, HttpConnection};
+use crate::integrations::lambda::LambdaConfig;
+use crate::integrations::{IntegrationsConfig, Limits};
 
 /// A whole, valid configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +41,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `Some` only when `[demo_producer]` says `enabled = true`.
     pub demo_producer: Option<DemoProducerConfig>,
+    /// `[integrations]`: the services Task states call.
+    pub integrations: IntegrationsConfig,
 }
 
 impl Config {
@@ -292,7 +297,7 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// The top-level keys in the order the README documents them.
-const TOP_LEVEL_KEYS: [&str; 8] = [
+const TOP_LEVEL_KEYS: [&str; 9] = [
     "kafka",
     "state_machines",
     "sources",
@@ -301,6 +306,7 @@ const TOP_LEVEL_KEYS: [&str; 8] = [
     "logs",
     "metrics",
     "demo_producer",
+    "integrations",
 ];
 
 /// Sort key of an error's path: its top-level key's place in the schema (unknown keys
@@ -369,6 +375,10 @@ fn read_config(mut doc: Section<'_>, base_dir: &Path) -> Config {
         .unwrap_or_default();
     let metrics = doc.section("metrics").map(read_metrics).unwrap_or_default();
     let demo_producer = doc.section("demo_producer").and_then(read_demo_producer);
+    let integrations = doc
+        .section("integrations")
+        .map(read_integrations)
+        .unwrap_or_default();
 
     let names = state_machines
         .iter()
@@ -391,6 +401,7 @@ fn read_config(mut doc: Section<'_>, base_dir: &Path) -> Config {
         logs,
         metrics,
         demo_producer,
+        integrations,
     }
 }
 
@@ -749,6 +760,112 @@ fn read_metrics(mut section: Section<'_>) -> MetricsConfig {
     MetricsConfig { listen }
 }
 
+fn read_integrations(mut section: Section<'_>) -> IntegrationsConfig {
+    let defaults = IntegrationsConfig::default();
+    let threads = section.uint("threads", defaults.threads, 1, 64);
+    let lambda = section
+        .section("lambda")
+        .map(|mut lambda| {
+            let endpoint = lambda.string("endpoint").map(str::to_owned);
+            if let Some(url) = &endpoint {
+                check_url(&lambda, "endpoint", url);
+            }
+            let mut functions = BTreeMap::new();
+            if let Some(table) = lambda.table("functions") {
+                for (name, url) in table {
+                    let key = format!("functions.{name}");
+                    match url.as_str() {
+                        Some(url) => {
+                            check_url(&lambda, &key, url);
+                            functions.insert(name.clone(), url.to_owned());
+                        }
+                        None => lambda.error(&key, "expected a URL string"),
+                    }
+                }
+            }
+            let limits = read_limits(&mut lambda);
+            lambda.finish();
+            LambdaConfig {
+                endpoint,
+                functions,
+                limits,
+            }
+        })
+        .unwrap_or_default();
+    let http = section
+        .section("http")
+        .map(|mut http| {
+            let limits = read_limits(&mut http);
+            let connections = http
+                .sections("connections")
+                .into_iter()
+                .map(read_http_connection)
+                .collect();
+            http.finish();
+            HttpConfig {
+                limits,
+                connections,
+            }
+        })
+        .unwrap_or_default();
+    section.finish();
+    IntegrationsConfig {
+        threads,
+        lambda,
+        http,
+    }
+}
+
+fn read_limits(section: &mut Section<'_>) -> Limits {
+    let defaults = Limits::default();
+    let max_concurrency = section.uint("max_concurrency", defaults.max_concurrency, 1, 65_536);
+    let timeout_secs = section.uint("timeout_secs", defaults.timeout.as_secs(), 1, 300);
+    Limits {
+        max_concurrency,
+        timeout: Duration::from_secs(timeout_secs),
+    }
+}
+
+fn read_http_connection(mut section: Section<'_>) -> HttpConnection {
+    let arn = section.string("arn").map(str::to_owned);
+    let url_prefix = section.string("url_prefix").map(str::to_owned);
+    if arn.is_none() && url_prefix.is_none() {
+        section.error(
+            "arn",
+            "missing: a connection needs \"arn\" (the Task's Authentication.ConnectionArn) or \"url_prefix\"",
+        );
+    }
+    let mut string_map = |key: &'static str| {
+        let mut out = BTreeMap::new();
+        if let Some(table) = section.table(key) {
+            for (name, value) in table {
+                match value.as_str() {
+                    Some(v) => {
+                        out.insert(name.clone(), v.to_owned());
+                    }
+                    None => section.error(&format!("{key}.{name}"), "expected a string"),
+                }
+            }
+        }
+        out
+    };
+    let headers = string_map("headers");
+    let query = string_map("query");
+    section.finish();
+    HttpConnection {
+        arn,
+        url_prefix,
+        headers,
+        query,
+    }
+}
+
+fn check_url(section: &Section<'_>, key: &str, url: &str) {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        section.error(key, format!("{url:?} is not an http:// or https:// URL"));
+    }
+}
+
 fn read_demo_producer(mut section: Section<'_>) -> Option<DemoProducerConfig> {
     // Every key is read even when disabled, so that mistakes in the section still show.
     let enabled = section.bool("enabled", false);
@@ -1054,6 +1171,15 @@ impl<'a> Section<'a> {
             }
         }
         sections
+    }
+
+    /// An optional array of tables (`[[key]]`); elements that are not tables are reported.
+    fn sections(&mut self, key: &'static str) -> Vec<Section<'a>> {
+        if !self.has(key) {
+            self.known.push(key);
+            return Vec::new();
+        }
+        self.required_sections(key)
     }
 
     /// Reports every key of this table that no reader asked for.

@@ -123,9 +123,27 @@ impl Sink for KafkaSink {
 pub struct RebalanceContext {
     pub shards: Vec<Sender<Msg>>,
     pub topics: std::sync::Mutex<HashMap<String, Arc<str>>>,
+    /// Source name by topic, for the consumer-lag metric.
+    pub sources: HashMap<String, String>,
 }
 
-impl ClientContext for RebalanceContext {}
+impl ClientContext for RebalanceContext {
+    /// librdkafka's periodic statistics carry each assigned partition's lag (high watermark
+    /// minus our position): the consumer-lag gauge, without extra broker round trips.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, t) in &statistics.topics {
+            let Some(source) = self.sources.get(topic) else {
+                continue;
+            };
+            for (partition, p) in &t.partitions {
+                // -1: not assigned here, or not known yet; partition -1 is librdkafka's internal one.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    telemetry::consumer_lag(source, topic, *partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -147,7 +165,49 @@ impl ConsumerContext for RebalanceContext {
         if let Err(e) = commit(consumer, &points, CommitMode::Sync) {
             eprintln!("expressway: commit on revoke failed: {e}");
         }
+        // The new owner reports these partitions' lag now; a sum over instances stays right.
+        for (topic, partition) in &partitions {
+            if let Some(source) = self.sources.get(&**topic) {
+                telemetry::consumer_lag(source, topic, *partition, 0);
+            }
+        }
+        eprintln!("expressway: partitions revoked: {}", describe(tpl));
     }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                // A partition paused for backpressure before it was revoked may come back
+                // still paused in librdkafka, while its new shard state knows of no pause:
+                // start every assignment fetching.
+                if let Err(e) = consumer.resume(tpl) {
+                    eprintln!("expressway: resuming assigned partitions failed: {e}");
+                }
+                eprintln!("expressway: partitions assigned: {}", describe(tpl));
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => eprintln!("expressway: rebalance failed: {e}"),
+        }
+    }
+}
+
+/// `topic[0,1,2]` for the log.
+fn describe(tpl: &TopicPartitionList) -> String {
+    let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+    for e in tpl.elements() {
+        by_topic
+            .entry(e.topic().to_owned())
+            .or_default()
+            .push(e.partition());
+    }
+    by_topic
+        .iter()
+        .map(|(t, ps)| {
+            let ps: Vec<String> = ps.iter().map(i32::to_string).collect();
+            format!("{t}[{}]", ps.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl RebalanceContext {
@@ -168,6 +228,8 @@ pub fn consumer(
     group_id: &str,
     properties: &[(String, String)],
     shards: Vec<Sender<Msg>>,
+    sources: HashMap<String, String>,
+    stats_interval: Duration,
 ) -> Result<KafkaConsumer, KafkaError> {
     let mut config = ClientConfig::new();
     config
@@ -176,13 +238,18 @@ pub fn consumer(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed");
+        .set("isolation.level", "read_committed")
+        .set(
+            "statistics.interval.ms",
+            stats_interval.as_millis().to_string(),
+        );
     for (k, v) in properties {
         config.set(k, v);
     }
     config.create_with_context(RebalanceContext {
         shards,
         topics: std::sync::Mutex::new(HashMap::new()),
+        sources,
     })
 }
 

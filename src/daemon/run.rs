@@ -11,7 +11,9 @@ use super::kafka::{self, KafkaSink};
 use super::shard::{Binding, Bindings, CommitPoint, Msg, Shard, ShardConfig, ShardStats};
 use super::telemetry::{self, SourceMetrics, StateMachineMetrics};
 use crate::asl::{compile, Program};
-use crate::runner::{wall_millis, NoResources};
+use crate::integrations::{unserved_resources, Integrations};
+use crate::resource::TaskResource;
+use crate::runner::wall_millis;
 use anyhow::{anyhow, bail, Context as _, Result};
 use rdkafka::consumer::Consumer;
 use rdkafka::mocking::MockCluster;
@@ -37,7 +39,15 @@ pub fn compile_state_machines(config: &Config) -> Result<HashMap<String, Arc<Pro
                 continue;
             }
         };
-        match compile(&definition) {
+        let compiled = compile(&definition).and_then(|p| {
+            let unserved = unserved_resources(&definition);
+            if unserved.is_empty() {
+                Ok(p)
+            } else {
+                Err(unserved)
+            }
+        });
+        match compiled {
             Ok(p) => {
                 programs.insert(sm.name.clone(), Arc::new(p));
             }
@@ -149,6 +159,19 @@ pub fn run(config: Config) -> Result<()> {
     }
     let bindings: Bindings = Arc::new(bindings);
 
+    // Task integrations do their I/O here, off the shard threads; the runtime lives until
+    // `run` returns, after the shards have stopped.
+    let integration_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.integrations.threads)
+        .thread_name("integrations")
+        .enable_all()
+        .build()
+        .context("starting the integrations runtime")?;
+    let resources: Arc<dyn TaskResource> = Arc::new(
+        Integrations::new(&config.integrations, integration_runtime.handle().clone())
+            .map_err(|e| anyhow!(e))?,
+    );
+
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     let mut senders = Vec::new();
     let mut threads = Vec::new();
@@ -160,7 +183,7 @@ pub fn run(config: Config) -> Result<()> {
                 logger: logger(&config)?,
             },
             bindings.clone(),
-            Arc::new(NoResources),
+            resources.clone(),
             control_tx.clone(),
         );
         senders.push(tx);
@@ -177,11 +200,18 @@ pub fn run(config: Config) -> Result<()> {
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    let sources = config
+        .sources
+        .iter()
+        .flat_map(|s| s.topics.iter().map(|t| (t.clone(), s.name.clone())))
+        .collect();
     let consumer = kafka::consumer(
         &brokers,
         &config.kafka.group_id,
         &properties,
         senders.clone(),
+        sources,
+        config.workers.commit_interval(),
     )
     .context("creating the Kafka consumer")?;
     let topics: Vec<&str> = config

@@ -24,12 +24,18 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Starts the daemon; its stderr goes to `<config>.log` (appended), quoted when a check fails.
 fn start_daemon(config: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config.with_extension("log"))
+        .expect("daemon log");
     Command::new(env!("CARGO_BIN_EXE_expressway"))
         .args(["run", "--config"])
         .arg(config)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("the daemon starts")
 }
@@ -110,6 +116,11 @@ pub fn checks() -> Vec<(&'static str, Result<(), String>)> {
 [kafka]
 brokers = "{brokers}"
 group_id = "it"
+[kafka.properties]
+# librdkafka's mock cluster evicts a departed member only at its session timeout (it keeps
+# a leaver, and a killed instance, in the group until then): keep that short.
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "1000"
 [[state_machines]]
 name = "it"
 definition = "sm.asl.json"
@@ -161,6 +172,8 @@ listen = "127.0.0.1:{port}"
     for poison in [
         "{not json".to_string(),
         json!({"id": "f", "fail": true}).to_string(),
+        // Valid JSON over the 256 KiB Express payload limit.
+        json!({"id": "big", "pad": "x".repeat(300 * 1024)}).to_string(),
     ] {
         let _ = producer.send(BaseRecord::<(), _>::to("in").payload(&poison));
     }
@@ -281,16 +294,22 @@ listen = "127.0.0.1:{port}"
             v["error"].clone(),
             v["cause"].clone(),
         ));
-        reasons.len() >= 2
+        // Redeliveries after the kill may repeat a reason: read until each was seen.
+        ["invalid_json", "failed", "oversize_payload"]
+            .iter()
+            .all(|want| reasons.iter().any(|(r, _, _)| r == want))
     });
     let poison_ok = reasons
         .iter()
         .any(|(r, e, _)| r == "invalid_json" && e == "Expressway.InvalidJson")
         && reasons
             .iter()
-            .any(|(r, e, c)| r == "failed" && e == "Rejected" && c == "asked to fail");
+            .any(|(r, e, c)| r == "failed" && e == "Rejected" && c == "asked to fail")
+        && reasons
+            .iter()
+            .any(|(r, e, _)| r == "oversize_payload" && e == "States.DataLimitExceeded");
     out.push((
-        "kafka: malformed and failing events land in the dead-letter topic with error and cause",
+        "kafka: malformed, oversize and failing events land in the dead-letter topic with error and cause",
         if poison_ok {
             Ok(())
         } else {
@@ -298,16 +317,61 @@ listen = "127.0.0.1:{port}"
         },
     ));
 
+    // The poison events came after everything the killed instance reached, so the restarted
+    // one handled each exactly once.
     let text = metrics_text(metrics_port);
+    let counts = [
+        metric(
+            &text,
+            "expressway_dlq_records_total{source=\"in\",reason=\"invalid_json\"}",
+        ),
+        metric(
+            &text,
+            "expressway_dlq_records_total{source=\"in\",reason=\"failed\"}",
+        ),
+        metric(
+            &text,
+            "expressway_dlq_records_total{source=\"in\",reason=\"oversize_payload\"}",
+        ),
+    ];
     let consumed = metric(&text, "expressway_events_consumed_total");
     out.push((
-        "kafka: /metrics counts the consumed events",
-        if consumed >= 1.0 && text.contains("expressway_dlq_records_total") {
+        "kafka: /metrics counts what was sent (dead letters by reason, events, consumer lag)",
+        if counts == [1.0, 1.0, 1.0]
+            && consumed >= 1.0
+            && text.contains("expressway_consumer_lag_messages")
+        {
             Ok(())
         } else {
-            Err(format!("events consumed {consumed}"))
+            Err(format!(
+                "dead letters {counts:?}, events consumed {consumed}"
+            ))
         },
     ));
+
+    // SIGTERM with executions in flight: they finish, their results are written, exit 0.
+    // The second instance just left, so the group rebalances first: wait until the slow
+    // events are consumed and running before sending the signal.
+    let slow: Vec<u64> = (EVENTS + 10_000..EVENTS + 10_050).collect();
+    for id in &slow {
+        let value = json!({"id": id, "wait": 4}).to_string();
+        let _ = producer.send(BaseRecord::to("in").key(&id.to_string()).payload(&value));
+    }
+    producer.flush(Duration::from_secs(10)).expect("produced");
+    let running_since = Instant::now();
+    let mut running = 0.0;
+    let mut metrics_before_term = String::new();
+    while running_since.elapsed() < Duration::from_secs(60) {
+        let text = metrics_text(metrics_port);
+        metrics_before_term.clone_from(&text);
+        running = metric(&text, "expressway_executions_in_flight");
+        if metric(&text, "expressway_events_consumed_total") >= consumed + slow.len() as f64
+            && running >= 1.0
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Graceful shutdown: SIGTERM drains and exits 0.
     let term = Command::new("kill")
@@ -324,11 +388,30 @@ listen = "127.0.0.1:{port}"
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    let mut drained = HashSet::new();
+    read_topic(&brokers, "results", Duration::from_secs(60), |v| {
+        if let Some(id) = v["id"].as_u64().filter(|id| slow.contains(id)) {
+            drained.insert(id);
+        }
+        drained.len() == slow.len()
+    });
     out.push((
-        "kafka: SIGTERM drains in-flight work and exits 0",
+        "kafka: SIGTERM with executions in flight finishes them and exits 0",
         match (term, status) {
-            (Ok(_), Some(s)) if s.success() => Ok(()),
-            other => Err(format!("{other:?}")),
+            (Ok(_), Some(s)) if s.success() && running >= 1.0 && drained.len() == slow.len() => {
+                Ok(())
+            }
+            other => Err(format!(
+                "{other:?}, {running} running at SIGTERM, {} of {} results written; metrics:\n{}\ndaemon log:\n{}",
+                drained.len(),
+                slow.len(),
+                metrics_before_term
+                    .lines()
+                    .filter(|l| l.contains("lag") || l.contains("paused") || l.contains("consumed"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                std::fs::read_to_string(config.with_extension("log")).unwrap_or_default()
+            )),
         },
     ));
     let _ = std::fs::remove_dir_all(&dir);

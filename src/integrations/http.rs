@@ -1,0 +1,328 @@
+//! `arn:aws:states:::http:invoke`: any HTTP(S) endpoint, with AWS's parameters
+//! (`ApiEndpoint`, `Method`, `Headers`, `QueryParameters`, `RequestBody`, `Transform`), result
+//! shape (`ResponseBody`, `Headers`, `StatusCode`, `StatusText`) and error names
+//! (`States.Http.StatusCode.<code>`, `States.Http.Socket`).
+//!
+//! Where AWS takes credentials from an EventBridge connection (`Authentication.ConnectionArn`),
+//! Expressway takes them from the config: a connection names the ARN it stands for, or a URL
+//! prefix, and the headers and query parameters to add.
+
+use super::lambda::error_chain;
+use super::{call_timeout, http_client, limited, semaphore, Limits};
+use crate::asl::error::Failure;
+use crate::asl::size::PAYLOAD_LIMIT_BYTES;
+use crate::asl::vm::data_limit_exceeded;
+use crate::resource::TaskCall;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// A connection that failed or timed out (no HTTP status to name).
+pub const SOCKET_ERROR: &str = "States.Http.Socket";
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HttpConfig {
+    pub limits: Limits,
+    pub connections: Vec<HttpConnection>,
+}
+
+/// Credentials for the calls it matches, in place of an EventBridge connection.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HttpConnection {
+    /// Matches Tasks whose `Authentication.ConnectionArn` is this.
+    pub arn: Option<String>,
+    /// Matches calls whose URL starts with this.
+    pub url_prefix: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub query: BTreeMap<String, String>,
+}
+
+pub struct Http {
+    client: reqwest::Client,
+    config: Arc<HttpConfig>,
+    slots: Arc<Semaphore>,
+}
+
+const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+
+impl Http {
+    pub fn new(config: &HttpConfig) -> Result<Http, String> {
+        Ok(Http {
+            client: http_client()?,
+            slots: semaphore(&config.limits),
+            config: Arc::new(config.clone()),
+        })
+    }
+
+    pub fn invoke(
+        &self,
+        call: TaskCall,
+    ) -> impl std::future::Future<Output = Result<Value, Failure>> + Send + 'static {
+        let client = self.client.clone();
+        let config = self.config.clone();
+        let slots = self.slots.clone();
+        async move {
+            let request = build(&client, &config, &call.payload)?;
+            let timeout = call_timeout(&config.limits, &call);
+            let response = match limited(&slots, timeout, read(request)).await {
+                Some(Ok(r)) => r,
+                Some(Err(e)) => return Err(Failure::new(SOCKET_ERROR, error_chain(&e))),
+                None => {
+                    return Err(Failure::new(
+                        SOCKET_ERROR,
+                        format!("no response within {} s", timeout.as_secs()),
+                    ))
+                }
+            };
+            answer(response, &call.state_name)
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> Failure {
+    // AWS rejects malformed HTTP Task parameters at run time with States.Runtime.
+    Failure::new(crate::asl::error::names::RUNTIME, message)
+}
+
+fn build(
+    client: &reqwest::Client,
+    config: &HttpConfig,
+    parameters: &Value,
+) -> Result<reqwest::RequestBuilder, Failure> {
+    let endpoint = parameters
+        .get("ApiEndpoint")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("The field 'ApiEndpoint' is required and must be a string"))?;
+    let method = parameters
+        .get("Method")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_uppercase)
+        .filter(|m| METHODS.contains(&m.as_str()))
+        .ok_or_else(|| {
+            invalid(format!(
+                "The field 'Method' is required and must be one of {}",
+                METHODS.join(", ")
+            ))
+        })?;
+    let url = reqwest::Url::parse(endpoint)
+        .map_err(|e| invalid(format!("'ApiEndpoint' is not a URL ({e}): {endpoint}")))?;
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a listed method");
+    let mut request = client.request(method, url);
+
+    let arn = parameters
+        .pointer("/Authentication/ConnectionArn")
+        .and_then(Value::as_str);
+    let connection = config.connections.iter().find(|c| match (&c.arn, arn) {
+        (Some(want), Some(have)) => want == have,
+        _ => c
+            .url_prefix
+            .as_deref()
+            .is_some_and(|p| endpoint.starts_with(p)),
+    });
+
+    let mut query: Vec<(String, String)> = Vec::new();
+    if let Some(q) = parameters.get("QueryParameters") {
+        let Value::Object(fields) = q else {
+            return Err(invalid("'QueryParameters' must be an object"));
+        };
+        for (k, v) in fields {
+            match v {
+                Value::Array(items) => {
+                    query.extend(items.iter().map(|i| (k.clone(), scalar_text(i))))
+                }
+                other => query.push((k.clone(), scalar_text(other))),
+            }
+        }
+    }
+    if let Some(c) = connection {
+        query.extend(c.query.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    if !query.is_empty() {
+        request = request.query(&query);
+    }
+
+    let mut has_content_type = false;
+    if let Some(h) = parameters.get("Headers") {
+        let Value::Object(fields) = h else {
+            return Err(invalid("'Headers' must be an object"));
+        };
+        for (k, v) in fields {
+            has_content_type |= k.eq_ignore_ascii_case("content-type");
+            request = request.header(k.as_str(), scalar_text(v));
+        }
+    }
+    if let Some(c) = connection {
+        for (k, v) in &c.headers {
+            request = request.header(k.as_str(), v.as_str());
+        }
+    }
+
+    let url_encoded = parameters
+        .pointer("/Transform/RequestBodyEncoding")
+        .and_then(Value::as_str)
+        == Some("URL_ENCODED");
+    match parameters.get("RequestBody") {
+        None | Some(Value::Null) => {}
+        Some(body) if url_encoded => {
+            let format = parameters
+                .pointer("/Transform/RequestEncodingOptions/ArrayFormat")
+                .and_then(Value::as_str)
+                .unwrap_or("INDICES");
+            let Value::Object(fields) = body else {
+                return Err(invalid("A URL_ENCODED 'RequestBody' must be an object"));
+            };
+            let mut pairs = Vec::new();
+            for (k, v) in fields {
+                url_encode_field(k, v, format, &mut pairs);
+            }
+            let encoded = pairs
+                .iter()
+                .map(|(k, v)| format!("{}={}", form_escape(k), form_escape(v)))
+                .collect::<Vec<_>>()
+                .join("&");
+            if !has_content_type {
+                request = request.header("Content-Type", "application/x-www-form-urlencoded");
+            }
+            request = request.body(encoded);
+        }
+        Some(Value::String(text)) => request = request.body(text.clone()),
+        Some(body) => {
+            if !has_content_type {
+                request = request.header("Content-Type", "application/json");
+            }
+            request = request.body(body.to_string());
+        }
+    }
+    Ok(request)
+}
+
+/// A header or query value: strings as they are, other scalars as JSON text.
+fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// One body field in `application/x-www-form-urlencoded`, arrays per `ArrayFormat`.
+fn url_encode_field(key: &str, value: &Value, format: &str, out: &mut Vec<(String, String)>) {
+    let Value::Array(items) = value else {
+        out.push((key.to_owned(), scalar_text(value)));
+        return;
+    };
+    match format {
+        "COMMAS" => out.push((
+            key.to_owned(),
+            items.iter().map(scalar_text).collect::<Vec<_>>().join(","),
+        )),
+        "BRACKETS" => out.extend(items.iter().map(|i| (format!("{key}[]"), scalar_text(i)))),
+        "REPEAT" => out.extend(items.iter().map(|i| (key.to_owned(), scalar_text(i)))),
+        _ => out.extend(
+            items
+                .iter()
+                .enumerate()
+                .map(|(n, i)| (format!("{key}[{n}]"), scalar_text(i))),
+        ),
+    }
+}
+
+fn form_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b' ' => out.push('+'),
+            b if b.is_ascii_alphanumeric() || b"-_.*".contains(&b) => out.push(b as char),
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+struct Response {
+    status: reqwest::StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+async fn read(request: reqwest::RequestBuilder) -> Result<Response, reqwest::Error> {
+    let response = request.send().await?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await?.to_vec();
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn answer(response: Response, state: &str) -> Result<Value, Failure> {
+    if response.body.len() > PAYLOAD_LIMIT_BYTES {
+        return Err(data_limit_exceeded(state));
+    }
+    let mut headers = Map::new();
+    for name in response.headers.keys() {
+        let values: Vec<Value> = response
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| json!(String::from_utf8_lossy(v.as_bytes())))
+            .collect();
+        headers.insert(name.as_str().to_owned(), Value::Array(values));
+    }
+    let body = serde_json::from_slice(&response.body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&response.body).into_owned()));
+    let code = response.status.as_u16();
+    let result = json!({
+        "Headers": headers,
+        "ResponseBody": body,
+        "StatusCode": code.to_string(),
+        "StatusText": response.status.canonical_reason().unwrap_or(""),
+    });
+    if response.status.is_success() {
+        Ok(result)
+    } else {
+        Err(Failure::new(
+            format!("States.Http.StatusCode.{code}"),
+            result.to_string(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoded_arrays_follow_the_array_format() {
+        let value = json!(["a b", 2]);
+        let encode = |format| {
+            let mut pairs = Vec::new();
+            url_encode_field("k", &value, format, &mut pairs);
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{}={}", form_escape(k), form_escape(v)))
+                .collect::<Vec<_>>()
+                .join("&")
+        };
+        assert_eq!(encode("INDICES"), "k%5B0%5D=a+b&k%5B1%5D=2");
+        assert_eq!(encode("BRACKETS"), "k%5B%5D=a+b&k%5B%5D=2");
+        assert_eq!(encode("REPEAT"), "k=a+b&k=2");
+        assert_eq!(encode("COMMAS"), "k=a+b%2C2");
+    }
+
+    #[test]
+    fn a_non_2xx_status_is_an_error_named_by_its_code() {
+        let response = Response {
+            status: reqwest::StatusCode::NOT_FOUND,
+            headers: Default::default(),
+            body: br#"{"missing":true}"#.to_vec(),
+        };
+        let f = answer(response, "S").unwrap_err();
+        assert_eq!(f.error.as_deref(), Some("States.Http.StatusCode.404"));
+        let cause: Value = serde_json::from_str(f.cause.as_deref().unwrap()).unwrap();
+        assert_eq!(cause["ResponseBody"], json!({"missing": true}));
+        assert_eq!(cause["StatusText"], json!("Not Found"));
+    }
+}

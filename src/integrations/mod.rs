@@ -1,0 +1,260 @@
+//! Task resources that call real services: Lambda, HTTP endpoints.
+//!
+//! Every integration is one [`TaskResource`]: the VM's invoke effect becomes a request on a
+//! shared tokio runtime, and its answer (or the error AWS would name) goes back through the
+//! completion. Each integration pools its connections, bounds its concurrency with a
+//! semaphore (calls beyond it queue, they never fail for it) and times its requests out.
+//! Which resource goes where is decided once per definition ([`check_resource`]) and once
+//! per call ([`Route::of`]).
+
+pub mod http;
+pub mod lambda;
+
+use crate::asl::diagnostic::{codes, pointer_push, Diagnostic};
+use crate::asl::error::Failure;
+use crate::resource::{Completion, TaskCall, TaskResource};
+use serde_json::Value;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// What the integrations are allowed to reach, and how hard they may push.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntegrationsConfig {
+    /// Threads of the runtime that carries every integration's I/O.
+    pub threads: usize,
+    pub lambda: lambda::LambdaConfig,
+    pub http: http::HttpConfig,
+}
+
+impl Default for IntegrationsConfig {
+    fn default() -> Self {
+        IntegrationsConfig {
+            threads: 1,
+            lambda: Default::default(),
+            http: Default::default(),
+        }
+    }
+}
+
+/// Limits every integration has.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    /// Calls in flight at once; more wait for a free slot.
+    pub max_concurrency: usize,
+    /// Longest a single request may take (the Task's `TimeoutSeconds` applies as well).
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_concurrency: 512,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Where a Task's `Resource` is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `arn:aws:states:::lambda:invoke`: the result is the whole Invoke response.
+    LambdaInvoke,
+    /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME`: the result is the function's payload.
+    LambdaFunction,
+    /// `arn:aws:states:::http:invoke`.
+    Http,
+}
+
+impl Route {
+    pub fn of(resource: &str) -> Option<Route> {
+        let mut parts = resource.splitn(7, ':');
+        let (Some("arn"), Some(_partition), Some(service), Some(_region), Some(_account)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        let rest: Vec<&str> = parts.collect();
+        match (service, rest.as_slice()) {
+            ("states", ["lambda", "invoke"]) => Some(Route::LambdaInvoke),
+            ("states", ["http", "invoke"]) => Some(Route::Http),
+            ("lambda", ["function", name, ..]) if !name.is_empty() => Some(Route::LambdaFunction),
+            _ => None,
+        }
+    }
+}
+
+/// Why a definition's Task cannot run here; `None` if it can.
+pub fn check_resource(resource: &str) -> Option<String> {
+    if Route::of(resource).is_some() {
+        return None;
+    }
+    Some(format!(
+        "no integration serves resource '{resource}' (supported: arn:aws:states:::lambda:invoke, \
+         Lambda function ARNs, arn:aws:states:::http:invoke)"
+    ))
+}
+
+/// Every Task of a definition (nested machines included) whose resource no integration
+/// serves, as `UNKNOWN_RESOURCE` diagnostics pointing at its `Resource`.
+pub fn unserved_resources(definition: &Value) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    each_task_resource(definition, "", &mut |pointer, resource| {
+        if let Some(message) = check_resource(resource) {
+            out.push(Diagnostic::new(codes::UNKNOWN_RESOURCE, pointer, message));
+        }
+    });
+    out
+}
+
+fn each_task_resource(machine: &Value, pointer: &str, f: &mut impl FnMut(String, &str)) {
+    let Some(states) = machine.get("States").and_then(Value::as_object) else {
+        return;
+    };
+    for (name, state) in states {
+        let at = pointer_push(&pointer_push(pointer, "States"), name);
+        if state.get("Type").and_then(Value::as_str) == Some("Task") {
+            if let Some(resource) = state.get("Resource").and_then(Value::as_str) {
+                f(pointer_push(&at, "Resource"), resource);
+            }
+        }
+        for (i, branch) in state
+            .get("Branches")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let branch_at = pointer_push(&pointer_push(&at, "Branches"), &i.to_string());
+            each_task_resource(branch, &branch_at, f);
+        }
+        for field in ["ItemProcessor", "Iterator"] {
+            if let Some(processor) = state.get(field) {
+                each_task_resource(processor, &pointer_push(&at, field), f);
+            }
+        }
+    }
+}
+
+/// The integrations of one process, sharing one runtime.
+pub struct Integrations {
+    runtime: tokio::runtime::Handle,
+    lambda: lambda::Lambda,
+    http: http::Http,
+}
+
+impl Integrations {
+    /// Builds the clients; requests run on `runtime`.
+    pub fn new(
+        config: &IntegrationsConfig,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Integrations, String> {
+        Ok(Integrations {
+            runtime,
+            lambda: lambda::Lambda::new(&config.lambda)?,
+            http: http::Http::new(&config.http)?,
+        })
+    }
+}
+
+impl TaskResource for Integrations {
+    fn invoke(&self, call: TaskCall, done: Completion) {
+        match Route::of(&call.resource) {
+            Some(Route::LambdaInvoke) => spawn(&self.runtime, self.lambda.invoke(call, true), done),
+            Some(Route::LambdaFunction) => {
+                spawn(&self.runtime, self.lambda.invoke(call, false), done)
+            }
+            Some(Route::Http) => spawn(&self.runtime, self.http.invoke(call), done),
+            None => done(Err(Failure::new(
+                crate::asl::error::names::TASK_FAILED,
+                check_resource(&call.resource).unwrap_or_default(),
+            ))),
+        }
+    }
+}
+
+fn spawn(
+    runtime: &tokio::runtime::Handle,
+    call: impl Future<Output = Result<Value, Failure>> + Send + 'static,
+    done: Completion,
+) {
+    runtime.spawn(async move { done(call.await) });
+}
+
+/// Runs `request` within the limits: waits for a slot, then gives it `timeout` (the shorter
+/// of the integration's and the Task's own).
+pub(crate) async fn limited<T>(
+    slots: &Semaphore,
+    timeout: Duration,
+    request: impl Future<Output = T>,
+) -> Option<T> {
+    let _slot = slots.acquire().await.ok()?;
+    tokio::time::timeout(timeout, request).await.ok()
+}
+
+/// The timeout of one call: the integration's, or the Task's `TimeoutSeconds` if shorter
+/// (the VM fails the state then anyway; this frees the connection).
+pub(crate) fn call_timeout(limits: &Limits, call: &TaskCall) -> Duration {
+    match call.timeout_secs {
+        Some(s) => limits.timeout.min(Duration::from_secs(s.saturating_add(1))),
+        None => limits.timeout,
+    }
+}
+
+/// A shared HTTP client: pooled keep-alive connections.
+pub(crate) fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| format!("building the HTTP client: {e}"))
+}
+
+pub(crate) fn semaphore(limits: &Limits) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(limits.max_concurrency.max(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_read_from_the_resource_arn() {
+        let cases = [
+            ("arn:aws:states:::lambda:invoke", Some(Route::LambdaInvoke)),
+            ("arn:aws:states:::http:invoke", Some(Route::Http)),
+            (
+                "arn:aws:lambda:us-east-1:111111111111:function:f",
+                Some(Route::LambdaFunction),
+            ),
+            (
+                "arn:aws:lambda:us-east-1:111111111111:function:f:$LATEST",
+                Some(Route::LambdaFunction),
+            ),
+            ("arn:aws:states:::lambda:invoke.waitForTaskToken", None),
+            ("arn:aws:states:::dynamodb:putItem", None),
+            ("arn:aws:lambda:us-east-1:111111111111:function:", None),
+            ("not an arn", None),
+        ];
+        for (resource, route) in cases {
+            assert_eq!(Route::of(resource), route, "{resource}");
+        }
+        let definition = serde_json::json!({"StartAt": "P", "States": {
+            "P": {"Type": "Parallel", "End": true, "Branches": [{"StartAt": "T", "States": {
+                "T": {"Type": "Task", "Resource": "arn:aws:states:::sns:publish", "End": true}}}]},
+            "L": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": true}}});
+        let unserved = unserved_resources(&definition);
+        assert_eq!(unserved.len(), 1);
+        assert_eq!(
+            unserved[0].pointer,
+            "/States/P/Branches/0/States/T/Resource"
+        );
+        assert!(check_resource("arn:aws:states:::sns:publish")
+            .unwrap()
+            .contains("no integration serves resource 'arn:aws:states:::sns:publish'"));
+    }
+}

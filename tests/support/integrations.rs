@@ -1,0 +1,298 @@
+//! Task integrations against real HTTP servers on loopback, through the `expressway exec`
+//! binary: a Lambda Invoke API function server and a plain HTTP endpoint, each a small
+//! HTTP/1.1 server in this process that answers from a script and records what it was sent.
+//! (The AWS-recorded Lambda cases run against the corpus runner's function server in
+//! `scripts/conformance_gate.py`.)
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A request as the server saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// A reply: status, headers, body; `delay` before answering.
+#[derive(Clone)]
+struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+    delay: Duration,
+}
+
+fn reply(status: u16, body: Value) -> Reply {
+    Reply {
+        status,
+        headers: vec![("Content-Type", "application/json".into())],
+        body: body.to_string(),
+        delay: Duration::ZERO,
+    }
+}
+
+/// Serves `script` in order (the last reply repeats) on a free port; returns the base URL
+/// and the log of requests.
+fn serve(script: Vec<Reply>) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        let mut n = 0usize;
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut stream = stream;
+            // Keep-alive: answer requests on this connection until the client closes it.
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let mut parts = line.split_whitespace();
+                let method = parts.next().unwrap_or_default().to_owned();
+                let target = parts.next().unwrap_or_default().to_owned();
+                let mut headers = Vec::new();
+                let mut length = 0usize;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.trim_end().split_once(':') {
+                        if k.eq_ignore_ascii_case("content-length") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                        headers.push((k.to_ascii_lowercase(), v.trim().to_owned()));
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                log.lock().unwrap().push(Seen {
+                    method,
+                    target,
+                    headers,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                });
+                let r = script[n.min(script.len() - 1)].clone();
+                n += 1;
+                std::thread::sleep(r.delay);
+                let mut out = format!(
+                    "HTTP/1.1 {} X\r\nContent-Length: {}\r\n",
+                    r.status,
+                    r.body.len()
+                );
+                for (k, v) in &r.headers {
+                    out.push_str(&format!("{k}: {v}\r\n"));
+                }
+                out.push_str("\r\n");
+                out.push_str(&r.body);
+                if stream.write_all(out.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    (url, seen)
+}
+
+/// Runs `exec` on a definition and input; returns its one JSON line.
+fn exec(definition: Value, input: Value, extra: &[&str]) -> Value {
+    let dir = std::env::temp_dir().join(format!(
+        "expressway-integrations-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let def = dir.join("def.json");
+    let inp = dir.join("input.json");
+    std::fs::write(&def, definition.to_string()).expect("definition");
+    std::fs::write(&inp, input.to_string()).expect("input");
+    let out = Command::new(env!("CARGO_BIN_EXE_expressway"))
+        .arg("exec")
+        .arg("--definition")
+        .arg(&def)
+        .arg("--input")
+        .arg(&inp)
+        .args(extra)
+        .env_remove("AWS_ENDPOINT_URL_LAMBDA")
+        .output()
+        .expect("exec runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| json!({"no_json": String::from_utf8_lossy(&out.stderr)}))
+}
+
+fn check(
+    name: &'static str,
+    ok: bool,
+    detail: impl FnOnce() -> String,
+) -> (&'static str, Result<(), String>) {
+    (name, if ok { Ok(()) } else { Err(detail()) })
+}
+
+fn lambda_task(extra: Value) -> Value {
+    let mut state = json!({
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": "enrich", "Payload.$": "$"},
+        "OutputPath": "$.Payload",
+        "End": true
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        state[k] = v.clone();
+    }
+    json!({"StartAt": "Call", "States": {"Call": state}})
+}
+
+pub fn checks() -> Vec<(&'static str, Result<(), String>)> {
+    let mut out = Vec::new();
+
+    // Success: the event reaches the function by name, its payload comes back.
+    let (url, seen) = serve(vec![reply(200, json!({"enriched": true}))]);
+    let result = exec(
+        lambda_task(json!({})),
+        json!({"id": 7}),
+        &["--lambda-endpoint", &url],
+    );
+    let requests = seen.lock().unwrap().clone();
+    out.push(check(
+        "integrations: lambda:invoke posts the payload to the function and returns its result",
+        result == json!({"status": "SUCCEEDED", "output": {"enriched": true}})
+            && requests.len() == 1
+            && requests[0].method == "POST"
+            && requests[0].target == "/2015-03-31/functions/enrich/invocations"
+            && serde_json::from_str::<Value>(&requests[0].body).ok() == Some(json!({"id": 7})),
+        || format!("{result} after {requests:?}"),
+    ));
+
+    // A function error is named by its errorType, and a Catch on that name takes it.
+    let (url, _) = serve(vec![Reply {
+        headers: vec![("X-Amz-Function-Error", "Unhandled".into())],
+        ..reply(
+            200,
+            json!({"errorType": "SensorOffline", "errorMessage": "no signal"}),
+        )
+    }]);
+    let definition = json!({"StartAt": "Call", "States": {
+        "Call": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:enrich",
+                 "Catch": [{"ErrorEquals": ["SensorOffline"], "ResultPath": "$.error", "Next": "Fallback"}],
+                 "End": true},
+        "Fallback": {"Type": "Pass", "End": true}}});
+    let result = exec(definition, json!({"id": 1}), &["--lambda-endpoint", &url]);
+    out.push(check(
+        "integrations: a function error is caught by a Catch naming its errorType",
+        result["output"]["error"]["Error"] == json!("SensorOffline")
+            && result["output"]["error"]["Cause"]
+                .as_str()
+                .is_some_and(|c| c.contains("no signal")),
+        || result.to_string(),
+    ));
+
+    // A throttle twice, then success: the Retry on Lambda.TooManyRequestsException works.
+    let throttle = Reply {
+        headers: vec![("x-amzn-ErrorType", "TooManyRequestsException".into())],
+        ..reply(429, json!({"Type": "User", "message": "Rate exceeded"}))
+    };
+    let (url, seen) = serve(vec![throttle.clone(), throttle, reply(200, json!("ok"))]);
+    let retry = json!({"Retry": [{"ErrorEquals": ["Lambda.TooManyRequestsException"], "IntervalSeconds": 1, "MaxAttempts": 3}]});
+    let result = exec(lambda_task(retry), json!({}), &["--lambda-endpoint", &url]);
+    let calls = seen.lock().unwrap().len();
+    out.push(check(
+        "integrations: Retry on Lambda.TooManyRequestsException retries until the function answers",
+        result == json!({"status": "SUCCEEDED", "output": "ok"}) && calls == 3,
+        || format!("{result} after {calls} calls"),
+    ));
+
+    // A slow function under TimeoutSeconds: States.Timeout, without waiting for it.
+    let (url, _) = serve(vec![Reply {
+        delay: Duration::from_secs(5),
+        ..reply(200, json!("late"))
+    }]);
+    let started = std::time::Instant::now();
+    let result = exec(
+        lambda_task(json!({"TimeoutSeconds": 1})),
+        json!({}),
+        &["--lambda-endpoint", &url],
+    );
+    out.push(check(
+        "integrations: a function slower than TimeoutSeconds fails the state with States.Timeout",
+        result["status"] == json!("FAILED")
+            && result["error"] == json!("States.Timeout")
+            && started.elapsed() < Duration::from_secs(4),
+        || format!("{result} after {:?}", started.elapsed()),
+    ));
+
+    // No server at all: a transport error AWS's way.
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", l.local_addr().expect("addr"))
+    };
+    let result = exec(
+        lambda_task(json!({})),
+        json!({}),
+        &["--lambda-endpoint", &closed],
+    );
+    out.push(check(
+        "integrations: an unreachable Lambda endpoint fails with Lambda.SdkClientException",
+        result["error"] == json!("Lambda.SdkClientException"),
+        || result.to_string(),
+    ));
+
+    // HTTP Task: method, query, headers and JSON body reach the endpoint; the response
+    // comes back in AWS's shape; a 404 is States.Http.StatusCode.404 for Catch.
+    let (url, seen) = serve(vec![
+        reply(200, json!({"temperature": 21.5})),
+        reply(404, json!({"message": "no such device"})),
+    ]);
+    let http_task = |next_catch: bool| {
+        let mut state = json!({
+            "Type": "Task", "Resource": "arn:aws:states:::http:invoke",
+            "Parameters": {
+                "ApiEndpoint": format!("{url}/devices"), "Method": "POST",
+                "Headers": {"X-Device": "d1"},
+                "QueryParameters": {"unit": "C"},
+                "RequestBody": {"id.$": "$.id"}},
+            "End": true});
+        let mut states = json!({});
+        if next_catch {
+            state["Catch"] = json!([{"ErrorEquals": ["States.Http.StatusCode.404"], "ResultPath": "$.error", "Next": "Missing"}]);
+            states["Missing"] = json!({"Type": "Pass", "End": true});
+        }
+        states["Call"] = state;
+        json!({"StartAt": "Call", "States": states})
+    };
+    let ok = exec(http_task(false), json!({"id": "d1"}), &[]);
+    let missing = exec(http_task(true), json!({"id": "d2"}), &[]);
+    let requests = seen.lock().unwrap().clone();
+    let first = requests.first().cloned();
+    out.push(check(
+        "integrations: http:invoke sends method, query, headers and body, and returns AWS's response shape",
+        ok["output"]["ResponseBody"] == json!({"temperature": 21.5})
+            && ok["output"]["StatusCode"] == json!("200")
+            && first.as_ref().is_some_and(|r| {
+                r.method == "POST"
+                    && r.target == "/devices?unit=C"
+                    && r.headers.iter().any(|(k, v)| k == "x-device" && v == "d1")
+                    && serde_json::from_str::<Value>(&r.body).ok() == Some(json!({"id": "d1"}))
+            }),
+        || format!("{ok} after {first:?}"),
+    ));
+    out.push(check(
+        "integrations: an HTTP 404 is States.Http.StatusCode.404, caught by a Catch naming it",
+        missing["output"]["error"]["Error"] == json!("States.Http.StatusCode.404"),
+        || missing.to_string(),
+    ));
+    out
+}
