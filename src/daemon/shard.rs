@@ -20,7 +20,7 @@ use crate::asl::error::{json_text, Failure};
 use crate::asl::size::PAYLOAD_LIMIT_BYTES;
 use crate::asl::vm::{Effect, Execution, ExecutionOptions, Millis, Outcome, Token, WorkflowType};
 use crate::asl::Program;
-use crate::resource::TaskResource;
+use crate::resource::{Completion, TaskReply, TaskResource};
 use crate::runner::wall_millis;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::{json, Value};
@@ -104,6 +104,11 @@ pub enum Msg {
         exec: ExecKey,
         token: Token,
         result: Result<Value, Failure>,
+    },
+    /// A running Task call (an activity, a callback) reported a heartbeat.
+    TaskHeartbeat {
+        exec: ExecKey,
+        token: Token,
     },
     Delivered {
         coords: SourceCoords,
@@ -275,6 +280,13 @@ impl Shard {
                     self.advance(exec);
                 }
             }
+            Msg::TaskHeartbeat { exec, token } => {
+                if let Some(r) = self.running(exec) {
+                    r.exec.heartbeat(token, wall_millis());
+                    // Schedules the timer for the new heartbeat deadline.
+                    self.advance(exec);
+                }
+            }
             Msg::Delivered { coords, result } => {
                 self.unacknowledged = self.unacknowledged.saturating_sub(1);
                 match result {
@@ -414,17 +426,26 @@ impl Shard {
                 }
                 Effect::Invoke { token, call } => {
                     let tx = self.tx.clone();
-                    self.resources.invoke(
-                        *call,
-                        Box::new(move |result| {
-                            // The shard may be gone at shutdown; the result is moot then.
-                            let _ = tx.send(Msg::TaskDone {
-                                exec: key,
-                                token,
-                                result,
-                            });
-                        }),
-                    );
+                    // Only calls with a task token can heartbeat.
+                    let heartbeat = call.task_token.is_some().then(|| {
+                        let tx = tx.clone();
+                        Arc::new(move || {
+                            let _ = tx.send(Msg::TaskHeartbeat { exec: key, token });
+                        })
+                    });
+                    let done: Completion = Box::new(move |result| {
+                        // The shard may be gone at shutdown; the result is moot then.
+                        let _ = tx.send(Msg::TaskDone {
+                            exec: key,
+                            token,
+                            result,
+                        });
+                    });
+                    let reply = match heartbeat {
+                        Some(h) => TaskReply::new(done, h),
+                        None => TaskReply::without_heartbeat(done),
+                    };
+                    self.resources.invoke(*call, reply);
                 }
             }
         }
