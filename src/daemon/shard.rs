@@ -695,6 +695,14 @@ mod tests {
     }
 
     fn shard(definition: Value, max_in_flight: usize) -> Harness {
+        shard_with(definition, max_in_flight, Arc::new(NoResources))
+    }
+
+    fn shard_with(
+        definition: Value,
+        max_in_flight: usize,
+        resources: Arc<dyn TaskResource>,
+    ) -> Harness {
         let program = Arc::new(crate::asl::compile(&definition).expect("valid definition"));
         let sink = Arc::new(VecSink::default());
         let (control_tx, control) = crossbeam_channel::unbounded();
@@ -715,7 +723,7 @@ mod tests {
                 logger: None,
             },
             bindings,
-            Arc::new(NoResources),
+            resources,
             control_tx,
         );
         let thread = std::thread::spawn(move || shard.run());
@@ -762,6 +770,43 @@ mod tests {
 
     fn waits_for_input_seconds() -> Value {
         json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$.wait", "End": true}}})
+    }
+
+    /// A service that accepts every call and hands its task token to the test.
+    struct TokenTaker(Mutex<crossbeam_channel::Sender<Arc<str>>>);
+
+    impl TaskResource for TokenTaker {
+        fn invoke(&self, call: crate::resource::TaskCall, reply: TaskReply) {
+            let token = call.task_token.expect("a callback task has a token");
+            let _ = self.0.lock().unwrap().send(token);
+            reply.complete(Ok(json!({})));
+        }
+    }
+
+    #[test]
+    fn heartbeats_keep_a_callback_task_alive() {
+        use crate::callbacks::{Callbacks, WaitForTaskToken};
+        let callbacks = Callbacks::new("us-east-1", "123456789012");
+        let (tokens_tx, tokens) = crossbeam_channel::unbounded();
+        let resources = WaitForTaskToken::new(TokenTaker(Mutex::new(tokens_tx)), callbacks.clone());
+        let h = shard_with(
+            json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "HeartbeatSeconds": 1, "End": true}}}),
+            10,
+            Arc::new(resources),
+        );
+        h.tx.send(event(0, "{}")).unwrap();
+        let token = tokens.recv_timeout(Duration::from_secs(2)).unwrap();
+        // 1.5 s in all: without the heartbeats reaching the execution, it would time out.
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(500));
+            callbacks.send_heartbeat(&token).unwrap();
+        }
+        callbacks.send_success(&token, json!({"ok": true})).unwrap();
+        let (stats, records) = stop(h);
+        assert_eq!(stats.succeeded, 1, "{stats:?}");
+        assert_eq!(records[0].value, br#"{"ok":true}"#);
     }
 
     #[test]
