@@ -170,7 +170,8 @@ impl Callbacks {
         })
     }
 
-    /// Parks a running task until its token is answered; `expires_at_ms` bounds how long the entry is kept (5-minute Express cap).
+    /// Parks a running task until its token is answered; `expires_at_ms` bounds how long the
+    /// entry is kept (5-minute Express cap).
     pub fn park(&self, token: Arc<str>, reply: TaskReply, expires_at_ms: i64) {
         self.park_task(token, reply, expires_at_ms, TaskLimits::default())
     }
@@ -297,7 +298,9 @@ impl Callbacks {
         // per execution, not here.
         let _ = worker_name;
         check_arn(arn)?;
-        let deadline = tokio::time::Instant::now() + wait;
+        let now = tokio::time::Instant::now();
+        // A day is as good as forever for a poll; it spares an overflow on absurd waits.
+        let deadline = now + wait.min(Duration::from_secs(86_400));
         loop {
             let ready = match self.poll(arn)? {
                 Polled::Task(task) => return Ok(Some(task)),
@@ -315,7 +318,7 @@ impl Callbacks {
         }
     }
 
-    /// Parked tasks (answered or not yet expired), for metrics and tests.
+    /// Parked tasks: not answered yet (timed-out ones included) and not expired.
     pub fn parked_count(&self) -> usize {
         self.lock().tasks.len()
     }
@@ -446,9 +449,16 @@ fn sweep(inner: &mut Inner, now: Millis) -> Vec<TaskReply> {
         let Inner {
             tasks, activities, ..
         } = inner;
+        // Queues run in expiry order, mostly: dropping dead heads keeps them bounded without
+        // scanning them whole (a dead entry further in goes when it reaches the head).
         for a in activities.values_mut() {
-            a.queue
-                .retain(|t| tasks.contains_key(t.task_token.as_str()));
+            while a
+                .queue
+                .front()
+                .is_some_and(|t| !tasks.contains_key(t.task_token.as_str()))
+            {
+                a.queue.pop_front();
+            }
         }
     }
     // Answered tokens leave their heap entries behind: rebuild when they dominate.
@@ -879,6 +889,54 @@ mod tests {
             .block_on(callbacks.get_activity_task("nope", None, Duration::ZERO))
             .unwrap_err();
         assert_eq!(err.aws_code(), "InvalidArn");
+    }
+
+    #[test]
+    fn the_long_poll_can_be_awaited_by_a_multi_threaded_server() {
+        fn send<T: Send>(_: &T) {}
+        let callbacks = Callbacks::new("us-east-1", "123456789012");
+        send(&callbacks.get_activity_task("arn", None, Duration::MAX));
+        // A queued task comes at once, whatever the wait (`Duration::MAX` must not overflow).
+        let arn = callbacks.create_activity("a").arn;
+        callbacks.start_activity_task(
+            activity_call(&arn),
+            TaskReply::without_heartbeat(Box::new(|_| {})),
+        );
+        let task = runtime().block_on(callbacks.get_activity_task(&arn, None, Duration::MAX));
+        assert!(task.unwrap().is_some());
+    }
+
+    fn activity_call(arn: &str) -> TaskCall {
+        TaskCall {
+            resource: Arc::from(arn),
+            payload: json!({}),
+            state_name: Arc::from("S"),
+            execution_name: Arc::from("e"),
+            timeout_secs: None,
+            heartbeat_secs: None,
+            task_token: Some(new_task_token()),
+        }
+    }
+
+    #[test]
+    fn expired_activity_tasks_leave_the_queue() {
+        let callbacks = Callbacks::new("us-east-1", "123456789012");
+        let arn = callbacks.create_activity("slow").arn;
+        callbacks.start_activity_task(
+            activity_call(&arn),
+            TaskReply::without_heartbeat(Box::new(|_| {})),
+        );
+        {
+            // Expire it by hand: `start_activity_task` keeps it for the Express cap.
+            let mut inner = callbacks.lock();
+            let token = inner.tasks.keys().next().unwrap().clone();
+            inner.tasks.get_mut(&token).unwrap().expires_at = 0;
+            inner.expiries.clear();
+            inner.expiries.push(Reverse((0, token)));
+        }
+        callbacks.sweep();
+        assert_eq!(callbacks.parked_count(), 0);
+        assert!(callbacks.lock().activities[&arn].queue.is_empty());
     }
 
     #[test]
