@@ -79,10 +79,10 @@ pub fn iso8601(ms: Millis) -> String {
         .to_string()
 }
 
-/// A new task token (`$$.Task.Token`): 64 lowercase hex digits, 244 of them random bits from
-/// the operating system's generator, so that tokens are unique and cannot be guessed. The one
-/// source of randomness in the engine that is not seeded per execution: whoever holds a token
-/// can complete the task.
+/// A new task token (`$$.Task.Token`): 64 lowercase hex digits carrying 244 random bits from
+/// the operating system's generator (two UUIDv4), so that tokens are unique and cannot be
+/// guessed. The one source of randomness in the engine that is not seeded per execution:
+/// whoever holds a token can complete the task.
 pub fn new_task_token() -> Arc<str> {
     let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     Arc::from(format!("{}{}", a.simple(), b.simple()))
