@@ -1,6 +1,7 @@
 //! Expressway: AWS Step Functions state machines with Express semantics over event streams.
 
 pub mod asl;
+pub mod callbacks;
 pub mod daemon;
 pub mod integrations;
 pub mod mock;

@@ -135,7 +135,11 @@ fn load_definition(
     };
     let program = compile(&definition);
     if served && program.is_ok() {
-        let unserved = expressway::integrations::unserved_resources(&definition);
+        // `exec` has no API to answer task tokens, and no host for nested executions.
+        let unserved = expressway::integrations::unserved_resources(
+            &definition,
+            expressway::integrations::Served::default(),
+        );
         if !unserved.is_empty() {
             return Ok(Err(unserved));
         }

@@ -22,7 +22,7 @@
 
 use crate::asl::diagnostic::{pointer_push, Diagnostic};
 use crate::asl::error::{names, Failure};
-use crate::resource::{Completion, TaskCall, TaskResource};
+use crate::resource::{TaskCall, TaskReply, TaskResource};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -307,9 +307,9 @@ impl MockedTestCase {
 }
 
 impl TaskResource for MockedTestCase {
-    fn invoke(&self, call: TaskCall, done: Completion) {
-        // `respond` has released the lock by now: `done` may well invoke us again.
-        done(self.respond(&call));
+    fn invoke(&self, call: TaskCall, reply: TaskReply) {
+        // `respond` has released the lock by now: `reply` may well invoke us again.
+        reply.complete(self.respond(&call));
     }
 }
 
@@ -770,6 +770,7 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::Completion;
     use serde_json::json;
     use std::path::{Path, PathBuf};
     use std::sync::mpsc;
@@ -796,6 +797,8 @@ mod tests {
             state_name: state.into(),
             execution_name: execution.into(),
             timeout_secs: None,
+            heartbeat_secs: None,
+            task_token: None,
         }
     }
 
@@ -803,7 +806,10 @@ mod tests {
     fn call(case: &MockedTestCase, execution: &str, state: &str) -> Result<Value, Failure> {
         let (sender, receiver) = mpsc::channel();
         let done: Completion = Box::new(move |result| sender.send(result).unwrap());
-        case.invoke(call_of(execution, state), done);
+        case.invoke(
+            call_of(execution, state),
+            TaskReply::without_heartbeat(done),
+        );
         receiver.try_recv().expect("a mock answers synchronously")
     }
 
@@ -1115,9 +1121,15 @@ mod tests {
         let again = Arc::clone(&case);
         let done: Completion = Box::new(move |first| {
             let inner: Completion = Box::new(move |second| sender.send((first, second)).unwrap());
-            again.invoke(call_of("e", "LambdaState"), inner);
+            again.invoke(
+                call_of("e", "LambdaState"),
+                TaskReply::without_heartbeat(inner),
+            );
         });
-        case.invoke(call_of("e", "LambdaState"), done);
+        case.invoke(
+            call_of("e", "LambdaState"),
+            TaskReply::without_heartbeat(done),
+        );
         let (first, second) = receiver.try_recv().unwrap();
         assert_eq!(
             first.unwrap_err().error_name(),

@@ -5,7 +5,7 @@
 use crate::asl::error::Failure;
 use crate::asl::vm::{Effect, Execution, ExecutionOptions, Millis, Token};
 use crate::asl::Program;
-use crate::resource::{TaskCall, TaskResource};
+use crate::resource::{TaskCall, TaskReply, TaskResource};
 use serde_json::Value;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -45,8 +45,8 @@ pub fn wall_millis() -> Millis {
 pub struct NoResources;
 
 impl TaskResource for NoResources {
-    fn invoke(&self, call: TaskCall, done: crate::resource::Completion) {
-        done(Err(Failure::new(
+    fn invoke(&self, call: TaskCall, reply: TaskReply) {
+        reply.complete(Err(Failure::new(
             crate::asl::error::names::TASK_FAILED,
             format!(
                 "No handler for resource '{}' (state '{}'): give a mock configuration (--mock-config) to run Task states",
@@ -56,10 +56,13 @@ impl TaskResource for NoResources {
     }
 }
 
-type Channel = (
-    mpsc::Sender<(Token, Result<Value, Failure>)>,
-    mpsc::Receiver<(Token, Result<Value, Failure>)>,
-);
+/// What comes back from a Task call: its result, or a heartbeat while it runs.
+enum Reply {
+    Done(Token, Result<Value, Failure>),
+    Heartbeat(Token),
+}
+
+type Channel = (mpsc::Sender<Reply>, mpsc::Receiver<Reply>);
 
 /// Runs an execution to its end and returns it (outcome, history, transition count).
 pub fn run_to_completion(
@@ -82,13 +85,22 @@ pub fn run_to_completion(
                 Effect::Invoke { token, call } => {
                     in_flight += 1;
                     let tx = channel.get_or_insert_with(mpsc::channel).0.clone();
-                    resources.invoke(
-                        *call,
-                        Box::new(move |result| {
-                            // The receiver outlives every call of this loop.
-                            let _ = tx.send((token, result));
-                        }),
-                    );
+                    // Only calls with a task token can heartbeat.
+                    let heartbeat = call.task_token.is_some().then(|| {
+                        let tx = tx.clone();
+                        Arc::new(move || {
+                            let _ = tx.send(Reply::Heartbeat(token));
+                        })
+                    });
+                    let done: crate::resource::Completion = Box::new(move |result| {
+                        // The receiver outlives every call of this loop.
+                        let _ = tx.send(Reply::Done(token, result));
+                    });
+                    let reply = match heartbeat {
+                        Some(h) => TaskReply::new(done, h),
+                        None => TaskReply::without_heartbeat(done),
+                    };
+                    resources.invoke(*call, reply);
                 }
                 Effect::Timer { token, at } => {
                     timer_seq += 1;
@@ -99,9 +111,8 @@ pub fn run_to_completion(
         if exec.outcome().is_some() {
             return exec;
         }
-        if let Some(Ok((token, result))) = channel.as_ref().map(|(_, rx)| rx.try_recv()) {
-            in_flight -= 1;
-            exec.complete_task(token, result, clock.now());
+        if let Some(Ok(reply)) = channel.as_ref().map(|(_, rx)| rx.try_recv()) {
+            receive(&mut exec, reply, &mut in_flight, clock.now());
             continue;
         }
         let next_timer = timers.peek().map(|Reverse((at, _, _))| *at);
@@ -120,10 +131,7 @@ pub fn run_to_completion(
                     }
                 };
                 match received {
-                    Some((token, result)) => {
-                        in_flight -= 1;
-                        exec.complete_task(token, result, clock.now());
-                    }
+                    Some(reply) => receive(&mut exec, reply, &mut in_flight, clock.now()),
                     None => {
                         if let Clock::Virtual { now } = clock {
                             *now = (*now).max(at);
@@ -144,12 +152,21 @@ pub fn run_to_completion(
                 );
             }
             (clock, None) => {
-                if let Some(Ok((token, result))) = channel.as_ref().map(|(_, rx)| rx.recv()) {
-                    in_flight -= 1;
-                    exec.complete_task(token, result, clock.now());
+                if let Some(Ok(reply)) = channel.as_ref().map(|(_, rx)| rx.recv()) {
+                    receive(&mut exec, reply, &mut in_flight, clock.now());
                 }
             }
         }
+    }
+}
+
+fn receive(exec: &mut Execution, reply: Reply, in_flight: &mut usize, now: Millis) {
+    match reply {
+        Reply::Done(token, result) => {
+            *in_flight -= 1;
+            exec.complete_task(token, result, now);
+        }
+        Reply::Heartbeat(token) => exec.heartbeat(token, now),
     }
 }
 

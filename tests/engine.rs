@@ -11,7 +11,7 @@
 
 use expressway::asl::{compile, ExecutionOptions, Outcome};
 use expressway::mock::MockConfig;
-use expressway::resource::{Completion, TaskCall, TaskResource};
+use expressway::resource::{TaskCall, TaskReply, TaskResource};
 use expressway::runner::{run_to_completion, Clock, NoResources};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -28,15 +28,15 @@ const START_MS: i64 = 1_700_000_000_000;
 struct Hanging<R> {
     inner: R,
     states: Vec<String>,
-    parked: Mutex<Vec<Completion>>,
+    parked: Mutex<Vec<TaskReply>>,
 }
 
 impl<R: TaskResource> TaskResource for Hanging<R> {
-    fn invoke(&self, call: TaskCall, done: Completion) {
+    fn invoke(&self, call: TaskCall, reply: TaskReply) {
         if self.states.iter().any(|s| **s == *call.state_name) {
-            self.parked.lock().unwrap().push(done);
+            self.parked.lock().unwrap().push(reply);
         } else {
-            self.inner.invoke(call, done);
+            self.inner.invoke(call, reply);
         }
     }
 }

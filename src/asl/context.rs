@@ -2,6 +2,8 @@
 //!
 //! `$$.Execution` and `$$.StateMachine` are fixed per execution and built once (only when the
 //! program reads `$$` at all); `$$.State`, `$$.Map` and `$$.Task` are made per lookup.
+//! `$$.Task` exists only while a Task state that waits for a task token (`.waitForTaskToken`,
+//! activities) evaluates its `Parameters`.
 
 use super::path::{JsonPath, Root, Segment};
 use super::scope::Scope;
@@ -9,6 +11,7 @@ use super::vm::{ExecutionOptions, Millis, WorkflowType};
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 use std::cell::OnceCell;
+use std::sync::Arc;
 
 /// The per-execution parts of the context object, built on first use.
 pub struct ContextParts {
@@ -76,6 +79,23 @@ pub fn iso8601(ms: Millis) -> String {
         .to_string()
 }
 
+/// A new task token (`$$.Task.Token`): 64 lowercase hex digits carrying 244 random bits from
+/// the operating system's generator (two UUIDv4), so that tokens are unique and cannot be
+/// guessed. The one source of randomness in the engine that is not seeded per execution:
+/// whoever holds a token can complete the task.
+pub fn new_task_token() -> Arc<str> {
+    let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    Arc::from(format!("{}{}", a.simple(), b.simple()))
+}
+
+/// Whether `token` has the shape of a token made by [`new_task_token`].
+pub fn is_task_token(token: &str) -> bool {
+    token.len() == 64
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// What expressions of one state see: its input and the context object.
 pub struct StateScope<'a> {
     pub input: &'a Value,
@@ -87,6 +107,8 @@ pub struct StateScope<'a> {
     pub map_item: Option<(usize, &'a Value)>,
     /// `$$.State.RetryCount`, on states that can retry (Task, Parallel, Map).
     pub retry_count: Option<u32>,
+    /// `$$.Task.Token`, while a Task state that waits for its token evaluates `Parameters`.
+    pub task_token: Option<&'a str>,
 }
 
 impl StateScope<'_> {
@@ -108,6 +130,10 @@ impl StateScope<'_> {
         Some(json!({ "Item": { "Index": index, "Value": value } }))
     }
 
+    fn task_object(&self) -> Option<Value> {
+        Some(json!({ "Token": self.task_token? }))
+    }
+
     fn whole(&self) -> Value {
         let mut m = Map::new();
         m.insert("Execution".into(), self.ctx.execution(self.opts).clone());
@@ -118,6 +144,9 @@ impl StateScope<'_> {
         m.insert("State".into(), self.state_object());
         if let Some(map) = self.map_object() {
             m.insert("Map".into(), map);
+        }
+        if let Some(task) = self.task_object() {
+            m.insert("Task".into(), task);
         }
         Value::Object(m)
     }
@@ -140,6 +169,7 @@ impl Scope for StateScope<'_> {
             "Execution" => path.select_from(self.ctx.execution(self.opts), 1),
             "StateMachine" => path.select_from(self.ctx.state_machine(self.opts), 1),
             "State" => owned(path.select_from(&self.state_object(), 1)),
+            "Task" => owned(path.select_from(&self.task_object()?, 1)),
             "Map" => {
                 // Fast path for the common `$$.Map.Item.Value` / `.Index`.
                 let (index, value) = self.map_item?;

@@ -9,7 +9,7 @@
 //! Threads of control are *frames*: the top level, each Parallel branch and each Map
 //! iteration. A frame waiting on children (Parallel, Map) resumes when the last one ends.
 
-use super::context::{ContextParts, StateScope};
+use super::context::{new_task_token, ContextParts, StateScope};
 use super::error::{json_text, names, EvalError, Failure};
 use super::path::{JsonPath, Root};
 use super::program::*;
@@ -55,6 +55,32 @@ pub struct TaskCall {
     pub execution_name: Arc<str>,
     /// `TimeoutSeconds` as resolved for this call, if any. The VM enforces it itself.
     pub timeout_secs: Option<u64>,
+    /// `HeartbeatSeconds` as resolved for this call, if any. The VM enforces it itself;
+    /// heartbeats come back through the driver ([`Execution::heartbeat`]).
+    pub heartbeat_secs: Option<u64>,
+    /// The task token (`$$.Task.Token`) when the resource waits for one: see
+    /// [`needs_task_token`]. Whoever holds it completes the call.
+    pub task_token: Option<Arc<str>>,
+}
+
+/// Whether a Task with this `Resource` is completed by a task token rather than by the call
+/// it makes: the callback pattern (`….waitForTaskToken`) and activities
+/// (`arn:aws:states:REGION:ACCOUNT:activity:NAME`).
+pub fn needs_task_token(resource: &str) -> bool {
+    resource.ends_with(".waitForTaskToken") || is_activity_arn(resource)
+}
+
+/// `arn:PARTITION:states:REGION:ACCOUNT:activity:NAME`, with every part non-empty.
+pub fn is_activity_arn(resource: &str) -> bool {
+    let mut parts = resource.splitn(7, ':');
+    let mut next = || parts.next().filter(|p| !p.is_empty());
+    next() == Some("arn")
+        && next().is_some_and(|p| p.starts_with("aws"))
+        && next() == Some("states")
+        && next().is_some()
+        && next().is_some()
+        && next() == Some("activity")
+        && next().is_some()
 }
 
 #[derive(Debug)]
@@ -171,6 +197,8 @@ enum Phase {
     Task {
         deadline: Option<Millis>,
         heartbeat: Option<Millis>,
+        /// `HeartbeatSeconds` in milliseconds: how far a heartbeat pushes `heartbeat`.
+        heartbeat_every: Millis,
     },
     /// A Wait state's timer; `data` already holds the state's output.
     Waiting,
@@ -377,6 +405,31 @@ impl Execution {
         }
     }
 
+    /// A heartbeat from the call of an [`Effect::Invoke`]: the task's heartbeat deadline moves
+    /// to `now` + `HeartbeatSeconds`, and a new [`Effect::Timer`] is left for it (the earlier
+    /// timer still fires, and is then ignored). Stale tokens, tasks without
+    /// `HeartbeatSeconds` and heartbeats after the deadline are ignored.
+    pub fn heartbeat(&mut self, token: Token, now: Millis) {
+        let Some(f) = self.waiting_frame(token) else {
+            return;
+        };
+        let Phase::Task {
+            deadline,
+            heartbeat: Some(heartbeat),
+            heartbeat_every,
+        } = &mut f.phase
+        else {
+            return;
+        };
+        if now >= *heartbeat {
+            // Missed already: its timer is due, and fails the task when it fires.
+            return;
+        }
+        *heartbeat = now.saturating_add(*heartbeat_every);
+        let at = deadline.map_or(*heartbeat, |d| d.min(*heartbeat));
+        self.effects.push(Effect::Timer { token, at });
+    }
+
     /// Signals that an [`Effect::Timer`] is due. Stale tokens are ignored.
     pub fn fire_timer(&mut self, token: Token, now: Millis) {
         if token.frame() == DEADLINE_FRAME {
@@ -415,7 +468,13 @@ impl Execution {
             Phase::Task {
                 deadline,
                 heartbeat,
+                ..
             } => {
+                let due = |t: Option<Millis>| t.is_some_and(|t| now >= t);
+                if !due(deadline) && !due(heartbeat) {
+                    // Set before a heartbeat moved the deadline: a later timer stands.
+                    return;
+                }
                 f.heartbeat_missed = match (heartbeat, deadline) {
                     (Some(h), Some(d)) => h <= d && now >= h,
                     (Some(h), None) => now >= h,
@@ -942,6 +1001,7 @@ impl Execution {
             entered_at: f.entered_at,
             map_item: None,
             retry_count: retries.then(|| f.attempts.iter().sum()),
+            task_token: None,
         }
     }
 
@@ -1158,8 +1218,13 @@ impl Execution {
             }
             Kind::Task(task) => {
                 let input = self.select(p, f, &io.input_path, &f.data)?;
+                // A new token per attempt, made before `Parameters` can pass it on.
+                let task_token = needs_task_token(&task.resource).then(new_task_token);
                 let payload = match &io.parameters {
-                    Some(t) => t.eval(&self.scope(p, f, &input))?,
+                    Some(t) => t.eval(&StateScope {
+                        task_token: task_token.as_deref(),
+                        ..self.scope(p, f, &input)
+                    })?,
                     None => input.clone().into_owned(),
                 };
                 let timeout = resolve_count(task.timeout.as_ref(), &input)?;
@@ -1182,6 +1247,7 @@ impl Execution {
                 f.phase = Phase::Task {
                     deadline,
                     heartbeat: heartbeat_at,
+                    heartbeat_every: heartbeat.map_or(0, |s| s as Millis * 1000),
                 };
                 let token = Token::new(fid, f.gen);
                 let call = TaskCall {
@@ -1190,6 +1256,8 @@ impl Execution {
                     state_name,
                     execution_name: self.opts.name.clone(),
                     timeout_secs: timeout,
+                    heartbeat_secs: heartbeat,
+                    task_token,
                 };
                 self.effects.push(Effect::Invoke {
                     token,
@@ -1690,5 +1758,116 @@ mod tests {
             eprintln!("suspended execution footprint: {bytes} bytes");
             assert!(bytes < 1024, "{bytes} bytes");
         }
+    }
+
+    /// Starts a one-Task machine and returns its first invoke and timer.
+    fn task_effects(task: Value) -> (Execution, Option<(Token, TaskCall)>, Vec<Millis>) {
+        let mut state = json!({"Type": "Task", "End": true});
+        for (k, v) in task.as_object().unwrap() {
+            state[k] = v.clone();
+        }
+        let program = Arc::new(
+            crate::asl::compile(&json!({"StartAt": "T", "States": {"T": state}})).expect("valid"),
+        );
+        let opts = ExecutionOptions {
+            max_duration_ms: None,
+            ..ExecutionOptions::default()
+        };
+        let mut exec = Execution::start(program, json!({"k": 1}), opts, 0);
+        exec.run(0);
+        let (mut call, mut timers) = (None, Vec::new());
+        for effect in exec.drain_effects() {
+            match effect {
+                Effect::Invoke { token, call: c } => call = Some((token, *c)),
+                Effect::Timer { at, .. } => timers.push(at),
+            }
+        }
+        (exec, call, timers)
+    }
+
+    #[test]
+    fn only_token_resources_get_a_task_token_in_the_context_object() {
+        let params = json!({"token.$": "$$.Task.Token", "k.$": "$.k"});
+        for resource in [
+            "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "arn:aws:states:us-east-1:123456789012:activity:work",
+        ] {
+            let (_, call, _) = task_effects(json!({"Resource": resource, "Parameters": params}));
+            let (_, call) = call.expect("invoked");
+            let token = call.task_token.clone().expect("a token");
+            assert!(super::super::context::is_task_token(&token), "{token}");
+            assert_eq!(
+                call.payload,
+                json!({"token": &*token, "k": 1}),
+                "{resource}"
+            );
+        }
+        // A new token per execution (and per attempt).
+        let resource = "arn:aws:states:::lambda:invoke.waitForTaskToken";
+        let (_, a, _) = task_effects(json!({"Resource": resource}));
+        let (_, b, _) = task_effects(json!({"Resource": resource}));
+        assert_ne!(a.unwrap().1.task_token, b.unwrap().1.task_token);
+        // Other resources have no `$$.Task`: reading it is a runtime error.
+        for resource in [
+            "arn:aws:states:::lambda:invoke",
+            "arn:aws:lambda:us-east-1:123456789012:function:f",
+        ] {
+            let (exec, call, _) = task_effects(json!({"Resource": resource, "Parameters": params}));
+            assert!(call.is_none());
+            let Some(Outcome::Failed(f)) = exec.outcome() else {
+                panic!("must fail")
+            };
+            assert_eq!(f.error.as_deref(), Some(names::RUNTIME));
+            let (_, call, _) = task_effects(json!({"Resource": resource}));
+            assert_eq!(call.expect("invoked").1.task_token, None);
+        }
+    }
+
+    #[test]
+    fn heartbeats_push_the_heartbeat_deadline() {
+        let (mut exec, call, timers) = task_effects(json!({
+            "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "HeartbeatSeconds": 10, "TimeoutSeconds": 60}));
+        let (token, call) = call.expect("invoked");
+        assert_eq!(
+            (call.heartbeat_secs, call.timeout_secs),
+            (Some(10), Some(60))
+        );
+        assert_eq!(timers, vec![10_000]);
+        exec.heartbeat(token, 4_000);
+        let new: Vec<_> = exec.drain_effects().collect();
+        assert!(
+            matches!(new[..], [Effect::Timer { at: 14_000, .. }]),
+            "{new:?}"
+        );
+        // The first timer is stale now.
+        exec.fire_timer(token, 10_000);
+        exec.run(10_000);
+        assert!(exec.outcome().is_none());
+        // Close to the timeout, the timer is the timeout's.
+        exec.heartbeat(token, 55_000);
+        let new: Vec<_> = exec.drain_effects().collect();
+        assert!(new.is_empty(), "missed at 14 s: {new:?}");
+        exec.fire_timer(token, 14_000);
+        exec.run(14_000);
+        let Some(Outcome::Failed(f)) = exec.outcome() else {
+            panic!("must time out")
+        };
+        assert_eq!(f.error.as_deref(), Some(names::TIMEOUT));
+    }
+
+    #[test]
+    fn a_heartbeat_never_moves_the_timer_past_the_timeout() {
+        let (mut exec, call, _) = task_effects(json!({
+            "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "HeartbeatSeconds": 10, "TimeoutSeconds": 12}));
+        let (token, _) = call.expect("invoked");
+        exec.heartbeat(token, 5_000);
+        let new: Vec<_> = exec.drain_effects().collect();
+        assert!(
+            matches!(new[..], [Effect::Timer { at: 12_000, .. }]),
+            "{new:?}"
+        );
     }
 }

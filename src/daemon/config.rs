@@ -763,6 +763,7 @@ fn read_metrics(mut section: Section<'_>) -> MetricsConfig {
 fn read_integrations(mut section: Section<'_>) -> IntegrationsConfig {
     let defaults = IntegrationsConfig::default();
     let threads = section.uint("threads", defaults.threads, 1, 64);
+    let allow_callbacks = section.bool("allow_callbacks", defaults.allow_callbacks);
     let lambda = section
         .section("lambda")
         .map(|mut lambda| {
@@ -811,6 +812,7 @@ fn read_integrations(mut section: Section<'_>) -> IntegrationsConfig {
     section.finish();
     IntegrationsConfig {
         threads,
+        allow_callbacks,
         lambda,
         http,
     }

@@ -11,7 +11,7 @@ use super::kafka::{self, KafkaSink};
 use super::shard::{Binding, Bindings, CommitPoint, Msg, Shard, ShardConfig, ShardStats};
 use super::telemetry::{self, SourceMetrics, StateMachineMetrics};
 use crate::asl::{compile, Program};
-use crate::integrations::{unserved_resources, Integrations};
+use crate::integrations::{unserved_resources, Integrations, Served};
 use crate::resource::TaskResource;
 use crate::runner::wall_millis;
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -24,6 +24,14 @@ use std::time::Duration;
 
 /// Partitions of each topic the embedded cluster creates.
 const EMBEDDED_PARTITIONS: i32 = 4;
+
+/// What the daemon serves beyond its integrations, as `config` asks.
+fn served(config: &Config) -> Served {
+    Served {
+        callbacks: config.integrations.allow_callbacks,
+        nested_executions: false,
+    }
+}
 
 /// Compiles every state machine of a config; all diagnostics, or the programs by name.
 pub fn compile_state_machines(config: &Config) -> Result<HashMap<String, Arc<Program>>> {
@@ -40,7 +48,7 @@ pub fn compile_state_machines(config: &Config) -> Result<HashMap<String, Arc<Pro
             }
         };
         let compiled = compile(&definition).and_then(|p| {
-            let unserved = unserved_resources(&definition);
+            let unserved = unserved_resources(&definition, served(config));
             if unserved.is_empty() {
                 Ok(p)
             } else {

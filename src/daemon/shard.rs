@@ -20,7 +20,7 @@ use crate::asl::error::{json_text, Failure};
 use crate::asl::size::PAYLOAD_LIMIT_BYTES;
 use crate::asl::vm::{Effect, Execution, ExecutionOptions, Millis, Outcome, Token, WorkflowType};
 use crate::asl::Program;
-use crate::resource::TaskResource;
+use crate::resource::{Completion, TaskReply, TaskResource};
 use crate::runner::wall_millis;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::{json, Value};
@@ -104,6 +104,11 @@ pub enum Msg {
         exec: ExecKey,
         token: Token,
         result: Result<Value, Failure>,
+    },
+    /// A running Task call (an activity, a callback) reported a heartbeat.
+    TaskHeartbeat {
+        exec: ExecKey,
+        token: Token,
     },
     Delivered {
         coords: SourceCoords,
@@ -275,6 +280,13 @@ impl Shard {
                     self.advance(exec);
                 }
             }
+            Msg::TaskHeartbeat { exec, token } => {
+                if let Some(r) = self.running(exec) {
+                    r.exec.heartbeat(token, wall_millis());
+                    // Schedules the timer for the new heartbeat deadline.
+                    self.advance(exec);
+                }
+            }
             Msg::Delivered { coords, result } => {
                 self.unacknowledged = self.unacknowledged.saturating_sub(1);
                 match result {
@@ -414,17 +426,26 @@ impl Shard {
                 }
                 Effect::Invoke { token, call } => {
                     let tx = self.tx.clone();
-                    self.resources.invoke(
-                        *call,
-                        Box::new(move |result| {
-                            // The shard may be gone at shutdown; the result is moot then.
-                            let _ = tx.send(Msg::TaskDone {
-                                exec: key,
-                                token,
-                                result,
-                            });
-                        }),
-                    );
+                    // Only calls with a task token can heartbeat.
+                    let heartbeat = call.task_token.is_some().then(|| {
+                        let tx = tx.clone();
+                        Arc::new(move || {
+                            let _ = tx.send(Msg::TaskHeartbeat { exec: key, token });
+                        })
+                    });
+                    let done: Completion = Box::new(move |result| {
+                        // The shard may be gone at shutdown; the result is moot then.
+                        let _ = tx.send(Msg::TaskDone {
+                            exec: key,
+                            token,
+                            result,
+                        });
+                    });
+                    let reply = match heartbeat {
+                        Some(h) => TaskReply::new(done, h),
+                        None => TaskReply::without_heartbeat(done),
+                    };
+                    self.resources.invoke(*call, reply);
                 }
             }
         }
@@ -674,6 +695,14 @@ mod tests {
     }
 
     fn shard(definition: Value, max_in_flight: usize) -> Harness {
+        shard_with(definition, max_in_flight, Arc::new(NoResources))
+    }
+
+    fn shard_with(
+        definition: Value,
+        max_in_flight: usize,
+        resources: Arc<dyn TaskResource>,
+    ) -> Harness {
         let program = Arc::new(crate::asl::compile(&definition).expect("valid definition"));
         let sink = Arc::new(VecSink::default());
         let (control_tx, control) = crossbeam_channel::unbounded();
@@ -694,7 +723,7 @@ mod tests {
                 logger: None,
             },
             bindings,
-            Arc::new(NoResources),
+            resources,
             control_tx,
         );
         let thread = std::thread::spawn(move || shard.run());
@@ -741,6 +770,43 @@ mod tests {
 
     fn waits_for_input_seconds() -> Value {
         json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$.wait", "End": true}}})
+    }
+
+    /// A service that accepts every call and hands its task token to the test.
+    struct TokenTaker(Mutex<crossbeam_channel::Sender<Arc<str>>>);
+
+    impl TaskResource for TokenTaker {
+        fn invoke(&self, call: crate::resource::TaskCall, reply: TaskReply) {
+            let token = call.task_token.expect("a callback task has a token");
+            let _ = self.0.lock().unwrap().send(token);
+            reply.complete(Ok(json!({})));
+        }
+    }
+
+    #[test]
+    fn heartbeats_keep_a_callback_task_alive() {
+        use crate::callbacks::{Callbacks, WaitForTaskToken};
+        let callbacks = Callbacks::new("us-east-1", "123456789012");
+        let (tokens_tx, tokens) = crossbeam_channel::unbounded();
+        let resources = WaitForTaskToken::new(TokenTaker(Mutex::new(tokens_tx)), callbacks.clone());
+        let h = shard_with(
+            json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "HeartbeatSeconds": 1, "End": true}}}),
+            10,
+            Arc::new(resources),
+        );
+        h.tx.send(event(0, "{}")).unwrap();
+        let token = tokens.recv_timeout(Duration::from_secs(2)).unwrap();
+        // 1.5 s in all: without the heartbeats reaching the execution, it would time out.
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(500));
+            callbacks.send_heartbeat(&token).unwrap();
+        }
+        callbacks.send_success(&token, json!({"ok": true})).unwrap();
+        let (stats, records) = stop(h);
+        assert_eq!(stats.succeeded, 1, "{stats:?}");
+        assert_eq!(records[0].value, br#"{"ok":true}"#);
     }
 
     #[test]

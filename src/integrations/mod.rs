@@ -12,7 +12,8 @@ pub mod lambda;
 
 use crate::asl::diagnostic::{codes, pointer_push, Diagnostic};
 use crate::asl::error::Failure;
-use crate::resource::{Completion, TaskCall, TaskResource};
+use crate::asl::vm::is_activity_arn;
+use crate::resource::{TaskCall, TaskReply, TaskResource};
 use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ use tokio::sync::Semaphore;
 pub struct IntegrationsConfig {
     /// Threads of the runtime that carries every integration's I/O.
     pub threads: usize,
+    /// Whether `.waitForTaskToken` and activity Tasks may run (see [`Served::callbacks`]).
+    pub allow_callbacks: bool,
     pub lambda: lambda::LambdaConfig,
     pub http: http::HttpConfig,
 }
@@ -32,6 +35,7 @@ impl Default for IntegrationsConfig {
     fn default() -> Self {
         IntegrationsConfig {
             threads: 1,
+            allow_callbacks: false,
             lambda: Default::default(),
             http: Default::default(),
         }
@@ -89,23 +93,54 @@ impl Route {
     }
 }
 
+/// What a deployment serves beyond the integrations themselves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Served {
+    /// `.waitForTaskToken` and activities: not allowed in Express workflows on AWS, so an
+    /// extension that the config must switch on.
+    pub callbacks: bool,
+    /// `arn:aws:states:::states:startExecution[.sync|.sync:2]`, when the API host runs.
+    pub nested_executions: bool,
+}
+
 /// Why a definition's Task cannot run here; `None` if it can.
-pub fn check_resource(resource: &str) -> Option<String> {
-    if Route::of(resource).is_some() {
+pub fn check_resource(resource: &str, served: Served) -> Option<String> {
+    let (base, callback) = match resource.strip_suffix(".waitForTaskToken") {
+        Some(base) => (base, true),
+        None => (resource, is_activity_arn(resource)),
+    };
+    if callback && !served.callbacks {
+        return Some(format!(
+            "'{resource}' waits for a task token (a callback or an activity), which AWS does not \
+             allow in Express workflows; set [integrations] allow_callbacks = true to use it"
+        ));
+    }
+    if is_activity_arn(base) || Route::of(base).is_some() {
+        return None;
+    }
+    if served.nested_executions
+        && matches!(
+            base,
+            "arn:aws:states:::states:startExecution"
+                | "arn:aws:states:::states:startExecution.sync"
+                | "arn:aws:states:::states:startExecution.sync:2"
+        )
+    {
         return None;
     }
     Some(format!(
         "no integration serves resource '{resource}' (supported: arn:aws:states:::lambda:invoke, \
-         Lambda function ARNs, arn:aws:states:::http:invoke)"
+         Lambda function ARNs, arn:aws:states:::http:invoke; with the API: \
+         arn:aws:states:::states:startExecution[.sync:2])"
     ))
 }
 
 /// Every Task of a definition (nested machines included) whose resource no integration
 /// serves, as `UNKNOWN_RESOURCE` diagnostics pointing at its `Resource`.
-pub fn unserved_resources(definition: &Value) -> Vec<Diagnostic> {
+pub fn unserved_resources(definition: &Value, served: Served) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     each_task_resource(definition, "", &mut |pointer, resource| {
-        if let Some(message) = check_resource(resource) {
+        if let Some(message) = check_resource(resource, served) {
             out.push(Diagnostic::new(codes::UNKNOWN_RESOURCE, pointer, message));
         }
     });
@@ -163,16 +198,18 @@ impl Integrations {
 }
 
 impl TaskResource for Integrations {
-    fn invoke(&self, call: TaskCall, done: Completion) {
+    fn invoke(&self, call: TaskCall, reply: TaskReply) {
         match Route::of(&call.resource) {
-            Some(Route::LambdaInvoke) => spawn(&self.runtime, self.lambda.invoke(call, true), done),
-            Some(Route::LambdaFunction) => {
-                spawn(&self.runtime, self.lambda.invoke(call, false), done)
+            Some(Route::LambdaInvoke) => {
+                spawn(&self.runtime, self.lambda.invoke(call, true), reply)
             }
-            Some(Route::Http) => spawn(&self.runtime, self.http.invoke(call), done),
-            None => done(Err(Failure::new(
+            Some(Route::LambdaFunction) => {
+                spawn(&self.runtime, self.lambda.invoke(call, false), reply)
+            }
+            Some(Route::Http) => spawn(&self.runtime, self.http.invoke(call), reply),
+            None => reply.complete(Err(Failure::new(
                 crate::asl::error::names::TASK_FAILED,
-                check_resource(&call.resource).unwrap_or_default(),
+                check_resource(&call.resource, Served::default()).unwrap_or_default(),
             ))),
         }
     }
@@ -181,9 +218,9 @@ impl TaskResource for Integrations {
 fn spawn(
     runtime: &tokio::runtime::Handle,
     call: impl Future<Output = Result<Value, Failure>> + Send + 'static,
-    done: Completion,
+    reply: TaskReply,
 ) {
-    runtime.spawn(async move { done(call.await) });
+    runtime.spawn(async move { reply.complete(call.await) });
 }
 
 /// Runs `request` within the limits: waits for a slot, then gives it `timeout` (the shorter
@@ -247,14 +284,34 @@ mod tests {
             "P": {"Type": "Parallel", "End": true, "Branches": [{"StartAt": "T", "States": {
                 "T": {"Type": "Task", "Resource": "arn:aws:states:::sns:publish", "End": true}}}]},
             "L": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": true}}});
-        let unserved = unserved_resources(&definition);
+        let unserved = unserved_resources(&definition, Served::default());
         assert_eq!(unserved.len(), 1);
         assert_eq!(
             unserved[0].pointer,
             "/States/P/Branches/0/States/T/Resource"
         );
-        assert!(check_resource("arn:aws:states:::sns:publish")
+        let callback = "arn:aws:states:::lambda:invoke.waitForTaskToken";
+        assert!(check_resource(callback, Served::default())
             .unwrap()
-            .contains("no integration serves resource 'arn:aws:states:::sns:publish'"));
+            .contains("allow_callbacks = true"));
+        let all = Served {
+            callbacks: true,
+            nested_executions: true,
+        };
+        assert_eq!(check_resource(callback, all), None);
+        assert_eq!(
+            check_resource("arn:aws:states:us-east-1:1:activity:a", all),
+            None
+        );
+        assert_eq!(
+            check_resource("arn:aws:states:::states:startExecution.sync:2", all),
+            None
+        );
+        assert!(check_resource("arn:aws:states:::sns:publish", all).is_some());
+        assert!(
+            check_resource("arn:aws:states:::sns:publish", Served::default())
+                .unwrap()
+                .contains("no integration serves resource 'arn:aws:states:::sns:publish'")
+        );
     }
 }
