@@ -82,12 +82,65 @@ fn logger(config: &Config) -> Result<Option<ExecutionLogger>> {
     )))
 }
 
+// ---- [api] -------------------------------------------------------------------------------
+
+/// Starts the AWS-compatible API if the config has an `[api]` section, serving every
+/// configured state machine. Task calls go to `resources` (nested executions aside).
+fn start_api(
+    config: &Config,
+    resources: Arc<dyn crate::resource::TaskResource>,
+) -> Result<Option<crate::api::ApiServer>> {
+    let Some(settings) = config.api.clone() else {
+        return Ok(None);
+    };
+    let mut seeds = Vec::new();
+    for sm in &config.state_machines {
+        seeds.push(crate::api::Seed {
+            name: sm.name.clone(),
+            definition: std::fs::read_to_string(&sm.definition)
+                .with_context(|| format!("cannot read {}", sm.definition.display()))?,
+            workflow_type: sm.workflow_type,
+        });
+    }
+    let callbacks = crate::callbacks::Callbacks::new(&settings.region, &settings.account);
+    let state = crate::api::build(settings, seeds, resources, callbacks)?;
+    let server = crate::api::spawn(state)?;
+    eprintln!(
+        "expressway: AWS Step Functions API at http://{}/",
+        server.addr
+    );
+    Ok(Some(server))
+}
+
+/// An API-only daemon (`[api]` and no `[[sources]]`): serves until SIGTERM or SIGINT.
+fn run_api_only(server: crate::api::ApiServer) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("expressway: shutting down");
+    server.shutdown();
+    eprintln!("expressway: stopped");
+    Ok(())
+}
+
+// ---- end of [api] ------------------------------------------------------------------------
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<()> {
     let programs = compile_state_machines(&config)?;
     if let Some(listen) = config.metrics.listen {
         telemetry::install_prometheus(listen)?;
         eprintln!("expressway: metrics at http://{listen}/metrics");
+    }
+    let api = start_api(&config, Arc::new(NoResources))?;
+    if config.sources.is_empty() {
+        if let Some(server) = api {
+            return run_api_only(server);
+        }
     }
 
     // The embedded cluster lives as long as this function: everything else talks to it over
@@ -253,5 +306,8 @@ pub fn run(config: Config) -> Result<()> {
     );
     drop(consumer);
     drop(embedded);
+    if let Some(server) = api {
+        server.shutdown();
+    }
     Ok(())
 }
