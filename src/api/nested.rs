@@ -6,7 +6,9 @@
 //!
 //! As in AWS: with `.sync:2` the child's `Output` is JSON, with `.sync` it is a string; a
 //! child that fails, times out or is aborted fails the Task with `States.TaskFailed` and the
-//! child's description (JSON text) as the cause.
+//! child's description (JSON text) as the cause. With `.waitForTaskToken` the child is
+//! started and the call then handed to the inner resource, where the callbacks module parks
+//! it until `SendTaskSuccess`/`SendTaskFailure`.
 
 use super::host::{ExecutionRecord, HostHandle, StartRequest, Status};
 use super::registry::Registry;
@@ -26,6 +28,9 @@ enum Pattern {
     Sync,
     /// `.sync:2`: `Output` as JSON.
     Sync2,
+    /// `.waitForTaskToken`: the child is started, then the call goes on to the inner
+    /// resource, which parks it until `SendTask*` (the callbacks module).
+    WaitForTaskToken,
 }
 
 pub struct NestedExecutions {
@@ -116,9 +121,14 @@ impl NestedExecutions {
         };
         let arn = execution_arn(&self.registry, &sm.name, &name);
         let start_ms: Millis = wall_millis();
+        let mut park = None;
         let on_finish: Option<super::host::OnFinish> = match pattern {
             Pattern::RequestResponse => {
                 done(Ok(json!({"ExecutionArn": arn, "StartDate": start_ms})));
+                None
+            }
+            Pattern::WaitForTaskToken => {
+                park = Some(done);
                 None
             }
             Pattern::Sync | Pattern::Sync2 => Some(Box::new(move |record: &ExecutionRecord| {
@@ -146,6 +156,9 @@ impl NestedExecutions {
             start_ms,
             on_finish,
         });
+        if let Some(done) = park {
+            self.inner.invoke(call, done);
+        }
     }
 }
 
@@ -155,6 +168,7 @@ impl TaskResource for NestedExecutions {
             Some("") => Some(Pattern::RequestResponse),
             Some(".sync") => Some(Pattern::Sync),
             Some(".sync:2") => Some(Pattern::Sync2),
+            Some(".waitForTaskToken") => Some(Pattern::WaitForTaskToken),
             _ => None,
         };
         match pattern {
