@@ -40,7 +40,11 @@ impl Callbacks {
     pub fn new(region: &str, account: &str) -> Arc<Callbacks> {
         Arc::new(Callbacks)
     }
-    pub fn send_success(&self, token: &str, output: serde_json::Value) -> Result<(), CallbackError> {
+    pub fn send_success(
+        &self,
+        token: &str,
+        output: serde_json::Value,
+    ) -> Result<(), CallbackError> {
         unimplemented!()
     }
     pub fn send_failure(
