@@ -414,6 +414,13 @@ impl Worker {
         };
         let r = self.running.remove(&id).expect("present");
         self.by_arn.remove(&r.arn);
+        // Timers of finished executions (their 5-minute deadline at least) are dropped in
+        // bulk once they outnumber the live ones, so the heap stays proportional to what runs.
+        if self.timers.len() > 4096 && self.timers.len() > 8 * self.running.len() {
+            let running = &self.running;
+            self.timers
+                .retain(|Reverse((_, _, id, _))| running.contains_key(id));
+        }
         let rec = finish_record(&self.recent, &r.arn, status, output, &failure);
         if let (Some(f), Some(rec)) = (r.on_finish, rec) {
             f(&rec);

@@ -487,3 +487,42 @@ fn tasks_reach_the_injected_resource() {
     );
     s.shutdown();
 }
+
+#[test]
+fn one_host_thread_holds_many_waiting_executions() {
+    let program = Arc::new(
+        crate::asl::compile(&json!({"StartAt": "W", "States": {
+            "W": {"Type": "Wait", "Seconds": 1, "Next": "P"},
+            "P": {"Type": "Pass", "End": true}}}))
+        .unwrap(),
+    );
+    let host = Host::new(10);
+    let handle = host.spawn(Arc::new(crate::runner::NoResources)).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let started = std::time::Instant::now();
+    const N: usize = 5000;
+    for i in 0..N {
+        let tx = tx.clone();
+        handle.start(StartRequest {
+            program: program.clone(),
+            input: json!({"i": i}),
+            opts: ExecutionOptions::default(),
+            arn: format!("arn:aws:states:us-east-1:123456789012:express:w:{i}:x"),
+            state_machine_arn: "arn:aws:states:us-east-1:123456789012:stateMachine:w".into(),
+            start_ms: wall_millis(),
+            on_finish: Some(Box::new(move |r: &ExecutionRecord| {
+                let _ = tx.send(r.status);
+            })),
+        });
+    }
+    for _ in 0..N {
+        let status = rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
+        assert_eq!(status, host::Status::Succeeded);
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed >= std::time::Duration::from_secs(1), "{elapsed:?}");
+    assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
+    // Only the last 10 finished are kept.
+    assert_eq!(handle.list(|_| true).len(), 10);
+    handle.shutdown();
+}
