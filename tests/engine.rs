@@ -22,6 +22,9 @@ mod integrations;
 #[path = "support/kafka.rs"]
 mod kafka;
 
+#[path = "support/api.rs"]
+mod api;
+
 const START_MS: i64 = 1_700_000_000_000;
 
 /// Wraps a resource so that calls from the named states never answer.
@@ -385,10 +388,17 @@ fn main() {
     } else {
         kafka::checks()
     };
+    let api_checks = if std::env::var_os("EXPRESSWAY_SKIP_API").is_some() {
+        println!("api: skipped (EXPRESSWAY_SKIP_API is set)");
+        Vec::new()
+    } else {
+        api::checks()
+    };
     for (name, result) in cli_checks()
         .into_iter()
         .chain(integrations::checks())
         .chain(kafka_checks)
+        .chain(api_checks)
     {
         match result {
             Ok(()) => {

@@ -43,6 +43,9 @@ pub struct Config {
     pub demo_producer: Option<DemoProducerConfig>,
     /// `[integrations]`: the services Task states call.
     pub integrations: IntegrationsConfig,
+    /// `[api]`: the AWS Step Functions-compatible HTTP API; `None` when the section is absent.
+    /// With it, `[kafka]`, `[[sources]]` and `[[state_machines]]` become optional.
+    pub api: Option<crate::api::ApiSettings>,
 }
 
 impl Config {
@@ -297,7 +300,7 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// The top-level keys in the order the README documents them.
-const TOP_LEVEL_KEYS: [&str; 9] = [
+const TOP_LEVEL_KEYS: [&str; 10] = [
     "kafka",
     "state_machines",
     "sources",
@@ -307,6 +310,7 @@ const TOP_LEVEL_KEYS: [&str; 9] = [
     "metrics",
     "demo_producer",
     "integrations",
+    "api",
 ];
 
 /// Sort key of an error's path: its top-level key's place in the schema (unknown keys
@@ -346,7 +350,10 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 // names so that a missing name is reported once, not again as a bad reference.
 
 fn read_config(mut doc: Section<'_>, base_dir: &Path) -> Config {
-    let kafka = match doc.required_section("kafka") {
+    // `[api]` makes the Kafka side optional (an API-only daemon): see `read_api`.
+    let api = doc.section("api").map(read_api);
+    let api_only = api.is_some() && !doc.has("sources");
+    let kafka = match doc.required_section_unless("kafka", api_only) {
         Some(section) => read_kafka(section),
         None => KafkaConfig {
             brokers: Brokers::Embedded,
@@ -355,12 +362,12 @@ fn read_config(mut doc: Section<'_>, base_dir: &Path) -> Config {
         },
     };
     let state_machines: Vec<Entry<_>> = doc
-        .required_sections("state_machines")
+        .required_sections_unless("state_machines", api.is_some())
         .into_iter()
         .map(|section| (section.path.clone(), read_state_machine(section, base_dir)))
         .collect();
     let sources: Vec<Entry<_>> = doc
-        .required_sections("sources")
+        .required_sections_unless("sources", api.is_some())
         .into_iter()
         .map(|section| (section.path.clone(), read_source(section)))
         .collect();
@@ -390,6 +397,12 @@ fn read_config(mut doc: Section<'_>, base_dir: &Path) -> Config {
     check_unique_names(names, doc.errors);
     check_references(&state_machines, &sources, doc.errors);
     check_topics(&sources, demo_producer.as_ref(), doc.errors);
+    if integrations.allow_callbacks && api.is_none() {
+        doc.errors.add(
+            "integrations.allow_callbacks",
+            "task tokens and activities are answered through the API: add an [api] section",
+        );
+    }
     doc.finish();
 
     Config {
@@ -402,8 +415,81 @@ fn read_config(mut doc: Section<'_>, base_dir: &Path) -> Config {
         metrics,
         demo_producer,
         integrations,
+        api,
     }
 }
+
+// ---- [api] -------------------------------------------------------------------------------
+
+/// `[api]`: the AWS Step Functions-compatible HTTP API (`src/api/`).
+fn read_api(mut section: Section<'_>) -> crate::api::ApiSettings {
+    let defaults = crate::api::ApiSettings::default();
+    let listen = match section.string("listen") {
+        None => defaults.listen,
+        Some(text) => text.parse().unwrap_or_else(|_| {
+            section.error(
+                "listen",
+                format!("{text:?} is not an IP:port such as \"127.0.0.1:8083\""),
+            );
+            defaults.listen
+        }),
+    };
+    let auth = section.string("auth").map(str::to_string);
+    if auth
+        .as_deref()
+        .is_some_and(|a| a.trim().is_empty() || a.len() > 256)
+    {
+        section.error("auth", "must be 1 to 256 characters (or left out)");
+    }
+    if auth.is_none() && !listen.ip().is_loopback() {
+        section.error(
+            "listen",
+            format!(
+                "{listen} is not a loopback address: set api.auth to expose the API beyond this host"
+            ),
+        );
+    }
+    let region = section
+        .string("region")
+        .unwrap_or(&defaults.region)
+        .to_string();
+    let region_ok = !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !region_ok {
+        section.error(
+            "region",
+            format!("{region:?} is not a region name such as \"us-east-1\""),
+        );
+    }
+    let account = section
+        .string("account")
+        .unwrap_or(&defaults.account)
+        .to_string();
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        section.error(
+            "account",
+            format!("{account:?} is not a 12-digit account id"),
+        );
+    }
+    let recent_executions = section.uint(
+        "recent_executions",
+        defaults.recent_executions,
+        0,
+        10_000_000,
+    );
+    section.finish();
+    crate::api::ApiSettings {
+        listen,
+        auth,
+        region,
+        account,
+        recent_executions,
+    }
+}
+
+// ---- end of [api] ------------------------------------------------------------------------
 
 fn read_kafka(mut section: Section<'_>) -> KafkaConfig {
     let brokers = match section.required_string("brokers") {
@@ -1175,13 +1261,31 @@ impl<'a> Section<'a> {
         sections
     }
 
-    /// An optional array of tables (`[[key]]`); elements that are not tables are reported.
-    fn sections(&mut self, key: &'static str) -> Vec<Section<'a>> {
-        if !self.has(key) {
+    /// [`Section::required_section`], or an optional one when `optional`.
+    fn required_section_unless(
+        &mut self,
+        key: &'static str,
+        optional: bool,
+    ) -> Option<Section<'a>> {
+        if optional {
+            self.section(key)
+        } else {
+            self.required_section(key)
+        }
+    }
+
+    /// [`Section::required_sections`], or none at all when `optional` and absent.
+    fn required_sections_unless(&mut self, key: &'static str, optional: bool) -> Vec<Section<'a>> {
+        if optional && !self.has(key) {
             self.known.push(key);
             return Vec::new();
         }
         self.required_sections(key)
+    }
+
+    /// An optional array of tables (`[[key]]`); elements that are not tables are reported.
+    fn sections(&mut self, key: &'static str) -> Vec<Section<'a>> {
+        self.required_sections_unless(key, true)
     }
 
     /// Reports every key of this table that no reader asked for.
@@ -1370,7 +1474,7 @@ state_machine = "iot-enrich"
             .filter_map(|line| line.strip_prefix("| `")?.split('`').next())
             .filter(|key| key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
             .collect::<Vec<_>>();
-        assert_eq!(documented.len(), 24, "{documented:?}");
+        assert_eq!(documented.len(), 41, "{documented:?}");
         for key in documented {
             assert!(
                 example.contains(&format!("\n{key} = ")),
@@ -1838,5 +1942,88 @@ events_per_sec = 0
             let _ = parse(input, &config_dir());
             let _ = parse(input, Path::new(""));
         }
+    }
+
+    // ---- [api] ---------------------------------------------------------------------------
+
+    #[test]
+    fn api_section_makes_kafka_optional() {
+        let text = r#"
+[api]
+listen = "127.0.0.1:9000"
+"#;
+        let config = parse(text, &config_dir()).unwrap_or_else(|e| panic!("{e}"));
+        let api = config.api.expect("api");
+        assert_eq!(api.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(
+            (api.region.as_str(), api.account.as_str()),
+            ("us-east-1", "123456789012")
+        );
+        assert_eq!(api.recent_executions, 1000);
+        assert!(config.sources.is_empty() && config.state_machines.is_empty());
+        let with_machine = r#"
+[api]
+[[state_machines]]
+name = "iot-enrich"
+definition = "state-machines/iot-enrich.asl.json"
+"#;
+        let config = parse(with_machine, &config_dir()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.state_machines.len(), 1);
+        assert_eq!(config.api, Some(crate::api::ApiSettings::default()));
+        // Sources still need Kafka.
+        let text = format!(
+            "[api]\n{}",
+            minimal("").replace("[kafka]\nbrokers = \"embedded\"\n", "")
+        );
+        assert_errors(&text, &[("kafka", "missing (required: a [kafka] table)")]);
+        // Without [api], everything stays required.
+        assert_errors(
+            "",
+            &[
+                ("kafka", "missing (required: a [kafka] table)"),
+                (
+                    "state_machines",
+                    "missing (required: at least one [[state_machines]] table)",
+                ),
+                (
+                    "sources",
+                    "missing (required: at least one [[sources]] table)",
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn api_settings_are_checked() {
+        assert_errors(
+            r#"
+[api]
+listen = "0.0.0.0:8083"
+region = "US East"
+account = "12"
+recent_executions = -1
+colour = "blue"
+"#,
+            &[
+                ("api.listen", "0.0.0.0:8083 is not a loopback address: set api.auth to expose the API beyond this host"),
+                ("api.region", "\"US East\" is not a region name such as \"us-east-1\""),
+                ("api.account", "\"12\" is not a 12-digit account id"),
+                ("api.recent_executions", "must be at least 0, got -1"),
+                ("api.colour", "unknown key (known here: listen, auth, region, account, recent_executions)"),
+            ],
+        );
+        let text = "[api]\nlisten = \"0.0.0.0:8083\"\nauth = \"s3cret\"\n";
+        let api = parse(text, &config_dir())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .api
+            .unwrap();
+        assert_eq!(api.auth.as_deref(), Some("s3cret"));
+        assert_errors(
+            "[api]\nlisten = \"nope\"\n",
+            &[(
+                "api.listen",
+                "\"nope\" is not an IP:port such as \"127.0.0.1:8083\"",
+            )],
+        );
     }
 }

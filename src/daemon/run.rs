@@ -29,7 +29,7 @@ const EMBEDDED_PARTITIONS: i32 = 4;
 fn served(config: &Config) -> Served {
     Served {
         callbacks: config.integrations.allow_callbacks,
-        nested_executions: false,
+        nested_executions: config.api.is_some(),
     }
 }
 
@@ -100,12 +100,84 @@ fn logger(config: &Config) -> Result<Option<ExecutionLogger>> {
     )))
 }
 
+// ---- [api] -------------------------------------------------------------------------------
+
+/// Starts the AWS-compatible API if the config has an `[api]` section, serving every
+/// configured state machine. Task calls go to `resources` (nested executions aside).
+/// Starts the API if configured; returns its server and the resource stack its executions
+/// use (callbacks, nested executions, then `resources`), for the shards to use as well.
+fn start_api(
+    config: &Config,
+    resources: Arc<dyn TaskResource>,
+) -> Result<Option<(crate::api::ApiServer, Arc<dyn TaskResource>)>> {
+    let Some(settings) = config.api.clone() else {
+        return Ok(None);
+    };
+    let mut seeds = Vec::new();
+    for sm in &config.state_machines {
+        seeds.push(crate::api::Seed {
+            name: sm.name.clone(),
+            definition: std::fs::read_to_string(&sm.definition)
+                .with_context(|| format!("cannot read {}", sm.definition.display()))?,
+            workflow_type: sm.workflow_type,
+        });
+    }
+    let callbacks = crate::callbacks::Callbacks::new(&settings.region, &settings.account);
+    let state = crate::api::build(settings, seeds, resources, callbacks)?;
+    let resources = state.resources.clone();
+    let server = crate::api::spawn(state)?;
+    eprintln!(
+        "expressway: AWS Step Functions API at http://{}/",
+        server.addr
+    );
+    Ok(Some((server, resources)))
+}
+
+/// An API-only daemon (`[api]` and no `[[sources]]`): serves until SIGTERM or SIGINT.
+fn run_api_only(server: crate::api::ApiServer) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("expressway: shutting down");
+    server.shutdown();
+    eprintln!("expressway: stopped");
+    Ok(())
+}
+
+// ---- end of [api] ------------------------------------------------------------------------
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<()> {
     let programs = compile_state_machines(&config)?;
     if let Some(listen) = config.metrics.listen {
         telemetry::install_prometheus(listen)?;
         eprintln!("expressway: metrics at http://{listen}/metrics");
+    }
+    // Task integrations do their I/O here, off the shard threads; the runtime lives until
+    // `run` returns, after the shards have stopped.
+    let integration_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.integrations.threads)
+        .thread_name("integrations")
+        .enable_all()
+        .build()
+        .context("starting the integrations runtime")?;
+    let integrations: Arc<dyn TaskResource> = Arc::new(
+        Integrations::new(&config.integrations, integration_runtime.handle().clone())
+            .map_err(|e| anyhow!(e))?,
+    );
+    // With the API, Tasks also reach nested executions and callbacks (its stack).
+    let (api, resources) = match start_api(&config, integrations.clone())? {
+        Some((server, resources)) => (Some(server), resources),
+        None => (None, integrations),
+    };
+    if config.sources.is_empty() {
+        if let Some(server) = api {
+            return run_api_only(server);
+        }
     }
 
     // The embedded cluster lives as long as this function: everything else talks to it over
@@ -166,19 +238,6 @@ pub fn run(config: Config) -> Result<()> {
         }
     }
     let bindings: Bindings = Arc::new(bindings);
-
-    // Task integrations do their I/O here, off the shard threads; the runtime lives until
-    // `run` returns, after the shards have stopped.
-    let integration_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.integrations.threads)
-        .thread_name("integrations")
-        .enable_all()
-        .build()
-        .context("starting the integrations runtime")?;
-    let resources: Arc<dyn TaskResource> = Arc::new(
-        Integrations::new(&config.integrations, integration_runtime.handle().clone())
-            .map_err(|e| anyhow!(e))?,
-    );
 
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     let mut senders = Vec::new();
@@ -291,5 +350,8 @@ pub fn run(config: Config) -> Result<()> {
     );
     drop(consumer);
     drop(embedded);
+    if let Some(server) = api {
+        server.shutdown();
+    }
     Ok(())
 }

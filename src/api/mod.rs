@@ -1,0 +1,641 @@
+//! The AWS Step Functions-compatible HTTP API: the JSON 1.0 protocol that aws-cli, boto3
+//! and the AWS SDKs speak (`POST /`, `X-Amz-Target: AWSStepFunctions.<Op>`), served with
+//! axum on a tokio runtime of its own.
+//!
+//! - `protocol.rs` — wire format: bodies, AWS-shaped errors, timestamps, paging.
+//! - `registry.rs` — the state machines (from the config, or created through the API).
+//! - `host.rs` — the executions host: a worker thread running API-started executions.
+//! - `nested.rs` — `states:startExecution(.sync:2)` as a `TaskResource`.
+//! - `test_state.rs` — `TestState`: one state run alone.
+//!
+//! Start it with [`spawn`] (its own runtime and thread) or build the [`Router`] with
+//! [`router`] and serve it yourself.
+
+pub mod host;
+pub mod nested;
+pub mod protocol;
+pub mod registry;
+pub mod test_state;
+
+use crate::asl::diagnostic::codes;
+use crate::asl::error::Failure;
+use crate::asl::vm::{ExecutionOptions, WorkflowType};
+use crate::callbacks::{CallbackError, Callbacks, WaitForTaskToken};
+use crate::resource::TaskResource;
+use crate::runner::wall_millis;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use host::{ExecutionRecord, Host, HostHandle, StartRequest};
+use protocol::{ok, timestamp, valid_name, ApiError, Body};
+use registry::Registry;
+use serde_json::{json, Map, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// What the `[api]` section of the config says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiSettings {
+    pub listen: SocketAddr,
+    /// A shared secret: accepted as `Authorization: Bearer <auth>`, or as the access key id
+    /// of a SigV4 `Authorization` header (`Credential=<auth>/…`; the signature itself is not
+    /// verified). `None`: no authentication (loopback only, enforced by the config reader).
+    pub auth: Option<String>,
+    pub region: String,
+    pub account: String,
+    /// Finished executions kept for `DescribeExecution`/`ListExecutions`.
+    pub recent_executions: usize,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8083)),
+            auth: None,
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+            recent_executions: 1000,
+        }
+    }
+}
+
+/// A state machine to serve from the start (the daemon's configured ones).
+pub struct Seed {
+    pub name: String,
+    /// The definition's text.
+    pub definition: String,
+    pub workflow_type: WorkflowType,
+}
+
+/// Everything the handlers share.
+pub struct ApiState {
+    pub settings: ApiSettings,
+    pub registry: Arc<Registry>,
+    pub host: HostHandle,
+    pub callbacks: Arc<Callbacks>,
+    /// The resources Task states call (nested executions included); TestState uses them.
+    pub resources: Arc<dyn TaskResource>,
+}
+
+/// Builds the registry (every seed must compile) and starts the executions host, whose
+/// Task calls go to callbacks, nested executions, then `resources`. The daemon's shards use
+/// the same stack ([`ApiState::resources`]).
+pub fn build(
+    settings: ApiSettings,
+    seeds: Vec<Seed>,
+    resources: Arc<dyn TaskResource>,
+    callbacks: Arc<Callbacks>,
+) -> anyhow::Result<Arc<ApiState>> {
+    let registry = Arc::new(Registry::new(&settings.region, &settings.account));
+    let now = wall_millis();
+    for seed in seeds {
+        registry
+            .create(&seed.name, &seed.definition, seed.workflow_type, None, now)
+            .map_err(|e| anyhow::anyhow!("state machine {}: {}", seed.name, e.message))?;
+    }
+    let host = Host::new(settings.recent_executions);
+    // Outermost the callbacks wrapper (it parks `.waitForTaskToken` Tasks and runs
+    // activities), then nested executions, then the integrations.
+    let resources: Arc<dyn TaskResource> = Arc::new(WaitForTaskToken::new(
+        nested::NestedExecutions {
+            host: host.handle(),
+            registry: registry.clone(),
+            inner: resources,
+        },
+        callbacks.clone(),
+    ));
+    let handle = host.spawn(resources.clone())?;
+    Ok(Arc::new(ApiState {
+        settings,
+        registry,
+        host: handle,
+        callbacks,
+        resources,
+    }))
+}
+
+/// The API's routes: `POST /` for every operation.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/", axum::routing::post(handle))
+        .with_state(state)
+}
+
+/// A running API server; dropping it does not stop it, [`ApiServer::shutdown`] does.
+pub struct ApiServer {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    host: HostHandle,
+}
+
+impl ApiServer {
+    /// Stops accepting requests, lets those in progress finish, stops the host.
+    pub fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.host.shutdown();
+    }
+}
+
+/// Binds `state.settings.listen` (errors surface here) and serves the API on a tokio
+/// runtime of its own, on a thread of its own.
+pub fn spawn(state: Arc<ApiState>) -> anyhow::Result<ApiServer> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("api")
+        .enable_all()
+        .build()?;
+    let listen = state.settings.listen;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(listen))
+        .map_err(|e| anyhow::anyhow!("api: cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let host = state.host.clone();
+    let app = router(state);
+    let thread = std::thread::Builder::new()
+        .name("api-server".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.await;
+                    })
+                    .await;
+                if let Err(e) = served {
+                    eprintln!("expressway: api server: {e}");
+                }
+            });
+        })?;
+    Ok(ApiServer {
+        addr,
+        shutdown: Some(tx),
+        thread: Some(thread),
+        host,
+    })
+}
+
+async fn handle(State(state): State<Arc<ApiState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut response = match dispatch(&state, &headers, &body).await {
+        Ok(v) => ok(v),
+        Err(e) => e.into_response(),
+    };
+    if let Ok(v) = request_id.parse() {
+        response.headers_mut().insert("x-amzn-requestid", v);
+    }
+    response
+}
+
+/// Checks the `Authorization` header against `auth`; constant time in the secret's length.
+fn authorized(auth: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+        return Err(ApiError::new(
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        ));
+    };
+    let presented = if let Some(token) = value.strip_prefix("Bearer ") {
+        token.trim()
+    } else {
+        value
+            .split_once("Credential=")
+            .and_then(|(_, rest)| rest.split('/').next())
+            .unwrap_or("")
+    };
+    let same = presented.len() == auth.len()
+        && presented
+            .bytes()
+            .zip(auth.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ))
+    }
+}
+
+async fn dispatch(state: &ApiState, headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    if let Some(auth) = &state.settings.auth {
+        authorized(auth, headers)?;
+    }
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(op) = target.strip_prefix(protocol::TARGET_PREFIX) else {
+        return Err(ApiError::new(
+            "UnknownOperationException",
+            format!("Unknown operation: X-Amz-Target {target:?} (expected AWSStepFunctions.<Operation>)"),
+        ));
+    };
+    let body = Body::parse(body)?;
+    match op {
+        "StartSyncExecution" => start_execution(state, &body, true).await,
+        "StartExecution" => start_execution(state, &body, false).await,
+        "DescribeExecution" => describe_execution(state, &body),
+        "StopExecution" => stop_execution(state, &body).await,
+        "ListExecutions" => list_executions(state, &body),
+        "ListStateMachines" => list_state_machines(state, &body),
+        "DescribeStateMachine" => describe_state_machine(state, &body),
+        "CreateStateMachine" => create_state_machine(state, &body),
+        "UpdateStateMachine" => update_state_machine(state, &body),
+        "DeleteStateMachine" => {
+            state.registry.delete(body.str("stateMachineArn")?)?;
+            Ok(json!({}))
+        }
+        "ValidateStateMachineDefinition" => validate_definition(&body),
+        "TestState" => test_state::test_state(state, &body).await,
+        "SendTaskSuccess" => {
+            let token = body.str("taskToken")?;
+            let output: Value = serde_json::from_str(body.str("output")?)
+                .map_err(|e| ApiError::new("InvalidOutput", format!("Invalid output: {e}")))?;
+            state.callbacks.send_success(token, output).map_err(cb)?;
+            Ok(json!({}))
+        }
+        "SendTaskFailure" => {
+            let token = body.str("taskToken")?;
+            let error = body.opt_str("error")?.map(str::to_string);
+            let cause = body.opt_str("cause")?.map(str::to_string);
+            state
+                .callbacks
+                .send_failure(token, error, cause)
+                .map_err(cb)?;
+            Ok(json!({}))
+        }
+        "SendTaskHeartbeat" => {
+            state
+                .callbacks
+                .send_heartbeat(body.str("taskToken")?)
+                .map_err(cb)?;
+            Ok(json!({}))
+        }
+        "CreateActivity" => {
+            let name = body.str("name")?;
+            if !valid_name(name) {
+                return Err(ApiError::new(
+                    "InvalidName",
+                    format!("Invalid Name: '{name}'"),
+                ));
+            }
+            let a = state.callbacks.create_activity(name);
+            Ok(json!({"activityArn": a.arn, "creationDate": timestamp(a.created_ms)}))
+        }
+        "DescribeActivity" => {
+            let a = state
+                .callbacks
+                .describe_activity(body.str("activityArn")?)
+                .map_err(cb)?;
+            Ok(
+                json!({"activityArn": a.arn, "name": a.name, "creationDate": timestamp(a.created_ms)}),
+            )
+        }
+        "ListActivities" => {
+            let all: Vec<Value> = state
+                .callbacks
+                .list_activities()
+                .into_iter()
+                .map(|a| json!({"activityArn": a.arn, "name": a.name, "creationDate": timestamp(a.created_ms)}))
+                .collect();
+            let (items, next) =
+                protocol::page(all, body.opt_u64("maxResults")?, body.opt_str("nextToken")?)?;
+            Ok(with_next(json!({ "activities": items }), next))
+        }
+        "DeleteActivity" => {
+            state
+                .callbacks
+                .delete_activity(body.str("activityArn")?)
+                .map_err(cb)?;
+            Ok(json!({}))
+        }
+        "GetActivityTask" => {
+            let arn = body.str("activityArn")?;
+            let worker = body.opt_str("workerName")?;
+            // AWS holds the poll for up to 60 seconds, then answers with no task.
+            let task = state
+                .callbacks
+                .get_activity_task(arn, worker, std::time::Duration::from_secs(60))
+                .await
+                .map_err(cb)?;
+            Ok(match task {
+                Some(t) => json!({"taskToken": t.task_token, "input": t.input}),
+                None => json!({}),
+            })
+        }
+        _ => Err(ApiError::new(
+            "UnknownOperationException",
+            format!("Unknown operation: {op}"),
+        )),
+    }
+}
+
+fn cb(e: CallbackError) -> ApiError {
+    ApiError::new(e.aws_code(), e.message().to_string())
+}
+
+fn with_next(mut v: Value, next: Option<String>) -> Value {
+    if let Some(n) = next {
+        v["nextToken"] = json!(n);
+    }
+    v
+}
+
+/// `StartExecution` (answers at once) and `StartSyncExecution` (answers at the end).
+async fn start_execution(state: &ApiState, body: &Body, sync: bool) -> Result<Value, ApiError> {
+    let sm = state.registry.resolve(body.str("stateMachineArn")?)?;
+    let input_text = body.opt_str("input")?.unwrap_or("{}");
+    let input: Value = serde_json::from_str(input_text).map_err(|e| {
+        ApiError::new(
+            "InvalidExecutionInput",
+            format!("Invalid execution input: {e}"),
+        )
+    })?;
+    let name = match body.opt_str("name")? {
+        Some(n) if !valid_name(n) => {
+            return Err(ApiError::new("InvalidName", format!("Invalid Name: '{n}'")))
+        }
+        Some(n) => n.to_string(),
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let arn = nested::execution_arn(&state.registry, &sm.name, &name);
+    let start_ms = wall_millis();
+    let (tx, rx) = tokio::sync::oneshot::channel::<ExecutionRecord>();
+    let on_finish: Option<host::OnFinish> = sync.then(|| {
+        Box::new(move |r: &ExecutionRecord| {
+            let _ = tx.send(r.clone());
+        }) as host::OnFinish
+    });
+    state.host.start(StartRequest {
+        program: sm.program.clone(),
+        input,
+        opts: ExecutionOptions {
+            name: Arc::from(name.as_str()),
+            state_machine_name: Arc::from(sm.name.as_str()),
+            region: Arc::from(state.settings.region.as_str()),
+            account: Arc::from(state.settings.account.as_str()),
+            role_arn: Arc::from(sm.role_arn.as_str()),
+            ..ExecutionOptions::default()
+        },
+        arn: arn.clone(),
+        state_machine_arn: sm.arn.clone(),
+        start_ms,
+        on_finish,
+    });
+    if !sync {
+        return Ok(json!({"executionArn": arn, "startDate": timestamp(start_ms)}));
+    }
+    let record = rx
+        .await
+        .map_err(|_| ApiError::new("ServiceUnavailable", "the executions host stopped"))?;
+    let mut v = record_json(
+        &record,
+        body.opt_str("includedData")? != Some("METADATA_ONLY"),
+    );
+    let stop = record.stop_ms.unwrap_or(start_ms);
+    v["billingDetails"] = json!({
+        "billedMemoryUsedInMB": 64,
+        // Express bills in 1 ms increments with a 100 ms minimum.
+        "billedDurationInMilliseconds": (stop - start_ms).max(100),
+    });
+    Ok(v)
+}
+
+/// An execution as `DescribeExecution` / `StartSyncExecution` show it.
+fn record_json(r: &ExecutionRecord, include_data: bool) -> Value {
+    let mut m = Map::new();
+    m.insert("executionArn".into(), json!(r.arn));
+    m.insert("stateMachineArn".into(), json!(r.state_machine_arn));
+    m.insert("name".into(), json!(r.name));
+    m.insert("status".into(), json!(r.status.as_str()));
+    m.insert("startDate".into(), timestamp(r.start_ms));
+    if let Some(stop) = r.stop_ms {
+        m.insert("stopDate".into(), timestamp(stop));
+    }
+    if include_data {
+        m.insert("input".into(), json!(r.input));
+    }
+    m.insert("inputDetails".into(), json!({"included": include_data}));
+    if let Some(out) = &r.output {
+        if include_data {
+            m.insert("output".into(), json!(out));
+        }
+        m.insert("outputDetails".into(), json!({"included": include_data}));
+    }
+    if let Some(e) = &r.error {
+        m.insert("error".into(), json!(e));
+    }
+    if let Some(c) = &r.cause {
+        m.insert("cause".into(), json!(c));
+    }
+    Value::Object(m)
+}
+
+fn not_found(arn: &str) -> ApiError {
+    ApiError::new(
+        "ExecutionDoesNotExist",
+        format!("Execution Does Not Exist: '{arn}'"),
+    )
+}
+
+fn check_execution_arn(arn: &str) -> Result<(), ApiError> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    if parts.len() < 8 || parts[0] != "arn" || parts[2] != "states" {
+        return Err(ApiError::new("InvalidArn", format!("Invalid Arn: '{arn}'")));
+    }
+    Ok(())
+}
+
+fn describe_execution(state: &ApiState, body: &Body) -> Result<Value, ApiError> {
+    let arn = body.str("executionArn")?;
+    check_execution_arn(arn)?;
+    let r = state.host.describe(arn).ok_or_else(|| not_found(arn))?;
+    Ok(record_json(
+        &r,
+        body.opt_str("includedData")? != Some("METADATA_ONLY"),
+    ))
+}
+
+async fn stop_execution(state: &ApiState, body: &Body) -> Result<Value, ApiError> {
+    let arn = body.str("executionArn")?;
+    check_execution_arn(arn)?;
+    let failure = Failure {
+        error: body.opt_str("error")?.map(str::to_string),
+        cause: body.opt_str("cause")?.map(str::to_string),
+    };
+    match state.host.stop(arn, failure).await {
+        Some(stop) => Ok(json!({ "stopDate": timestamp(stop) })),
+        None => match state.host.describe(arn) {
+            // Already ended: AWS answers with its stop date.
+            Some(ExecutionRecord {
+                stop_ms: Some(stop),
+                ..
+            }) => Ok(json!({ "stopDate": timestamp(stop) })),
+            _ => Err(not_found(arn)),
+        },
+    }
+}
+
+fn list_executions(state: &ApiState, body: &Body) -> Result<Value, ApiError> {
+    let sm_arn = match body.opt_str("stateMachineArn")? {
+        Some(arn) => Some(state.registry.resolve(arn)?.arn.clone()),
+        None => None,
+    };
+    let status = body.opt_str("statusFilter")?;
+    let records = state.host.list(|r| {
+        sm_arn.as_ref().is_none_or(|a| *a == r.state_machine_arn)
+            && status.is_none_or(|s| s == r.status.as_str())
+    });
+    let (items, next) = protocol::page(
+        records,
+        body.opt_u64("maxResults")?,
+        body.opt_str("nextToken")?,
+    )?;
+    let items: Vec<Value> = items
+        .iter()
+        .map(|r| {
+            let mut v = json!({
+                "executionArn": r.arn,
+                "stateMachineArn": r.state_machine_arn,
+                "name": r.name,
+                "status": r.status.as_str(),
+                "startDate": timestamp(r.start_ms),
+            });
+            if let Some(stop) = r.stop_ms {
+                v["stopDate"] = timestamp(stop);
+            }
+            v
+        })
+        .collect();
+    Ok(with_next(json!({ "executions": items }), next))
+}
+
+fn type_name(t: WorkflowType) -> &'static str {
+    match t {
+        WorkflowType::Express => "EXPRESS",
+        WorkflowType::Standard => "STANDARD",
+    }
+}
+
+fn list_state_machines(state: &ApiState, body: &Body) -> Result<Value, ApiError> {
+    let all: Vec<Value> = state
+        .registry
+        .list()
+        .iter()
+        .map(|sm| {
+            json!({
+                "stateMachineArn": sm.arn,
+                "name": sm.name,
+                "type": type_name(sm.workflow_type),
+                "creationDate": timestamp(sm.created_ms),
+            })
+        })
+        .collect();
+    let (items, next) =
+        protocol::page(all, body.opt_u64("maxResults")?, body.opt_str("nextToken")?)?;
+    Ok(with_next(json!({ "stateMachines": items }), next))
+}
+
+fn describe_state_machine(state: &ApiState, body: &Body) -> Result<Value, ApiError> {
+    let sm = state.registry.resolve(body.str("stateMachineArn")?)?;
+    Ok(json!({
+        "stateMachineArn": sm.arn,
+        "name": sm.name,
+        "status": "ACTIVE",
+        "definition": sm.definition,
+        "roleArn": sm.role_arn,
+        "type": type_name(sm.workflow_type),
+        "creationDate": timestamp(sm.created_ms),
+        "loggingConfiguration": {"level": "OFF", "includeExecutionData": false},
+        "tracingConfiguration": {"enabled": false},
+        "revisionId": sm.revision.to_string(),
+    }))
+}
+
+fn workflow_type(body: &Body) -> Result<WorkflowType, ApiError> {
+    match body.opt_str("type")? {
+        None | Some("EXPRESS") => Ok(WorkflowType::Express),
+        Some("STANDARD") => Ok(WorkflowType::Standard),
+        Some(other) => Err(ApiError::new(
+            "ValidationException",
+            format!("1 validation error detected: Value '{other}' at 'type' failed to satisfy constraint: Member must satisfy enum value set: [STANDARD, EXPRESS]"),
+        )),
+    }
+}
+
+fn create_state_machine(state: &ApiState, body: &Body) -> Result<Value, ApiError> {
+    let name = body.str("name")?;
+    let definition = body.str("definition")?;
+    let role = body.opt_str("roleArn")?;
+    let sm = state
+        .registry
+        .create(name, definition, workflow_type(body)?, role, wall_millis())?;
+    Ok(json!({"stateMachineArn": sm.arn, "creationDate": timestamp(sm.created_ms)}))
+}
+
+fn update_state_machine(state: &ApiState, body: &Body) -> Result<Value, ApiError> {
+    let arn = body.str("stateMachineArn")?;
+    let definition = body.opt_str("definition")?;
+    let role = body.opt_str("roleArn")?;
+    if definition.is_none() && role.is_none() {
+        return Err(ApiError::new(
+            "MissingRequiredParameter",
+            "Either the definition or the roleArn must be specified",
+        ));
+    }
+    let sm = state.registry.update(arn, definition, role)?;
+    Ok(json!({"updateDate": timestamp(wall_millis()), "revisionId": sm.revision.to_string()}))
+}
+
+/// `ValidateStateMachineDefinition`: every diagnostic, `UNSUPPORTED` ones as warnings
+/// (valid ASL this engine does not run yet).
+fn validate_definition(body: &Body) -> Result<Value, ApiError> {
+    let definition = body.str("definition")?;
+    let with_warnings = match body.opt_str("severity")? {
+        None | Some("ERROR") => false,
+        Some("WARNING") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                "ValidationException",
+                format!("Invalid severity: {other}"),
+            ))
+        }
+    };
+    let max = body
+        .opt_u64("maxResults")?
+        .filter(|&n| n > 0)
+        .unwrap_or(100) as usize;
+    let diags = registry::compile_text(definition).err().unwrap_or_default();
+    let failed = diags.iter().any(|d| d.code != codes::UNSUPPORTED);
+    let shown: Vec<Value> = diags
+        .iter()
+        .filter(|d| with_warnings || d.code != codes::UNSUPPORTED)
+        .map(|d| {
+            json!({
+                "severity": if d.code == codes::UNSUPPORTED { "WARNING" } else { "ERROR" },
+                "code": d.code,
+                "message": d.message,
+                "location": if d.pointer.is_empty() { "/".to_string() } else { d.pointer.clone() },
+            })
+        })
+        .collect();
+    let truncated = shown.len() > max;
+    Ok(json!({
+        "result": if failed { "FAIL" } else { "OK" },
+        "diagnostics": shown.into_iter().take(max).collect::<Vec<_>>(),
+        "truncated": truncated,
+    }))
+}
+
+#[cfg(test)]
+mod tests;
