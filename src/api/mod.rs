@@ -21,6 +21,7 @@ use crate::asl::diagnostic::codes;
 use crate::asl::error::Failure;
 use crate::asl::vm::{ExecutionOptions, WorkflowType};
 use crate::callbacks::{CallbackError, Callbacks, WaitForTaskToken};
+use crate::integrations::Served;
 use crate::resource::TaskResource;
 use crate::runner::wall_millis;
 use axum::body::Bytes;
@@ -87,8 +88,9 @@ pub fn build(
     seeds: Vec<Seed>,
     resources: Arc<dyn TaskResource>,
     callbacks: Arc<Callbacks>,
+    served: Served,
 ) -> anyhow::Result<Arc<ApiState>> {
-    let registry = Arc::new(Registry::new(&settings.region, &settings.account));
+    let registry = Arc::new(Registry::new(&settings.region, &settings.account, served));
     let now = wall_millis();
     for seed in seeds {
         registry

@@ -5,6 +5,7 @@ use super::protocol::{valid_name, ApiError};
 use crate::asl::diagnostic::{codes, Diagnostic};
 use crate::asl::vm::{Millis, WorkflowType};
 use crate::asl::{compile, Program};
+use crate::integrations::{unserved_resources, Served};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
@@ -24,6 +25,8 @@ pub struct Registry {
     region: String,
     account: String,
     machines: RwLock<BTreeMap<String, Arc<StateMachine>>>,
+    /// What Task resources this deployment serves: others make a definition invalid.
+    served: Served,
 }
 
 /// Parses and compiles a definition; every diagnostic on failure. Diagnostics with code
@@ -60,11 +63,24 @@ pub fn invalid_definition(diags: &[Diagnostic]) -> ApiError {
 }
 
 impl Registry {
-    pub fn new(region: &str, account: &str) -> Registry {
+    pub fn new(region: &str, account: &str, served: Served) -> Registry {
         Registry {
             region: region.to_string(),
             account: account.to_string(),
             machines: RwLock::new(BTreeMap::new()),
+            served,
+        }
+    }
+
+    /// Compiles a definition to run here: valid ASL whose Task resources are all served.
+    fn compile_runnable(&self, definition: &str) -> Result<Program, ApiError> {
+        let program = compile_text(definition).map_err(|d| invalid_definition(&d))?;
+        let value: serde_json::Value = serde_json::from_str(definition).unwrap_or_default();
+        let unserved = unserved_resources(&value, self.served);
+        if unserved.is_empty() {
+            Ok(program)
+        } else {
+            Err(invalid_definition(&unserved))
         }
     }
 
@@ -155,7 +171,7 @@ impl Registry {
                 format!("Invalid Name: '{name}' (use 1 to 80 of A-Z a-z 0-9 - _)"),
             ));
         }
-        let program = compile_text(definition).map_err(|d| invalid_definition(&d))?;
+        let program = self.compile_runnable(definition)?;
         let mut machines = self.machines.write().expect("registry lock");
         if let Some(existing) = machines.get(name) {
             if existing.definition == definition && existing.workflow_type == workflow_type {
@@ -189,7 +205,7 @@ impl Registry {
     ) -> Result<Arc<StateMachine>, ApiError> {
         let current = self.resolve(arn)?;
         let program = match definition {
-            Some(d) => Arc::new(compile_text(d).map_err(|d| invalid_definition(&d))?),
+            Some(d) => Arc::new(self.compile_runnable(d)?),
             None => current.program.clone(),
         };
         let sm = Arc::new(StateMachine {

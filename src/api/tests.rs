@@ -1,6 +1,7 @@
 //! The protocol over real HTTP: a server on a free port, requests written by hand.
 
 use super::*;
+use crate::integrations::Served;
 use crate::mock::MockConfig;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -26,6 +27,10 @@ fn server_with(auth: Option<&str>) -> ApiServer {
         seeds,
         Arc::new(crate::runner::NoResources),
         Callbacks::new("us-east-1", "123456789012"),
+        Served {
+            callbacks: true,
+            nested_executions: true,
+        },
     )
     .unwrap();
     spawn(state).unwrap()
@@ -472,6 +477,10 @@ fn tasks_reach_the_injected_resource() {
         seeds,
         Arc::new(resource),
         Callbacks::new("us-east-1", "123456789012"),
+        Served {
+            callbacks: true,
+            nested_executions: true,
+        },
     )
     .unwrap();
     let s = spawn(state).unwrap();

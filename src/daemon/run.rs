@@ -123,7 +123,7 @@ fn start_api(
         });
     }
     let callbacks = crate::callbacks::Callbacks::new(&settings.region, &settings.account);
-    let state = crate::api::build(settings, seeds, resources, callbacks)?;
+    let state = crate::api::build(settings, seeds, resources, callbacks, served(config))?;
     let resources = state.resources.clone();
     let server = crate::api::spawn(state)?;
     eprintln!(

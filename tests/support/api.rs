@@ -101,6 +101,9 @@ listen = ""
 [api]
 listen = "127.0.0.1:{port}"
 auth = "AKIDEXPRESSWAY"
+
+[integrations]
+allow_callbacks = true
 "#
         ),
     )
