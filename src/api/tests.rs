@@ -30,6 +30,7 @@ fn server_with(auth: Option<&str>) -> ApiServer {
         Served {
             callbacks: true,
             nested_executions: true,
+            kafka_produce: false,
         },
     )
     .unwrap();
@@ -480,6 +481,7 @@ fn tasks_reach_the_injected_resource() {
         Served {
             callbacks: true,
             nested_executions: true,
+            kafka_produce: false,
         },
     )
     .unwrap();

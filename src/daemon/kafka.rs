@@ -9,6 +9,8 @@ use super::shard::{
     CommitPoint, Control, Delivery, Msg, OutRecord, RecordKind, Sink, SourceCoords, SourceEvent,
 };
 use super::telemetry::{self, CommitResult};
+use crate::asl::error::{names, Failure};
+use crate::resource::{TaskCall, TaskReply, TaskResource};
 use crossbeam_channel::{Receiver, Sender};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -16,6 +18,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,20 +33,111 @@ pub fn shard_of(topic: &str, partition: i32, shards: usize) -> usize {
     (h.finish() % shards.max(1) as u64) as usize
 }
 
-/// Hands each delivery report to the callback that came with the record.
+/// Who waits for a produced record's delivery report.
+pub enum Awaiting {
+    /// A shard's sink record: its offset may be committed once delivered.
+    Sink(Delivery),
+    /// A Task state producing through [`KafkaProduce`]: the report is its result. (In a
+    /// mutex only because librdkafka needs the opaque to be `Sync`.)
+    Task(std::sync::Mutex<TaskReply>),
+}
+
+/// Hands each delivery report to whoever waits for it.
 pub struct DeliveryContext;
 
 impl ClientContext for DeliveryContext {}
 
 impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = Box<Delivery>;
+    type DeliveryOpaque = Box<Awaiting>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, delivered: Box<Delivery>) {
-        let outcome = match result {
-            Ok(_) => Ok(()),
-            Err((e, _)) => Err(e.to_string()),
+    fn delivery(&self, result: &DeliveryResult<'_>, awaiting: Box<Awaiting>) {
+        match *awaiting {
+            Awaiting::Sink(delivered) => delivered(match result {
+                Ok(_) => Ok(()),
+                Err((e, _)) => Err(e.to_string()),
+            }),
+            Awaiting::Task(reply) => into_inner(reply).complete(match result {
+                Ok(m) => Ok(json!({
+                    "Topic": m.topic(),
+                    "Partition": m.partition(),
+                    "Offset": m.offset(),
+                })),
+                Err((e, _)) => Err(produce_failure(e)),
+            }),
+        }
+    }
+}
+
+fn into_inner(reply: std::sync::Mutex<TaskReply>) -> TaskReply {
+    reply.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `Kafka.<librdkafka error code>`, e.g. `Kafka.MessageSizeTooLarge`, for Retry and Catch.
+fn produce_failure(e: &KafkaError) -> Failure {
+    let code = match e.rdkafka_error_code() {
+        Some(code) => format!("{code:?}"),
+        None => "ProduceFailed".to_owned(),
+    };
+    Failure::new(format!("Kafka.{code}"), e.to_string())
+}
+
+/// `arn:expressway:states:::kafka:produce`: a Task that writes one record to a topic of the
+/// daemon's cluster and returns where it landed, `{Topic, Partition, Offset}`, once the
+/// broker has acknowledged it (acks=all, idempotent producer). Parameters: `Topic`, `Value`
+/// (a string is sent as is, any other JSON as its text), optional `Key`, `Partition` and
+/// `Headers` (an object of strings).
+pub struct KafkaProduce {
+    pub producer: Arc<KafkaProducer>,
+}
+
+impl TaskResource for KafkaProduce {
+    fn invoke(&self, call: TaskCall, reply: TaskReply) {
+        let p = &call.payload;
+        let invalid = |m: &str| Failure::new(names::RUNTIME, m.to_owned());
+        let Some(topic) = p.get("Topic").and_then(Value::as_str) else {
+            return reply.complete(Err(invalid(
+                "The Parameters of kafka:produce need a string 'Topic'",
+            )));
         };
-        (*delivered)(outcome);
+        let value = match p.get("Value") {
+            Some(Value::String(s)) => s.clone().into_bytes(),
+            Some(v) => v.to_string().into_bytes(),
+            None => {
+                return reply.complete(Err(invalid(
+                    "The Parameters of kafka:produce need a 'Value'",
+                )))
+            }
+        };
+        let mut headers = OwnedHeaders::new();
+        if let Some(Value::Object(fields)) = p.get("Headers") {
+            for (k, v) in fields {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(text.as_bytes()),
+                });
+            }
+        }
+        let key = p.get("Key").and_then(Value::as_str).map(str::to_owned);
+        let mut record = BaseRecord::with_opaque_to(topic, Box::new(Awaiting::Task(reply.into())))
+            .payload(&value)
+            .headers(headers);
+        if let Some(key) = &key {
+            record = record.key(key);
+        }
+        if let Some(partition) = p.get("Partition").and_then(Value::as_i64) {
+            record = record.partition(partition as i32);
+        }
+        // Never blocks a shard: a full local queue fails the Task (Kafka.QueueFull), for a
+        // Retry to take up.
+        if let Err((e, record)) = self.producer.send(record) {
+            if let Awaiting::Task(reply) = *record.delivery_opaque {
+                into_inner(reply).complete(Err(produce_failure(&e)));
+            }
+        }
     }
 }
 
@@ -95,7 +189,7 @@ impl Sink for KafkaSink {
                 value: Some(value.as_bytes()),
             });
         }
-        let mut message = BaseRecord::with_opaque_to(topic, Box::new(delivered))
+        let mut message = BaseRecord::with_opaque_to(topic, Box::new(Awaiting::Sink(delivered)))
             .payload(&record.value)
             .headers(headers);
         if let Some(key) = &record.key {
@@ -110,7 +204,9 @@ impl Sink for KafkaSink {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, m)) => {
-                    (*m.delivery_opaque)(Err(e.to_string()));
+                    if let Awaiting::Sink(delivered) = *m.delivery_opaque {
+                        delivered(Err(e.to_string()));
+                    }
                     return;
                 }
             }

@@ -7,7 +7,7 @@
 use super::config::{Brokers, Config, LogDestination, LogLevel};
 use super::demo;
 use super::exec_log::ExecutionLogger;
-use super::kafka::{self, KafkaSink};
+use super::kafka::{self, KafkaProduce, KafkaSink};
 use super::shard::{Binding, Bindings, CommitPoint, Msg, Shard, ShardConfig, ShardStats};
 use super::telemetry::{self, SourceMetrics, StateMachineMetrics};
 use crate::asl::{compile, Program};
@@ -30,6 +30,7 @@ fn served(config: &Config) -> Served {
     Served {
         callbacks: config.integrations.allow_callbacks,
         nested_executions: config.api.is_some(),
+        kafka_produce: !config.sources.is_empty(),
     }
 }
 
@@ -165,19 +166,14 @@ pub fn run(config: Config) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the integrations runtime")?;
-    let integrations: Arc<dyn TaskResource> = Arc::new(
+    let integrations =
         Integrations::new(&config.integrations, integration_runtime.handle().clone())
-            .map_err(|e| anyhow!(e))?,
-    );
-    // With the API, Tasks also reach nested executions and callbacks (its stack).
-    let (api, resources) = match start_api(&config, integrations.clone())? {
-        Some((server, resources)) => (Some(server), resources),
-        None => (None, integrations),
-    };
+            .map_err(|e| anyhow!(e))?;
     if config.sources.is_empty() {
-        if let Some(server) = api {
-            return run_api_only(server);
-        }
+        // The config reader allows no sources only with [api].
+        let (server, _) = start_api(&config, Arc::new(integrations))?
+            .ok_or_else(|| anyhow!("nothing to run: no [[sources]] and no [api]"))?;
+        return run_api_only(server);
     }
 
     // The embedded cluster lives as long as this function: everything else talks to it over
@@ -215,6 +211,15 @@ pub fn run(config: Config) -> Result<()> {
         )
         .context("creating the Kafka producer")?,
     );
+    let integrations: Arc<dyn TaskResource> =
+        Arc::new(integrations.with_kafka_producer(Arc::new(KafkaProduce {
+            producer: producer.clone(),
+        })));
+    // With the API, Tasks also reach nested executions and callbacks (its stack).
+    let (api, resources) = match start_api(&config, integrations.clone())? {
+        Some((server, resources)) => (Some(server), resources),
+        None => (None, integrations),
+    };
     let mut bindings = HashMap::new();
     for source in &config.sources {
         let sm = config

@@ -38,6 +38,8 @@ pub mod names {
     pub const COMMIT_LATENCY: &str = "expressway_commit_latency_seconds";
     pub const CONSUMER_LAG: &str = "expressway_consumer_lag_messages";
     pub const PARTITIONS_PAUSED: &str = "expressway_partitions_paused";
+    pub const TASK_CALLS: &str = "expressway_task_calls_total";
+    pub const TASK_CALL_DURATION: &str = "expressway_task_call_duration_seconds";
 
     pub const ALL: &[&str] = &[
         EXECUTIONS_STARTED,
@@ -56,6 +58,8 @@ pub mod names {
         COMMIT_LATENCY,
         CONSUMER_LAG,
         PARTITIONS_PAUSED,
+        TASK_CALLS,
+        TASK_CALL_DURATION,
     ];
 }
 
@@ -104,6 +108,10 @@ fn builder() -> Result<PrometheusBuilder, BuildError> {
         )?
         .set_buckets_for_metric(
             Matcher::Full(names::COMMIT_LATENCY.to_owned()),
+            COMMIT_LATENCY_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(names::TASK_CALL_DURATION.to_owned()),
             COMMIT_LATENCY_BUCKETS,
         )
 }
@@ -176,6 +184,16 @@ fn describe() {
         names::COMMIT_LATENCY,
         Unit::Seconds,
         "Time an offset commit took."
+    );
+    describe_counter!(
+        names::TASK_CALLS,
+        Unit::Count,
+        "Calls an integration finished, by outcome."
+    );
+    describe_histogram!(
+        names::TASK_CALL_DURATION,
+        Unit::Seconds,
+        "Time from an integration's request to its answer."
     );
     describe_gauge!(
         names::CONSUMER_LAG,
@@ -479,6 +497,16 @@ impl SourceMetrics {
 }
 
 /// An offset commit returned after `latency`. Once per commit interval: labels are static.
+/// One finished call of an integration (Lambda, HTTP, …): counted by outcome, timed from
+/// the request to its answer (waiting for a concurrency slot included).
+pub fn task_call(integration: Integration, ok: bool, latency: Duration) {
+    let outcome = if ok { "ok" } else { "error" };
+    metrics::counter!(names::TASK_CALLS, "integration" => integration.as_str(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!(names::TASK_CALL_DURATION, "integration" => integration.as_str())
+        .record(latency.as_secs_f64());
+}
+
 pub fn commit(result: CommitResult, latency: Duration) {
     metrics::counter!(names::COMMITS, "result" => result.as_str()).increment(1);
     metrics::histogram!(names::COMMIT_LATENCY).record(latency.as_secs_f64());

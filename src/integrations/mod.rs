@@ -13,11 +13,12 @@ pub mod lambda;
 use crate::asl::diagnostic::{codes, pointer_push, Diagnostic};
 use crate::asl::error::Failure;
 use crate::asl::vm::is_activity_arn;
+use crate::daemon::telemetry::{self, Integration};
 use crate::resource::{TaskCall, TaskReply, TaskResource};
 use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 /// What the integrations are allowed to reach, and how hard they may push.
@@ -69,10 +70,19 @@ pub enum Route {
     LambdaFunction,
     /// `arn:aws:states:::http:invoke`.
     Http,
+    /// `arn:expressway:states:::kafka:produce`: Expressway's own, served by the daemon's
+    /// producer (`daemon::kafka::KafkaProduce`).
+    KafkaProduce,
 }
+
+/// The resource of [`Route::KafkaProduce`].
+pub const KAFKA_PRODUCE: &str = "arn:expressway:states:::kafka:produce";
 
 impl Route {
     pub fn of(resource: &str) -> Option<Route> {
+        if resource == KAFKA_PRODUCE {
+            return Some(Route::KafkaProduce);
+        }
         let mut parts = resource.splitn(7, ':');
         let (Some("arn"), Some(_partition), Some(service), Some(_region), Some(_account)) = (
             parts.next(),
@@ -101,6 +111,8 @@ pub struct Served {
     pub callbacks: bool,
     /// `arn:aws:states:::states:startExecution[.sync|.sync:2]`, when the API host runs.
     pub nested_executions: bool,
+    /// [`KAFKA_PRODUCE`], when a Kafka producer is at hand (the daemon with sources).
+    pub kafka_produce: bool,
 }
 
 /// Why a definition's Task cannot run here; `None` if it can.
@@ -115,8 +127,16 @@ pub fn check_resource(resource: &str, served: Served) -> Option<String> {
              allow in Express workflows; set [integrations] allow_callbacks = true to use it"
         ));
     }
-    if is_activity_arn(base) || Route::of(base).is_some() {
-        return None;
+    match Route::of(base) {
+        Some(Route::KafkaProduce) if !served.kafka_produce => {
+            return Some(format!(
+                "'{resource}' produces to the daemon's Kafka cluster: it runs only in a daemon \
+                 with [[sources]]"
+            ))
+        }
+        Some(_) => return None,
+        None if is_activity_arn(base) => return None,
+        None => {}
     }
     if served.nested_executions
         && matches!(
@@ -130,7 +150,7 @@ pub fn check_resource(resource: &str, served: Served) -> Option<String> {
     }
     Some(format!(
         "no integration serves resource '{resource}' (supported: arn:aws:states:::lambda:invoke, \
-         Lambda function ARNs, arn:aws:states:::http:invoke; with the API: \
+         Lambda function ARNs, arn:aws:states:::http:invoke, {KAFKA_PRODUCE}; with the API: \
          arn:aws:states:::states:startExecution[.sync:2])"
     ))
 }
@@ -181,6 +201,7 @@ pub struct Integrations {
     runtime: tokio::runtime::Handle,
     lambda: lambda::Lambda,
     http: http::Http,
+    kafka: Option<Arc<dyn TaskResource>>,
 }
 
 impl Integrations {
@@ -193,21 +214,42 @@ impl Integrations {
             runtime,
             lambda: lambda::Lambda::new(&config.lambda)?,
             http: http::Http::new(&config.http)?,
+            kafka: None,
         })
+    }
+
+    /// Serves [`KAFKA_PRODUCE`] with `producer` (the daemon's).
+    pub fn with_kafka_producer(mut self, producer: Arc<dyn TaskResource>) -> Integrations {
+        self.kafka = Some(producer);
+        self
     }
 }
 
 impl TaskResource for Integrations {
     fn invoke(&self, call: TaskCall, reply: TaskReply) {
         match Route::of(&call.resource) {
-            Some(Route::LambdaInvoke) => {
-                spawn(&self.runtime, self.lambda.invoke(call, true), reply)
+            Some(Route::LambdaInvoke) => spawn(
+                &self.runtime,
+                Integration::Lambda,
+                self.lambda.invoke(call, true),
+                reply,
+            ),
+            Some(Route::LambdaFunction) => spawn(
+                &self.runtime,
+                Integration::Lambda,
+                self.lambda.invoke(call, false),
+                reply,
+            ),
+            Some(Route::Http) => spawn(
+                &self.runtime,
+                Integration::Http,
+                self.http.invoke(call),
+                reply,
+            ),
+            Some(Route::KafkaProduce) if self.kafka.is_some() => {
+                self.kafka.as_ref().expect("checked").invoke(call, reply)
             }
-            Some(Route::LambdaFunction) => {
-                spawn(&self.runtime, self.lambda.invoke(call, false), reply)
-            }
-            Some(Route::Http) => spawn(&self.runtime, self.http.invoke(call), reply),
-            None => reply.complete(Err(Failure::new(
+            Some(Route::KafkaProduce) | None => reply.complete(Err(Failure::new(
                 crate::asl::error::names::TASK_FAILED,
                 check_resource(&call.resource, Served::default()).unwrap_or_default(),
             ))),
@@ -217,10 +259,16 @@ impl TaskResource for Integrations {
 
 fn spawn(
     runtime: &tokio::runtime::Handle,
+    integration: Integration,
     call: impl Future<Output = Result<Value, Failure>> + Send + 'static,
     reply: TaskReply,
 ) {
-    runtime.spawn(async move { reply.complete(call.await) });
+    runtime.spawn(async move {
+        let started = Instant::now();
+        let result = call.await;
+        telemetry::task_call(integration, result.is_ok(), started.elapsed());
+        reply.complete(result)
+    });
 }
 
 /// Runs `request` within the limits: waits for a slot, then gives it `timeout` (the shorter
@@ -297,7 +345,10 @@ mod tests {
         let all = Served {
             callbacks: true,
             nested_executions: true,
+            kafka_produce: true,
         };
+        assert_eq!(check_resource(KAFKA_PRODUCE, all), None);
+        assert!(check_resource(KAFKA_PRODUCE, Served::default()).is_some());
         assert_eq!(check_resource(callback, all), None);
         assert_eq!(
             check_resource("arn:aws:states:us-east-1:1:activity:a", all),

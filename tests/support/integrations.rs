@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// A request as the server saw it.
 #[derive(Clone, Debug)]
-struct Seen {
+pub struct Seen {
     method: String,
     target: String,
     headers: Vec<(String, String)>,
@@ -22,14 +22,14 @@ struct Seen {
 
 /// A reply: status, headers, body; `delay` before answering.
 #[derive(Clone)]
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-    delay: Duration,
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+    pub delay: Duration,
 }
 
-fn reply(status: u16, body: Value) -> Reply {
+pub fn reply(status: u16, body: Value) -> Reply {
     Reply {
         status,
         headers: vec![("Content-Type", "application/json".into())],
@@ -38,69 +38,87 @@ fn reply(status: u16, body: Value) -> Reply {
     }
 }
 
-/// Serves `script` in order (the last reply repeats) on a free port; returns the base URL
-/// and the log of requests.
-fn serve(script: Vec<Reply>) -> (String, Arc<Mutex<Vec<Seen>>>) {
+/// Serves `script` in order (the last reply repeats) on a free port, a thread per
+/// connection; returns the base URL and the log of requests. A reply's body may say
+/// `{{event}}`: the request body goes there (a function that wraps its event).
+pub fn serve(script: Vec<Reply>) -> (String, Arc<Mutex<Vec<Seen>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
+    let script = Arc::new(script);
+    let next = Arc::new(Mutex::new(0usize));
     std::thread::spawn(move || {
-        let mut n = 0usize;
         for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut stream = stream;
-            // Keep-alive: answer requests on this connection until the client closes it.
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                let mut parts = line.split_whitespace();
-                let method = parts.next().unwrap_or_default().to_owned();
-                let target = parts.next().unwrap_or_default().to_owned();
-                let mut headers = Vec::new();
-                let mut length = 0usize;
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = h.trim_end().split_once(':') {
-                        if k.eq_ignore_ascii_case("content-length") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                        headers.push((k.to_ascii_lowercase(), v.trim().to_owned()));
-                    }
-                }
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
-                log.lock().unwrap().push(Seen {
-                    method,
-                    target,
-                    headers,
-                    body: String::from_utf8_lossy(&body).into_owned(),
-                });
-                let r = script[n.min(script.len() - 1)].clone();
-                n += 1;
-                std::thread::sleep(r.delay);
-                let mut out = format!(
-                    "HTTP/1.1 {} X\r\nContent-Length: {}\r\n",
-                    r.status,
-                    r.body.len()
-                );
-                for (k, v) in &r.headers {
-                    out.push_str(&format!("{k}: {v}\r\n"));
-                }
-                out.push_str("\r\n");
-                out.push_str(&r.body);
-                if stream.write_all(out.as_bytes()).is_err() {
-                    break;
-                }
-            }
+            let (log, script, next) = (log.clone(), script.clone(), next.clone());
+            std::thread::spawn(move || answer_connection(stream, &log, &script, &next));
         }
     });
     (url, seen)
+}
+
+/// Answers requests on one keep-alive connection until the client closes it.
+fn answer_connection(
+    stream: std::net::TcpStream,
+    log: &Mutex<Vec<Seen>>,
+    script: &[Reply],
+    next: &Mutex<usize>,
+) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut stream = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_owned();
+        let target = parts.next().unwrap_or_default().to_owned();
+        let mut headers = Vec::new();
+        let mut length = 0usize;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.trim_end().split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                headers.push((k.to_ascii_lowercase(), v.trim().to_owned()));
+            }
+        }
+        let mut body = vec![0; length];
+        let _ = reader.read_exact(&mut body);
+        let body = String::from_utf8_lossy(&body).into_owned();
+        let r = {
+            let mut n = next.lock().unwrap();
+            *n += 1;
+            script[(*n - 1).min(script.len() - 1)].clone()
+        };
+        let event = if body.is_empty() { "{}" } else { body.as_str() };
+        let content = r.body.replace("{{event}}", event);
+        log.lock().unwrap().push(Seen {
+            method,
+            target,
+            headers,
+            body,
+        });
+        std::thread::sleep(r.delay);
+        let mut out = format!(
+            "HTTP/1.1 {} X\r\nContent-Length: {}\r\n",
+            r.status,
+            content.len()
+        );
+        for (k, v) in &r.headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        out.push_str(&content);
+        if stream.write_all(out.as_bytes()).is_err() {
+            return;
+        }
+    }
 }
 
 /// Runs `exec` on a definition and input; returns its one JSON line.

@@ -91,7 +91,14 @@ pub fn checks() -> Vec<(&'static str, Result<(), String>)> {
     let mut out = Vec::new();
     let cluster = MockCluster::new(1).expect("mock cluster");
     let brokers = cluster.bootstrap_servers();
-    for t in ["in", "results", "dlq"] {
+    for t in [
+        "in",
+        "results",
+        "dlq",
+        "task-in",
+        "task-results",
+        "task-out",
+    ] {
         cluster.create_topic(t, 4, 1).expect("topic");
     }
     let dir = std::env::temp_dir().join(format!("expressway-kafka-{}", std::process::id()));
@@ -414,6 +421,107 @@ listen = "127.0.0.1:{port}"
             )),
         },
     ));
+    out.push(task_check(&brokers, &dir));
     let _ = std::fs::remove_dir_all(&dir);
     out
+}
+
+/// A daemon whose Tasks call out: each event goes through a Lambda function (a real HTTP
+/// server here) and is produced to another topic by `kafka:produce`; every result carries
+/// both, and the other topic holds every record.
+fn task_check(brokers: &str, dir: &Path) -> (&'static str, Result<(), String>) {
+    use crate::integrations::{reply, serve};
+    const TASK_EVENTS: u64 = 500;
+    let (lambda, _) = serve(vec![crate::integrations::Reply {
+        body: r#"{"enriched": {{event}}}"#.into(),
+        ..reply(200, json!(null))
+    }]);
+    std::fs::write(
+        dir.join("task.asl.json"),
+        json!({"StartAt": "Enrich", "States": {
+            "Enrich": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                       "Parameters": {"FunctionName": "enrich", "Payload.$": "$"},
+                       "ResultSelector": {"enriched.$": "$.Payload.enriched"}, "Next": "Forward"},
+            "Forward": {"Type": "Task", "Resource": "arn:expressway:states:::kafka:produce",
+                        "Parameters": {"Topic": "task-out", "Key.$": "States.Format('{}', $.enriched.id)",
+                                       "Value.$": "$.enriched"},
+                        "ResultPath": "$.produced", "End": true}}})
+        .to_string(),
+    )
+    .expect("definition");
+    let config = dir.join("tasks.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[kafka]
+brokers = "{brokers}"
+group_id = "tasks"
+[[state_machines]]
+name = "tasks"
+definition = "task.asl.json"
+[[sources]]
+name = "tasks"
+type = "kafka"
+topics = ["task-in"]
+state_machine = "tasks"
+results_topic = "task-results"
+dead_letter_topic = "dlq"
+[logs]
+level = "OFF"
+[metrics]
+listen = ""
+[integrations.lambda]
+endpoint = "{lambda}"
+"#
+        ),
+    )
+    .expect("config");
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "20")
+        .create()
+        .expect("producer");
+    for id in 0..TASK_EVENTS {
+        let value = json!({"id": id}).to_string();
+        let _ = producer.send(BaseRecord::<(), _>::to("task-in").payload(&value));
+    }
+    producer.flush(Duration::from_secs(10)).expect("produced");
+    let mut daemon = start_daemon(&config);
+    let mut results = HashSet::new();
+    let mut wrong = None;
+    read_topic(brokers, "task-results", Duration::from_secs(90), |v| {
+        let id = v["enriched"]["id"].as_u64();
+        match (id, v["produced"]["Topic"].as_str()) {
+            (Some(id), Some("task-out")) => {
+                results.insert(id);
+            }
+            _ => wrong = Some(v.clone()),
+        }
+        results.len() as u64 == TASK_EVENTS
+    });
+    let mut forwarded = HashSet::new();
+    read_topic(brokers, "task-out", Duration::from_secs(30), |v| {
+        if let Some(id) = v["id"].as_u64() {
+            forwarded.insert(id);
+        }
+        forwarded.len() as u64 == TASK_EVENTS
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status();
+    let _ = daemon.wait();
+    (
+        "kafka: Tasks in the daemon call a Lambda function and produce to a topic (kafka:produce)",
+        if results.len() as u64 == TASK_EVENTS && forwarded.len() as u64 == TASK_EVENTS {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} results, {} records in task-out of {TASK_EVENTS}; odd result {wrong:?}; log:\n{}",
+                results.len(),
+                forwarded.len(),
+                std::fs::read_to_string(config.with_extension("log")).unwrap_or_default()
+            ))
+        },
+    )
 }
