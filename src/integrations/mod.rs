@@ -1,4 +1,4 @@
-//! Task resources that call real services: Lambda, HTTP endpoints.
+//! Task resources that call real services: Lambda, HTTP endpoints, SQS.
 //!
 //! Every integration is one [`TaskResource`]: the VM's invoke effect becomes a request on a
 //! shared tokio runtime, and its answer (or the error AWS would name) goes back through the
@@ -9,6 +9,7 @@
 
 pub mod http;
 pub mod lambda;
+pub mod sqs;
 
 use crate::asl::diagnostic::{codes, pointer_push, Diagnostic};
 use crate::asl::error::Failure;
@@ -29,6 +30,7 @@ pub struct IntegrationsConfig {
     pub allow_callbacks: bool,
     pub lambda: lambda::LambdaConfig,
     pub http: http::HttpConfig,
+    pub sqs: sqs::SqsConfig,
 }
 
 impl Default for IntegrationsConfig {
@@ -38,6 +40,7 @@ impl Default for IntegrationsConfig {
             allow_callbacks: false,
             lambda: Default::default(),
             http: Default::default(),
+            sqs: Default::default(),
         }
     }
 }
@@ -69,6 +72,8 @@ pub enum Route {
     LambdaFunction,
     /// `arn:aws:states:::http:invoke`.
     Http,
+    /// `arn:aws:states:::sqs:sendMessage`.
+    SqsSendMessage,
 }
 
 impl Route {
@@ -87,6 +92,7 @@ impl Route {
         match (service, rest.as_slice()) {
             ("states", ["lambda", "invoke"]) => Some(Route::LambdaInvoke),
             ("states", ["http", "invoke"]) => Some(Route::Http),
+            ("states", ["sqs", "sendMessage"]) => Some(Route::SqsSendMessage),
             ("lambda", ["function", name, ..]) if !name.is_empty() => Some(Route::LambdaFunction),
             _ => None,
         }
@@ -130,7 +136,8 @@ pub fn check_resource(resource: &str, served: Served) -> Option<String> {
     }
     Some(format!(
         "no integration serves resource '{resource}' (supported: arn:aws:states:::lambda:invoke, \
-         Lambda function ARNs, arn:aws:states:::http:invoke; with the API: \
+         Lambda function ARNs, arn:aws:states:::http:invoke, arn:aws:states:::sqs:sendMessage; \
+         with the API: \
          arn:aws:states:::states:startExecution[.sync:2])"
     ))
 }
@@ -181,6 +188,7 @@ pub struct Integrations {
     runtime: tokio::runtime::Handle,
     lambda: lambda::Lambda,
     http: http::Http,
+    sqs: sqs::Sqs,
 }
 
 impl Integrations {
@@ -193,6 +201,7 @@ impl Integrations {
             runtime,
             lambda: lambda::Lambda::new(&config.lambda)?,
             http: http::Http::new(&config.http)?,
+            sqs: sqs::Sqs::new(&config.sqs)?,
         })
     }
 }
@@ -207,6 +216,7 @@ impl TaskResource for Integrations {
                 spawn(&self.runtime, self.lambda.invoke(call, false), reply)
             }
             Some(Route::Http) => spawn(&self.runtime, self.http.invoke(call), reply),
+            Some(Route::SqsSendMessage) => spawn(&self.runtime, self.sqs.send_message(call), reply),
             None => reply.complete(Err(Failure::new(
                 crate::asl::error::names::TASK_FAILED,
                 check_resource(&call.resource, Served::default()).unwrap_or_default(),
@@ -265,6 +275,11 @@ mod tests {
             ("arn:aws:states:::lambda:invoke", Some(Route::LambdaInvoke)),
             ("arn:aws:states:::http:invoke", Some(Route::Http)),
             (
+                "arn:aws:states:::sqs:sendMessage",
+                Some(Route::SqsSendMessage),
+            ),
+            ("arn:aws:states:::sqs:sendMessage.waitForTaskToken", None),
+            (
                 "arn:aws:lambda:us-east-1:111111111111:function:f",
                 Some(Route::LambdaFunction),
             ),
@@ -299,6 +314,8 @@ mod tests {
             nested_executions: true,
         };
         assert_eq!(check_resource(callback, all), None);
+        let sqs_callback = "arn:aws:states:::sqs:sendMessage.waitForTaskToken";
+        assert_eq!(check_resource(sqs_callback, all), None);
         assert_eq!(
             check_resource("arn:aws:states:us-east-1:1:activity:a", all),
             None
