@@ -1515,6 +1515,34 @@ state_machine = "iot-enrich"
     }
 
     #[test]
+    fn the_sqs_section_is_read_and_checked() {
+        let text = minimal(
+            "[integrations.sqs]\nendpoint = \"http://127.0.0.1:9324\"\nregion = \"eu-west-1\"\n\
+             access_key_id = \"a\"\nsecret_access_key = \"s\"\ntimeout_secs = 5\n",
+        );
+        let config = parse(&text, &config_dir()).unwrap_or_else(|e| panic!("{e}"));
+        let sqs = &config.integrations.sqs;
+        assert_eq!(sqs.endpoint.as_deref(), Some("http://127.0.0.1:9324"));
+        assert_eq!(sqs.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(sqs.access_key_id.as_deref(), Some("a"));
+        assert_eq!(sqs.secret_access_key.as_deref(), Some("s"));
+        assert_eq!(sqs.limits.timeout, Duration::from_secs(5));
+        assert_errors(
+            &minimal("[integrations.sqs]\nendpoint = \"127.0.0.1:9324\"\naccess_key_id = \"a\"\n"),
+            &[
+                (
+                    "integrations.sqs.endpoint",
+                    "is not an http:// or https:// URL",
+                ),
+                (
+                    "integrations.sqs.secret_access_key",
+                    "missing (required with access_key_id)",
+                ),
+            ],
+        );
+    }
+
+    #[test]
     fn local_kafka_toml_loads() {
         let config = load(&config_dir().join("local-kafka.toml")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(

@@ -418,6 +418,33 @@ mod tests {
     }
 
     #[test]
+    fn requests_are_signed_for_sqs_in_the_region() {
+        let keys = Keys {
+            access_key_id: "AKID".into(),
+            secret_access_key: "secret".into(),
+            session_token: Some("token".into()),
+        };
+        let headers = sign(&keys, "eu-west-1", "http://127.0.0.1:9324/", b"{}").unwrap();
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_default()
+        };
+        let authorization = get("authorization");
+        assert!(
+            authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKID/")
+                && authorization.contains("/eu-west-1/sqs/aws4_request")
+                && authorization.contains("content-type;host;")
+                && authorization.contains("x-amz-target"),
+            "{authorization}"
+        );
+        assert_eq!(get("x-amz-date").len(), "20260101T000000Z".len());
+        assert_eq!(get("x-amz-security-token"), "token");
+    }
+
+    #[test]
     fn a_missing_queue_is_the_modelled_exception() {
         let r = response(
             400,
