@@ -7,6 +7,7 @@ use expressway::asl::error::json_text;
 use expressway::asl::vm::WorkflowType;
 use expressway::asl::{compile, ExecutionOptions, Outcome, Program};
 use expressway::integrations::lambda::LambdaConfig;
+use expressway::integrations::sqs::SqsConfig;
 use expressway::integrations::{Integrations, IntegrationsConfig};
 use expressway::resource::TaskResource;
 use expressway::runner::{run_to_completion, Clock};
@@ -88,6 +89,11 @@ struct ExecArgs {
     /// (default: `AWS_ENDPOINT_URL_LAMBDA`, the variable AWS SDKs read).
     #[arg(long, env = "AWS_ENDPOINT_URL_LAMBDA")]
     lambda_endpoint: Option<String>,
+    /// Base URL of an SQS API serving every queue the definition sends to (default:
+    /// `AWS_ENDPOINT_URL_SQS`; without either, each QueueUrl's own host). Requests are signed
+    /// when `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are set.
+    #[arg(long, env = "AWS_ENDPOINT_URL_SQS")]
+    sqs_endpoint: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -252,6 +258,10 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
                 lambda: LambdaConfig {
                     endpoint: args.lambda_endpoint.clone(),
                     ..LambdaConfig::default()
+                },
+                sqs: SqsConfig {
+                    endpoint: args.sqs_endpoint.clone(),
+                    ..SqsConfig::default()
                 },
                 ..IntegrationsConfig::default()
             };

@@ -24,6 +24,8 @@ mod kafka;
 
 #[path = "support/api.rs"]
 mod api;
+#[path = "support/sqs.rs"]
+mod sqs;
 
 const START_MS: i64 = 1_700_000_000_000;
 
@@ -394,11 +396,18 @@ fn main() {
     } else {
         api::checks()
     };
+    let sqs_checks = if std::env::var_os("EXPRESSWAY_SKIP_SQS").is_some() {
+        println!("sqs: skipped (EXPRESSWAY_SKIP_SQS is set)");
+        Vec::new()
+    } else {
+        sqs::checks()
+    };
     for (name, result) in cli_checks()
         .into_iter()
         .chain(integrations::checks())
         .chain(kafka_checks)
         .chain(api_checks)
+        .chain(sqs_checks)
     {
         match result {
             Ok(()) => {

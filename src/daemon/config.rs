@@ -25,6 +25,7 @@ use toml::{Table, Value};
 use crate::asl::vm::WorkflowType;
 use crate::integrations::http::{HttpConfig, HttpConnection};
 use crate::integrations::lambda::LambdaConfig;
+use crate::integrations::sqs::SqsConfig;
 use crate::integrations::{IntegrationsConfig, Limits};
 
 /// A whole, valid configuration.
@@ -895,12 +896,42 @@ fn read_integrations(mut section: Section<'_>) -> IntegrationsConfig {
             }
         })
         .unwrap_or_default();
+    let sqs = section
+        .section("sqs")
+        .map(|mut sqs| {
+            let endpoint = sqs.string("endpoint").map(str::to_owned);
+            if let Some(url) = &endpoint {
+                check_url(&sqs, "endpoint", url);
+            }
+            let region = sqs.string("region").map(str::to_owned);
+            let access_key_id = sqs.string("access_key_id").map(str::to_owned);
+            let secret_access_key = sqs.string("secret_access_key").map(str::to_owned);
+            if access_key_id.is_some() != secret_access_key.is_some() {
+                let (key, other) = if access_key_id.is_some() {
+                    ("secret_access_key", "access_key_id")
+                } else {
+                    ("access_key_id", "secret_access_key")
+                };
+                sqs.error(key, format!("missing (required with {other})"));
+            }
+            let limits = read_limits(&mut sqs);
+            sqs.finish();
+            SqsConfig {
+                endpoint,
+                region,
+                access_key_id,
+                secret_access_key,
+                limits,
+            }
+        })
+        .unwrap_or_default();
     section.finish();
     IntegrationsConfig {
         threads,
         allow_callbacks,
         lambda,
         http,
+        sqs,
     }
 }
 
@@ -1474,13 +1505,41 @@ state_machine = "iot-enrich"
             .filter_map(|line| line.strip_prefix("| `")?.split('`').next())
             .filter(|key| key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
             .collect::<Vec<_>>();
-        assert_eq!(documented.len(), 41, "{documented:?}");
+        assert_eq!(documented.len(), 47, "{documented:?}");
         for key in documented {
             assert!(
                 example.contains(&format!("\n{key} = ")),
                 "example lacks {key}"
             );
         }
+    }
+
+    #[test]
+    fn the_sqs_section_is_read_and_checked() {
+        let text = minimal(
+            "[integrations.sqs]\nendpoint = \"http://127.0.0.1:9324\"\nregion = \"eu-west-1\"\n\
+             access_key_id = \"a\"\nsecret_access_key = \"s\"\ntimeout_secs = 5\n",
+        );
+        let config = parse(&text, &config_dir()).unwrap_or_else(|e| panic!("{e}"));
+        let sqs = &config.integrations.sqs;
+        assert_eq!(sqs.endpoint.as_deref(), Some("http://127.0.0.1:9324"));
+        assert_eq!(sqs.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(sqs.access_key_id.as_deref(), Some("a"));
+        assert_eq!(sqs.secret_access_key.as_deref(), Some("s"));
+        assert_eq!(sqs.limits.timeout, Duration::from_secs(5));
+        assert_errors(
+            &minimal("[integrations.sqs]\nendpoint = \"127.0.0.1:9324\"\naccess_key_id = \"a\"\n"),
+            &[
+                (
+                    "integrations.sqs.endpoint",
+                    "is not an http:// or https:// URL",
+                ),
+                (
+                    "integrations.sqs.secret_access_key",
+                    "missing (required with access_key_id)",
+                ),
+            ],
+        );
     }
 
     #[test]

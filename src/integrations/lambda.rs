@@ -272,7 +272,7 @@ fn answer(
     result.insert("Payload".into(), payload);
     result.insert(
         "SdkHttpMetadata".into(),
-        sdk_http_metadata(status, &headers),
+        sdk_http_metadata(status, &headers, header_spelling),
     );
     result.insert(
         "SdkResponseMetadata".into(),
@@ -317,8 +317,13 @@ fn service_error(status: u16, headers: &HeaderMap, body: &[u8]) -> Failure {
 }
 
 /// The response headers as the AWS Java SDK reports them to Step Functions: every header
-/// once (`HttpHeaders`) and as a list (`AllHttpHeaders`), names as Lambda spells them.
-fn sdk_http_metadata(status: u16, headers: &HeaderMap) -> Value {
+/// once (`HttpHeaders`) and as a list (`AllHttpHeaders`), names as `spelling` says the service
+/// sends them.
+pub(crate) fn sdk_http_metadata(
+    status: u16,
+    headers: &HeaderMap,
+    spelling: fn(&str) -> String,
+) -> Value {
     let mut names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
     names.sort_unstable();
     names.dedup();
@@ -330,7 +335,7 @@ fn sdk_http_metadata(status: u16, headers: &HeaderMap) -> Value {
             .iter()
             .map(|v| json!(String::from_utf8_lossy(v.as_bytes())))
             .collect();
-        let spelled = header_spelling(name);
+        let spelled = spelling(name);
         if let Some(last) = values.last() {
             single.insert(spelled.clone(), last.clone());
         }
@@ -354,6 +359,11 @@ fn header_spelling(name: &str) -> String {
     if let Some(known) = LAMBDA.iter().find(|k| k.eq_ignore_ascii_case(name)) {
         return (*known).to_owned();
     }
+    train_case(name)
+}
+
+/// `content-type` → `Content-Type`.
+pub(crate) fn train_case(name: &str) -> String {
     name.split('-')
         .map(|word| {
             let mut chars = word.chars();

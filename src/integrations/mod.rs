@@ -1,4 +1,4 @@
-//! Task resources that call real services: Lambda, HTTP endpoints.
+//! Task resources that call real services: Lambda, HTTP endpoints, SQS.
 //!
 //! Every integration is one [`TaskResource`]: the VM's invoke effect becomes a request on a
 //! shared tokio runtime, and its answer (or the error AWS would name) goes back through the
@@ -9,6 +9,7 @@
 
 pub mod http;
 pub mod lambda;
+pub mod sqs;
 
 use crate::asl::diagnostic::{codes, pointer_push, Diagnostic};
 use crate::asl::error::Failure;
@@ -30,6 +31,7 @@ pub struct IntegrationsConfig {
     pub allow_callbacks: bool,
     pub lambda: lambda::LambdaConfig,
     pub http: http::HttpConfig,
+    pub sqs: sqs::SqsConfig,
 }
 
 impl Default for IntegrationsConfig {
@@ -39,6 +41,7 @@ impl Default for IntegrationsConfig {
             allow_callbacks: false,
             lambda: Default::default(),
             http: Default::default(),
+            sqs: Default::default(),
         }
     }
 }
@@ -73,6 +76,8 @@ pub enum Route {
     /// `arn:expressway:states:::kafka:produce`: Expressway's own, served by the daemon's
     /// producer (`daemon::kafka::KafkaProduce`).
     KafkaProduce,
+    /// `arn:aws:states:::sqs:sendMessage`.
+    SqsSendMessage,
 }
 
 /// The resource of [`Route::KafkaProduce`].
@@ -97,6 +102,7 @@ impl Route {
         match (service, rest.as_slice()) {
             ("states", ["lambda", "invoke"]) => Some(Route::LambdaInvoke),
             ("states", ["http", "invoke"]) => Some(Route::Http),
+            ("states", ["sqs", "sendMessage"]) => Some(Route::SqsSendMessage),
             ("lambda", ["function", name, ..]) if !name.is_empty() => Some(Route::LambdaFunction),
             _ => None,
         }
@@ -150,7 +156,8 @@ pub fn check_resource(resource: &str, served: Served) -> Option<String> {
     }
     Some(format!(
         "no integration serves resource '{resource}' (supported: arn:aws:states:::lambda:invoke, \
-         Lambda function ARNs, arn:aws:states:::http:invoke, {KAFKA_PRODUCE}; with the API: \
+         Lambda function ARNs, arn:aws:states:::http:invoke, arn:aws:states:::sqs:sendMessage, \
+         {KAFKA_PRODUCE}; with the API: \
          arn:aws:states:::states:startExecution[.sync:2])"
     ))
 }
@@ -202,6 +209,7 @@ pub struct Integrations {
     lambda: lambda::Lambda,
     http: http::Http,
     kafka: Option<Arc<dyn TaskResource>>,
+    sqs: sqs::Sqs,
 }
 
 impl Integrations {
@@ -215,6 +223,7 @@ impl Integrations {
             lambda: lambda::Lambda::new(&config.lambda)?,
             http: http::Http::new(&config.http)?,
             kafka: None,
+            sqs: sqs::Sqs::new(&config.sqs)?,
         })
     }
 
@@ -249,6 +258,12 @@ impl TaskResource for Integrations {
             Some(Route::KafkaProduce) if self.kafka.is_some() => {
                 self.kafka.as_ref().expect("checked").invoke(call, reply)
             }
+            Some(Route::SqsSendMessage) => spawn(
+                &self.runtime,
+                Integration::Sqs,
+                self.sqs.send_message(call),
+                reply,
+            ),
             Some(Route::KafkaProduce) | None => reply.complete(Err(Failure::new(
                 crate::asl::error::names::TASK_FAILED,
                 check_resource(&call.resource, Served::default()).unwrap_or_default(),
@@ -313,6 +328,11 @@ mod tests {
             ("arn:aws:states:::lambda:invoke", Some(Route::LambdaInvoke)),
             ("arn:aws:states:::http:invoke", Some(Route::Http)),
             (
+                "arn:aws:states:::sqs:sendMessage",
+                Some(Route::SqsSendMessage),
+            ),
+            ("arn:aws:states:::sqs:sendMessage.waitForTaskToken", None),
+            (
                 "arn:aws:lambda:us-east-1:111111111111:function:f",
                 Some(Route::LambdaFunction),
             ),
@@ -350,6 +370,8 @@ mod tests {
         assert_eq!(check_resource(KAFKA_PRODUCE, all), None);
         assert!(check_resource(KAFKA_PRODUCE, Served::default()).is_some());
         assert_eq!(check_resource(callback, all), None);
+        let sqs_callback = "arn:aws:states:::sqs:sendMessage.waitForTaskToken";
+        assert_eq!(check_resource(sqs_callback, all), None);
         assert_eq!(
             check_resource("arn:aws:states:us-east-1:1:activity:a", all),
             None

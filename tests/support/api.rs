@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 type Check = (&'static str, Result<(), String>);
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -24,15 +24,21 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
 
-/// The venv's python, made on first use; `Err` says why it cannot be.
-fn venv() -> Result<PathBuf, String> {
-    let dir = target_dir().join("api-venv");
+/// The python of a venv in `target/<name>` holding `packages`, made on first use (and
+/// reused while `imports` import and `scripts` are in its `bin/`); `Err` says why it cannot be.
+pub fn python_venv(
+    name: &str,
+    packages: &[&str],
+    imports: &str,
+    scripts: &[&str],
+) -> Result<PathBuf, String> {
+    let dir = target_dir().join(name);
     let python = dir.join("bin/python");
     let ready = |python: &Path| {
         python.exists()
-            && dir.join("bin/aws").exists()
+            && scripts.iter().all(|s| dir.join("bin").join(s).exists())
             && Command::new(python)
-                .args(["-c", "import boto3, botocore"])
+                .args(["-c", &format!("import {imports}")])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
@@ -53,24 +59,34 @@ fn venv() -> Result<PathBuf, String> {
         ));
     }
     let pip = Command::new(dir.join("bin/pip"))
-        .args(["install", "--quiet", "awscli", "boto3"])
+        .args(["install", "--quiet"])
+        .args(packages)
         .output()
         .map_err(|e| format!("pip: {e}"))?;
     if !pip.status.success() {
         return Err(format!(
-            "pip install awscli boto3 failed: {}",
+            "pip install {} failed: {}",
+            packages.join(" "),
             String::from_utf8_lossy(&pip.stderr).trim()
         ));
     }
     if ready(&python) {
         Ok(python)
     } else {
-        Err("the venv lacks aws-cli or boto3 after pip install".into())
+        Err(format!(
+            "the venv lacks {imports} or {scripts:?} after pip install {}",
+            packages.join(" ")
+        ))
     }
 }
 
 pub fn checks() -> Vec<Check> {
-    let python = match venv() {
+    let python = match python_venv(
+        "api-venv",
+        &["awscli", "boto3"],
+        "boto3, botocore",
+        &["aws"],
+    ) {
         Ok(p) => p,
         Err(why) => {
             println!("api: skipped ({why})");
