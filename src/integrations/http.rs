@@ -8,7 +8,7 @@
 //! prefix, and the headers and query parameters to add.
 
 use super::lambda::error_chain;
-use super::{call_timeout, http_client, limited, semaphore, Limits};
+use super::{Limits, Pool};
 use crate::asl::error::Failure;
 use crate::asl::size::PAYLOAD_LIMIT_BYTES;
 use crate::asl::vm::data_limit_exceeded;
@@ -16,7 +16,6 @@ use crate::resource::TaskCall;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
 
 /// A connection that failed or timed out (no HTTP status to name).
 pub const SOCKET_ERROR: &str = "States.Http.Socket";
@@ -39,9 +38,8 @@ pub struct HttpConnection {
 }
 
 pub struct Http {
-    client: reqwest::Client,
+    pool: Pool,
     config: Arc<HttpConfig>,
-    slots: Arc<Semaphore>,
 }
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
@@ -49,8 +47,7 @@ const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPT
 impl Http {
     pub fn new(config: &HttpConfig) -> Result<Http, String> {
         Ok(Http {
-            client: http_client()?,
-            slots: semaphore(&config.limits),
+            pool: Pool::new(&config.limits)?,
             config: Arc::new(config.clone()),
         })
     }
@@ -59,13 +56,12 @@ impl Http {
         &self,
         call: TaskCall,
     ) -> impl std::future::Future<Output = Result<Value, Failure>> + Send + 'static {
-        let client = self.client.clone();
+        let pool = self.pool.clone();
         let config = self.config.clone();
-        let slots = self.slots.clone();
         async move {
-            let request = build(&client, &config, &call.payload)?;
-            let timeout = call_timeout(&config.limits, &call);
-            let response = match limited(&slots, timeout, read(request)).await {
+            let request = build(&pool.client, &config, &call.payload)?;
+            let timeout = pool.timeout(&call);
+            let response = match pool.run(timeout, read(request)).await {
                 Some(Ok(r)) => r,
                 Some(Err(e)) => return Err(Failure::new(SOCKET_ERROR, error_chain(&e))),
                 None => {

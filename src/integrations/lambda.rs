@@ -9,7 +9,7 @@
 //! AWS; a refused call as `Lambda.<ErrorCode>`; a transport failure as
 //! `Lambda.SdkClientException`.
 
-use super::{call_timeout, http_client, limited, semaphore, Limits};
+use super::{Limits, Pool};
 use crate::asl::error::{names, Failure};
 use crate::asl::size::PAYLOAD_LIMIT_BYTES;
 use crate::asl::vm::data_limit_exceeded;
@@ -18,7 +18,6 @@ use reqwest::header::HeaderMap;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LambdaConfig {
@@ -30,9 +29,8 @@ pub struct LambdaConfig {
 }
 
 pub struct Lambda {
-    client: reqwest::Client,
+    pool: Pool,
     config: Arc<LambdaConfig>,
-    slots: Arc<Semaphore>,
 }
 
 /// One Invoke request, read from the Task's parameters.
@@ -51,8 +49,7 @@ struct Invoke {
 impl Lambda {
     pub fn new(config: &LambdaConfig) -> Result<Lambda, String> {
         Ok(Lambda {
-            client: http_client()?,
-            slots: semaphore(&config.limits),
+            pool: Pool::new(&config.limits)?,
             config: Arc::new(config.clone()),
         })
     }
@@ -64,9 +61,8 @@ impl Lambda {
         call: TaskCall,
         optimised: bool,
     ) -> impl std::future::Future<Output = Result<Value, Failure>> + Send + 'static {
-        let client = self.client.clone();
+        let pool = self.pool.clone();
         let config = self.config.clone();
-        let slots = self.slots.clone();
         async move {
             let invoke = if optimised {
                 Invoke::from_parameters(&call.payload)?
@@ -87,9 +83,9 @@ impl Lambda {
                         ),
                     )
                 })?;
-            let timeout = call_timeout(&config.limits, &call);
-            let request = send(&client, base, &invoke);
-            let response = match limited(&slots, timeout, request).await {
+            let timeout = pool.timeout(&call);
+            let request = send(&pool.client, base, &invoke);
+            let response = match pool.run(timeout, request).await {
                 Some(result) => result.map_err(|e| transport_failure(&e))?,
                 None => {
                     return Err(Failure::new(

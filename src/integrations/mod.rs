@@ -286,36 +286,46 @@ fn spawn(
     });
 }
 
-/// Runs `request` within the limits: waits for a slot, then gives it `timeout` (the shorter
-/// of the integration's and the Task's own).
-pub(crate) async fn limited<T>(
-    slots: &Semaphore,
-    timeout: Duration,
-    request: impl Future<Output = T>,
-) -> Option<T> {
-    let _slot = slots.acquire().await.ok()?;
-    tokio::time::timeout(timeout, request).await.ok()
+/// What every HTTP integration calls through: one pooled client (keep-alive connections),
+/// its concurrency slots and its limits. Cheap to clone into a call's future.
+#[derive(Clone)]
+pub(crate) struct Pool {
+    pub client: reqwest::Client,
+    slots: Arc<Semaphore>,
+    limits: Limits,
 }
 
-/// The timeout of one call: the integration's, or the Task's `TimeoutSeconds` if shorter
-/// (the VM fails the state then anyway; this frees the connection).
-pub(crate) fn call_timeout(limits: &Limits, call: &TaskCall) -> Duration {
-    match call.timeout_secs {
-        Some(s) => limits.timeout.min(Duration::from_secs(s.saturating_add(1))),
-        None => limits.timeout,
+impl Pool {
+    pub fn new(limits: &Limits) -> Result<Pool, String> {
+        let client = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        Ok(Pool {
+            client,
+            slots: Arc::new(Semaphore::new(limits.max_concurrency.max(1))),
+            limits: limits.clone(),
+        })
     }
-}
 
-/// A shared HTTP client: pooled keep-alive connections.
-pub(crate) fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| format!("building the HTTP client: {e}"))
-}
+    /// The timeout of one call: the integration's, or the Task's `TimeoutSeconds` if shorter
+    /// (the VM fails the state then anyway; this frees the connection).
+    pub fn timeout(&self, call: &TaskCall) -> Duration {
+        match call.timeout_secs {
+            Some(s) => self
+                .limits
+                .timeout
+                .min(Duration::from_secs(s.saturating_add(1))),
+            None => self.limits.timeout,
+        }
+    }
 
-pub(crate) fn semaphore(limits: &Limits) -> Arc<Semaphore> {
-    Arc::new(Semaphore::new(limits.max_concurrency.max(1)))
+    /// Runs `request` in a free slot (waiting for one), within `timeout`; `None` when time
+    /// ran out.
+    pub async fn run<T>(&self, timeout: Duration, request: impl Future<Output = T>) -> Option<T> {
+        let _slot = self.slots.acquire().await.ok()?;
+        tokio::time::timeout(timeout, request).await.ok()
+    }
 }
 
 #[cfg(test)]

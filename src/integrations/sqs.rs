@@ -14,14 +14,13 @@
 //! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
 
 use super::lambda::{error_chain, sdk_http_metadata, train_case};
-use super::{call_timeout, http_client, limited, semaphore, Limits};
+use super::{Limits, Pool};
 use crate::asl::error::Failure;
 use crate::resource::TaskCall;
 use reqwest::header::HeaderMap;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::SystemTime;
-use tokio::sync::Semaphore;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SqsConfig {
@@ -44,10 +43,9 @@ struct Keys {
 }
 
 pub struct Sqs {
-    client: reqwest::Client,
+    pool: Pool,
     config: Arc<SqsConfig>,
     keys: Option<Arc<Keys>>,
-    slots: Arc<Semaphore>,
 }
 
 /// SendMessage's modelled errors: the AWS Java SDK raises `<Name>Exception` for these and
@@ -87,8 +85,7 @@ impl Sqs {
             },
         };
         Ok(Sqs {
-            client: http_client()?,
-            slots: semaphore(&config.limits),
+            pool: Pool::new(&config.limits)?,
             config: Arc::new(config.clone()),
             keys: keys.map(Arc::new),
         })
@@ -98,10 +95,9 @@ impl Sqs {
         &self,
         call: TaskCall,
     ) -> impl std::future::Future<Output = Result<Value, Failure>> + Send + 'static {
-        let client = self.client.clone();
+        let pool = self.pool.clone();
         let config = self.config.clone();
         let keys = self.keys.clone();
-        let slots = self.slots.clone();
         async move {
             let (queue_url, body) = request_body(&call.payload)?;
             let endpoint = match &config.endpoint {
@@ -119,7 +115,8 @@ impl Sqs {
                 .or_else(|| region_of(&queue_url))
                 .unwrap_or_else(|| "us-east-1".to_owned());
             let url = format!("{endpoint}/");
-            let mut request = client
+            let mut request = pool
+                .client
                 .post(&url)
                 .header("Content-Type", "application/x-amz-json-1.0")
                 .header("X-Amz-Target", "AmazonSQS.SendMessage");
@@ -131,8 +128,8 @@ impl Sqs {
                 }
             }
             let request = read(request.body(body));
-            let timeout = call_timeout(&config.limits, &call);
-            match limited(&slots, timeout, request).await {
+            let timeout = pool.timeout(&call);
+            match pool.run(timeout, request).await {
                 Some(Ok(response)) => answer(response),
                 Some(Err(e)) => Err(client_failure(format!(
                     "Unable to execute HTTP request: {}",

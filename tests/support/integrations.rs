@@ -123,6 +123,12 @@ fn answer_connection(
 
 /// Runs `exec` on a definition and input; returns its one JSON line.
 fn exec(definition: Value, input: Value, extra: &[&str]) -> Value {
+    exec_with(definition, input, extra, &[])
+}
+
+/// [`exec`] with extra environment variables (credentials); endpoints and tokens from the
+/// test's own environment never leak in.
+pub fn exec_with(definition: Value, input: Value, extra: &[&str], env: &[(&str, &str)]) -> Value {
     let dir = std::env::temp_dir().join(format!(
         "expressway-integrations-{}-{}",
         std::process::id(),
@@ -141,6 +147,9 @@ fn exec(definition: Value, input: Value, extra: &[&str]) -> Value {
         .arg(&inp)
         .args(extra)
         .env_remove("AWS_ENDPOINT_URL_LAMBDA")
+        .env_remove("AWS_ENDPOINT_URL_SQS")
+        .env_remove("AWS_SESSION_TOKEN")
+        .envs(env.iter().copied())
         .output()
         .expect("exec runs");
     let _ = std::fs::remove_dir_all(&dir);

@@ -49,28 +49,8 @@ fn boto3(python: &Path, endpoint: &str, code: &str, args: &[&str]) -> Result<Str
 }
 
 /// `expressway exec` on a definition and input with the credentials set; its JSON line.
-fn exec(dir: &Path, definition: Value, input: Value, extra: &[&str]) -> Value {
-    let def = dir.join("def.json");
-    let inp = dir.join("input.json");
-    std::fs::write(&def, definition.to_string()).expect("definition");
-    std::fs::write(&inp, input.to_string()).expect("input");
-    let out = Command::new(env!("CARGO_BIN_EXE_expressway"))
-        .arg("exec")
-        .arg("--definition")
-        .arg(&def)
-        .arg("--input")
-        .arg(&inp)
-        .args(extra)
-        .env_remove("AWS_ENDPOINT_URL_SQS")
-        .env_remove("AWS_SESSION_TOKEN")
-        .envs(KEYS)
-        .output()
-        .expect("exec runs");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| json!({"no_json": String::from_utf8_lossy(&out.stderr)}))
+fn exec(definition: Value, input: Value, extra: &[&str]) -> Value {
+    crate::integrations::exec_with(definition, input, extra, &KEYS)
 }
 
 fn check(name: &'static str, ok: bool, detail: impl FnOnce() -> String) -> Check {
@@ -157,7 +137,6 @@ pub fn checks() -> Vec<Check> {
         json!({}),
     );
     let result = exec(
-        &dir,
         definition,
         json!({"queue": queue_url, "who": "world"}),
         &["--sqs-endpoint", &endpoint],
@@ -222,7 +201,6 @@ pub fn checks() -> Vec<Check> {
         "Service": {"Type": "Pass", "End": true}
     }});
     let result = exec(
-        &dir,
         definition,
         json!({"queue": queue_url, "body": null}),
         &["--sqs-endpoint", &endpoint],
@@ -244,7 +222,6 @@ pub fn checks() -> Vec<Check> {
     // (3) A queue that does not exist, reached through the QueueUrl's own host (no endpoint).
     let missing = format!("{endpoint}/123456789012/no-such-queue");
     let result = exec(
-        &dir,
         send_task(json!({"QueueUrl": missing, "MessageBody": "x"}), json!({})),
         json!({}),
         &[],
