@@ -1,8 +1,9 @@
-//! Task resources that call real services: Lambda, HTTP endpoints, SQS.
+//! Task resources that call real services: Lambda, HTTP endpoints, SQS (and, handed in by
+//! the daemon, Kafka produce).
 //!
 //! Every integration is one [`TaskResource`]: the VM's invoke effect becomes a request on a
 //! shared tokio runtime, and its answer (or the error AWS would name) goes back through the
-//! completion. Each integration pools its connections, bounds its concurrency with a
+//! [`TaskReply`]. Each integration pools its connections, bounds its concurrency with a
 //! semaphore (calls beyond it queue, they never fail for it) and times its requests out.
 //! Which resource goes where is decided once per definition ([`check_resource`]) and once
 //! per call ([`Route::of`]).
@@ -98,12 +99,14 @@ impl Route {
         ) else {
             return None;
         };
-        let rest: Vec<&str> = parts.collect();
-        match (service, rest.as_slice()) {
-            ("states", ["lambda", "invoke"]) => Some(Route::LambdaInvoke),
-            ("states", ["http", "invoke"]) => Some(Route::Http),
-            ("states", ["sqs", "sendMessage"]) => Some(Route::SqsSendMessage),
-            ("lambda", ["function", name, ..]) if !name.is_empty() => Some(Route::LambdaFunction),
+        // The last part keeps its colons: `function:NAME[:QUALIFIER]`.
+        match (service, parts.next(), parts.next()) {
+            ("states", Some("lambda"), Some("invoke")) => Some(Route::LambdaInvoke),
+            ("states", Some("http"), Some("invoke")) => Some(Route::Http),
+            ("states", Some("sqs"), Some("sendMessage")) => Some(Route::SqsSendMessage),
+            ("lambda", Some("function"), Some(name)) if !name.is_empty() => {
+                Some(Route::LambdaFunction)
+            }
             _ => None,
         }
     }
