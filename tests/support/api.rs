@@ -160,18 +160,11 @@ allow_callbacks = true
         },
     ));
     if up {
-        // The real callbacks module replaces the stub at merge; until then its checks skip.
-        let callbacks =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/callbacks.rs"))
-                .unwrap_or_default();
         let mut script = Command::new(&python);
         script
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/api_clients.py"))
             .arg(format!("http://127.0.0.1:{port}"))
             .arg(python.with_file_name("aws"));
-        if !callbacks.contains("Throwaway stub") {
-            script.arg("--with-callbacks");
-        }
         match script.output() {
             Ok(result) => {
                 let stdout = String::from_utf8_lossy(&result.stdout);

@@ -1,6 +1,6 @@
 """Drives a running `expressway run` API with the real AWS clients: aws-cli and boto3.
 
-Usage: api_clients.py ENDPOINT AWS_CLI_PATH [--with-callbacks]
+Usage: api_clients.py ENDPOINT AWS_CLI_PATH
 
 Prints one line per check: `ok NAME` or `FAIL NAME: reason`, and `skip NAME: reason`.
 Run by tests/support/api.rs, which starts the daemon (with `auth = "AKIDEXPRESSWAY"`, a
@@ -17,7 +17,6 @@ import traceback
 
 ENDPOINT = sys.argv[1]
 AWS = sys.argv[2]
-WITH_CALLBACKS = "--with-callbacks" in sys.argv
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 KEY = "AKIDEXPRESSWAY"
@@ -222,8 +221,6 @@ def boto3_start_sync_execution_and_nested_sync():
 
 @check
 def boto3_activity_worker():
-    if not WITH_CALLBACKS:
-        return "skip: needs src/callbacks.rs (a stub on this branch)"
     sfn = client()
     activity = sfn.create_activity(name="boto3-activity")["activityArn"]
     eq(sfn.describe_activity(activityArn=activity)["name"], "boto3-activity", "describe-activity")
@@ -258,8 +255,6 @@ def boto3_activity_worker():
 
 @check
 def boto3_wait_for_task_token():
-    if not WITH_CALLBACKS:
-        return "skip: needs src/callbacks.rs (a stub on this branch)"
     sfn = client()
     child = {"StartAt": "Hold", "States": {"Hold": {"Type": "Pass", "End": True}}}
     child_arn = sfn.create_state_machine(name="token-child", definition=json.dumps(child),
