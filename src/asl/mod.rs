@@ -18,6 +18,7 @@ pub mod timestamp;
 pub mod unsupported;
 pub mod validate;
 pub mod vm;
+pub mod walk;
 
 pub use compile::compile;
 pub use program::Program;

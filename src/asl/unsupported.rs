@@ -5,6 +5,7 @@
 use super::diagnostic::codes::UNSUPPORTED;
 use super::diagnostic::{pointer_push, Diagnostic};
 use super::path::mentions_variable;
+use super::walk::{each_machine, states};
 use serde_json::{Map, Value};
 
 /// State fields that belong to JSONata, variables or Distributed Map's S3 integration.
@@ -29,47 +30,23 @@ const FIELDS: &[(&str, &str)] = &[
 /// Every use of an unsupported feature in a (valid) definition.
 pub fn find(definition: &Value) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    machine(definition, "", &mut out);
+    each_machine(definition, &mut |machine, ptr| {
+        query_language(machine, ptr, &mut out);
+        for (state, sptr) in states(machine, ptr) {
+            query_language(state, &sptr, &mut out);
+            for (field, why) in FIELDS {
+                if state.get(*field).is_some() {
+                    out.push(Diagnostic::new(
+                        UNSUPPORTED,
+                        pointer_push(&sptr, field),
+                        *why,
+                    ));
+                }
+            }
+            variables(state, &sptr, &mut out);
+        }
+    });
     out
-}
-
-fn machine(def: &Value, ptr: &str, out: &mut Vec<Diagnostic>) {
-    query_language(def, ptr, out);
-    let Some(states) = def.get("States").and_then(Value::as_object) else {
-        return;
-    };
-    for (name, state) in states {
-        let sptr = pointer_push(&pointer_push(ptr, "States"), name);
-        query_language(state, &sptr, out);
-        for (field, why) in FIELDS {
-            if state.get(*field).is_some() {
-                out.push(Diagnostic::new(
-                    UNSUPPORTED,
-                    pointer_push(&sptr, field),
-                    *why,
-                ));
-            }
-        }
-        variables(state, &sptr, out);
-        for (i, branch) in state
-            .get("Branches")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            machine(
-                branch,
-                &pointer_push(&pointer_push(&sptr, "Branches"), &i.to_string()),
-                out,
-            );
-        }
-        for field in ["ItemProcessor", "Iterator"] {
-            if let Some(p) = state.get(field) {
-                machine(p, &pointer_push(&sptr, field), out);
-            }
-        }
-    }
 }
 
 fn query_language(v: &Value, ptr: &str, out: &mut Vec<Diagnostic>) {
@@ -86,7 +63,7 @@ fn query_language(v: &Value, ptr: &str, out: &mut Vec<Diagnostic>) {
 
 /// Variable references (`$name`) in a state's expressions: `"key.$"` values, `…Path` fields
 /// and Choice `Variable`s. Constants (`Result`, plain template values) may hold any text.
-/// Nested machines are visited by [`machine`].
+/// Nested machines are visited by [`find`].
 fn variables(state: &Value, ptr: &str, out: &mut Vec<Diagnostic>) {
     if let Some(fields) = state.as_object() {
         walk(fields, ptr, true, out);

@@ -15,6 +15,7 @@ pub mod sqs;
 use crate::asl::diagnostic::{codes, pointer_push, Diagnostic};
 use crate::asl::error::Failure;
 use crate::asl::vm::is_activity_arn;
+use crate::asl::walk::{each_machine, states};
 use crate::daemon::telemetry::{self, Integration};
 use crate::resource::{TaskCall, TaskReply, TaskResource};
 use serde_json::Value;
@@ -169,41 +170,21 @@ pub fn check_resource(resource: &str, served: Served) -> Option<String> {
 /// serves, as `UNKNOWN_RESOURCE` diagnostics pointing at its `Resource`.
 pub fn unserved_resources(definition: &Value, served: Served) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    each_task_resource(definition, "", &mut |pointer, resource| {
-        if let Some(message) = check_resource(resource, served) {
-            out.push(Diagnostic::new(codes::UNKNOWN_RESOURCE, pointer, message));
+    each_machine(definition, &mut |machine, ptr| {
+        for (state, sptr) in states(machine, ptr) {
+            if state.get("Type").and_then(Value::as_str) != Some("Task") {
+                continue;
+            }
+            let Some(resource) = state.get("Resource").and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(message) = check_resource(resource, served) {
+                let at = pointer_push(&sptr, "Resource");
+                out.push(Diagnostic::new(codes::UNKNOWN_RESOURCE, at, message));
+            }
         }
     });
     out
-}
-
-fn each_task_resource(machine: &Value, pointer: &str, f: &mut impl FnMut(String, &str)) {
-    let Some(states) = machine.get("States").and_then(Value::as_object) else {
-        return;
-    };
-    for (name, state) in states {
-        let at = pointer_push(&pointer_push(pointer, "States"), name);
-        if state.get("Type").and_then(Value::as_str) == Some("Task") {
-            if let Some(resource) = state.get("Resource").and_then(Value::as_str) {
-                f(pointer_push(&at, "Resource"), resource);
-            }
-        }
-        for (i, branch) in state
-            .get("Branches")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let branch_at = pointer_push(&pointer_push(&at, "Branches"), &i.to_string());
-            each_task_resource(branch, &branch_at, f);
-        }
-        for field in ["ItemProcessor", "Iterator"] {
-            if let Some(processor) = state.get(field) {
-                each_task_resource(processor, &pointer_push(&at, field), f);
-            }
-        }
-    }
 }
 
 /// The integrations of one process, sharing one runtime.
