@@ -8,7 +8,7 @@ use expressway::asl::vm::WorkflowType;
 use expressway::asl::{compile, ExecutionOptions, Outcome, Program};
 use expressway::integrations::lambda::LambdaConfig;
 use expressway::integrations::sqs::SqsConfig;
-use expressway::integrations::{Integrations, IntegrationsConfig};
+use expressway::integrations::{Integrations, IntegrationsConfig, Served};
 use expressway::resource::TaskResource;
 use expressway::runner::{run_to_completion, Clock};
 use serde_json::{json, Value};
@@ -107,7 +107,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { config, files } => match config {
             Some(config) => validate_config(&config),
-            None => validate(&files),
+            None => validate(&files, None),
         },
         Command::Run { config } => run(&config),
         Command::Exec(args) => exec(args),
@@ -122,10 +122,10 @@ fn main() -> ExitCode {
 }
 
 /// Reads and compiles a definition; diagnostics come back as `Err` with their text.
-/// `served`: every Task resource must also be one an integration serves.
+/// With `served`, every Task resource must also be one that deployment serves.
 fn load_definition(
     path: &Path,
-    served: bool,
+    served: Option<Served>,
 ) -> Result<std::result::Result<Program, Vec<Diagnostic>>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -140,12 +140,8 @@ fn load_definition(
         }
     };
     let program = compile(&definition);
-    if served && program.is_ok() {
-        // `exec` has no API to answer task tokens, and no host for nested executions.
-        let unserved = expressway::integrations::unserved_resources(
-            &definition,
-            expressway::integrations::Served::default(),
-        );
+    if let (Some(served), Ok(_)) = (served, &program) {
+        let unserved = expressway::integrations::unserved_resources(&definition, served);
         if !unserved.is_empty() {
             return Ok(Err(unserved));
         }
@@ -155,11 +151,12 @@ fn load_definition(
 
 /// Prints every diagnostic; only errors fail. `UNSUPPORTED` ones mark valid ASL that this
 /// engine cannot run yet: reported, but the definition is valid.
-fn validate(files: &[PathBuf]) -> Result<ExitCode> {
+/// Validates definitions; with `served`, as a deployment serving that would load them.
+fn validate(files: &[PathBuf], served: Option<Served>) -> Result<ExitCode> {
     let mut failed = false;
     let mut out = std::io::stdout().lock();
     for file in files {
-        if let Err(diags) = load_definition(file, false)? {
+        if let Err(diags) = load_definition(file, served)? {
             for d in diags {
                 failed |= d.code != codes::UNSUPPORTED;
                 writeln!(
@@ -194,7 +191,7 @@ fn validate_config(path: &Path) -> Result<ExitCode> {
         .iter()
         .map(|sm| sm.definition.clone())
         .collect();
-    validate(&files)
+    validate(&files, Some(expressway::daemon::run::served(&config)))
 }
 
 fn run(path: &Path) -> Result<ExitCode> {
@@ -205,7 +202,9 @@ fn run(path: &Path) -> Result<ExitCode> {
 }
 
 fn exec(args: ExecArgs) -> Result<ExitCode> {
-    let program = match load_definition(&args.definition, args.mock_config.is_none())? {
+    // `exec` has no API to answer task tokens, no host for nested executions, no producer.
+    let served = args.mock_config.is_none().then(Served::default);
+    let program = match load_definition(&args.definition, served)? {
         Ok(p) => Arc::new(p),
         Err(diags) => {
             for d in diags {

@@ -340,6 +340,46 @@ fn cli_checks() -> Vec<(&'static str, Result<(), String>)> {
         "--input",
         "config/state-machines/sensor-alert.input.json",
     ]);
+    let config = std::env::temp_dir().join(format!(
+        "expressway-cli-unserved-{}.toml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[kafka]
+brokers = "embedded"
+[[state_machines]]
+name = "alerts"
+definition = "{}"
+[[sources]]
+name = "in"
+type = "kafka"
+topics = ["in"]
+state_machine = "alerts"
+"#,
+            root.join("config/state-machines/sensor-alert.asl.json")
+                .display()
+        ),
+    )
+    .expect("temp config");
+    let validated = run(&["validate", "--config", &config.to_string_lossy()]);
+    let _ = std::fs::remove_file(&config);
+    let text = String::from_utf8_lossy(&validated.stdout).to_string();
+    checks.push((
+        "cli: validate --config refuses a Task resource the deployment does not serve",
+        if validated.status.code() == Some(1)
+            && text.contains("/States/Notify/Resource: UNKNOWN_RESOURCE")
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "exit {:?}, stdout {text:?}",
+                validated.status.code()
+            ))
+        },
+    ));
     checks.push((
         "cli: exec refuses a Task resource no integration serves, naming where it is",
         if out.status.code() == Some(2)

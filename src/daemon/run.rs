@@ -26,7 +26,7 @@ use std::time::Duration;
 const EMBEDDED_PARTITIONS: i32 = 4;
 
 /// What the daemon serves beyond its integrations, as `config` asks.
-fn served(config: &Config) -> Served {
+pub fn served(config: &Config) -> Served {
     Served {
         callbacks: config.integrations.allow_callbacks,
         nested_executions: config.api.is_some(),
