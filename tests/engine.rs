@@ -380,6 +380,34 @@ state_machine = "alerts"
             ))
         },
     ));
+    // Regression: config/api.toml named a state machine calling SNS, which `run` refuses.
+    let mut shipped: Vec<PathBuf> = std::fs::read_dir(root.join("config"))
+        .expect("config/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    shipped.push(root.join("loadtest/lambda/daemon.toml"));
+    let refused: Vec<String> = shipped
+        .iter()
+        .filter_map(|config| {
+            let out = run(&["validate", "--config", &config.to_string_lossy()]);
+            (!out.status.success()).then(|| {
+                format!(
+                    "{}: {}",
+                    config.display(),
+                    String::from_utf8_lossy(&out.stdout)
+                )
+            })
+        })
+        .collect();
+    checks.push((
+        "cli: every shipped config validates as the daemon would load it",
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(refused.join("\n"))
+        },
+    ));
     checks.push((
         "cli: exec refuses a Task resource no integration serves, naming where it is",
         if out.status.code() == Some(2)
