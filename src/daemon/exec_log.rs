@@ -42,6 +42,7 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use crate::asl::vm::HistoryEvent;
+use crate::resource::Arn;
 
 /// Which history events a logger writes: Step Functions' `LoggingConfiguration.level`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
@@ -292,20 +293,13 @@ fn previous_event_id(ev: &HistoryEvent) -> u64 {
 /// `sendMessage.waitForTaskToken`, `arn:aws:states:::aws-sdk:s3:getObject` is `aws-sdk:s3`
 /// and `getObject`. Any other ARN is its service and the whole ARN; anything else, no type.
 fn split_resource(resource: &str) -> (Option<&str>, &str) {
-    let mut parts = resource.splitn(6, ':');
-    let (Some("arn"), Some(_partition), Some(service), Some(region), Some(account), Some(rest)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let Some(arn) = Arn::parse(resource) else {
         return (None, resource);
     };
-    if service != "states" || !region.is_empty() || !account.is_empty() {
-        return (Some(service), resource);
+    if !arn.is_optimised_integration() {
+        return (Some(arn.service), resource);
     }
+    let rest = arn.resource;
     // The service's own name holds one colon for SDK integrations.
     let split_at = if rest.starts_with("aws-sdk:") {
         rest.match_indices(':').nth(1).map(|(i, _)| i)

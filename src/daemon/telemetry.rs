@@ -15,6 +15,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::resource::Arn;
 use metrics::{Counter, Gauge, Histogram, Unit};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 
@@ -305,15 +306,11 @@ label_enum! {
 impl Integration {
     /// Classifies a Task's `Resource` ARN. The ARN itself never becomes a label value.
     pub fn of(resource: &str) -> Integration {
-        let mut parts = resource.split(':');
-        let (Some("arn"), Some(_partition), Some(service)) =
-            (parts.next(), parts.next(), parts.next())
-        else {
+        let Some(arn) = Arn::parse(resource) else {
             return Integration::Other;
         };
-        let (_region, _account) = (parts.next(), parts.next());
-        let rest = parts.next().unwrap_or("");
-        match service {
+        let rest = arn.resource.split(':').next().unwrap_or("");
+        match arn.service {
             "lambda" => Integration::Lambda,
             // `arn:aws:states:::<service>:<action>` is an optimised integration;
             // `arn:aws:states:<region>:<account>:activity:<name>` an activity.

@@ -17,7 +17,7 @@ use crate::asl::error::Failure;
 use crate::asl::vm::is_activity_arn;
 use crate::asl::walk::{each_machine, states};
 use crate::daemon::telemetry::{self, Integration};
-use crate::resource::{TaskCall, TaskReply, TaskResource};
+use crate::resource::{Arn, TaskCall, TaskReply, TaskResource};
 use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
@@ -90,24 +90,14 @@ impl Route {
         if resource == KAFKA_PRODUCE {
             return Some(Route::KafkaProduce);
         }
-        let mut parts = resource.splitn(7, ':');
-        let (Some("arn"), Some(_partition), Some(service), Some(_region), Some(_account)) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return None;
-        };
-        // The last part keeps its colons: `function:NAME[:QUALIFIER]`.
-        match (service, parts.next(), parts.next()) {
-            ("states", Some("lambda"), Some("invoke")) => Some(Route::LambdaInvoke),
-            ("states", Some("http"), Some("invoke")) => Some(Route::Http),
-            ("states", Some("sqs"), Some("sendMessage")) => Some(Route::SqsSendMessage),
-            ("lambda", Some("function"), Some(name)) if !name.is_empty() => {
-                Some(Route::LambdaFunction)
-            }
+        let arn = Arn::parse(resource)?;
+        // The resource keeps its colons: `function:NAME[:QUALIFIER]`.
+        let (kind, name) = arn.resource.split_once(':')?;
+        match (arn.service, kind, name) {
+            ("states", "lambda", "invoke") => Some(Route::LambdaInvoke),
+            ("states", "http", "invoke") => Some(Route::Http),
+            ("states", "sqs", "sendMessage") => Some(Route::SqsSendMessage),
+            ("lambda", "function", name) if !name.is_empty() => Some(Route::LambdaFunction),
             _ => None,
         }
     }
