@@ -7,7 +7,7 @@
 
 use super::diagnostic::{pointer_push, type_name, Diagnostic};
 use super::error::EvalError;
-use super::path::{mentions_variable, JsonPath};
+use super::path::JsonPath;
 use super::scope::Scope;
 use super::timestamp;
 use chrono::{DateTime, FixedOffset};
@@ -370,10 +370,6 @@ fn parse_variable(value: &Value, ptr: &str, diags: &mut Vec<Diagnostic>) -> Opti
 }
 
 fn parse_path(src: &str, ptr: &str, diags: &mut Vec<Diagnostic>) -> Option<JsonPath> {
-    // A workflow variable (`$name`) is valid ASL; `unsupported` reports that we cannot run it.
-    if mentions_variable(src) {
-        return None;
-    }
     JsonPath::parse(src)
         .map_err(|e| diags.push(Diagnostic::new(INVALID_PATH, ptr, e.to_string())))
         .ok()
@@ -422,8 +418,6 @@ fn parse_operator(
         }
         _ => match parse_test(name, op, value) {
             Ok(test) => Some(Node::Test(test)),
-            // Unsupported features are reported once, by `unsupported`, not as rule errors.
-            Err((UNSUPPORTED, _)) => None,
             Err((code, message)) => {
                 diags.push(Diagnostic::new(code, ptr, message));
                 None
@@ -455,9 +449,6 @@ fn parse_test(name: &str, op: Operator, value: &Value) -> Result<Test, (&'static
             },
             Value::String(s),
         ) => {
-            if mentions_variable(s) {
-                return Err((UNSUPPORTED, format!("workflow variable '{s}'")));
-            }
             let path = JsonPath::parse(s).map_err(|e| (INVALID_PATH, e.to_string()))?;
             (relation, Operand::Path(kind, path))
         }

@@ -5,16 +5,18 @@
 //! it cannot translate becomes a diagnostic.
 
 use super::choice::ChoiceRule;
-use super::diagnostic::codes::INVALID_FIELD;
+use super::diagnostic::codes::{INVALID_FIELD, INVALID_JSONATA};
 use super::diagnostic::{pointer_push, Diagnostic};
 use super::error::names;
 use super::intrinsics::{is_intrinsic, Intrinsic};
+use super::jsonata::{expression_text, JTemplate};
 use super::path::{JsonPath, Root};
 use super::program::*;
 use super::template::Template;
 use super::timestamp;
 use super::unsupported;
 use super::validate::validate;
+use super::vars::Assign;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,11 +29,12 @@ pub fn compile(definition: &Value) -> Result<Program, Vec<Diagnostic>> {
         return Err(diags);
     }
     let mut c = Compiler {
+        jsonata: false,
         states: Vec::new(),
         machines: Vec::new(),
         diags: &mut diags,
     };
-    c.machine(definition, "");
+    c.machine(definition, "", false);
     let program = Program {
         timeout_secs: definition.get("TimeoutSeconds").and_then(Value::as_u64),
         reads_execution_input: reads_execution_input(definition),
@@ -46,6 +49,8 @@ pub fn compile(definition: &Value) -> Result<Program, Vec<Diagnostic>> {
 }
 
 struct Compiler<'d> {
+    /// The query language of the state being compiled.
+    jsonata: bool,
     states: Vec<Option<State>>,
     machines: Vec<SubMachine>,
     diags: &'d mut Vec<Diagnostic>,
@@ -56,8 +61,13 @@ impl Compiler<'_> {
         self.diags.push(Diagnostic::new(code, pointer, message));
     }
 
-    /// Compiles one `{StartAt, States}` object and returns its machine id.
-    fn machine(&mut self, def: &Value, pointer: &str) -> MachineId {
+    /// Compiles one `{StartAt, States}` object and returns its machine id. `jsonata`: the
+    /// query language it inherits (from the state holding it).
+    fn machine(&mut self, def: &Value, pointer: &str, jsonata: bool) -> MachineId {
+        let jsonata = match def.get("QueryLanguage").and_then(Value::as_str) {
+            Some(lang) => lang == "JSONata",
+            None => jsonata,
+        };
         let id = self.machines.len() as MachineId;
         self.machines.push(SubMachine { start: 0 });
         let empty = Map::new();
@@ -76,7 +86,7 @@ impl Compiler<'_> {
         self.states.extend(states.keys().map(|_| None));
         for (name, body) in states {
             let ptr = pointer_push(&states_ptr, name);
-            let state = self.state(name, body, &ids, &ptr);
+            let state = self.state(name, body, &ids, &ptr, jsonata);
             self.states[ids[name.as_str()] as usize] = Some(state);
         }
         let start = def.get("StartAt").and_then(Value::as_str).unwrap_or("");
@@ -107,9 +117,15 @@ impl Compiler<'_> {
         body: &Value,
         ids: &HashMap<&str, StateId>,
         ptr: &str,
+        machine_jsonata: bool,
     ) -> State {
         let field = |f: &str| body.get(f);
         let at = |f: &str| pointer_push(ptr, f);
+        let jsonata = match field("QueryLanguage").and_then(Value::as_str) {
+            Some(lang) => lang == "JSONata",
+            None => machine_jsonata,
+        };
+        self.jsonata = jsonata;
         let next = field("Next").map(|n| self.target(ids, Some(n), &at("Next")));
         let mut io = Io {
             input_path: self.selection(field("InputPath"), &at("InputPath")),
@@ -135,6 +151,7 @@ impl Compiler<'_> {
                 result: field("Result").cloned(),
             },
             "Task" => Kind::Task(Box::new(TaskSpec {
+                // JSONata does not allow the Resource to be computed.
                 resource: Arc::from(field("Resource").and_then(Value::as_str).unwrap_or("")),
                 timeout: self.count(body, "TimeoutSeconds", "TimeoutSecondsPath", ptr),
                 heartbeat: self.count(body, "HeartbeatSeconds", "HeartbeatSecondsPath", ptr),
@@ -144,10 +161,28 @@ impl Compiler<'_> {
                 let rules = field("Choices").and_then(Value::as_array);
                 for (i, rule) in rules.into_iter().flatten().enumerate() {
                     let rptr = pointer_push(&at("Choices"), &i.to_string());
-                    let target = self.target(ids, rule.get("Next"), &pointer_push(&rptr, "Next"));
-                    match ChoiceRule::compile(rule) {
-                        Ok(r) => choices.push((r, target)),
-                        Err(e) => self.err(INVALID_FIELD, &rptr, e),
+                    let next = self.target(ids, rule.get("Next"), &pointer_push(&rptr, "Next"));
+                    let assign = self.assign(rule.get("Assign"), &pointer_push(&rptr, "Assign"));
+                    let output = self.jtemplate(rule.get("Output"), "Output", &rptr);
+                    let compiled = match rule.get("Condition") {
+                        Some(c) if jsonata => self
+                            .jtemplate(Some(c), "Condition", &rptr)
+                            .map(Rule::Condition),
+                        _ => match ChoiceRule::compile(rule) {
+                            Ok(r) => Some(Rule::Path(r)),
+                            Err(e) => {
+                                self.err(INVALID_FIELD, &rptr, e);
+                                None
+                            }
+                        },
+                    };
+                    if let Some(rule) = compiled {
+                        choices.push(Choice {
+                            rule,
+                            next,
+                            assign,
+                            output,
+                        });
                     }
                 }
                 let default = field("Default").map(|d| self.target(ids, Some(d), &at("Default")));
@@ -155,6 +190,10 @@ impl Compiler<'_> {
             }
             "Wait" => self.wait(body, ptr),
             "Succeed" => Kind::Succeed,
+            "Fail" if jsonata => Kind::Fail {
+                error: self.jsonata_dynamic(body, "Error", ptr),
+                cause: self.jsonata_dynamic(body, "Cause", ptr),
+            },
             "Fail" => Kind::Fail {
                 error: self.dynamic(body, "Error", "ErrorPath", ptr),
                 cause: self.dynamic(body, "Cause", "CausePath", ptr),
@@ -164,7 +203,7 @@ impl Compiler<'_> {
                 let mut ids = Vec::new();
                 for (i, b) in branches.into_iter().flatten().enumerate() {
                     let bptr = pointer_push(&at("Branches"), &i.to_string());
-                    ids.push(self.machine(b, &bptr));
+                    ids.push(self.machine(b, &bptr, jsonata));
                 }
                 Kind::Parallel { branches: ids }
             }
@@ -178,9 +217,21 @@ impl Compiler<'_> {
                 Kind::Succeed
             }
         };
+        // Nested machines (Parallel branches) set their own language while compiling.
+        self.jsonata = jsonata;
         let retry = self.retriers(field("Retry"), &at("Retry"));
         let catch = self.catchers(field("Catch"), ids, &at("Catch"));
-        let size_bound = size_bound(&kind, &io);
+        let assign = self.assign(field("Assign"), &at("Assign"));
+        let jsonata = jsonata.then(|| {
+            Box::new(JsonataIo {
+                arguments: self.jtemplate(field("Arguments"), "Arguments", ptr),
+                output: self.jtemplate(field("Output"), "Output", ptr),
+            })
+        });
+        let size_bound = match jsonata {
+            Some(_) => SizeBound::Measure,
+            None => size_bound(&kind, &io),
+        };
         State {
             name: Arc::from(name),
             kind,
@@ -189,7 +240,43 @@ impl Compiler<'_> {
             retry,
             catch,
             size_bound,
+            assign,
+            jsonata,
         }
+    }
+
+    /// A JSONata field (`Arguments`, `Output`, `Items`...) of the object at `ptr`.
+    fn jtemplate(&mut self, v: Option<&Value>, field: &str, ptr: &str) -> Option<JTemplate> {
+        let v = v?;
+        match JTemplate::compile(v, field) {
+            Ok(t) => Some(t),
+            Err((rel, e)) => {
+                let at = format!("{}{rel}", pointer_push(ptr, field));
+                self.err(INVALID_JSONATA, &at, e);
+                None
+            }
+        }
+    }
+
+    /// `Assign`, in the language of the state being compiled.
+    fn assign(&mut self, v: Option<&Value>, ptr: &str) -> Option<Box<Assign>> {
+        let v = v?;
+        let assign = if self.jsonata {
+            let (parent, _) = ptr.rsplit_once('/').unwrap_or(("", ""));
+            Assign::Jsonata(self.jtemplate(Some(v), "Assign", parent)?)
+        } else {
+            Assign::Path(self.template(Some(v), ptr)?)
+        };
+        Some(Box::new(assign))
+    }
+
+    /// `Error`/`Cause` of a JSONata Fail state: a string or an expression.
+    fn jsonata_dynamic(&mut self, body: &Value, field: &'static str, ptr: &str) -> Option<Dynamic> {
+        let v = body.get(field)?;
+        if v.as_str().and_then(expression_text).is_some() {
+            return self.jtemplate(Some(v), field, ptr).map(Dynamic::Jsonata);
+        }
+        Some(Dynamic::Literal(v.clone()))
     }
 
     fn path(&mut self, v: &Value, ptr: &str) -> Option<JsonPath> {
@@ -249,6 +336,13 @@ impl Compiler<'_> {
         ptr: &str,
     ) -> Option<Count> {
         if let Some(v) = body.get(literal) {
+            if v.as_str().and_then(expression_text).is_some() {
+                let expr = self.jtemplate(Some(v), literal, ptr)?;
+                return Some(Count::Jsonata {
+                    field: literal,
+                    expr,
+                });
+            }
             return match v.as_u64() {
                 Some(n) => Some(Count::Literal(n)),
                 None => {
@@ -298,6 +392,18 @@ impl Compiler<'_> {
     }
 
     fn wait(&mut self, body: &Value, ptr: &str) -> Kind {
+        for (field, seconds) in [("Seconds", true), ("Timestamp", false)] {
+            let Some(v) = body
+                .get(field)
+                .filter(|v| v.as_str().and_then(expression_text).is_some())
+            else {
+                continue;
+            };
+            return match self.jtemplate(Some(v), field, ptr) {
+                Some(expr) => Kind::Wait(WaitSpec::Jsonata { seconds, expr }),
+                None => Kind::Wait(WaitSpec::Seconds(0)),
+            };
+        }
         let spec = if let Some(v) = body.get("Seconds") {
             WaitSpec::Seconds(v.as_u64().unwrap_or(0))
         } else if let Some(v) = body.get("SecondsPath") {
@@ -333,7 +439,20 @@ impl Compiler<'_> {
             Some(p) => ("ItemProcessor", p),
             None => ("Iterator", body.get("Iterator").unwrap_or(&Value::Null)),
         };
-        let processor = self.machine(processor, &pointer_push(ptr, proc_field));
+        let jsonata = self.jsonata;
+        let processor_ptr = pointer_push(ptr, proc_field);
+        let distributed = processor
+            .pointer("/ProcessorConfig/Mode")
+            .and_then(Value::as_str)
+            == Some("DISTRIBUTED");
+        let processor = self.machine(processor, &processor_ptr, jsonata);
+        self.jsonata = jsonata;
+        let jsonata_items = self.jtemplate(body.get("Items").filter(|_| jsonata), "Items", ptr);
+        let jsonata_selector = self.jtemplate(
+            body.get("ItemSelector").filter(|_| jsonata),
+            "ItemSelector",
+            ptr,
+        );
         let items_path = match body.get("ItemsPath") {
             Some(v) => self
                 .path(v, &pointer_push(ptr, "ItemsPath"))
@@ -346,8 +465,10 @@ impl Compiler<'_> {
         } else {
             "Parameters"
         };
-        let item_selector =
-            self.template(body.get(selector_field), &pointer_push(ptr, selector_field));
+        let item_selector = match jsonata {
+            true => None,
+            false => self.template(body.get(selector_field), &pointer_push(ptr, selector_field)),
+        };
         let batcher = body.get("ItemBatcher").map(|b| {
             let bptr = pointer_push(ptr, "ItemBatcher");
             Batcher {
@@ -362,7 +483,12 @@ impl Compiler<'_> {
             }
         });
         let tolerated_percentage = if let Some(v) = body.get("ToleratedFailurePercentage") {
-            v.as_f64().map(Percentage::Literal)
+            match v.as_str().and_then(expression_text) {
+                Some(_) => self
+                    .jtemplate(Some(v), "ToleratedFailurePercentage", ptr)
+                    .map(Percentage::Jsonata),
+                None => v.as_f64().map(Percentage::Literal),
+            }
         } else {
             body.get("ToleratedFailurePercentagePath")
                 .and_then(|v| self.path(v, &pointer_push(ptr, "ToleratedFailurePercentagePath")))
@@ -381,6 +507,9 @@ impl Compiler<'_> {
                 ptr,
             ),
             tolerated_percentage,
+            jsonata_items,
+            jsonata_selector,
+            distributed,
         }))
     }
 
@@ -440,6 +569,9 @@ impl Compiler<'_> {
                 next: self.target(ids, c.get("Next"), &pointer_push(&cptr, "Next")),
                 result_path: self
                     .result_path(c.get("ResultPath"), &pointer_push(&cptr, "ResultPath")),
+                assign: self.assign(c.get("Assign"), &pointer_push(&cptr, "Assign")),
+                output: self.jtemplate(c.get("Output"), "Output", &cptr),
+                jsonata: self.jsonata,
             });
         }
         out
@@ -488,6 +620,8 @@ fn size_bound(kind: &Kind, io: &Io) -> SizeBound {
 /// every string, so paths inside templates, intrinsic calls and Choice rules all count.
 fn reads_execution_input(v: &Value) -> bool {
     match v {
+        // JSONata reads the context object as `$states.context`.
+        Value::String(s) if s.starts_with("{%") => s.contains("context"),
         Value::String(s) => s.match_indices("$$").any(|(i, _)| {
             let rest = &s[i + 2..];
             ![".State", ".Map", ".Task"]

@@ -109,6 +109,8 @@ pub struct StateScope<'a> {
     pub retry_count: Option<u32>,
     /// `$$.Task.Token`, while a Task state that waits for its token evaluates `Parameters`.
     pub task_token: Option<&'a str>,
+    /// The workflow variables the state sees (`$name`).
+    pub variables: Option<&'a Map<String, Value>>,
 }
 
 impl StateScope<'_> {
@@ -134,7 +136,8 @@ impl StateScope<'_> {
         Some(json!({ "Token": self.task_token? }))
     }
 
-    fn whole(&self) -> Value {
+    /// The whole context object: JSONata's `$states.context`.
+    pub fn whole(&self) -> Value {
         let mut m = Map::new();
         m.insert("Execution".into(), self.ctx.execution(self.opts).clone());
         m.insert(
@@ -158,8 +161,13 @@ fn owned(v: Option<Cow<'_, Value>>) -> Option<Cow<'static, Value>> {
 
 impl Scope for StateScope<'_> {
     fn select(&self, path: &JsonPath) -> Option<Cow<'_, Value>> {
-        if path.root() == Root::Input {
-            return path.select(self.input);
+        match path.root() {
+            Root::Input => return path.select(self.input),
+            Root::Variable => {
+                let value = self.variables?.get(path.variable()?)?;
+                return path.select_from(value, 1);
+            }
+            Root::Context => {}
         }
         let segs = path.segments();
         let Some(Segment::Name(top)) = segs.first() else {

@@ -98,7 +98,10 @@ pub mod codes {
     pub const CHOICE_RULE_EMPTY_BOOLEAN: &str = "CHOICE_RULE_EMPTY_BOOLEAN";
 
     // Reported by the compiler and the CLI.
-    /// Valid ASL that this engine does not run yet (JSONata, variables, ItemReader...).
+    /// A `{% ... %}` string that is not valid JSONata; the message is the parser's, with
+    /// its JSONata error code.
+    pub const INVALID_JSONATA: &str = "INVALID_JSONATA";
+    /// Valid ASL that this engine does not run yet (ItemReader, ResultWriter).
     pub const UNSUPPORTED: &str = "UNSUPPORTED";
     /// A Task `Resource` that no configured integration serves (reported where a
     /// definition is bound to a deployment: `validate --config`, `run`, `exec`).

@@ -772,6 +772,12 @@ impl HashAlgorithm {
     }
 }
 
+/// The hex digest of `data` by an algorithm named as AWS names them (`MD5`, `SHA-1`,
+/// `SHA-256`, `SHA-384`, `SHA-512`); `None` for any other name. JSONata's `$hash` too.
+pub fn hash_hex(data: &str, algorithm: &str) -> Option<String> {
+    HashAlgorithm::from_name(algorithm).map(|a| a.hex_digest(data.as_bytes()))
+}
+
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -995,14 +1001,6 @@ impl<'a> Parser<'a> {
         }
         let text = self.rest()[..end].trim_end();
         self.pos = start + end;
-        if text.len() > 1 && !text.starts_with("$$") {
-            let second = text[1..].chars().next();
-            if second.is_some_and(|c| c.is_alphabetic() || c == '_') {
-                return Err(format!(
-                    "'{text}' refers to a variable; variables are not supported in intrinsic arguments"
-                ));
-            }
-        }
         JsonPath::parse(text).map_err(|e| e.to_string())
     }
 
@@ -1131,7 +1129,6 @@ mod tests {
             "States.Array('\\u12')",
             "States.Array($.a[)",
             "States.Array($.)",
-            "States.Array($varname)",
             "States.Array(foo)",
             "States.ArrayLength()",
             "States.ArrayLength($.a, $.b)",

@@ -9,6 +9,7 @@ pub mod context;
 pub mod diagnostic;
 pub mod error;
 pub mod intrinsics;
+pub mod jsonata;
 pub mod path;
 pub mod program;
 pub mod scope;
@@ -17,6 +18,7 @@ pub mod template;
 pub mod timestamp;
 pub mod unsupported;
 pub mod validate;
+pub mod vars;
 pub mod vm;
 pub mod walk;
 

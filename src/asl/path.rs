@@ -16,6 +16,8 @@ pub enum Root {
     Input,
     /// `$$`: the context object.
     Context,
+    /// `$name`: a workflow variable. The name is the path's first segment.
+    Variable,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -84,10 +86,24 @@ impl JsonPath {
             reason: reason.to_string(),
         };
         let trimmed = src.trim();
+        let mut variable = None;
         let (root, rest) = if let Some(rest) = trimmed.strip_prefix("$$") {
             (Root::Context, rest)
         } else if let Some(rest) = trimmed.strip_prefix('$') {
-            (Root::Input, rest)
+            let name_len = rest
+                .bytes()
+                .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                .count();
+            if rest
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            {
+                variable = Some(rest[..name_len].to_string());
+                (Root::Variable, &rest[name_len..])
+            } else {
+                (Root::Input, rest)
+            }
         } else {
             return Err(err("must start with '$'"));
         };
@@ -96,7 +112,10 @@ impl JsonPath {
             text: rest,
             pos: 0,
         };
-        let segments = parser.segments(false).map_err(|r| err(&r))?;
+        let mut segments = parser.segments(false).map_err(|r| err(&r))?;
+        if let Some(name) = variable {
+            segments.insert(0, Segment::Name(name));
+        }
         if parser.pos != parser.s.len() {
             return Err(err(&format!(
                 "unexpected character at offset {}",
@@ -131,9 +150,17 @@ impl JsonPath {
         self.definite
     }
 
-    /// `$` alone: selects the whole document.
+    /// `$` (or `$$`) alone: selects the whole document.
     pub fn is_root(&self) -> bool {
-        self.segments.is_empty()
+        self.segments.is_empty() && self.root != Root::Variable
+    }
+
+    /// The variable a `$name…` path reads.
+    pub fn variable(&self) -> Option<&str> {
+        match (self.root, self.segments.first()) {
+            (Root::Variable, Some(Segment::Name(n))) => Some(n),
+            _ => None,
+        }
     }
 
     /// A reference path may only name one node of the input: `$`, `.name`, `['name']`, `[n]`.
@@ -269,7 +296,13 @@ impl JsonPath {
         } else {
             "$"
         });
-        for seg in &self.segments[..n.min(self.segments.len())] {
+        let mut segs = &self.segments[..n.min(self.segments.len())];
+        if let (Some(name), Some((_, rest))) = (self.variable(), segs.split_first()) {
+            // The variable's name is the first segment: `$name['a']`.
+            out.push_str(name);
+            segs = rest;
+        }
+        for seg in segs {
             match seg {
                 Segment::Name(name) => out.push_str(&format!("['{name}']")),
                 Segment::Index(i) => out.push_str(&format!("[{i}]")),

@@ -8,8 +8,10 @@
 
 use super::choice::ChoiceRule;
 use super::intrinsics::Intrinsic;
+use super::jsonata::JTemplate;
 use super::path::JsonPath;
 use super::template::Template;
+use super::vars::Assign;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -43,6 +45,18 @@ pub struct State {
     pub retry: Vec<Retrier>,
     pub catch: Vec<Catcher>,
     pub size_bound: SizeBound,
+    /// `Assign`: rare, so boxed to keep the table small.
+    pub assign: Option<Box<Assign>>,
+    /// Set when the state's query language is JSONata: its I/O is `Arguments`/`Output`
+    /// in place of [`Io`].
+    pub jsonata: Option<Box<JsonataIo>>,
+}
+
+/// A JSONata state's I/O: `Arguments` (Task, Parallel) and `Output`.
+#[derive(Debug, Default)]
+pub struct JsonataIo {
+    pub arguments: Option<JTemplate>,
+    pub output: Option<JTemplate>,
 }
 
 /// What the compiler knows of a state's output size, so that the VM can enforce the payload
@@ -101,7 +115,7 @@ pub enum Kind {
     },
     Task(Box<TaskSpec>),
     Choice {
-        choices: Vec<(ChoiceRule, StateId)>,
+        choices: Vec<Choice>,
         default: Option<StateId>,
     },
     Wait(WaitSpec),
@@ -116,19 +130,45 @@ pub enum Kind {
     Map(Box<MapSpec>),
 }
 
-/// A field given literally, by path (`…Path`), or by intrinsic call.
+/// One rule of a Choice state, with what it assigns and outputs when it matches.
+#[derive(Debug)]
+pub struct Choice {
+    pub rule: Rule,
+    pub next: StateId,
+    pub assign: Option<Box<Assign>>,
+    /// JSONata `Output` of the rule.
+    pub output: Option<JTemplate>,
+}
+
+#[derive(Debug)]
+pub enum Rule {
+    Path(ChoiceRule),
+    /// JSONata `Condition`: a boolean or an expression that must give one.
+    Condition(JTemplate),
+}
+
+/// A field given literally, by path (`…Path`), by intrinsic call or by JSONata.
 #[derive(Debug)]
 pub enum Dynamic {
     Literal(Value),
     Path { field: &'static str, path: JsonPath },
     Call(Box<Intrinsic>),
+    Jsonata(JTemplate),
 }
 
-/// An integer field given literally or by path (`TimeoutSeconds` / `TimeoutSecondsPath`).
-#[derive(Debug, Clone)]
+/// An integer field given literally, by path (`TimeoutSeconds` / `TimeoutSecondsPath`) or
+/// by JSONata.
+#[derive(Debug)]
 pub enum Count {
     Literal(u64),
-    Path { field: &'static str, path: JsonPath },
+    Path {
+        field: &'static str,
+        path: JsonPath,
+    },
+    Jsonata {
+        field: &'static str,
+        expr: JTemplate,
+    },
 }
 
 #[derive(Debug)]
@@ -144,6 +184,11 @@ pub enum WaitSpec {
     SecondsPath(JsonPath),
     Timestamp(i64),
     TimestampPath(JsonPath),
+    /// JSONata `Seconds` or `Timestamp`.
+    Jsonata {
+        seconds: bool,
+        expr: JTemplate,
+    },
 }
 
 #[derive(Debug)]
@@ -157,12 +202,18 @@ pub struct MapSpec {
     pub max_concurrency: Option<Count>,
     pub tolerated_count: Option<Count>,
     pub tolerated_percentage: Option<Percentage>,
+    /// JSONata `Items` and `ItemSelector`.
+    pub jsonata_items: Option<JTemplate>,
+    pub jsonata_selector: Option<JTemplate>,
+    /// Distributed Map iterations are child executions: they see no outer variables.
+    pub distributed: bool,
 }
 
 #[derive(Debug)]
 pub enum Percentage {
     Literal(f64),
     Path(JsonPath),
+    Jsonata(JTemplate),
 }
 
 #[derive(Debug)]
@@ -194,6 +245,10 @@ pub struct Catcher {
     pub errors: ErrorMatcher,
     pub next: StateId,
     pub result_path: ResultPath,
+    pub assign: Option<Box<Assign>>,
+    /// JSONata `Output`; a JSONata catcher without it outputs the error output.
+    pub output: Option<JTemplate>,
+    pub jsonata: bool,
 }
 
 impl ErrorMatcher {

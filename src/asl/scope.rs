@@ -1,4 +1,5 @@
-//! What an expression can see while a state runs: its input (`$`) and the context object (`$$`).
+//! What an expression can see while a state runs: its input (`$`), the context object (`$$`)
+//! and the workflow variables (`$name`).
 
 use super::path::{JsonPath, Root};
 use serde_json::Value;
@@ -25,6 +26,7 @@ impl Scope for DocScope<'_> {
         match path.root() {
             Root::Input => path.select(self.input),
             Root::Context => path.select(self.context),
+            Root::Variable => None,
         }
     }
 

@@ -13,7 +13,7 @@ use super::choice;
 use super::diagnostic::{pointer_push, type_name, Diagnostic};
 use super::error::names;
 use super::intrinsics::{is_intrinsic, Intrinsic};
-use super::path::{mentions_variable, JsonPath, Root, Segment};
+use super::path::{JsonPath, Root, Segment};
 use super::timestamp;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -1422,10 +1422,6 @@ impl Validator {
 
     fn path_or_intrinsic(&mut self, s: &str, ptr: &str) {
         if is_intrinsic(s) {
-            // Variables in arguments are valid ASL that we cannot run yet (see `unsupported`).
-            if mentions_variable(s) {
-                return;
-            }
             if let Err(e) = Intrinsic::parse(s) {
                 self.report(
                     INVALID_INTRINSIC,

@@ -11,11 +11,13 @@
 
 use super::context::{new_task_token, ContextParts, StateScope};
 use super::error::{json_text, names, EvalError, Failure};
+use super::jsonata::{self, Env, JTemplate};
 use super::path::{JsonPath, Root};
 use super::program::*;
 use super::scope::Scope;
 use super::size;
 use super::template::Template;
+use super::vars::{self, Assign, Vars};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -188,6 +190,8 @@ struct Frame {
     /// The pending failure is a missed heartbeat: reported as `States.Timeout`, and also
     /// matched by retriers and catchers naming `States.HeartbeatTimeout`.
     heartbeat_missed: bool,
+    /// The workflow variables this frame sees (see [`vars`]).
+    vars: Vars,
 }
 
 enum Phase {
@@ -235,6 +239,8 @@ struct Join {
     limit: usize,
     failures: usize,
     tolerated: Option<usize>,
+    /// The variables children start with: the parent's, or none for a distributed Map.
+    vars: Vars,
 }
 
 /// The result of running one state as far as it can go now.
@@ -267,6 +273,8 @@ pub struct Execution {
     failed_state: Option<Arc<str>>,
     transitions: u64,
     rng: fastrand::Rng,
+    /// Seeds JSONata's `$random()` and `$uuid()`.
+    seed: u64,
 }
 
 impl Execution {
@@ -290,6 +298,7 @@ impl Execution {
             failed_state: None,
             transitions: 0,
             rng: fastrand::Rng::with_seed(seed),
+            seed,
             program,
         };
         exec.event("ExecutionStarted", None, now, || Value::Null);
@@ -317,7 +326,7 @@ impl Execution {
             });
         }
         let start = exec.program.start_of(0);
-        let root = exec.spawn(start, input, None, input_size);
+        let root = exec.spawn(start, input, None, input_size, None);
         exec.runnable.push_back(root);
         exec
     }
@@ -511,8 +520,10 @@ impl Execution {
         input: Value,
         parent: Option<(u32, u32)>,
         size_bound: usize,
+        vars: Vars,
     ) -> u32 {
         let frame = Frame {
+            vars,
             size_bound,
             output_bound: None,
             heartbeat_missed: false,
@@ -549,6 +560,7 @@ impl Execution {
         f.gen = f.gen.wrapping_add(1);
         f.data = Value::Null;
         f.parent = None;
+        f.vars = None;
         let waited = matches!(
             std::mem::replace(&mut f.phase, Phase::Finished),
             Phase::Children(_)
@@ -867,13 +879,14 @@ impl Execution {
                 return;
             };
             let machine = join.machine;
+            let vars = join.vars.clone();
             self.event(
                 "MapIterationStarted",
                 Some(&pstate),
                 now,
                 || serde_json::json!({ "index": slot }),
             );
-            let child = self.spawn(p.start_of(machine), input, Some((pid, slot)), bound);
+            let child = self.spawn(p.start_of(machine), input, Some((pid, slot)), bound, vars);
             if let Phase::Children(join) = &mut self.frame(pid).phase {
                 join.running += 1;
             }
@@ -926,8 +939,24 @@ impl Execution {
                 let text = |s: &Option<String>| Value::String(s.clone().unwrap_or_default());
                 err_out.insert("Error".into(), text(&failure.error));
                 err_out.insert("Cause".into(), text(&failure.cause));
+                let err_out = Value::Object(err_out);
+                if c.jsonata {
+                    return match self.catch_jsonata(p, fid, c, err_out, now) {
+                        Ok(out) => self.transition(p, fid, c.next, out, SizeBound::Measure, now),
+                        Err(e) => {
+                            let f = self.wrap(p, fid, e);
+                            self.end_frame(p, fid, Err(f), now)
+                        }
+                    };
+                }
+                if let Some(a) = &c.assign {
+                    if let Err(e) = self.assign_path(p, fid, a, &err_out) {
+                        let f = self.wrap(p, fid, e);
+                        return self.end_frame(p, fid, Err(f), now);
+                    }
+                }
                 let raw = std::mem::take(&mut self.frame(fid).data);
-                return match apply_result_path(&c.result_path, raw, Value::Object(err_out)) {
+                return match apply_result_path(&c.result_path, raw, err_out) {
                     Ok(out) => self.transition(p, fid, c.next, out, SizeBound::Measure, now),
                     Err(detail) => {
                         let f = self.wrap(
@@ -941,6 +970,39 @@ impl Execution {
             }
         }
         self.end_frame(p, fid, Err(failure), now)
+    }
+
+    /// A JSONata catcher: `Assign` and `Output` over `$states.errorOutput` (and the state's
+    /// input); without `Output`, the error output is the output.
+    fn catch_jsonata(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        c: &Catcher,
+        err_out: Value,
+        now: Millis,
+    ) -> Result<Value, EvalError> {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let (values, out) = {
+            let scope = self.scope(p, f, &f.data);
+            let context = || scope.whole();
+            let mut env = Env::new(&f.data, &context, f.vars.as_deref(), now, self.seed);
+            env.error_output = Some(&err_out);
+            let values = match c.assign.as_deref() {
+                Some(Assign::Jsonata(t)) => Some(Assign::eval_jsonata(t, &env)?),
+                Some(a) => Some(assign_values(a, &scope)?),
+                None => None,
+            };
+            let out = match &c.output {
+                Some(t) => Some(t.eval(&env)?),
+                None => None,
+            };
+            (values, out)
+        };
+        if let Some(values) = values {
+            vars::apply(&mut self.frame(fid).vars, values)?;
+        }
+        Ok(out.unwrap_or(err_out))
     }
 
     /// Wraps an expression error into AWS's cause, naming the state and its entry event.
@@ -1002,6 +1064,7 @@ impl Execution {
             map_item: None,
             retry_count: retries.then(|| f.attempts.iter().sum()),
             task_token: None,
+            variables: f.vars.as_deref(),
         }
     }
 
@@ -1014,7 +1077,7 @@ impl Execution {
         doc: &'a Value,
     ) -> Result<Cow<'a, Value>, EvalError> {
         match sel {
-            Selection::Path(path) if path.root() == Root::Context => self
+            Selection::Path(path) if path.root() != Root::Input => self
                 .scope(p, f, doc)
                 .select(path)
                 .map(|v| Cow::Owned(v.into_owned()))
@@ -1083,6 +1146,9 @@ impl Execution {
     fn exec_state(&mut self, p: &Program, fid: u32, now: Millis) -> Result<Flow, EvalError> {
         let f = self.frames[fid as usize].as_ref().expect("frame");
         let state = p.state(f.state);
+        if state.jsonata.is_some() {
+            return self.exec_jsonata(p, fid, now);
+        }
         let io = &state.io;
         match &state.kind {
             Kind::Pass { result: None } if io.parameters_consume_input => {
@@ -1095,6 +1161,9 @@ impl Execution {
                 let result = self.consume(p, f, template, &mut raw, f.size_bound);
                 match result {
                     Ok((result, bound)) => {
+                        if let Some(a) = &state.assign {
+                            self.assign_path(p, fid, a, &result)?;
+                        }
                         self.frame(fid).output_bound = bound;
                         Ok(Flow::Next(self.select_owned(
                             p,
@@ -1125,6 +1194,13 @@ impl Execution {
                         }
                     }
                 };
+                if let Some(a) = &state.assign {
+                    let f = self.frames[fid as usize].as_ref().expect("frame");
+                    let values =
+                        assign_values(a, &self.scope(p, f, result.as_ref().unwrap_or(&f.data)))?;
+                    vars::apply(&mut self.frame(fid).vars, values)?;
+                }
+                let f = self.frames[fid as usize].as_ref().expect("frame");
                 // A result written into the input (a counter, a flag) is usually small:
                 // measure it alone rather than the whole output.
                 if let (ResultPath::At(path), Some(r), SizeBound::Measure) =
@@ -1152,18 +1228,28 @@ impl Execution {
                 )?))
             }
             Kind::Choice { choices, default } => {
-                let target = {
+                let (target, values) = {
                     let input = self.select(p, f, &io.input_path, &f.data)?;
                     let scope = self.scope(p, f, &input);
-                    let mut target = *default;
-                    for (rule, next) in choices {
+                    let mut target = (*default, state.assign.as_deref());
+                    for choice in choices {
+                        let Rule::Path(rule) = &choice.rule else {
+                            continue;
+                        };
                         if rule.eval(&scope)? {
-                            target = Some(*next);
+                            target = (Some(choice.next), choice.assign.as_deref());
                             break;
                         }
                     }
-                    target
+                    let values = match target {
+                        (Some(_), Some(a)) => Some(assign_values(a, &scope)?),
+                        _ => None,
+                    };
+                    (target.0, values)
                 };
+                if let Some(values) = values {
+                    vars::apply(&mut self.frame(fid).vars, values)?;
+                }
                 match target {
                     Some(t) => {
                         let input = self.take_input(p, fid)?;
@@ -1197,24 +1283,21 @@ impl Execution {
                 let at = match spec {
                     WaitSpec::Seconds(s) => now.saturating_add(*s as Millis * 1000),
                     WaitSpec::Timestamp(t) => *t,
-                    WaitSpec::SecondsPath(path) => {
-                        now.saturating_add(wait_seconds(path, &input)?.saturating_mul(1000))
+                    WaitSpec::SecondsPath(path) => now.saturating_add(
+                        wait_seconds(path, &self.scope(p, f, &input))?.saturating_mul(1000),
+                    ),
+                    WaitSpec::TimestampPath(path) => {
+                        wait_timestamp(path, &self.scope(p, f, &input))?
                     }
-                    WaitSpec::TimestampPath(path) => wait_timestamp(path, &input)?,
+                    WaitSpec::Jsonata { .. } => now,
                 };
+                if let Some(a) = &state.assign {
+                    let values = assign_values(a, &self.scope(p, f, &input))?;
+                    vars::apply(&mut self.frame(fid).vars, values)?;
+                }
                 let input = self.take_input(p, fid)?;
                 let out = self.select_owned(p, fid, &io.output_path, input)?;
-                let f = self.frame(fid);
-                f.data = out;
-                if at <= now {
-                    let out = std::mem::take(&mut f.data);
-                    return Ok(Flow::Next(out));
-                }
-                f.gen = f.gen.wrapping_add(1);
-                f.phase = Phase::Waiting;
-                let token = Token::new(fid, f.gen);
-                self.effects.push(Effect::Timer { token, at });
-                Ok(Flow::Blocked)
+                Ok(self.wait_until(fid, at, out, now))
             }
             Kind::Task(task) => {
                 let input = self.select(p, f, &io.input_path, &f.data)?;
@@ -1227,46 +1310,21 @@ impl Execution {
                     })?,
                     None => input.clone().into_owned(),
                 };
-                let timeout = resolve_count(task.timeout.as_ref(), &input)?;
-                let heartbeat = resolve_count(task.heartbeat.as_ref(), &input)?;
-                let state_name = state.name.clone();
-                let resource = task.resource.clone();
-                let record = self.opts.record_history;
-                self.event("TaskScheduled", Some(&state_name), now, || {
-                    if record {
-                        serde_json::json!({ "resource": &*resource, "parameters": json_text(&payload) })
-                    } else {
-                        Value::Null
-                    }
-                });
-                self.event("TaskStarted", Some(&state_name), now, || Value::Null);
-                let deadline = timeout.map(|s| now.saturating_add(s as Millis * 1000));
-                let heartbeat_at = heartbeat.map(|s| now.saturating_add(s as Millis * 1000));
-                let f = self.frame(fid);
-                f.gen = f.gen.wrapping_add(1);
-                f.phase = Phase::Task {
-                    deadline,
-                    heartbeat: heartbeat_at,
-                    heartbeat_every: heartbeat.map_or(0, |s| s as Millis * 1000),
-                };
-                let token = Token::new(fid, f.gen);
+                let scope = self.scope(p, f, &input);
+                let no_context = || Value::Null;
+                let env = Env::new(&input, &no_context, None, now, self.seed);
+                let timeout = resolve_count(task.timeout.as_ref(), &scope, &env)?;
+                let heartbeat = resolve_count(task.heartbeat.as_ref(), &scope, &env)?;
                 let call = TaskCall {
-                    resource,
+                    resource: task.resource.clone(),
                     payload,
-                    state_name,
+                    state_name: state.name.clone(),
                     execution_name: self.opts.name.clone(),
                     timeout_secs: timeout,
                     heartbeat_secs: heartbeat,
                     task_token,
                 };
-                self.effects.push(Effect::Invoke {
-                    token,
-                    call: Box::new(call),
-                });
-                if let Some(at) = [deadline, heartbeat_at].into_iter().flatten().min() {
-                    self.effects.push(Effect::Timer { token, at });
-                }
-                Ok(Flow::Blocked)
+                Ok(self.start_task(fid, call, now))
             }
             Kind::Parallel { branches } => {
                 let input = self.select(p, f, &io.input_path, &f.data)?;
@@ -1275,35 +1333,311 @@ impl Execution {
                     None => input.into_owned(),
                 };
                 let bound = derived_bound(io.parameters.as_ref(), f.size_bound, &param);
-                let name = state.name.clone();
-                self.event("ParallelStateStarted", Some(&name), now, || Value::Null);
-                // Every branch starts at once, each its own machine.
-                for (slot, m) in branches.iter().enumerate() {
-                    let c = self.spawn(
-                        p.start_of(*m),
-                        param.clone(),
-                        Some((fid, slot as u32)),
-                        bound,
-                    );
-                    self.runnable.push_back(c);
-                }
-                let join = Join {
-                    is_map: false,
-                    results: vec![Value::Null; branches.len()],
-                    results_bound: 2,
-                    pending: branches.len(),
-                    queue: VecDeque::new(),
-                    machine: 0,
-                    running: branches.len(),
-                    limit: usize::MAX,
-                    failures: 0,
-                    tolerated: None,
-                };
-                self.start_join(p, fid, join, now);
+                self.start_parallel(p, fid, branches, param, bound, now);
                 Ok(Flow::Blocked)
             }
             Kind::Map(spec) => self.exec_map(p, fid, spec, now),
         }
+    }
+
+    /// Hands a Task's call out as an effect, with its timeout and heartbeat timers.
+    fn start_task(&mut self, fid: u32, call: TaskCall, now: Millis) -> Flow {
+        let record = self.opts.record_history;
+        self.event("TaskScheduled", Some(&call.state_name), now, || {
+            if record {
+                serde_json::json!({ "resource": &*call.resource, "parameters": json_text(&call.payload) })
+            } else {
+                Value::Null
+            }
+        });
+        self.event("TaskStarted", Some(&call.state_name), now, || Value::Null);
+        let deadline = call
+            .timeout_secs
+            .map(|s| now.saturating_add(s as Millis * 1000));
+        let heartbeat_at = call
+            .heartbeat_secs
+            .map(|s| now.saturating_add(s as Millis * 1000));
+        let f = self.frame(fid);
+        f.gen = f.gen.wrapping_add(1);
+        f.phase = Phase::Task {
+            deadline,
+            heartbeat: heartbeat_at,
+            heartbeat_every: call.heartbeat_secs.map_or(0, |s| s as Millis * 1000),
+        };
+        let token = Token::new(fid, f.gen);
+        self.effects.push(Effect::Invoke {
+            token,
+            call: Box::new(call),
+        });
+        if let Some(at) = [deadline, heartbeat_at].into_iter().flatten().min() {
+            self.effects.push(Effect::Timer { token, at });
+        }
+        Flow::Blocked
+    }
+
+    /// A Wait state's output waits in the frame until `at`.
+    fn wait_until(&mut self, fid: u32, at: Millis, out: Value, now: Millis) -> Flow {
+        if at <= now {
+            return Flow::Next(out);
+        }
+        let f = self.frame(fid);
+        f.data = out;
+        f.gen = f.gen.wrapping_add(1);
+        f.phase = Phase::Waiting;
+        let token = Token::new(fid, f.gen);
+        self.effects.push(Effect::Timer { token, at });
+        Flow::Blocked
+    }
+
+    /// Evaluates a JSONPath `Assign` over `doc` (the state's result) and sets the variables.
+    fn assign_path(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        assign: &Assign,
+        doc: &Value,
+    ) -> Result<(), EvalError> {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let values = assign_values(assign, &self.scope(p, f, doc))?;
+        vars::apply(&mut self.frame(fid).vars, values)
+    }
+
+    /// Runs a JSONata state (see [`JsonataIo`]): `Arguments` in place of `InputPath` and
+    /// `Parameters`, `Output` in place of the rest.
+    fn exec_jsonata(&mut self, p: &Program, fid: u32, now: Millis) -> Result<Flow, EvalError> {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let state = p.state(f.state);
+        let jio = state.jsonata.as_deref().expect("a JSONata state");
+        match &state.kind {
+            Kind::Pass { .. } => {
+                let out = self.jsonata_finish(
+                    p,
+                    fid,
+                    None,
+                    state.assign.as_deref(),
+                    jio.output.as_ref(),
+                    now,
+                )?;
+                Ok(Flow::Next(out))
+            }
+            Kind::Succeed => {
+                let out = self.jsonata_finish(p, fid, None, None, jio.output.as_ref(), now)?;
+                Ok(Flow::Finish(out))
+            }
+            Kind::Fail { error, cause } => {
+                let scope = self.scope(p, f, &f.data);
+                let context = || scope.whole();
+                let env = Env::new(&f.data, &context, f.vars.as_deref(), now, self.seed);
+                let text = |d: &Option<Dynamic>| -> Result<Option<String>, EvalError> {
+                    Ok(match d {
+                        None => None,
+                        Some(Dynamic::Jsonata(t)) => Some(plain_text(&t.eval(&env)?)),
+                        Some(Dynamic::Literal(v)) => Some(plain_text(v)),
+                        Some(other) => resolve_text(Some(other), &scope)?,
+                    })
+                };
+                Ok(Flow::Fail(Failure {
+                    error: text(error)?,
+                    cause: text(cause)?,
+                }))
+            }
+            Kind::Choice { choices, default } => {
+                let (target, assign, output) = {
+                    let scope = self.scope(p, f, &f.data);
+                    let context = || scope.whole();
+                    let env = Env::new(&f.data, &context, f.vars.as_deref(), now, self.seed);
+                    let mut target = (*default, state.assign.as_deref(), jio.output.as_ref());
+                    for choice in choices {
+                        let matched = match &choice.rule {
+                            Rule::Condition(t) => match t.eval(&env)? {
+                                Value::Bool(b) => b,
+                                other => {
+                                    return Err(expected_type(t, "Condition", "boolean", &other))
+                                }
+                            },
+                            Rule::Path(rule) => rule.eval(&scope)?,
+                        };
+                        if matched {
+                            target = (
+                                Some(choice.next),
+                                choice.assign.as_deref(),
+                                choice.output.as_ref(),
+                            );
+                            break;
+                        }
+                    }
+                    target
+                };
+                let Some(target) = target else {
+                    return Err(EvalError::new(names::NO_CHOICE_MATCHED, "No Matches!"));
+                };
+                let out = self.jsonata_finish(p, fid, None, assign, output, now)?;
+                Ok(Flow::Goto(target, out))
+            }
+            Kind::Wait(spec) => {
+                let at = match spec {
+                    WaitSpec::Seconds(s) => now.saturating_add(*s as Millis * 1000),
+                    WaitSpec::Timestamp(t) => *t,
+                    WaitSpec::Jsonata { seconds, expr } => {
+                        let scope = self.scope(p, f, &f.data);
+                        let context = || scope.whole();
+                        let env = Env::new(&f.data, &context, f.vars.as_deref(), now, self.seed);
+                        let v = expr.eval(&env)?;
+                        match (seconds, &v) {
+                            (true, Value::Number(n)) if n.as_u64().is_some() => {
+                                now.saturating_add(n.as_u64().unwrap_or(0) as Millis * 1000)
+                            }
+                            (true, _) => return Err(expected_type(expr, "Seconds", "integer", &v)),
+                            (false, Value::String(text)) => match super::timestamp::parse(text) {
+                                Some(t) => t.timestamp_millis(),
+                                None => {
+                                    return Err(EvalError::new(
+                                        names::QUERY_EVALUATION_ERROR,
+                                        format!("The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time format string: {text}"),
+                                    ))
+                                }
+                            },
+                            (false, _) => return Err(expected_type(expr, "Timestamp", "string", &v)),
+                        }
+                    }
+                    // JSONPath forms do not occur in JSONata states.
+                    WaitSpec::SecondsPath(_) | WaitSpec::TimestampPath(_) => now,
+                };
+                let out = self.jsonata_finish(
+                    p,
+                    fid,
+                    None,
+                    state.assign.as_deref(),
+                    jio.output.as_ref(),
+                    now,
+                )?;
+                Ok(self.wait_until(fid, at, out, now))
+            }
+            Kind::Task(task) => {
+                let task_token = needs_task_token(&task.resource).then(new_task_token);
+                let scope = StateScope {
+                    task_token: task_token.as_deref(),
+                    ..self.scope(p, f, &f.data)
+                };
+                let context = || scope.whole();
+                let env = Env::new(&f.data, &context, f.vars.as_deref(), now, self.seed);
+                let payload = match &jio.arguments {
+                    Some(t) => t.eval(&env)?,
+                    None => f.data.clone(),
+                };
+                let timeout = resolve_count(task.timeout.as_ref(), &scope, &env)?;
+                let heartbeat = resolve_count(task.heartbeat.as_ref(), &scope, &env)?;
+                let call = TaskCall {
+                    resource: task.resource.clone(),
+                    payload,
+                    state_name: state.name.clone(),
+                    execution_name: self.opts.name.clone(),
+                    timeout_secs: timeout,
+                    heartbeat_secs: heartbeat,
+                    task_token,
+                };
+                Ok(self.start_task(fid, call, now))
+            }
+            Kind::Parallel { branches } => {
+                let param = match &jio.arguments {
+                    Some(t) => {
+                        let scope = self.scope(p, f, &f.data);
+                        let context = || scope.whole();
+                        t.eval(&Env::new(
+                            &f.data,
+                            &context,
+                            f.vars.as_deref(),
+                            now,
+                            self.seed,
+                        ))?
+                    }
+                    None => f.data.clone(),
+                };
+                let bound = size::json_len(&param);
+                self.start_parallel(p, fid, branches, param, bound, now);
+                Ok(Flow::Blocked)
+            }
+            Kind::Map(spec) => self.exec_map(p, fid, spec, now),
+        }
+    }
+
+    /// The end of a JSONata state: `Assign` and `Output` evaluated over the same `$states`
+    /// (the state's input and, for Task, Map and Parallel, its `result`) and the variables
+    /// as they were, then the assignments applied. Without `Output`, the result, else the
+    /// input, is the output.
+    fn jsonata_finish(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        result: Option<Value>,
+        assign: Option<&Assign>,
+        output: Option<&JTemplate>,
+        now: Millis,
+    ) -> Result<Value, EvalError> {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let (values, out) = {
+            let scope = self.scope(p, f, &f.data);
+            let context = || scope.whole();
+            let mut env = Env::new(&f.data, &context, f.vars.as_deref(), now, self.seed);
+            env.result = result.as_ref();
+            let values = match assign {
+                Some(Assign::Jsonata(t)) => Some(Assign::eval_jsonata(t, &env)?),
+                Some(a) => Some(assign_values(a, &scope)?),
+                None => None,
+            };
+            let out = match output {
+                Some(t) => Some(t.eval(&env)?),
+                None => None,
+            };
+            (values, out)
+        };
+        if let Some(values) = values {
+            vars::apply(&mut self.frame(fid).vars, values)?;
+        }
+        Ok(match (out, result) {
+            (Some(out), _) => out,
+            (None, Some(result)) => result,
+            (None, None) => std::mem::take(&mut self.frame(fid).data),
+        })
+    }
+
+    /// Starts every branch of a Parallel state at once, each its own machine, on `param`.
+    fn start_parallel(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        branches: &[MachineId],
+        param: Value,
+        bound: usize,
+        now: Millis,
+    ) {
+        let name = p.state(self.frame(fid).state).name.clone();
+        self.event("ParallelStateStarted", Some(&name), now, || Value::Null);
+        let vars = self.frame(fid).vars.clone();
+        for (slot, m) in branches.iter().enumerate() {
+            let c = self.spawn(
+                p.start_of(*m),
+                param.clone(),
+                Some((fid, slot as u32)),
+                bound,
+                vars.clone(),
+            );
+            self.runnable.push_back(c);
+        }
+        let join = Join {
+            is_map: false,
+            results: vec![Value::Null; branches.len()],
+            results_bound: 2,
+            pending: branches.len(),
+            queue: VecDeque::new(),
+            machine: 0,
+            running: branches.len(),
+            limit: usize::MAX,
+            failures: 0,
+            tolerated: None,
+            vars,
+        };
+        self.start_join(p, fid, join, now);
     }
 
     /// Puts the frame to wait on children: one per Parallel branch, or one per Map item
@@ -1328,28 +1662,22 @@ impl Execution {
         now: Millis,
     ) -> Result<Flow, EvalError> {
         let f = self.frames[fid as usize].as_ref().expect("frame");
-        let io = &p.state(f.state).io;
-        let input = self.select(p, f, &io.input_path, &f.data)?;
-        let max_concurrency = match resolve_count(spec.max_concurrency.as_ref(), &input)? {
-            Some(n) => n as usize,
-            None => 0,
+        let state = p.state(f.state);
+        let io = &state.io;
+        let jsonata = state.jsonata.is_some();
+        let input = match jsonata {
+            true => Cow::Borrowed(&f.data),
+            false => self.select(p, f, &io.input_path, &f.data)?,
         };
-        let tolerated_count = match &spec.tolerated_count {
-            Some(Count::Path { field, path }) => match path.select(&input) {
-                Some(v) => Some(int_field(
-                    field,
-                    path,
-                    &v,
-                    "ToleratedFailureCount cannot be negative.",
-                )?),
-                None => return Err(missing(path, &input)),
-            },
-            Some(Count::Literal(n)) => Some(*n),
-            None => None,
-        };
+        let scope = self.scope(p, f, &input);
+        let context = || scope.whole();
+        let env = Env::new(&input, &context, f.vars.as_deref(), now, self.seed);
+        let max_concurrency =
+            resolve_count(spec.max_concurrency.as_ref(), &scope, &env)?.unwrap_or(0) as usize;
+        let tolerated_count = resolve_count(spec.tolerated_count.as_ref(), &scope, &env)?;
         let tolerated_pct = match &spec.tolerated_percentage {
             Some(Percentage::Literal(x)) => Some(*x),
-            Some(Percentage::Path(path)) => match path.select(&input) {
+            Some(Percentage::Path(path)) => match scope.select(path) {
                 Some(v) => match v.as_f64() {
                     Some(x) => Some(x),
                     None => {
@@ -1361,6 +1689,12 @@ impl Execution {
                 },
                 None => return Err(missing(path, &input)),
             },
+            Some(Percentage::Jsonata(t)) => match t.eval(&env)? {
+                Value::Number(n) => n.as_f64(),
+                other => {
+                    return Err(expected_type(t, "ToleratedFailurePercentage", "number", &other))
+                }
+            },
             None => None,
         };
         if let Some(x) = tolerated_pct {
@@ -1370,54 +1704,71 @@ impl Execution {
                 ));
             }
         }
-        let items: Cow<Value> = match &spec.items_path {
-            // `ItemsPath` may read the context object too.
-            Some(path) if path.root() == Root::Context => {
-                match self.scope(p, f, &input).select(path) {
-                    Some(v) => Cow::Owned(v.into_owned()),
-                    None => return Err(missing(path, &Value::Null)),
-                }
-            }
-            Some(path) => match path.select(&input) {
-                Some(v) => v,
-                None => return Err(missing(path, &input)),
+        let items: Cow<Value> = match (&spec.jsonata_items, &spec.items_path) {
+            (Some(t), _) => match t.eval(&env)? {
+                v @ Value::Array(_) => Cow::Owned(v),
+                other => return Err(expected_type(t, "Items", "array", &other)),
             },
-            None => Cow::Borrowed(&*input),
+            (None, Some(path)) => match scope.select(path) {
+                Some(v) => Cow::Owned(v.into_owned()),
+                None if path.root() == Root::Input => return Err(missing(path, &input)),
+                None => return Err(missing(path, &Value::Null)),
+            },
+            (None, None) => Cow::Borrowed(&*input),
         };
         let Value::Array(items) = &*items else {
-            return Err(EvalError::runtime(format!(
-                "Map state input must be an array but was: {}",
-                json_text(&items)
-            )));
+            let error = match jsonata {
+                true => names::QUERY_EVALUATION_ERROR,
+                false => names::RUNTIME,
+            };
+            return Err(EvalError::new(
+                error,
+                format!(
+                    "Map state input must be an array but was: {}",
+                    json_text(&items)
+                ),
+            ));
         };
-        let scope_base = self.scope(p, f, &input);
         let mut queue = VecDeque::with_capacity(items.len());
         let batches;
         let units: &[Value] = match &spec.batcher {
             Some(b) => {
-                batches = batch_items(b, items, &scope_base)?;
+                batches = batch_items(b, items, &scope)?;
                 &batches
             }
             None => items,
         };
         for (i, item) in units.iter().enumerate() {
-            let iter_input = match &spec.item_selector {
-                Some(t) => {
-                    let scope = StateScope {
-                        map_item: Some((i, item)),
-                        ..self.scope(p, f, &input)
-                    };
-                    t.eval(&scope)?
-                }
-                None => item.clone(),
+            let item_scope = || StateScope {
+                map_item: Some((i, item)),
+                ..self.scope(p, f, &input)
             };
-            let bound = match &spec.batcher {
-                // A batch is a new array: measure it.
-                Some(_) => size::json_len(&iter_input),
-                None => derived_bound(spec.item_selector.as_ref(), f.size_bound, &iter_input),
+            let iter_input = match (&spec.jsonata_selector, &spec.item_selector) {
+                (Some(t), _) => {
+                    let item_scope = item_scope();
+                    let context = || item_scope.whole();
+                    t.eval(&Env::new(
+                        &input,
+                        &context,
+                        f.vars.as_deref(),
+                        now,
+                        self.seed,
+                    ))?
+                }
+                (None, Some(t)) => t.eval(&item_scope())?,
+                (None, None) => item.clone(),
+            };
+            let bound = match (&spec.batcher, &spec.jsonata_selector) {
+                // A batch is a new array, a JSONata selector any value: measure it.
+                (Some(_), _) | (_, Some(_)) => size::json_len(&iter_input),
+                _ => derived_bound(spec.item_selector.as_ref(), f.size_bound, &iter_input),
             };
             queue.push_back((i as u32, iter_input, bound));
         }
+        let vars = match spec.distributed {
+            true => None,
+            false => f.vars.clone(),
+        };
         let n = queue.len();
         let tolerated = match (tolerated_count, tolerated_pct) {
             (None, None) => None,
@@ -1449,6 +1800,7 @@ impl Execution {
             },
             failures: 0,
             tolerated,
+            vars,
         };
         self.start_join(p, fid, join, now);
         Ok(Flow::Blocked)
@@ -1474,18 +1826,40 @@ impl Execution {
                 let name = p.state(self.frame(fid).state).name.clone();
                 self.event("TaskSucceeded", Some(&name), now, || Value::Null);
                 match size::measure(&result, self.opts.payload_limit_bytes) {
-                    Some(n) => self.finish_result(p, fid, result, n),
+                    Some(n) => self.finish_result(p, fid, result, n, now),
                     None => Flow::Error(data_limit_exceeded(&name)),
                 }
             }
-            Resume::ChildrenDone(results, bound) => self.finish_result(p, fid, results, bound),
+            Resume::ChildrenDone(results, bound) => self.finish_result(p, fid, results, bound, now),
         }
     }
 
     /// `ResultSelector` → `ResultPath` → `OutputPath` for a Task, Parallel or Map result of
     /// at most `result_size` bytes.
-    fn finish_result(&mut self, p: &Program, fid: u32, result: Value, result_size: usize) -> Flow {
-        let io = &p.state(self.frame(fid).state).io;
+    fn finish_result(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        result: Value,
+        result_size: usize,
+        now: Millis,
+    ) -> Flow {
+        let state = p.state(self.frame(fid).state);
+        if let Some(jio) = &state.jsonata {
+            let finished = self.jsonata_finish(
+                p,
+                fid,
+                Some(result),
+                state.assign.as_deref(),
+                jio.output.as_ref(),
+                now,
+            );
+            return match finished {
+                Ok(out) => Flow::Next(out),
+                Err(e) => Flow::Error(self.wrap(p, fid, e)),
+            };
+        }
+        let io = &state.io;
         // Bound the output from the result's size, so that it need not be measured.
         let selected_size = match &io.result_selector {
             None => Some(result_size),
@@ -1512,6 +1886,9 @@ impl Execution {
                 }
                 None => result,
             };
+            if let Some(a) = &state.assign {
+                this.assign_path(p, fid, a, &result)?;
+            }
             let raw = std::mem::take(&mut this.frame(fid).data);
             let out = apply_result_path(&io.result_path, raw, result)
                 .map_err(|d| EvalError::new(names::RESULT_PATH_MATCH_FAILURE, d))?;
@@ -1557,6 +1934,15 @@ fn derived_bound(template: Option<&Template>, input_bound: usize, value: &Value)
         None => input_bound,
         Some(Some((c, k))) => c.saturating_add(k.saturating_mul(input_bound)),
         Some(None) => size::json_len(value),
+    }
+}
+
+/// A JSONPath `Assign` evaluated in `scope` (a JSONata one never reaches here: JSONata
+/// states evaluate theirs with `$states`).
+fn assign_values(assign: &Assign, scope: &dyn Scope) -> Result<Map<String, Value>, EvalError> {
+    match assign {
+        Assign::Path(t) => Assign::eval_path(t, scope),
+        Assign::Jsonata(_) => Ok(Map::new()),
     }
 }
 
@@ -1615,6 +2001,8 @@ fn resolve_text(d: Option<&Dynamic>, scope: &dyn Scope) -> Result<Option<String>
             }
         },
         Some(Dynamic::Call(c)) => Cow::Owned(c.eval(scope)?),
+        // Evaluated by the JSONata Fail state itself.
+        Some(Dynamic::Jsonata(_)) => return Ok(None),
     };
     Ok(Some(match &*v {
         Value::String(s) => s.clone(),
@@ -1623,6 +2011,18 @@ fn resolve_text(d: Option<&Dynamic>, scope: &dyn Scope) -> Result<Option<String>
 }
 
 fn int_field(field: &str, path: &JsonPath, v: &Value, negative: &str) -> Result<u64, EvalError> {
+    // A string holding an integer is accepted too (AWS-recorded: MaxConcurrencyPath "1").
+    let parsed;
+    let v = match v {
+        Value::String(s) => match s.trim().parse::<i64>() {
+            Ok(n) => {
+                parsed = Value::from(n);
+                &parsed
+            }
+            Err(_) => v,
+        },
+        _ => v,
+    };
     match v {
         Value::Number(n) if n.is_i64() || n.is_u64() => match n.as_u64() {
             Some(u) => Ok(u),
@@ -1635,22 +2035,48 @@ fn int_field(field: &str, path: &JsonPath, v: &Value, negative: &str) -> Result<
     }
 }
 
-fn resolve_count(c: Option<&Count>, input: &Value) -> Result<Option<u64>, EvalError> {
+fn resolve_count(
+    c: Option<&Count>,
+    scope: &dyn Scope,
+    env: &Env,
+) -> Result<Option<u64>, EvalError> {
     match c {
         None => Ok(None),
         Some(Count::Literal(n)) => Ok(Some(*n)),
-        Some(Count::Path { field, path }) => match path.select(input) {
+        Some(Count::Path { field, path }) => match scope.select(path) {
             Some(v) => {
                 let base = field.trim_end_matches("Path");
                 int_field(field, path, &v, &format!("{base} cannot be negative.")).map(Some)
             }
-            None => Err(missing(path, input)),
+            None => Err(missing(path, scope.input())),
+        },
+        Some(Count::Jsonata { field, expr }) => match expr.eval(env)? {
+            Value::Number(n) if n.as_u64().is_some() => Ok(n.as_u64()),
+            Value::Number(n) if n.as_f64().is_some_and(|x| x >= 0.0 && x.fract() == 0.0) => {
+                Ok(n.as_f64().map(|x| x as u64))
+            }
+            other => Err(expected_type(expr, field, "integer", &other)),
         },
     }
 }
 
-fn wait_seconds(path: &JsonPath, input: &Value) -> Result<Millis, EvalError> {
-    let Some(v) = path.select(input) else {
+/// AWS's cause for a JSONata field whose value has the wrong type.
+fn expected_type(t: &JTemplate, field: &str, expected: &str, got: &Value) -> EvalError {
+    match t.as_expr() {
+        Some(expr) => jsonata::unexpected_type(expr, field, expected, got),
+        None => EvalError::new(
+            names::QUERY_EVALUATION_ERROR,
+            format!(
+                "The field '{field}' must be of type '{expected}', but was '{}' for value: {}",
+                jsonata::value_kind(got),
+                json_text(got)
+            ),
+        ),
+    }
+}
+
+fn wait_seconds(path: &JsonPath, scope: &dyn Scope) -> Result<Millis, EvalError> {
+    let Some(v) = scope.select(path) else {
         return Err(EvalError::runtime(format!(
             "The SecondsPath parameter does not reference an input value: {path}"
         )));
@@ -1667,8 +2093,8 @@ fn wait_seconds(path: &JsonPath, input: &Value) -> Result<Millis, EvalError> {
     }
 }
 
-fn wait_timestamp(path: &JsonPath, input: &Value) -> Result<Millis, EvalError> {
-    let Some(v) = path.select(input) else {
+fn wait_timestamp(path: &JsonPath, scope: &dyn Scope) -> Result<Millis, EvalError> {
+    let Some(v) = scope.select(path) else {
         return Err(EvalError::runtime(format!(
             "The TimestampPath parameter does not reference an input value: {path}"
         )));
@@ -1686,9 +2112,11 @@ fn wait_timestamp(path: &JsonPath, input: &Value) -> Result<Millis, EvalError> {
 
 /// `ItemBatcher`: groups items into `{"Items": [...], "BatchInput": ...}` objects.
 fn batch_items(b: &Batcher, items: &[Value], scope: &dyn Scope) -> Result<Vec<Value>, EvalError> {
-    let input = scope.input();
-    let max_items = resolve_count(b.max_items.as_ref(), input)?.map(|n| n as usize);
-    let max_bytes = resolve_count(b.max_bytes.as_ref(), input)?.map(|n| n as usize);
+    let context = Value::Null;
+    let no_context = || Value::Null;
+    let env = Env::new(&context, &no_context, None, 0, 0);
+    let max_items = resolve_count(b.max_items.as_ref(), scope, &env)?.map(|n| n as usize);
+    let max_bytes = resolve_count(b.max_bytes.as_ref(), scope, &env)?.map(|n| n as usize);
     let batch_input = match &b.batch_input {
         Some(t) => Some(t.eval(scope)?),
         None => None,

@@ -1,0 +1,323 @@
+//! A fast path for the JSONata that states are mostly made of: paths into `$states` and
+//! variables, literals, comparisons, arithmetic, `&`, `and`/`or`, `? :`, object and array
+//! constructors and a few functions, evaluated on serde values without converting them.
+//!
+//! Why: jsonata-core works on its own `Rc` values, so every evaluation would convert the
+//! state's input and set up an evaluator. The fast path gives exactly jsonata-core's result
+//! or *declines* (`None`), and the caller then runs jsonata-core: on arrays met mid-path
+//! (JSONata maps over them), mixed or undefined operands, non-integral numbers where JSONata
+//! formats them, and anything it does not know. A differential test holds the two together.
+
+use super::convert::number;
+use super::Env;
+use jsonata_core::ast::{AstNode, BinaryOp, UnaryOp};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+#[derive(Debug)]
+pub struct Fast(Node);
+
+#[derive(Debug)]
+enum Root {
+    Input,
+    Result,
+    ErrorOutput,
+    Context,
+    Variable(Box<str>),
+}
+
+#[derive(Debug)]
+enum Node {
+    Literal(Value),
+    Path(Root, Box<[String]>),
+    Binary(BinaryOp, Box<Node>, Box<Node>),
+    Negate(Box<Node>),
+    Conditional(Box<Node>, Box<Node>, Option<Box<Node>>),
+    Object(Vec<(String, Node)>),
+    /// Items of an array constructor; `true` marks items that are themselves constructors
+    /// (kept as arrays, where other array values would be spliced in: declined).
+    Array(Vec<(Node, bool)>),
+    Count(Box<Node>),
+    Exists(Box<Node>),
+    Not(Box<Node>),
+}
+
+/// `None`: declined. `Some(None)`: JSONata's `undefined`.
+type Out<'a> = Option<Option<Cow<'a, Value>>>;
+
+impl Fast {
+    pub fn compile(ast: &AstNode) -> Option<Fast> {
+        node(ast).map(Fast)
+    }
+
+    pub fn eval<'a>(&self, env: &'a Env) -> Out<'a> {
+        let out = eval(&self.0, env)?;
+        match out.as_deref() {
+            // An empty array or arrays of arrays: JSONata's sequence rules decide; decline.
+            Some(Value::Array(a)) if a.is_empty() || a.iter().any(Value::is_array) => None,
+            _ => Some(out),
+        }
+    }
+}
+
+fn node(ast: &AstNode) -> Option<Node> {
+    Some(match ast {
+        AstNode::String(s) => Node::Literal(Value::String(s.clone())),
+        AstNode::Number(n) => Node::Literal(number(*n)?),
+        AstNode::Boolean(b) => Node::Literal(Value::Bool(*b)),
+        AstNode::Null => Node::Literal(Value::Null),
+        AstNode::Variable(name) => path(name, &[])?,
+        AstNode::Path { steps } => {
+            let (first, rest) = steps.split_first()?;
+            let AstNode::Variable(name) = &first.node else {
+                return None;
+            };
+            let plain = |s: &jsonata_core::ast::PathStep| {
+                s.stages.is_empty()
+                    && s.focus.is_none()
+                    && s.index_var.is_none()
+                    && s.ancestor_label.is_none()
+                    && !s.is_tuple
+                    && !s.inner_tuple
+            };
+            if !steps.iter().all(plain) {
+                return None;
+            }
+            let names = rest
+                .iter()
+                .map(|s| match &s.node {
+                    AstNode::Name(n) => Some(n.clone()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()?;
+            path(name, &names)?
+        }
+        AstNode::Binary { op, lhs, rhs } => {
+            use BinaryOp::*;
+            match op {
+                Add | Subtract | Multiply | Divide | Modulo | Equal | NotEqual | LessThan
+                | LessThanOrEqual | GreaterThan | GreaterThanOrEqual | And | Or | Concatenate => {
+                    Node::Binary(*op, Box::new(node(lhs)?), Box::new(node(rhs)?))
+                }
+                _ => return None,
+            }
+        }
+        AstNode::Unary {
+            op: UnaryOp::Negate,
+            operand,
+        } => Node::Negate(Box::new(node(operand)?)),
+        AstNode::Conditional {
+            condition,
+            then_branch,
+            else_branch,
+        } => Node::Conditional(
+            Box::new(node(condition)?),
+            Box::new(node(then_branch)?),
+            match else_branch {
+                Some(e) => Some(Box::new(node(e)?)),
+                None => None,
+            },
+        ),
+        AstNode::Object(pairs) => {
+            let mut fields: Vec<(String, Node)> = Vec::with_capacity(pairs.len());
+            for (k, v) in pairs {
+                let AstNode::String(k) = k else { return None };
+                if fields.iter().any(|(seen, _)| seen == k) {
+                    return None;
+                }
+                fields.push((k.clone(), node(v)?));
+            }
+            Node::Object(fields)
+        }
+        AstNode::Array(items) => Node::Array(
+            items
+                .iter()
+                .map(|i| Some((node(i)?, matches!(i, AstNode::Array(_)))))
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        AstNode::Block(items) if items.len() == 1 => node(&items[0])?,
+        AstNode::Function { name, args, .. } if args.len() == 1 => {
+            let arg = Box::new(node(&args[0])?);
+            match name.as_str() {
+                "count" => Node::Count(arg),
+                "exists" => Node::Exists(arg),
+                "not" => Node::Not(arg),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    })
+}
+
+fn path(variable: &str, names: &[String]) -> Option<Node> {
+    if variable != "states" {
+        return Some(Node::Path(
+            Root::Variable(variable.into()),
+            names.to_vec().into_boxed_slice(),
+        ));
+    }
+    let (first, rest) = names.split_first()?;
+    let root = match first.as_str() {
+        "input" => Root::Input,
+        "result" => Root::Result,
+        "errorOutput" => Root::ErrorOutput,
+        "context" => Root::Context,
+        _ => return None,
+    };
+    Some(Node::Path(root, rest.to_vec().into_boxed_slice()))
+}
+
+fn eval<'a>(n: &Node, env: &'a Env) -> Out<'a> {
+    match n {
+        Node::Literal(v) => Some(Some(Cow::Owned(v.clone()))),
+        Node::Path(root, names) => {
+            let start: Cow<'a, Value> = match root {
+                Root::Input => Cow::Borrowed(env.input),
+                Root::Result => Cow::Borrowed(env.result?),
+                Root::ErrorOutput => Cow::Borrowed(env.error_output?),
+                // Building the context object costs more than the fast path saves.
+                Root::Context => return None,
+                Root::Variable(name) => match env.variable(name) {
+                    Some(v) => Cow::Borrowed(v),
+                    // Not a variable: a function name, or a `:=` binding: decline.
+                    None => return None,
+                },
+            };
+            let Cow::Borrowed(mut v) = start else {
+                return None;
+            };
+            for name in names.iter() {
+                match v {
+                    Value::Object(m) => match super::super::path::field(m, name) {
+                        Some(x) => v = x,
+                        None => return Some(None),
+                    },
+                    // JSONata maps a path over an array.
+                    Value::Array(_) => return None,
+                    _ => return Some(None),
+                }
+            }
+            Some(Some(Cow::Borrowed(v)))
+        }
+        Node::Binary(op, l, r) => binary(*op, eval(l, env)?, eval(r, env)?),
+        Node::Negate(x) => match eval(x, env)?.as_deref()? {
+            Value::Number(n) => Some(Some(Cow::Owned(number(-n.as_f64()?)?))),
+            _ => None,
+        },
+        Node::Conditional(c, t, e) => match eval(c, env)?.as_deref() {
+            Some(Value::Bool(true)) => eval(t, env),
+            Some(Value::Bool(false)) => match e {
+                Some(e) => eval(e, env),
+                None => Some(None),
+            },
+            _ => None,
+        },
+        Node::Object(fields) => {
+            let mut m = Map::with_capacity(fields.len());
+            for (k, v) in fields {
+                if let Some(v) = eval(v, env)? {
+                    m.insert(k.clone(), v.into_owned());
+                }
+            }
+            Some(Some(Cow::Owned(Value::Object(m))))
+        }
+        Node::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (item, constructor) in items {
+                match eval(item, env)? {
+                    Some(v) if v.is_array() && !constructor => return None,
+                    Some(v) => out.push(v.into_owned()),
+                    None => {}
+                }
+            }
+            Some(Some(Cow::Owned(Value::Array(out))))
+        }
+        Node::Count(x) => {
+            let n = match eval(x, env)?.as_deref() {
+                None => 0,
+                Some(Value::Array(a)) => a.len(),
+                Some(_) => 1,
+            };
+            Some(Some(Cow::Owned(Value::from(n))))
+        }
+        Node::Exists(x) => Some(Some(Cow::Owned(Value::Bool(eval(x, env)?.is_some())))),
+        Node::Not(x) => match eval(x, env)?.as_deref() {
+            Some(Value::Bool(b)) => Some(Some(Cow::Owned(Value::Bool(!b)))),
+            _ => None,
+        },
+    }
+}
+
+fn binary<'a>(op: BinaryOp, l: Option<Cow<'a, Value>>, r: Option<Cow<'a, Value>>) -> Out<'a> {
+    use BinaryOp::*;
+    let (l, r) = (l?, r?);
+    let owned = |v: Value| Some(Some(Cow::Owned(v)));
+    match op {
+        Concatenate => {
+            let text = |v: &Value| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+                Value::Bool(b) => Some(b.to_string()),
+                _ => None,
+            };
+            owned(Value::String(text(&l)? + &text(&r)?))
+        }
+        And | Or => match (&*l, &*r) {
+            (Value::Bool(a), Value::Bool(b)) => {
+                owned(Value::Bool(if op == And { *a && *b } else { *a || *b }))
+            }
+            _ => None,
+        },
+        Equal | NotEqual => {
+            let eq = match (&*l, &*r) {
+                (Value::Number(a), Value::Number(b)) => a.as_f64()? == b.as_f64()?,
+                (Value::String(a), Value::String(b)) => a == b,
+                (Value::Bool(a), Value::Bool(b)) => a == b,
+                (Value::Null, Value::Null) => true,
+                (Value::Array(_) | Value::Object(_), _)
+                | (_, Value::Array(_) | Value::Object(_)) => return None,
+                _ => false,
+            };
+            owned(Value::Bool(eq == (op == Equal)))
+        }
+        LessThan | LessThanOrEqual | GreaterThan | GreaterThanOrEqual => {
+            let ord = match (&*l, &*r) {
+                (Value::Number(a), Value::Number(b)) => a.as_f64()?.partial_cmp(&b.as_f64()?)?,
+                (Value::String(a), Value::String(b)) => {
+                    // JavaScript compares UTF-16 code units; equal for ASCII only.
+                    if !a.is_ascii() || !b.is_ascii() {
+                        return None;
+                    }
+                    a.cmp(b)
+                }
+                _ => return None,
+            };
+            use std::cmp::Ordering::*;
+            let result = match op {
+                LessThan => ord == Less,
+                LessThanOrEqual => ord != Greater,
+                GreaterThan => ord == Greater,
+                _ => ord != Less,
+            };
+            owned(Value::Bool(result))
+        }
+        _ => {
+            let (Value::Number(a), Value::Number(b)) = (&*l, &*r) else {
+                return None;
+            };
+            let (a, b) = (a.as_f64()?, b.as_f64()?);
+            let x = match op {
+                Add => a + b,
+                Subtract => a - b,
+                Multiply => a * b,
+                Divide => a / b,
+                Modulo => a % b,
+                _ => return None,
+            };
+            if !x.is_finite() {
+                return None;
+            }
+            owned(number(x)?)
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The functions AWS adds to JSONata, and `$now()`/`$millis()` frozen to the step's time.
+//!
+//! AWS documents them in "Transforming data with JSONata in Step Functions":
+//! `$partition(array, size)`, `$range(start, end, step)`, `$hash(value, algorithm)`,
+//! `$random([seed])`, `$uuid()`, `$parse(jsonString)`.
+
+use super::convert::{from_jvalue, to_jvalue};
+use crate::asl::context::iso8601;
+use crate::asl::vm::Millis;
+use jsonata_core::evaluator::{Evaluator, EvaluatorError};
+use jsonata_core::value::JValue;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+type Result = std::result::Result<JValue, EvaluatorError>;
+
+fn fail(name: &str, why: &str) -> EvaluatorError {
+    EvaluatorError::EvaluationError(format!("${name}: {why}"))
+}
+
+fn number_arg(
+    name: &str,
+    args: &[JValue],
+    i: usize,
+    what: &str,
+) -> std::result::Result<f64, EvaluatorError> {
+    args.get(i)
+        .and_then(JValue::as_f64)
+        .ok_or_else(|| fail(name, &format!("the {what} argument must be a number")))
+}
+
+pub fn register(ev: &mut Evaluator, now: Millis, seed: u64) {
+    // The same generator for `$random()` and `$uuid()` across one evaluation.
+    let rng = Rc::new(RefCell::new(fastrand::Rng::with_seed(
+        seed ^ (now as u64).rotate_left(17),
+    )));
+    let _ = ev.register_fn("partition", partition);
+    let _ = ev.register_fn("range", range);
+    let _ = ev.register_fn("hash", hash);
+    let _ = ev.register_fn("parse", parse);
+    let uuid_rng = rng.clone();
+    let _ = ev.register_fn("uuid", move |_: &[JValue]| -> Result {
+        let bytes = uuid_rng.borrow_mut().u128(..).to_le_bytes();
+        let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+        Ok(JValue::string(id.to_string()))
+    });
+    let _ = ev.register_fn_override("random", move |args: &[JValue]| -> Result {
+        match args.first().filter(|a| !a.is_undefined()) {
+            // A seed makes the value repeatable, as AWS documents.
+            Some(seed) => {
+                let s = seed
+                    .as_f64()
+                    .ok_or_else(|| fail("random", "the seed must be a number"))?;
+                Ok(JValue::Number(fastrand::Rng::with_seed(s.to_bits()).f64()))
+            }
+            None => Ok(JValue::Number(rng.borrow_mut().f64())),
+        }
+    });
+    let _ = ev.register_fn_override("now", move |args: &[JValue]| -> Result {
+        if args.iter().any(|a| !a.is_undefined()) {
+            return Err(fail("now", "a picture or timezone argument is not supported; use $fromMillis($millis(), picture, timezone)"));
+        }
+        Ok(JValue::string(iso8601(now)))
+    });
+    let _ = ev.register_fn_override("millis", move |_: &[JValue]| -> Result {
+        Ok(JValue::Number(now as f64))
+    });
+}
+
+/// `$partition(array, size)`: the array cut into arrays of `size` items (the last shorter).
+fn partition(args: &[JValue]) -> Result {
+    let items = match args.first() {
+        Some(JValue::Array(a)) => a.to_vec(),
+        Some(v) if !v.is_undefined() => vec![v.clone()],
+        _ => return Err(fail("partition", "the first argument must be an array")),
+    };
+    let size = number_arg("partition", args, 1, "second")?;
+    if size < 1.0 || size.fract() != 0.0 {
+        return Err(fail(
+            "partition",
+            "the chunk size must be a positive integer",
+        ));
+    }
+    Ok(JValue::array(
+        items
+            .chunks(size as usize)
+            .map(|c| JValue::array(c.to_vec()))
+            .collect(),
+    ))
+}
+
+/// `$range(start, end, step)`: numbers from `start` to `end` inclusive, `step` apart.
+fn range(args: &[JValue]) -> Result {
+    let start = number_arg("range", args, 0, "first")?;
+    let end = number_arg("range", args, 1, "second")?;
+    let step = number_arg("range", args, 2, "third")?;
+    if step == 0.0 {
+        return Err(fail("range", "the step must not be zero"));
+    }
+    let count = ((end - start) / step).floor() + 1.0;
+    if count > 10_000_000.0 {
+        return Err(fail("range", "the range has more than 10,000,000 items"));
+    }
+    let items = (0..count.max(0.0) as usize)
+        .map(|i| JValue::Number(start + step * i as f64))
+        .collect();
+    // A sequence, as AWS returns it: one item is the item itself.
+    Ok(JValue::sequence(items))
+}
+
+/// `$hash(value, algorithm)`: the hex digest of a string (MD5, SHA-1, SHA-256, SHA-384,
+/// SHA-512), as `States.Hash` computes it.
+fn hash(args: &[JValue]) -> Result {
+    let data = match args.first() {
+        Some(JValue::String(s)) => s.to_string(),
+        Some(v) if !v.is_undefined() => from_jvalue(v)
+            .map(|j| crate::asl::error::json_text(&j))
+            .ok_or_else(|| fail("hash", "the value cannot be hashed"))?,
+        _ => return Err(fail("hash", "the first argument must be a string")),
+    };
+    let algorithm = args
+        .get(1)
+        .and_then(JValue::as_str)
+        .ok_or_else(|| fail("hash", "the second argument must be the algorithm's name"))?;
+    crate::asl::intrinsics::hash_hex(&data, algorithm)
+        .map(JValue::string)
+        .ok_or_else(|| {
+            fail(
+                "hash",
+                &format!(
+                    "unsupported algorithm '{algorithm}' (MD5, SHA-1, SHA-256, SHA-384, SHA-512)"
+                ),
+            )
+        })
+}
+
+/// `$parse(text)`: JSON text to a value.
+fn parse(args: &[JValue]) -> Result {
+    let text = args
+        .first()
+        .and_then(JValue::as_str)
+        .ok_or_else(|| fail("parse", "the argument must be a string"))?;
+    serde_json::from_str::<serde_json::Value>(text)
+        .map(|v| to_jvalue(&v))
+        .map_err(|e| fail("parse", &format!("not valid JSON: {e}")))
+}

@@ -1,0 +1,425 @@
+//! JSONata, the query language of states whose `QueryLanguage` is `JSONata`.
+//!
+//! Expressions are parsed once, at compile time, by [jsonata-core] (chosen in
+//! `docs/jsonata-evaluation.md`): an [`Expr`] keeps the parsed tree, the variable names it
+//! reads (found in the tree, so only those are bound at run time) and, when it is one of the
+//! simple forms states are mostly made of, a [`fast`] evaluator that works on serde values
+//! directly. A [`JTemplate`] is a JSONata field: JSON whose `{% ... %}` strings are
+//! expressions.
+//!
+//! Evaluation binds `$states` (`input`, `result`, `errorOutput`, `context`) and the workflow
+//! variables, adds AWS's functions (`$partition`, `$range`, `$hash`, `$random`, `$uuid`,
+//! `$parse`) and freezes `$now()`/`$millis()` to the step's time, so virtual clocks stay
+//! exact. Every failure is AWS's `States.QueryEvaluationError` with AWS's cause texts.
+//!
+//! [jsonata-core]: https://crates.io/crates/jsonata-core
+
+mod convert;
+pub mod fast;
+mod functions;
+
+use super::error::{json_text, names, EvalError};
+use super::vm::Millis;
+use jsonata_core::ast::AstNode;
+use jsonata_core::evaluator::{Context, Evaluator, EvaluatorOptions};
+use jsonata_core::value::JValue;
+use serde_json::{Map, Value};
+use std::cell::OnceCell;
+use std::fmt;
+
+pub use convert::{from_jvalue, to_jvalue};
+
+/// A runaway expression (unbounded recursion, a huge `$range`) must not stall a shard.
+const EVAL_TIMEOUT_MS: u64 = 1_000;
+
+/// The expression inside a `{% ... %}` string, or `None` if `s` is not one.
+pub fn expression_text(s: &str) -> Option<&str> {
+    let inner = s.strip_prefix("{%")?.strip_suffix("%}")?;
+    Some(inner.trim())
+}
+
+/// A parsed JSONata expression.
+pub struct Expr {
+    /// The text between `{%` and `%}`, trimmed: AWS quotes it in causes.
+    text: Box<str>,
+    ast: AstNode,
+    /// Workflow variables the expression may read (every `$name` but `$states`).
+    variables: Box<[Box<str>]>,
+    /// Whether it may read `$states.context` (built only then).
+    reads_context: bool,
+    fast: Option<fast::Fast>,
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{{% {} %}}", self.text)
+    }
+}
+
+impl Expr {
+    /// Parses the text of an expression (without `{% %}`). The error is jsonata-core's
+    /// message, with the JSONata error code (`S0201: ...`).
+    pub fn parse(text: &str) -> Result<Expr, String> {
+        let ast = jsonata_core::parser::parse(text).map_err(|e| e.to_string())?;
+        let mut variables = Vec::new();
+        collect_variables(&ast, &mut variables);
+        variables.sort();
+        variables.dedup();
+        let reads_context = text.contains("context");
+        let variables: Vec<Box<str>> = variables
+            .into_iter()
+            .filter(|v| v != "states")
+            .map(Box::from)
+            .collect();
+        Ok(Expr {
+            fast: fast::Fast::compile(&ast),
+            text: text.into(),
+            ast,
+            variables: variables.into_boxed_slice(),
+            reads_context,
+        })
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Evaluates to a JSON value. `field` names where the expression sits (`Output/result`),
+    /// as AWS's causes do.
+    pub fn eval(&self, env: &Env, field: &str) -> Result<Value, EvalError> {
+        match self.eval_raw(env, field)? {
+            Some(v) => Ok(v),
+            None => Err(self.error(field, "returned nothing (undefined).")),
+        }
+    }
+
+    /// Evaluates; `None` is JSONata's `undefined`.
+    pub fn eval_raw(&self, env: &Env, field: &str) -> Result<Option<Value>, EvalError> {
+        if let Some(fast) = &self.fast {
+            if let Some(result) = fast.eval(env) {
+                return Ok(result.map(std::borrow::Cow::into_owned));
+            }
+        }
+        let result = self.eval_full(env).map_err(|message| {
+            self.error(
+                field,
+                &format!("threw an error during evaluation: {message}"),
+            )
+        })?;
+        if result.is_undefined() {
+            return Ok(None);
+        }
+        from_jvalue(&result)
+            .map(Some)
+            .ok_or_else(|| self.error(field, "returned an unsupported result type."))
+    }
+
+    fn eval_full(&self, env: &Env) -> Result<JValue, String> {
+        let mut context = Context::new();
+        context.bind("states".to_string(), env.states(self.reads_context).clone());
+        for name in self.variables.iter() {
+            if let Some(v) = env.variables.and_then(|vars| vars.get(&**name)) {
+                context.bind(name.to_string(), to_jvalue(v));
+            }
+        }
+        let options = EvaluatorOptions {
+            timeout_ms: Some(EVAL_TIMEOUT_MS),
+            ..EvaluatorOptions::default()
+        };
+        let mut evaluator = Evaluator::with_options(context, options);
+        functions::register(&mut evaluator, env.now, env.seed);
+        evaluator
+            .evaluate(&self.ast, &JValue::Undefined)
+            .map_err(|e| e.message().to_string())
+    }
+
+    /// AWS's cause for this expression: "The JSONata expression '…' specified for the field
+    /// '…' <what>".
+    pub fn error(&self, field: &str, what: &str) -> EvalError {
+        EvalError::new(
+            names::QUERY_EVALUATION_ERROR,
+            format!(
+                "The JSONata expression '{}' specified for the field '{field}' {what}",
+                self.text
+            ),
+        )
+    }
+}
+
+/// Every `$name` the expression reads, including inside functions (over-approximates: a
+/// name bound by `:=` or a lambda parameter is looked up but not found, which is harmless).
+fn collect_variables(node: &AstNode, out: &mut Vec<String>) {
+    use jsonata_core::ast::Stage;
+    let mut each = |n: &AstNode| collect_variables(n, out);
+    match node {
+        AstNode::Variable(name) => out.push(name.clone()),
+        AstNode::Path { steps } => {
+            for s in steps {
+                collect_variables(&s.node, out);
+                for stage in &s.stages {
+                    if let Stage::Filter(f) = stage {
+                        collect_variables(f, out);
+                    }
+                }
+            }
+        }
+        AstNode::Binary { lhs, rhs, .. } => {
+            each(lhs);
+            each(rhs);
+        }
+        AstNode::Unary { operand, .. } => each(operand),
+        AstNode::Function { args, .. } => args.iter().for_each(each),
+        AstNode::Call { procedure, args } => {
+            each(procedure);
+            args.iter().for_each(each);
+        }
+        AstNode::Lambda { body, .. } => each(body),
+        AstNode::Array(items) | AstNode::Block(items) | AstNode::ArrayGroup(items) => {
+            items.iter().for_each(each)
+        }
+        AstNode::Object(pairs) => {
+            for (k, v) in pairs {
+                each(k);
+                each(v);
+            }
+        }
+        AstNode::ObjectTransform { input, pattern } => {
+            each(input);
+            for (k, v) in pattern {
+                each(k);
+                each(v);
+            }
+        }
+        AstNode::Conditional {
+            condition,
+            then_branch,
+            else_branch,
+        } => {
+            each(condition);
+            each(then_branch);
+            if let Some(e) = else_branch {
+                each(e);
+            }
+        }
+        AstNode::FunctionApplication(n) => each(n),
+        AstNode::Sort { input, terms } => {
+            each(input);
+            for (t, _) in terms {
+                each(t);
+            }
+        }
+        AstNode::Transform {
+            location,
+            update,
+            delete,
+        } => {
+            each(location);
+            each(update);
+            if let Some(d) = delete {
+                each(d);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What an expression sees: `$states` and the workflow variables.
+pub struct Env<'a> {
+    pub input: &'a Value,
+    /// `$states.result`: a Task's, Map's or Parallel's result, in `Output` and `Assign`.
+    pub result: Option<&'a Value>,
+    /// `$states.errorOutput`, in a Catcher's `Output` and `Assign`.
+    pub error_output: Option<&'a Value>,
+    /// Builds `$states.context` (the context object), only if an expression reads it.
+    pub context: &'a dyn Fn() -> Value,
+    pub variables: Option<&'a Map<String, Value>>,
+    /// The step's time: `$now()` and `$millis()`.
+    pub now: Millis,
+    /// Seeds `$random()` and `$uuid()`, so an execution replays the same values.
+    pub seed: u64,
+    /// `$states` in jsonata-core's form, converted once per state.
+    states: OnceCell<JValue>,
+    with_context: OnceCell<JValue>,
+}
+
+impl<'a> Env<'a> {
+    pub fn new(
+        input: &'a Value,
+        context: &'a dyn Fn() -> Value,
+        variables: Option<&'a Map<String, Value>>,
+        now: Millis,
+        seed: u64,
+    ) -> Self {
+        Env {
+            input,
+            result: None,
+            error_output: None,
+            context,
+            variables,
+            now,
+            seed,
+            states: OnceCell::new(),
+            with_context: OnceCell::new(),
+        }
+    }
+
+    fn states(&self, with_context: bool) -> &JValue {
+        let build = |context: bool| {
+            let mut m = indexmap::IndexMap::new();
+            m.insert("input".to_string(), to_jvalue(self.input));
+            if let Some(r) = self.result {
+                m.insert("result".to_string(), to_jvalue(r));
+            }
+            if let Some(e) = self.error_output {
+                m.insert("errorOutput".to_string(), to_jvalue(e));
+            }
+            if context {
+                m.insert("context".to_string(), to_jvalue(&(self.context)()));
+            }
+            JValue::object(m)
+        };
+        if with_context {
+            self.with_context.get_or_init(|| build(true))
+        } else {
+            self.states.get_or_init(|| build(false))
+        }
+    }
+
+    pub fn variable(&self, name: &str) -> Option<&'a Value> {
+        self.variables.and_then(|v| v.get(name))
+    }
+}
+
+/// A JSONata field: JSON in which every string `{% ... %}` is an expression.
+#[derive(Debug)]
+pub enum JTemplate {
+    Const(Value),
+    /// An expression and the field path AWS names in causes (`Output/result`).
+    Expr {
+        expr: Box<Expr>,
+        field: Box<str>,
+    },
+    Object(Vec<(String, JTemplate)>),
+    Array(Vec<JTemplate>),
+}
+
+impl JTemplate {
+    /// Compiles the value of field `field`. Errors carry the JSON pointer (relative to the
+    /// field) of the expression that does not parse.
+    pub fn compile(v: &Value, field: &str) -> Result<JTemplate, (String, String)> {
+        Self::compile_at(v, field, "")
+    }
+
+    fn compile_at(v: &Value, field: &str, ptr: &str) -> Result<JTemplate, (String, String)> {
+        if !has_expression(v) {
+            return Ok(JTemplate::Const(v.clone()));
+        }
+        Ok(match v {
+            Value::String(s) => {
+                let text = expression_text(s).unwrap_or_default();
+                let expr = Expr::parse(text).map_err(|e| (ptr.to_string(), e))?;
+                JTemplate::Expr {
+                    expr: Box::new(expr),
+                    field: field.into(),
+                }
+            }
+            Value::Object(m) => {
+                let mut fields = Vec::with_capacity(m.len());
+                for (k, v) in m {
+                    let sub = Self::compile_at(
+                        v,
+                        &format!("{field}/{k}"),
+                        &super::diagnostic::pointer_push(ptr, k),
+                    )?;
+                    fields.push((k.clone(), sub));
+                }
+                JTemplate::Object(fields)
+            }
+            Value::Array(a) => {
+                let mut items = Vec::with_capacity(a.len());
+                for (i, v) in a.iter().enumerate() {
+                    let i = i.to_string();
+                    let sub = Self::compile_at(
+                        v,
+                        &format!("{field}[{i}]"),
+                        &super::diagnostic::pointer_push(ptr, &i),
+                    )?;
+                    items.push(sub);
+                }
+                JTemplate::Array(items)
+            }
+            _ => JTemplate::Const(v.clone()),
+        })
+    }
+
+    /// The whole field is one expression.
+    pub fn as_expr(&self) -> Option<&Expr> {
+        match self {
+            JTemplate::Expr { expr, .. } => Some(expr),
+            _ => None,
+        }
+    }
+
+    pub fn eval(&self, env: &Env) -> Result<Value, EvalError> {
+        match self {
+            JTemplate::Const(v) => Ok(v.clone()),
+            JTemplate::Expr { expr, field } => expr.eval(env, field),
+            JTemplate::Object(fields) => {
+                let mut m = Map::with_capacity(fields.len());
+                for (k, t) in fields {
+                    m.insert(k.clone(), t.eval(env)?);
+                }
+                Ok(Value::Object(m))
+            }
+            JTemplate::Array(items) => items
+                .iter()
+                .map(|t| t.eval(env))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
+        }
+    }
+
+    /// Whether any expression of the template may read the context object.
+    pub fn reads_context(&self) -> bool {
+        match self {
+            JTemplate::Const(_) => false,
+            JTemplate::Expr { expr, .. } => expr.reads_context,
+            JTemplate::Object(f) => f.iter().any(|(_, t)| t.reads_context()),
+            JTemplate::Array(a) => a.iter().any(JTemplate::reads_context),
+        }
+    }
+}
+
+fn has_expression(v: &Value) -> bool {
+    match v {
+        Value::String(s) => expression_text(s).is_some(),
+        Value::Array(a) => a.iter().any(has_expression),
+        Value::Object(m) => m.values().any(has_expression),
+        _ => false,
+    }
+}
+
+/// A field that is a literal value or a whole `{% %}` string, e.g. `TimeoutSeconds` or a
+/// Wait's `Seconds`, with what AWS's causes call it.
+pub fn value_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// AWS's cause for an expression whose value has the wrong type.
+pub fn unexpected_type(expr: &Expr, field: &str, expected: &str, got: &Value) -> EvalError {
+    expr.error(
+        field,
+        &format!(
+            "returned an unexpected result type. Expected '{expected}', but was '{}' for value: {}",
+            value_kind(got),
+            json_text(got)
+        ),
+    )
+}
