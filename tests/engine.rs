@@ -250,17 +250,20 @@ fn cli_checks() -> Vec<(&'static str, Result<(), String>)> {
         },
     ));
 
-    let jsonata = std::env::temp_dir().join(format!(
-        "expressway-cli-jsonata-{}.json",
+    let item_reader = std::env::temp_dir().join(format!(
+        "expressway-cli-item-reader-{}.json",
         std::process::id()
     ));
     std::fs::write(
-        &jsonata,
-        r#"{"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Pass", "Output": "{% $states.input %}", "End": true}}}"#,
+        &item_reader,
+        r#"{"StartAt": "M", "States": {"M": {"Type": "Map", "End": true,
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "b", "Key": "k"}},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}}}"#,
     )
     .expect("temp file");
-    let out = run(&["validate", &jsonata.to_string_lossy()]);
-    let _ = std::fs::remove_file(&jsonata);
+    let out = run(&["validate", &item_reader.to_string_lossy()]);
+    let _ = std::fs::remove_file(&item_reader);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     checks.push((
         "cli: validate accepts valid ASL it cannot run yet, saying UNSUPPORTED",

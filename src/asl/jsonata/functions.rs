@@ -7,7 +7,7 @@
 use super::convert::{from_jvalue, to_jvalue};
 use crate::asl::context::iso8601;
 use crate::asl::vm::Millis;
-use jsonata_core::evaluator::{Evaluator, EvaluatorError};
+use jsonata_core::evaluator::{Context, Evaluator, EvaluatorError};
 use jsonata_core::value::JValue;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -57,14 +57,27 @@ pub fn register(ev: &mut Evaluator, now: Millis, seed: u64) {
         }
     });
     let _ = ev.register_fn_override("now", move |args: &[JValue]| -> Result {
-        if args.iter().any(|a| !a.is_undefined()) {
-            return Err(fail("now", "a picture or timezone argument is not supported; use $fromMillis($millis(), picture, timezone)"));
+        if args.iter().all(JValue::is_undefined) {
+            return Ok(JValue::string(iso8601(now)));
         }
-        Ok(JValue::string(iso8601(now)))
+        now_formatted(now, args)
     });
     let _ = ev.register_fn_override("millis", move |_: &[JValue]| -> Result {
         Ok(JValue::Number(now as f64))
     });
+}
+
+/// `$now(picture, timezone)` is `$fromMillis($millis(), picture, timezone)`: the library's
+/// own formatter, so the two agree on every picture.
+fn now_formatted(now: Millis, args: &[JValue]) -> Result {
+    let mut context = Context::new();
+    context.bind("m".to_string(), JValue::Number(now as f64));
+    for (name, arg) in ["p", "t"].iter().zip(args) {
+        context.bind(name.to_string(), arg.clone());
+    }
+    let ast = jsonata_core::parser::parse("$fromMillis($m, $p, $t)")
+        .map_err(|e| fail("now", &e.to_string()))?;
+    Evaluator::with_context(context).evaluate(&ast, &JValue::Undefined)
 }
 
 /// `$partition(array, size)`: the array cut into arrays of `size` items (the last shorter).
