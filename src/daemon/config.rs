@@ -1600,13 +1600,47 @@ state_machine = "iot-enrich"
             .filter_map(|line| line.strip_prefix("| `")?.split('`').next())
             .filter(|key| key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
             .collect::<Vec<_>>();
-        assert_eq!(documented.len(), 47, "{documented:?}");
+        assert_eq!(documented.len(), 54, "{documented:?}");
         for key in documented {
             assert!(
                 example.contains(&format!("\n{key} = ")),
                 "example lacks {key}"
             );
         }
+    }
+
+    #[test]
+    fn sqs_sources_need_no_kafka_and_are_checked() {
+        let config = load(&config_dir().join("sqs.toml")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!config.uses_kafka());
+        let sqs = config.sources[0].sqs.as_ref().expect("an sqs source");
+        assert_eq!(
+            (
+                sqs.visibility_timeout_secs,
+                sqs.wait_time_secs,
+                sqs.receivers
+            ),
+            (30, 20, 4)
+        );
+        assert!(!sqs.release_failures);
+        let source = |extra: &str| {
+            format!(
+                "[[state_machines]]\nname = \"sm\"\ndefinition = \"state-machines/iot-enrich.asl.json\"\n\
+                 [[sources]]\nname = \"q\"\ntype = \"sqs\"\nstate_machine = \"sm\"\n{extra}"
+            )
+        };
+        assert_errors(
+            &source("on_failure = \"release\"\ndead_letter_queue_url = \"http://h/1/d\"\nresults_topic = \"r\"\nresults_queue_url = \"q\"\ntopics = [\"t\"]\n"),
+            &[
+                ("sources[0].queue_url", "missing"),
+                ("sources[0].results_queue_url", "set either results_topic or results_queue_url"),
+                ("sources[0].results_queue_url", "is not an http:// or https:// URL"),
+                ("sources[0].on_failure", "a dead-letter sink would stay unused"),
+                ("sources[0].topics", "unknown key"),
+                // A topic sink needs Kafka.
+                ("kafka", "missing"),
+            ],
+        );
     }
 
     #[test]
