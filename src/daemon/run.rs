@@ -279,8 +279,9 @@ pub fn run(config: Config) -> Result<()> {
             acks,
         };
         if let Some(sqs) = &source.sqs {
-            // `sqs:` cannot begin a Kafka topic name: no binding key is shared.
-            let key: Arc<str> = Arc::from(format!("sqs:{}", source.name));
+            // `+` is in no Kafka topic name (no binding key is shared) and allowed in
+            // execution names, which the shard makes as `<key>-0-<sequence>`.
+            let key: Arc<str> = Arc::from(format!("sqs+{}", source.name));
             let queue_name = sqs.queue_url.rsplit('/').next().unwrap_or_default();
             let sqs_source = SqsSource::new(
                 SourceSettings {

@@ -40,7 +40,7 @@ const ATTEMPTS: u32 = 3;
 
 /// What the source needs to know of its configuration.
 pub struct SourceSettings {
-    /// The source's name (metric label) and its binding key (`sqs:<name>`).
+    /// The source's name (metric label) and its binding key (`sqs+<name>`).
     pub name: String,
     pub key: Arc<str>,
     pub queue_url: String,
