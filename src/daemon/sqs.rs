@@ -166,10 +166,13 @@ impl SqsSource {
             self.metrics.received(answer.is_ok());
             match answer {
                 Ok(reply) => {
-                    if let Some(messages) = reply.get("Messages").and_then(Value::as_array) {
-                        for m in messages {
-                            self.dispatch(m, &shards);
-                        }
+                    let messages = reply.get("Messages").and_then(Value::as_array);
+                    for m in messages.into_iter().flatten() {
+                        self.dispatch(m, &shards);
+                    }
+                    // Without long polling an empty queue would be asked again at once.
+                    if s.wait_time_secs == 0 && messages.is_none_or(Vec::is_empty) {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 }
                 Err(f) => {
