@@ -54,6 +54,10 @@ impl ContextParts {
             if opts.workflow_type == WorkflowType::Standard {
                 execution["RedriveCount"] = json!(0);
             }
+            // Expressway's own: the daemon's source message (not on AWS).
+            if let Some(source) = &opts.source {
+                execution["Source"] = (**source).clone();
+            }
             Box::new(execution)
         })
     }

@@ -140,6 +140,9 @@ pub struct ExecutionOptions {
     pub payload_limit_bytes: usize,
     /// Record [`HistoryEvent`]s (costs an allocation per event; off on the hot path).
     pub record_history: bool,
+    /// `$$.Execution.Source`: where the daemon took the input from (an SQS message's id,
+    /// receive count and attributes); absent when `None`.
+    pub source: Option<Arc<serde_json::Value>>,
 }
 
 impl Default for ExecutionOptions {
@@ -154,6 +157,7 @@ impl Default for ExecutionOptions {
             max_duration_ms: Some(EXPRESS_MAX_DURATION_MS),
             payload_limit_bytes: size::PAYLOAD_LIMIT_BYTES,
             record_history: false,
+            source: None,
         }
     }
 }

@@ -54,6 +54,24 @@ impl Config {
     pub fn state_machine(&self, name: &str) -> Option<&StateMachineConfig> {
         self.state_machines.iter().find(|sm| sm.name == name)
     }
+
+    /// Whether anything needs Kafka: a Kafka source, a topic sink or the demo producer.
+    /// Without, `[kafka]` may be left out and no Kafka client is made.
+    pub fn uses_kafka(&self) -> bool {
+        uses_kafka(&self.sources, self.demo_producer.as_ref())
+    }
+}
+
+fn uses_kafka<'s>(
+    sources: impl IntoIterator<Item = &'s SourceConfig>,
+    demo: Option<&DemoProducerConfig>,
+) -> bool {
+    demo.is_some()
+        || sources.into_iter().any(|s| {
+            s.kind == SourceKind::Kafka
+                || s.results_topic.is_some()
+                || s.dead_letter_topic.is_some()
+        })
 }
 
 /// `[kafka]`: the cluster and the consumer group.
@@ -87,6 +105,7 @@ pub struct StateMachineConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceKind {
     Kafka,
+    Sqs,
 }
 
 /// One `[[sources]]` entry: where events come from, what runs them, where results go.
@@ -102,6 +121,26 @@ pub struct SourceConfig {
     pub results_topic: Option<String>,
     /// `None`: failed executions are not published (they are still logged and counted).
     pub dead_letter_topic: Option<String>,
+    /// SQS sinks (SendMessageBatch), in place of (never beside) the topics above.
+    pub results_queue_url: Option<String>,
+    pub dead_letter_queue_url: Option<String>,
+    /// `Some` exactly when `kind` is [`SourceKind::Sqs`].
+    pub sqs: Option<SqsSourceConfig>,
+}
+
+/// What an `sqs` source reads and how it acknowledges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SqsSourceConfig {
+    pub queue_url: String,
+    /// Asked for on ReceiveMessage and renewed while the execution runs (1 to 43200).
+    pub visibility_timeout_secs: u32,
+    /// Long polling, 0 to 20.
+    pub wait_time_secs: u32,
+    /// ReceiveMessage calls in flight at once (each up to 10 messages).
+    pub receivers: usize,
+    /// `on_failure = "release"`: failed executions (and bodies that cannot start one) go
+    /// back to the queue for its redrive policy, instead of to the dead-letter sink.
+    pub release_failures: bool,
 }
 
 /// `[workers]`: the execution shards.
@@ -354,14 +393,6 @@ fn read_config(mut doc: Section<'_>, base_dir: &Path) -> Config {
     // `[api]` makes the Kafka side optional (an API-only daemon): see `read_api`.
     let api = doc.section("api").map(read_api);
     let api_only = api.is_some() && !doc.has("sources");
-    let kafka = match doc.required_section_unless("kafka", api_only) {
-        Some(section) => read_kafka(section),
-        None => KafkaConfig {
-            brokers: Brokers::Embedded,
-            group_id: String::new(),
-            properties: BTreeMap::new(),
-        },
-    };
     let state_machines: Vec<Entry<_>> = doc
         .required_sections_unless("state_machines", api.is_some())
         .into_iter()
@@ -383,6 +414,17 @@ fn read_config(mut doc: Section<'_>, base_dir: &Path) -> Config {
         .unwrap_or_default();
     let metrics = doc.section("metrics").map(read_metrics).unwrap_or_default();
     let demo_producer = doc.section("demo_producer").and_then(read_demo_producer);
+    // Sources that need no Kafka (SQS in and out) make `[kafka]` optional too.
+    let no_kafka =
+        !sources.is_empty() && !uses_kafka(sources.iter().map(|(_, s)| s), demo_producer.as_ref());
+    let kafka = match doc.required_section_unless("kafka", api_only || no_kafka) {
+        Some(section) => read_kafka(section),
+        None => KafkaConfig {
+            brokers: Brokers::Embedded,
+            group_id: String::new(),
+            properties: BTreeMap::new(),
+        },
+    };
     let integrations = doc
         .section("integrations")
         .map(read_integrations)
@@ -661,24 +703,26 @@ fn read_source(mut section: Section<'_>) -> SourceConfig {
     if let Some(name) = name {
         check_name(&section, "name", name);
     }
-    let kind = section.required_string("type");
-    match kind {
-        Some("kafka") | None => {}
-        Some("sqs") => section.error(
-            "type",
-            "\"sqs\" sources are not supported yet; use \"kafka\"",
-        ),
-        Some(other) => section.error(
-            "type",
-            format!("unknown source type {other:?}; expected \"kafka\""),
-        ),
-    }
-    let topics = match section.required_string_list("topics") {
-        Some(topics) if topics.is_empty() => {
-            section.error("topics", "must name at least one topic");
-            topics
+    let kind = match section.required_string("type") {
+        Some("kafka") | None => SourceKind::Kafka,
+        Some("sqs") => SourceKind::Sqs,
+        Some(other) => {
+            section.error(
+                "type",
+                format!("unknown source type {other:?}; expected \"kafka\" or \"sqs\""),
+            );
+            SourceKind::Kafka
         }
-        topics => topics.unwrap_or_default(),
+    };
+    let topics = match kind {
+        SourceKind::Sqs => Vec::new(),
+        SourceKind::Kafka => match section.required_string_list("topics") {
+            Some(topics) if topics.is_empty() => {
+                section.error("topics", "must name at least one topic");
+                topics
+            }
+            topics => topics.unwrap_or_default(),
+        },
     };
     for (i, topic) in topics.iter().enumerate() {
         let path = section.item_path("topics", i);
@@ -701,14 +745,62 @@ fn read_source(mut section: Section<'_>) -> SourceConfig {
     };
     let results_topic = optional_topic("results_topic");
     let dead_letter_topic = optional_topic("dead_letter_topic");
+    let mut optional_url = |key: &'static str| {
+        let url = section.string(key)?;
+        check_url(&section, key, url);
+        Some(url.to_string())
+    };
+    let results_queue_url = optional_url("results_queue_url");
+    let dead_letter_queue_url = optional_url("dead_letter_queue_url");
+    for (topic, queue, key) in [
+        (&results_topic, &results_queue_url, "results_queue_url"),
+        (
+            &dead_letter_topic,
+            &dead_letter_queue_url,
+            "dead_letter_queue_url",
+        ),
+    ] {
+        if topic.is_some() && queue.is_some() {
+            let topic_key = key.replace("_queue_url", "_topic");
+            section.error(key, format!("set either {topic_key} or {key}, not both"));
+        }
+    }
+    let sqs = (kind == SourceKind::Sqs).then(|| {
+        let queue_url = section.required_string("queue_url").unwrap_or_default();
+        if !queue_url.is_empty() {
+            check_url(&section, "queue_url", queue_url);
+        }
+        let sqs = SqsSourceConfig {
+            queue_url: queue_url.to_string(),
+            visibility_timeout_secs: section.uint("visibility_timeout_secs", 30, 1, 43_200),
+            wait_time_secs: section.uint("wait_time_secs", 20, 0, 20),
+            receivers: section.uint("receivers", 4, 1, 64),
+            release_failures: section.one_of(
+                "on_failure",
+                false,
+                &[("dead_letter", false), ("release", true)],
+            ),
+        };
+        let dead_letter_sink = dead_letter_topic.is_some() || dead_letter_queue_url.is_some();
+        if sqs.release_failures && dead_letter_sink {
+            section.error(
+                "on_failure",
+                "\"release\" hands failures back to the queue: a dead-letter sink would stay unused",
+            );
+        }
+        sqs
+    });
     section.finish();
     SourceConfig {
         name: name.unwrap_or_default().to_string(),
-        kind: SourceKind::Kafka,
+        kind,
         topics: topics.into_iter().map(str::to_string).collect(),
         state_machine: state_machine.to_string(),
         results_topic,
         dead_letter_topic,
+        results_queue_url,
+        dead_letter_queue_url,
+        sqs,
     }
 }
 
@@ -1474,6 +1566,9 @@ state_machine = "iot-enrich"
                 state_machine: "iot-enrich".into(),
                 results_topic: Some("sensor-results".into()),
                 dead_letter_topic: Some("sensor-dlq".into()),
+                results_queue_url: None,
+                dead_letter_queue_url: None,
+                sqs: None,
             }]
         );
         assert_eq!(
@@ -1505,13 +1600,47 @@ state_machine = "iot-enrich"
             .filter_map(|line| line.strip_prefix("| `")?.split('`').next())
             .filter(|key| key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
             .collect::<Vec<_>>();
-        assert_eq!(documented.len(), 47, "{documented:?}");
+        assert_eq!(documented.len(), 54, "{documented:?}");
         for key in documented {
             assert!(
                 example.contains(&format!("\n{key} = ")),
                 "example lacks {key}"
             );
         }
+    }
+
+    #[test]
+    fn sqs_sources_need_no_kafka_and_are_checked() {
+        let config = load(&config_dir().join("sqs.toml")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!config.uses_kafka());
+        let sqs = config.sources[0].sqs.as_ref().expect("an sqs source");
+        assert_eq!(
+            (
+                sqs.visibility_timeout_secs,
+                sqs.wait_time_secs,
+                sqs.receivers
+            ),
+            (30, 20, 4)
+        );
+        assert!(!sqs.release_failures);
+        let source = |extra: &str| {
+            format!(
+                "[[state_machines]]\nname = \"sm\"\ndefinition = \"state-machines/iot-enrich.asl.json\"\n\
+                 [[sources]]\nname = \"q\"\ntype = \"sqs\"\nstate_machine = \"sm\"\n{extra}"
+            )
+        };
+        assert_errors(
+            &source("on_failure = \"release\"\ndead_letter_queue_url = \"http://h/1/d\"\nresults_topic = \"r\"\nresults_queue_url = \"q\"\ntopics = [\"t\"]\n"),
+            &[
+                ("sources[0].queue_url", "missing"),
+                ("sources[0].results_queue_url", "set either results_topic or results_queue_url"),
+                ("sources[0].results_queue_url", "is not an http:// or https:// URL"),
+                ("sources[0].on_failure", "a dead-letter sink would stay unused"),
+                ("sources[0].topics", "unknown key"),
+                // A topic sink needs Kafka.
+                ("kafka", "missing"),
+            ],
+        );
     }
 
     #[test]
@@ -1620,7 +1749,7 @@ results_topc = "sensor-results"
 
 [[sources]]
 name = "sensors"
-type = "sqs"
+type = "rabbitmq"
 topics = ["a", 7]
 state_machine = "nope"
 
@@ -1678,7 +1807,7 @@ events_per_sec = 0
                     "sources[0].results_topc",
                     "unknown key (did you mean \"results_topic\"?)",
                 ),
-                ("sources[1].type", "not supported yet"),
+                ("sources[1].type", "unknown source type \"rabbitmq\""),
                 (
                     "sources[1].topics[1]",
                     "expected a string, found an integer (7)",

@@ -404,6 +404,7 @@ pub fn consume(
                     key: m.key().map(<[u8]>::to_vec),
                     headers,
                     payload: m.payload().unwrap_or_default().to_vec(),
+                    source: None,
                 };
                 let shard = shard_of(&topic, m.partition(), shards.len());
                 let _ = shards[shard].send(Msg::Event(event));

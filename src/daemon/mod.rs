@@ -10,4 +10,5 @@ pub mod kafka;
 pub mod offsets;
 pub mod run;
 pub mod shard;
+pub mod sqs;
 pub mod telemetry;

@@ -4,14 +4,18 @@
 //! let the shards finish what they hold (up to the grace period) and have their records
 //! acknowledged, commit the final offsets, flush the producer, exit 0.
 
-use super::config::{Brokers, Config, LogDestination, LogLevel};
+use super::config::{Brokers, Config, LogDestination, LogLevel, SourceKind};
 use super::demo;
 use super::exec_log::ExecutionLogger;
 use super::kafka::{self, KafkaProduce, KafkaSink};
-use super::shard::{Binding, Bindings, CommitPoint, Msg, Shard, ShardConfig, ShardStats};
-use super::telemetry::{self, SourceMetrics, StateMachineMetrics};
+use super::shard::{
+    Binding, Bindings, CommitPoint, Msg, Shard, ShardConfig, ShardStats, Sink, Sinks,
+};
+use super::sqs::{SourceSettings, SqsSink, SqsSource};
+use super::telemetry::{self, SourceMetrics, SqsMetrics, StateMachineMetrics};
 use crate::asl::{compile, Program};
-use crate::integrations::{unserved_resources, Integrations, Served};
+use crate::integrations::sqs::{Sqs, SqsConfig};
+use crate::integrations::{unserved_resources, Integrations, Limits, Served};
 use crate::resource::TaskResource;
 use crate::runner::wall_millis;
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -30,7 +34,7 @@ pub fn served(config: &Config) -> Served {
     Served {
         callbacks: config.integrations.allow_callbacks,
         nested_executions: config.api.is_some(),
-        kafka_produce: !config.sources.is_empty(),
+        kafka_produce: config.uses_kafka(),
     }
 }
 
@@ -177,15 +181,18 @@ pub fn run(config: Config) -> Result<()> {
     }
 
     // The embedded cluster lives as long as this function: everything else talks to it over
-    // its real protocol on a local port.
+    // its real protocol on a local port. Without Kafka in use (SQS in and out), no client.
+    let uses_kafka = config.uses_kafka();
     let embedded = match &config.kafka.brokers {
-        Brokers::Embedded => Some(MockCluster::new(1).map_err(|e| anyhow!("embedded Kafka: {e}"))?),
-        Brokers::Servers(_) => None,
+        Brokers::Embedded if uses_kafka => {
+            Some(MockCluster::new(1).map_err(|e| anyhow!("embedded Kafka: {e}"))?)
+        }
+        _ => None,
     };
     let brokers = match (&embedded, &config.kafka.brokers) {
         (Some(cluster), _) => cluster.bootstrap_servers(),
         (None, Brokers::Servers(servers)) => servers.join(","),
-        (None, Brokers::Embedded) => unreachable!("embedded cluster created above"),
+        (None, Brokers::Embedded) => String::new(), // Kafka is not used
     };
     if let Some(cluster) = &embedded {
         for source in &config.sources {
@@ -203,43 +210,99 @@ pub fn run(config: Config) -> Result<()> {
         eprintln!("expressway: embedded Kafka at {brokers}");
     }
 
-    let producer = Arc::new(
-        kafka::producer(
-            &brokers,
-            config.producer.linger_ms,
-            u64::from(config.producer.batch_num_messages),
-        )
-        .context("creating the Kafka producer")?,
-    );
-    let integrations: Arc<dyn TaskResource> =
-        Arc::new(integrations.with_kafka_producer(Arc::new(KafkaProduce {
+    let producer = match uses_kafka {
+        true => Some(Arc::new(
+            kafka::producer(
+                &brokers,
+                config.producer.linger_ms,
+                u64::from(config.producer.batch_num_messages),
+            )
+            .context("creating the Kafka producer")?,
+        )),
+        false => None,
+    };
+    let integrations: Arc<dyn TaskResource> = match &producer {
+        Some(producer) => Arc::new(integrations.with_kafka_producer(Arc::new(KafkaProduce {
             producer: producer.clone(),
-        })));
+        }))),
+        None => Arc::new(integrations),
+    };
     // With the API, Tasks also reach nested executions and callbacks (its stack).
     let (api, resources) = match start_api(&config, integrations.clone())? {
         Some((server, resources)) => (Some(server), resources),
         None => (None, integrations),
     };
     let mut bindings = HashMap::new();
+    let mut sqs_sources = Vec::new();
+    let runtime = integration_runtime.handle();
     for source in &config.sources {
         let sm = config
             .state_machine(&source.state_machine)
             .ok_or_else(|| anyhow!("source {} names no state machine", source.name))?;
-        let sink = Arc::new(KafkaSink {
-            producer: producer.clone(),
-            results_topic: source.results_topic.clone(),
-            dead_letter_topic: source.dead_letter_topic.clone(),
-        });
+        let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
+        if let Some(producer) = &producer {
+            sinks.push(Arc::new(KafkaSink {
+                producer: producer.clone(),
+                results_topic: source.results_topic.clone(),
+                dead_letter_topic: source.dead_letter_topic.clone(),
+            }));
+        }
+        // The SQS source and sinks share one client (its own connection pool), configured
+        // like `[integrations.sqs]` (endpoint, region, credentials).
+        let sqs_client = Arc::new(
+            Sqs::new(&SqsConfig {
+                limits: Limits {
+                    max_concurrency: 256,
+                    timeout: Duration::from_secs(60),
+                },
+                ..config.integrations.sqs.clone()
+            })
+            .map_err(|e| anyhow!(e))?,
+        );
+        if source.results_queue_url.is_some() || source.dead_letter_queue_url.is_some() {
+            sinks.push(Arc::new(SqsSink::new(
+                sqs_client.clone(),
+                runtime,
+                source.results_queue_url.clone(),
+                source.dead_letter_queue_url.clone(),
+                SqsMetrics::new(&source.name),
+            )));
+        }
+        let sink: Arc<dyn Sink> = Arc::new(Sinks(sinks));
+        let binding = |label: &str, acks| Binding {
+            program: programs[&sm.name].clone(),
+            state_machine: Arc::from(sm.name.as_str()),
+            workflow_type: sm.workflow_type,
+            sink: sink.clone(),
+            state_machine_metrics: StateMachineMetrics::new(&sm.name),
+            source_metrics: SourceMetrics::new(&source.name, label),
+            acks,
+        };
+        if let Some(sqs) = &source.sqs {
+            // `+` is in no Kafka topic name (no binding key is shared) and allowed in
+            // execution names, which the shard makes as `<key>-0-<sequence>`.
+            let key: Arc<str> = Arc::from(format!("sqs+{}", source.name));
+            let queue_name = sqs.queue_url.rsplit('/').next().unwrap_or_default();
+            let sqs_source = SqsSource::new(
+                SourceSettings {
+                    name: source.name.clone(),
+                    key: key.clone(),
+                    queue_url: sqs.queue_url.clone(),
+                    visibility_timeout_secs: sqs.visibility_timeout_secs,
+                    wait_time_secs: sqs.wait_time_secs,
+                    receivers: sqs.receivers,
+                    release_failures: sqs.release_failures,
+                    capacity: config.workers.shard_count() * config.workers.max_in_flight_per_shard,
+                },
+                sqs_client,
+                runtime.clone(),
+            );
+            let acks: Arc<dyn super::shard::MessageAck> = sqs_source.clone();
+            bindings.insert(key, Arc::new(binding(queue_name, Some(acks))));
+            sqs_sources.push(sqs_source);
+        }
         for topic in &source.topics {
-            let binding = Binding {
-                program: programs[&sm.name].clone(),
-                state_machine: Arc::from(sm.name.as_str()),
-                workflow_type: sm.workflow_type,
-                sink: sink.clone(),
-                state_machine_metrics: StateMachineMetrics::new(&sm.name),
-                source_metrics: SourceMetrics::new(&source.name, topic),
-            };
-            bindings.insert(Arc::from(topic.as_str()), Arc::new(binding));
+            bindings.insert(Arc::from(topic.as_str()), Arc::new(binding(topic, None)));
         }
     }
     let bindings: Bindings = Arc::new(bindings);
@@ -277,21 +340,30 @@ pub fn run(config: Config) -> Result<()> {
         .iter()
         .flat_map(|s| s.topics.iter().map(|t| (t.clone(), s.name.clone())))
         .collect();
-    let consumer = kafka::consumer(
-        &brokers,
-        &config.kafka.group_id,
-        &properties,
-        senders.clone(),
-        sources,
-        config.workers.commit_interval(),
-    )
-    .context("creating the Kafka consumer")?;
     let topics: Vec<&str> = config
         .sources
         .iter()
         .flat_map(|s| s.topics.iter().map(String::as_str))
         .collect();
-    consumer.subscribe(&topics).context("subscribing")?;
+    let consumer = match config.sources.iter().any(|s| s.kind == SourceKind::Kafka) {
+        true => {
+            let consumer = kafka::consumer(
+                &brokers,
+                &config.kafka.group_id,
+                &properties,
+                senders.clone(),
+                sources,
+                config.workers.commit_interval(),
+            )
+            .context("creating the Kafka consumer")?;
+            consumer.subscribe(&topics).context("subscribing")?;
+            Some(consumer)
+        }
+        false => None,
+    };
+    for source in &sqs_sources {
+        source.receive_into(senders.clone());
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -307,21 +379,34 @@ pub fn run(config: Config) -> Result<()> {
         )?),
         None => None,
     };
+    let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
     eprintln!(
         "expressway: running {} shard(s) on {}",
         senders.len(),
-        topics.join(", ")
+        names.join(", ")
     );
 
-    kafka::consume(
-        &consumer,
-        &senders,
-        &control_rx,
-        &stop,
-        config.workers.commit_interval(),
-    );
+    match &consumer {
+        Some(consumer) => kafka::consume(
+            consumer,
+            &senders,
+            &control_rx,
+            &stop,
+            config.workers.commit_interval(),
+        ),
+        // SQS sources only: they pace themselves (backpressure by messages held).
+        None => {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                control_rx.try_iter().for_each(drop);
+            }
+        }
+    }
 
     eprintln!("expressway: shutting down");
+    for source in &sqs_sources {
+        source.stop_receiving();
+    }
     demo_stop.store(true, Ordering::Relaxed);
     if let Some(demo) = demo {
         let _ = demo.join();
@@ -333,7 +418,10 @@ pub fn run(config: Config) -> Result<()> {
     // Keep the group membership alive (poll) while the shards drain; new messages are not
     // routed any more, so they stay uncommitted and are redelivered after a restart.
     while threads.iter().any(|t| !t.is_finished()) {
-        let _ = consumer.poll(Duration::from_millis(50));
+        match &consumer {
+            Some(consumer) => drop(consumer.poll(Duration::from_millis(50))),
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
     }
     let mut points: Vec<CommitPoint> = Vec::new();
     let mut total = ShardStats::default();
@@ -347,8 +435,16 @@ pub fn run(config: Config) -> Result<()> {
         total.dead_letters += stats.dead_letters;
         total.transitions += stats.transitions;
     }
-    kafka::commit_final(&consumer, &points).context("final commit")?;
-    kafka::flush(&producer, Duration::from_secs(10)).context("flushing the producer")?;
+    if let Some(consumer) = &consumer {
+        kafka::commit_final(consumer, &points).context("final commit")?;
+    }
+    if let Some(producer) = &producer {
+        kafka::flush(producer, Duration::from_secs(10)).context("flushing the producer")?;
+    }
+    // Deletes still under way complete; messages never finished go back to their queues.
+    for source in &sqs_sources {
+        source.finish(Duration::from_secs(10));
+    }
     eprintln!(
         "expressway: stopped after {} events ({} succeeded, {} failed, {} timed out, {} dead letters, {} transitions)",
         total.events, total.succeeded, total.failed, total.timed_out, total.dead_letters, total.transitions

@@ -44,6 +44,9 @@ pub struct SourceEvent {
     pub key: Option<Vec<u8>>,
     pub headers: Vec<(String, Vec<u8>)>,
     pub payload: Vec<u8>,
+    /// `$$.Execution.Source` of its execution (an SQS message's id, receive count and
+    /// attributes), and the `source` of its dead-letter record; `None` for Kafka.
+    pub source: Option<Arc<Value>>,
 }
 
 /// What a record written to a sink is.
@@ -78,6 +81,36 @@ pub trait Sink: Send + Sync {
     /// immediate acknowledgement.
     fn accepts(&self, kind: RecordKind) -> bool;
     fn send(&self, record: OutRecord, delivered: Delivery);
+}
+
+/// Sinks side by side (a Kafka topic for results, an SQS queue for dead letters…): each
+/// record goes to the first that accepts its kind.
+pub struct Sinks(pub Vec<Arc<dyn Sink>>);
+
+impl Sink for Sinks {
+    fn accepts(&self, kind: RecordKind) -> bool {
+        self.0.iter().any(|s| s.accepts(kind))
+    }
+
+    fn send(&self, record: OutRecord, delivered: Delivery) {
+        match self.0.iter().find(|s| s.accepts(record.kind)) {
+            Some(sink) => sink.send(record, delivered),
+            None => delivered(Ok(())),
+        }
+    }
+}
+
+/// A source that acknowledges each message itself (SQS: delete it from its queue) instead of
+/// by offset commits. Its messages are not tracked by partition; the source keeps them until
+/// one of these is called.
+pub trait MessageAck: Send + Sync {
+    /// The message is done: its record was delivered (or is not wanted).
+    fn done(&self, coords: &SourceCoords);
+    /// Hand the message back undone (its record could not be delivered, or failures are
+    /// released): the queue delivers it again, and its redrive policy applies.
+    fn release(&self, coords: &SourceCoords);
+    /// Whether failed executions are released rather than dead-lettered (config `on_failure`).
+    fn releases_failures(&self) -> bool;
 }
 
 /// A commit point: the consumer group offset of one partition may move to `offset`.
@@ -143,6 +176,8 @@ pub struct Binding {
     pub sink: Arc<dyn Sink>,
     pub state_machine_metrics: StateMachineMetrics,
     pub source_metrics: SourceMetrics,
+    /// `Some` for a source acknowledging per message (SQS); `None`: offsets (Kafka).
+    pub acks: Option<Arc<dyn MessageAck>>,
 }
 
 /// Bindings by source topic, shared by every shard.
@@ -161,6 +196,7 @@ struct Running {
     coords: SourceCoords,
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
+    source: Option<Arc<Value>>,
     started_at: std::time::Instant,
 }
 
@@ -293,11 +329,16 @@ impl Shard {
                     Ok(()) => self.complete(&coords),
                     // The producer already retried for its whole message timeout. The offset
                     // stays uncommitted: the event is redelivered after a restart or a
-                    // rebalance, never skipped.
-                    Err(e) => eprintln!(
+                    // rebalance, never skipped. A queue message goes back to its queue.
+                    Err(e) => {
+                        if let Some(acks) = self.acks_of(&coords) {
+                            acks.release(&coords);
+                        }
+                        eprintln!(
                         "expressway: delivery for {}:{}@{} failed, the event will be redelivered: {e}",
-                        coords.topic, coords.partition, coords.offset
-                    ),
+                            coords.topic, coords.partition, coords.offset
+                        )
+                    }
                 }
             }
             Msg::Commit(reply) => {
@@ -328,10 +369,12 @@ impl Shard {
         let Some(binding) = self.bindings.get(&event.coords.topic).cloned() else {
             return; // not a source topic of this daemon: nothing subscribes to it
         };
-        let tracker_key = (event.coords.topic.clone(), event.coords.partition);
-        let tracker = self.trackers.entry(tracker_key).or_default();
-        if !tracker.received(event.coords.offset) {
-            return; // a redelivery of a message already in hand
+        if binding.acks.is_none() {
+            let tracker_key = (event.coords.topic.clone(), event.coords.partition);
+            let tracker = self.trackers.entry(tracker_key).or_default();
+            if !tracker.received(event.coords.offset) {
+                return; // a redelivery of a message already in hand
+            }
         }
         self.stats.events += 1;
         binding.source_metrics.event_consumed();
@@ -369,6 +412,7 @@ impl Shard {
             state_machine_name: binding.state_machine.clone(),
             workflow_type: binding.workflow_type,
             record_history: self.config.logger.is_some(),
+            source: event.source.clone(),
             ..ExecutionOptions::default()
         };
         binding.state_machine_metrics.execution_started();
@@ -379,6 +423,7 @@ impl Shard {
             coords: event.coords,
             key: event.key,
             payload: event.payload,
+            source: event.source,
             started_at: std::time::Instant::now(),
         });
         self.advance(key);
@@ -501,6 +546,7 @@ impl Shard {
             key: r.key,
             headers: Vec::new(),
             payload: r.payload,
+            source: r.source,
         };
         match r.exec.into_outcome() {
             Some(Outcome::Succeeded(output)) => {
@@ -536,9 +582,16 @@ impl Shard {
         failure: &Failure,
         state: Option<String>,
     ) {
+        if let Some(acks) = binding.acks.as_ref().filter(|a| a.releases_failures()) {
+            // The queue's own redrive policy decides (config `on_failure = "release"`).
+            acks.release(&event.coords);
+            return;
+        }
         self.stats.dead_letters += 1;
         binding.source_metrics.dlq_record(reason);
         let c = &event.coords;
+        let kafka_source =
+            || json!({"topic": &*c.topic, "partition": c.partition, "offset": c.offset});
         let name = format!("{}-{}-{}", c.topic, c.partition, c.offset);
         // The original payload, as JSON if it is, else as text (lossy for non-UTF-8 bytes).
         let payload = serde_json::from_slice::<Value>(&event.payload).unwrap_or_else(|_| {
@@ -551,7 +604,7 @@ impl Shard {
             "state": state,
             "execution": name,
             "state_machine": &*binding.state_machine,
-            "source": {"topic": &*c.topic, "partition": c.partition, "offset": c.offset},
+            "source": event.source.as_deref().cloned().unwrap_or_else(kafka_source),
             "payload": payload,
         });
         let record = OutRecord {
@@ -584,9 +637,16 @@ impl Shard {
         );
     }
 
+    /// The per-message acknowledger of the source `coords` come from, if it has one.
+    fn acks_of(&self, coords: &SourceCoords) -> Option<Arc<dyn MessageAck>> {
+        self.bindings.get(&coords.topic)?.acks.clone()
+    }
+
     /// The source message is done: its record is durable (or its sink is off).
     fn complete(&mut self, coords: &SourceCoords) {
-        if let Some(t) = self
+        if let Some(acks) = self.acks_of(coords) {
+            acks.done(coords);
+        } else if let Some(t) = self
             .trackers
             .get_mut(&(coords.topic.clone(), coords.partition))
         {
@@ -713,6 +773,7 @@ mod tests {
             sink: sink.clone(),
             state_machine_metrics: StateMachineMetrics::new("sm"),
             source_metrics: SourceMetrics::new("src", "in"),
+            acks: None,
         };
         let bindings: Bindings =
             Arc::new([(Arc::from("in"), Arc::new(binding))].into_iter().collect());
@@ -745,6 +806,7 @@ mod tests {
             key: Some(format!("k{offset}").into_bytes()),
             headers: Vec::new(),
             payload: payload.as_bytes().to_vec(),
+            source: None,
         })
     }
 

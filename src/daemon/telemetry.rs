@@ -41,6 +41,12 @@ pub mod names {
     pub const PARTITIONS_PAUSED: &str = "expressway_partitions_paused";
     pub const TASK_CALLS: &str = "expressway_task_calls_total";
     pub const TASK_CALL_DURATION: &str = "expressway_task_call_duration_seconds";
+    pub const SQS_RECEIVES: &str = "expressway_sqs_receives_total";
+    pub const SQS_DELETES: &str = "expressway_sqs_deletes_total";
+    pub const SQS_VISIBILITY_EXTENSIONS: &str = "expressway_sqs_visibility_extensions_total";
+    pub const SQS_RELEASES: &str = "expressway_sqs_releases_total";
+    pub const SQS_SENDS: &str = "expressway_sqs_sends_total";
+    pub const SQS_MESSAGES_IN_FLIGHT: &str = "expressway_sqs_messages_in_flight";
 
     pub const ALL: &[&str] = &[
         EXECUTIONS_STARTED,
@@ -61,6 +67,12 @@ pub mod names {
         PARTITIONS_PAUSED,
         TASK_CALLS,
         TASK_CALL_DURATION,
+        SQS_RECEIVES,
+        SQS_DELETES,
+        SQS_VISIBILITY_EXTENSIONS,
+        SQS_RELEASES,
+        SQS_SENDS,
+        SQS_MESSAGES_IN_FLIGHT,
     ];
 }
 
@@ -205,6 +217,36 @@ fn describe() {
         names::PARTITIONS_PAUSED,
         Unit::Count,
         "Partitions a shard has paused for backpressure."
+    );
+    describe_counter!(
+        names::SQS_RECEIVES,
+        Unit::Count,
+        "ReceiveMessage calls of an SQS source, by result."
+    );
+    describe_counter!(
+        names::SQS_DELETES,
+        Unit::Count,
+        "Messages of an SQS source deleted (acknowledged), by result."
+    );
+    describe_counter!(
+        names::SQS_VISIBILITY_EXTENSIONS,
+        Unit::Count,
+        "Visibility timeouts of in-flight SQS messages extended (heartbeats), by result."
+    );
+    describe_counter!(
+        names::SQS_RELEASES,
+        Unit::Count,
+        "SQS messages handed back to their queue undone."
+    );
+    describe_counter!(
+        names::SQS_SENDS,
+        Unit::Count,
+        "Records sent to an SQS results or dead-letter queue, by result."
+    );
+    describe_gauge!(
+        names::SQS_MESSAGES_IN_FLIGHT,
+        Unit::Count,
+        "Messages an SQS source has received and not yet deleted or released."
     );
 }
 
@@ -490,6 +532,66 @@ impl SourceMetrics {
         if let Some(counter) = self.rejects.get(reason as usize) {
             counter.increment(1);
         }
+    }
+}
+
+/// The metrics of one SQS source (label `source`) and of its SQS sinks; every handle
+/// registered once, when the source starts. `ok`/`error` are indexed like [`CommitResult`].
+#[derive(Clone, Debug)]
+pub struct SqsMetrics {
+    receives: [Counter; 2],
+    deletes: [Counter; 2],
+    extensions: [Counter; 2],
+    sends: [Counter; 2],
+    releases: Counter,
+    in_flight: Gauge,
+}
+
+impl SqsMetrics {
+    pub fn new(source: &str) -> Self {
+        let src = || source.to_owned();
+        let pair = |name: &'static str| {
+            [CommitResult::Ok, CommitResult::Error]
+                .map(|r| metrics::counter!(name, "source" => src(), "result" => r.as_str()))
+        };
+        SqsMetrics {
+            receives: pair(names::SQS_RECEIVES),
+            deletes: pair(names::SQS_DELETES),
+            extensions: pair(names::SQS_VISIBILITY_EXTENSIONS),
+            sends: pair(names::SQS_SENDS),
+            releases: metrics::counter!(names::SQS_RELEASES, "source" => src()),
+            in_flight: metrics::gauge!(names::SQS_MESSAGES_IN_FLIGHT, "source" => src()),
+        }
+    }
+
+    /// A ReceiveMessage call returned.
+    pub fn received(&self, ok: bool) {
+        self.receives[usize::from(!ok)].increment(1);
+    }
+
+    /// `n` messages were deleted (`ok`) or refused deletion.
+    pub fn deleted(&self, ok: bool, n: usize) {
+        self.deletes[usize::from(!ok)].increment(n as u64);
+    }
+
+    /// `n` visibility timeouts were extended (`ok`) or not.
+    pub fn extended(&self, ok: bool, n: usize) {
+        self.extensions[usize::from(!ok)].increment(n as u64);
+    }
+
+    /// `n` records were accepted by an SQS sink queue (`ok`) or not.
+    pub fn sent(&self, ok: bool, n: usize) {
+        self.sends[usize::from(!ok)].increment(n as u64);
+    }
+
+    /// `n` messages went back to their queue undone.
+    pub fn released(&self, n: usize) {
+        self.releases.increment(n as u64);
+    }
+
+    /// Messages received and not yet deleted or released.
+    pub fn in_flight(&self, n: usize) {
+        self.in_flight.set(n as f64);
     }
 }
 

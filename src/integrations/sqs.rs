@@ -20,7 +20,7 @@ use crate::resource::TaskCall;
 use reqwest::header::HeaderMap;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SqsConfig {
@@ -95,11 +95,52 @@ impl Sqs {
         &self,
         call: TaskCall,
     ) -> impl std::future::Future<Output = Result<Value, Failure>> + Send + 'static {
+        let timeout = self.pool.timeout(&call);
+        let request = request_body(&call.payload)
+            .map(|(queue_url, body)| self.post("SendMessage", timeout, queue_url, body));
+        async move { answer(request?.await?) }
+    }
+
+    /// One SQS API call (`AmazonSQS.<action>`, e.g. `ReceiveMessage`), for the daemon's SQS
+    /// source and sinks: the response's JSON, or the failure named as for a Task.
+    pub fn call(
+        &self,
+        action: &'static str,
+        queue_url: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<Value, Failure>> + Send + 'static {
+        let body = serde_json::to_vec(body).unwrap_or_default();
+        let request = self.post(action, timeout, queue_url.to_owned(), body);
+        async move {
+            let response = request.await?;
+            let parsed: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+            if (200..300).contains(&response.status) {
+                return Ok(parsed);
+            }
+            let id = response
+                .headers
+                .get("x-amzn-requestid")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            Err(service_error(&response, &parsed, &id))
+        }
+    }
+
+    /// Sends one `action` request to the queue's endpoint (signed when there are keys)
+    /// within `timeout`.
+    fn post(
+        &self,
+        action: &'static str,
+        timeout: Duration,
+        queue_url: String,
+        body: Vec<u8>,
+    ) -> impl std::future::Future<Output = Result<Response, Failure>> + Send + 'static {
         let pool = self.pool.clone();
         let config = self.config.clone();
         let keys = self.keys.clone();
         async move {
-            let (queue_url, body) = request_body(&call.payload)?;
             let endpoint = match &config.endpoint {
                 Some(e) => e.trim_end_matches('/').to_owned(),
                 None => origin(&queue_url).ok_or_else(|| {
@@ -115,22 +156,21 @@ impl Sqs {
                 .or_else(|| region_of(&queue_url))
                 .unwrap_or_else(|| "us-east-1".to_owned());
             let url = format!("{endpoint}/");
+            let target = format!("AmazonSQS.{action}");
             let mut request = pool
                 .client
                 .post(&url)
                 .header("Content-Type", "application/x-amz-json-1.0")
-                .header("X-Amz-Target", "AmazonSQS.SendMessage");
+                .header("X-Amz-Target", &target);
             if let Some(keys) = &keys {
-                for (name, value) in sign(keys, &region, &url, &body)
+                for (name, value) in sign(keys, &region, &url, &target, &body)
                     .map_err(|e| client_failure(format!("Unable to sign the request: {e}")))?
                 {
                     request = request.header(name, value);
                 }
             }
-            let request = read(request.body(body));
-            let timeout = pool.timeout(&call);
-            match pool.run(timeout, request).await {
-                Some(Ok(response)) => answer(response),
+            match pool.run(timeout, read(request.body(body))).await {
+                Some(Ok(response)) => Ok(response),
                 Some(Err(e)) => Err(client_failure(format!(
                     "Unable to execute HTTP request: {}",
                     error_chain(&e)
@@ -218,11 +258,12 @@ fn region_of(url: &str) -> Option<String> {
 }
 
 /// The SigV4 headers (`Authorization`, `X-Amz-Date`, maybe `X-Amz-Security-Token`) for a
-/// SendMessage request.
+/// request with `X-Amz-Target: target`.
 fn sign(
     keys: &Keys,
     region: &str,
     url: &str,
+    target: &str,
     body: &[u8],
 ) -> Result<Vec<(String, String)>, String> {
     use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -246,7 +287,7 @@ fn sign(
         .into();
     let headers = [
         ("content-type", "application/x-amz-json-1.0"),
-        ("x-amz-target", "AmazonSQS.SendMessage"),
+        ("x-amz-target", target),
     ];
     let signable =
         SignableRequest::new("POST", url, headers.into_iter(), SignableBody::Bytes(body))
@@ -421,7 +462,14 @@ mod tests {
             secret_access_key: "secret".into(),
             session_token: Some("token".into()),
         };
-        let headers = sign(&keys, "eu-west-1", "http://127.0.0.1:9324/", b"{}").unwrap();
+        let headers = sign(
+            &keys,
+            "eu-west-1",
+            "http://127.0.0.1:9324/",
+            "AmazonSQS.SendMessage",
+            b"{}",
+        )
+        .unwrap();
         let get = |name: &str| {
             headers
                 .iter()

@@ -25,7 +25,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts the daemon; its stderr goes to `<config>.log` (appended), quoted when a check fails.
-fn start_daemon(config: &Path) -> Child {
+pub fn start_daemon(config: &Path) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -68,7 +68,7 @@ fn read_topic(
     false
 }
 
-fn metrics_text(port: u16) -> String {
+pub fn metrics_text(port: u16) -> String {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return String::new();
@@ -79,7 +79,7 @@ fn metrics_text(port: u16) -> String {
     out
 }
 
-fn metric(text: &str, prefix: &str) -> f64 {
+pub fn metric(text: &str, prefix: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(prefix))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
