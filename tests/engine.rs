@@ -209,6 +209,75 @@ fn corpus_definitions_survive_odd_inputs() -> usize {
     panics
 }
 
+/// `benches/iot-enrich-jsonata.asl.json` must do what the JSONPath `iot-enrich` does, or the
+/// benchmark compares different work: same outcome on every input variant.
+fn jsonata_bench_matches_jsonpath() -> Option<(&'static str, Result<(), String>)> {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/workflows");
+    if !shared.is_dir() {
+        println!("bench twin: skipped, {} not found", shared.display());
+        return None;
+    }
+    let read = |path: PathBuf| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    };
+    let program = |definition: Value| Arc::new(compile(&definition).expect("compiles"));
+    let jsonpath = program(read(shared.join("iot-enrich.asl.json")));
+    let jsonata = program(read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/iot-enrich-jsonata.asl.json"),
+    ));
+    let run = |program: &Arc<expressway::asl::Program>, input: &Value| {
+        let mut clock = Clock::Virtual { now: START_MS };
+        let exec = run_to_completion(
+            program.clone(),
+            input.clone(),
+            ExecutionOptions::default(),
+            &NoResources,
+            &mut clock,
+        );
+        (outcome_json(exec.outcome().unwrap()), exec.transitions())
+    };
+    let mut inputs = vec![read(shared.join("iot-enrich.input.json"))];
+    inputs.extend(
+        read(shared.join("iot-enrich.variants.json"))
+            .as_array()
+            .unwrap()
+            .clone(),
+    );
+    let differences: Vec<String> = inputs
+        .iter()
+        .filter_map(|input| {
+            let (want, got) = (run(&jsonpath, input), run(&jsonata, input));
+            (!same_numbers_aside(&want.0, &got.0) || want.1 != got.1)
+                .then(|| format!("input {input}: JSONPath {want:?}, JSONata {got:?}"))
+        })
+        .collect();
+    Some((
+        "bench: iot-enrich-jsonata does what iot-enrich does on every input variant",
+        if differences.is_empty() {
+            Ok(())
+        } else {
+            Err(differences.join("\n    "))
+        },
+    ))
+}
+
+/// Equal JSON, where numbers compare by value: JSONata's numbers are doubles, so AWS (like
+/// us) writes `1000.0` from JSONata as `1000`, while JSONPath keeps the input's `1000.0`.
+fn same_numbers_aside(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_numbers_aside(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_numbers_aside(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
 /// The command line, as users and the conformance runner call it.
 fn cli_checks() -> Vec<(&'static str, Result<(), String>)> {
     use std::process::Command;
@@ -475,6 +544,7 @@ fn main() {
     };
     for (name, result) in cli_checks()
         .into_iter()
+        .chain(jsonata_bench_matches_jsonpath())
         .chain(integrations::checks())
         .chain(kafka_checks)
         .chain(api_checks)
