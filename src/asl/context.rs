@@ -159,6 +159,15 @@ impl StateScope<'_> {
     }
 }
 
+impl crate::asl::jsonata::ContextObject for StateScope<'_> {
+    fn whole(&self) -> Value {
+        StateScope::whole(self)
+    }
+    fn select(&self, path: &JsonPath) -> Option<Cow<'_, Value>> {
+        Scope::select(self, path)
+    }
+}
+
 fn owned(v: Option<Cow<'_, Value>>) -> Option<Cow<'static, Value>> {
     v.map(|c| Cow::Owned(c.into_owned()))
 }

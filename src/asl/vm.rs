@@ -11,7 +11,7 @@
 
 use super::context::{new_task_token, ContextParts, StateScope};
 use super::error::{json_text, names, EvalError, Failure};
-use super::jsonata::{self, Env, JTemplate};
+use super::jsonata::{self, Env, JTemplate, NoContext};
 use super::path::{JsonPath, Root};
 use super::program::*;
 use super::scope::Scope;
@@ -989,8 +989,7 @@ impl Execution {
         let f = self.frames[fid as usize].as_ref().expect("frame");
         let (values, out) = {
             let scope = self.scope(p, f, &f.data);
-            let context = || scope.whole();
-            let mut env = Env::new(&f.data, &context, f.vars.as_deref(), now, self.seed);
+            let mut env = Env::new(&f.data, &scope, f.vars.as_deref(), now, self.seed);
             env.error_output = Some(&err_out);
             let values = match c.assign.as_deref() {
                 Some(Assign::Jsonata(t)) => Some(Assign::eval_jsonata(t, &env)?),
@@ -1315,8 +1314,7 @@ impl Execution {
                     None => input.clone().into_owned(),
                 };
                 let scope = self.scope(p, f, &input);
-                let no_context = || Value::Null;
-                let env = Env::new(&input, &no_context, None, now, self.seed);
+                let env = Env::new(&input, &scope, None, now, self.seed);
                 let timeout = resolve_count(task.timeout.as_ref(), &scope, &env)?;
                 let heartbeat = resolve_count(task.heartbeat.as_ref(), &scope, &env)?;
                 let call = TaskCall {
@@ -1430,8 +1428,7 @@ impl Execution {
             }
             Kind::Fail { error, cause } => {
                 let scope = self.scope(p, f, &f.data);
-                let context = || scope.whole();
-                let env = Env::new(&f.data, &context, f.vars.as_deref(), now, self.seed);
+                let env = Env::new(&f.data, &scope, f.vars.as_deref(), now, self.seed);
                 let text = |d: &Option<Dynamic>| -> Result<Option<String>, EvalError> {
                     Ok(match d {
                         None => None,
@@ -1448,8 +1445,7 @@ impl Execution {
             Kind::Choice { choices, default } => {
                 let (target, assign, output) = {
                     let scope = self.scope(p, f, &f.data);
-                    let context = || scope.whole();
-                    let env = Env::new(&f.data, &context, f.vars.as_deref(), now, self.seed);
+                    let env = Env::new(&f.data, &scope, f.vars.as_deref(), now, self.seed);
                     let mut target = (*default, state.assign.as_deref(), jio.output.as_ref());
                     for choice in choices {
                         let matched = match &choice.rule {
@@ -1484,8 +1480,7 @@ impl Execution {
                     WaitSpec::Timestamp(t) => *t,
                     WaitSpec::Jsonata { seconds, expr } => {
                         let scope = self.scope(p, f, &f.data);
-                        let context = || scope.whole();
-                        let env = Env::new(&f.data, &context, f.vars.as_deref(), now, self.seed);
+                        let env = Env::new(&f.data, &scope, f.vars.as_deref(), now, self.seed);
                         let v = expr.eval(&env)?;
                         match (seconds, &v) {
                             (true, Value::Number(n)) if n.as_u64().is_some() => {
@@ -1523,8 +1518,7 @@ impl Execution {
                     task_token: task_token.as_deref(),
                     ..self.scope(p, f, &f.data)
                 };
-                let context = || scope.whole();
-                let env = Env::new(&f.data, &context, f.vars.as_deref(), now, self.seed);
+                let env = Env::new(&f.data, &scope, f.vars.as_deref(), now, self.seed);
                 let payload = match &jio.arguments {
                     Some(t) => t.eval(&env)?,
                     None => f.data.clone(),
@@ -1546,10 +1540,9 @@ impl Execution {
                 let param = match &jio.arguments {
                     Some(t) => {
                         let scope = self.scope(p, f, &f.data);
-                        let context = || scope.whole();
                         t.eval(&Env::new(
                             &f.data,
-                            &context,
+                            &scope,
                             f.vars.as_deref(),
                             now,
                             self.seed,
@@ -1581,8 +1574,7 @@ impl Execution {
         let f = self.frames[fid as usize].as_ref().expect("frame");
         let (values, out) = {
             let scope = self.scope(p, f, &f.data);
-            let context = || scope.whole();
-            let mut env = Env::new(&f.data, &context, f.vars.as_deref(), now, self.seed);
+            let mut env = Env::new(&f.data, &scope, f.vars.as_deref(), now, self.seed);
             env.result = result.as_ref();
             let values = match assign {
                 Some(Assign::Jsonata(t)) => Some(Assign::eval_jsonata(t, &env)?),
@@ -1674,8 +1666,7 @@ impl Execution {
             false => self.select(p, f, &io.input_path, &f.data)?,
         };
         let scope = self.scope(p, f, &input);
-        let context = || scope.whole();
-        let env = Env::new(&input, &context, f.vars.as_deref(), now, self.seed);
+        let env = Env::new(&input, &scope, f.vars.as_deref(), now, self.seed);
         let max_concurrency =
             resolve_count(spec.max_concurrency.as_ref(), &scope, &env)?.unwrap_or(0) as usize;
         let tolerated_count = resolve_count(spec.tolerated_count.as_ref(), &scope, &env)?;
@@ -1750,10 +1741,9 @@ impl Execution {
             let iter_input = match (&spec.jsonata_selector, &spec.item_selector) {
                 (Some(t), _) => {
                     let item_scope = item_scope();
-                    let context = || item_scope.whole();
                     t.eval(&Env::new(
                         &input,
-                        &context,
+                        &item_scope,
                         f.vars.as_deref(),
                         now,
                         self.seed,
@@ -2116,9 +2106,8 @@ fn wait_timestamp(path: &JsonPath, scope: &dyn Scope) -> Result<Millis, EvalErro
 
 /// `ItemBatcher`: groups items into `{"Items": [...], "BatchInput": ...}` objects.
 fn batch_items(b: &Batcher, items: &[Value], scope: &dyn Scope) -> Result<Vec<Value>, EvalError> {
-    let context = Value::Null;
-    let no_context = || Value::Null;
-    let env = Env::new(&context, &no_context, None, 0, 0);
+    let input = Value::Null;
+    let env = Env::new(&input, &NoContext, None, 0, 0);
     let max_items = resolve_count(b.max_items.as_ref(), scope, &env)?.map(|n| n as usize);
     let max_bytes = resolve_count(b.max_bytes.as_ref(), scope, &env)?.map(|n| n as usize);
     let batch_input = match &b.batch_input {

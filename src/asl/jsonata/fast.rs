@@ -1,6 +1,6 @@
 //! A fast path for the JSONata that states are mostly made of: paths into `$states` and
 //! variables, literals, comparisons, arithmetic, `&`, `and`/`or`, `? :`, object and array
-//! constructors and a few functions, evaluated on serde values without converting them.
+//! constructors and a few functions (`$count`, `$exists`, `$not`, `$merge`, `$parse`), evaluated on serde values without converting them.
 //!
 //! Why: jsonata-core works on its own `Rc` values, so every evaluation would convert the
 //! state's input and set up an evaluator. The fast path gives exactly jsonata-core's result
@@ -10,6 +10,7 @@
 
 use super::convert::number;
 use super::Env;
+use crate::asl::path::JsonPath;
 use jsonata_core::ast::{AstNode, BinaryOp, UnaryOp};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -22,7 +23,9 @@ enum Root {
     Input,
     Result,
     ErrorOutput,
-    Context,
+    /// `$states.context.` and the first name (three for `Map.Item.Value`/`.Index`), as a
+    /// JSONPath the context object answers without being built whole.
+    Context(Box<JsonPath>),
     Variable(Box<str>),
 }
 
@@ -40,6 +43,8 @@ enum Node {
     Count(Box<Node>),
     Exists(Box<Node>),
     Not(Box<Node>),
+    Merge(Box<Node>),
+    Parse(Box<Node>),
 }
 
 /// `None`: declined. `Some(None)`: JSONata's `undefined`.
@@ -55,7 +60,7 @@ impl Fast {
         match out.as_deref() {
             // An empty array or arrays of arrays: JSONata's sequence rules decide; decline.
             Some(Value::Array(a)) if a.is_empty() || a.iter().any(Value::is_array) => None,
-            _ => Some(out),
+            _ => Some(out.map(as_jsonata_numbers)),
         }
     }
 }
@@ -142,6 +147,8 @@ fn node(ast: &AstNode) -> Option<Node> {
                 "count" => Node::Count(arg),
                 "exists" => Node::Exists(arg),
                 "not" => Node::Not(arg),
+                "merge" => Node::Merge(arg),
+                "parse" => Node::Parse(arg),
                 _ => return None,
             }
         }
@@ -161,10 +168,35 @@ fn path(variable: &str, names: &[String]) -> Option<Node> {
         "input" => Root::Input,
         "result" => Root::Result,
         "errorOutput" => Root::ErrorOutput,
-        "context" => Root::Context,
+        "context" => return context_path(rest),
         _ => return None,
     };
     Some(Node::Path(root, rest.to_vec().into_boxed_slice()))
+}
+
+fn context_path(names: &[String]) -> Option<Node> {
+    let prefix = match names {
+        [map, item, field, ..]
+            if map == "Map" && item == "Item" && (field == "Value" || field == "Index") =>
+        {
+            3
+        }
+        // The whole context object: building it is the slow path's job.
+        [] => return None,
+        _ => 1,
+    };
+    let (prefix, rest) = names.split_at(prefix);
+    if !prefix
+        .iter()
+        .all(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    {
+        return None;
+    }
+    let path = JsonPath::parse(&format!("$$.{}", prefix.join("."))).ok()?;
+    Some(Node::Path(
+        Root::Context(Box::new(path)),
+        rest.to_vec().into_boxed_slice(),
+    ))
 }
 
 fn eval<'a>(n: &Node, env: &'a Env) -> Out<'a> {
@@ -175,29 +207,20 @@ fn eval<'a>(n: &Node, env: &'a Env) -> Out<'a> {
                 Root::Input => Cow::Borrowed(env.input),
                 Root::Result => Cow::Borrowed(env.result?),
                 Root::ErrorOutput => Cow::Borrowed(env.error_output?),
-                // Building the context object costs more than the fast path saves.
-                Root::Context => return None,
+                Root::Context(path) => match env.context.select(path) {
+                    Some(v) => v,
+                    None => return Some(None),
+                },
                 Root::Variable(name) => match env.variable(name) {
                     Some(v) => Cow::Borrowed(v),
                     // Not a variable: a function name, or a `:=` binding: decline.
                     None => return None,
                 },
             };
-            let Cow::Borrowed(mut v) = start else {
-                return None;
-            };
-            for name in names.iter() {
-                match v {
-                    Value::Object(m) => match super::super::path::field(m, name) {
-                        Some(x) => v = x,
-                        None => return Some(None),
-                    },
-                    // JSONata maps a path over an array.
-                    Value::Array(_) => return None,
-                    _ => return Some(None),
-                }
+            match start {
+                Cow::Borrowed(v) => Some(walk(v, names)?.map(Cow::Borrowed)),
+                Cow::Owned(v) => Some(walk(&v, names)?.map(|x| Cow::Owned(x.clone()))),
             }
-            Some(Some(Cow::Borrowed(v)))
         }
         Node::Binary(op, l, r) => binary(*op, eval(l, env)?, eval(r, env)?),
         Node::Negate(x) => match eval(x, env)?.as_deref()? {
@@ -245,7 +268,86 @@ fn eval<'a>(n: &Node, env: &'a Env) -> Out<'a> {
             Some(Value::Bool(b)) => Some(Some(Cow::Owned(Value::Bool(!b)))),
             _ => None,
         },
+        Node::Merge(x) => {
+            let objects = match eval(x, env)? {
+                None => return Some(None),
+                Some(Cow::Owned(Value::Array(a))) => a,
+                Some(Cow::Borrowed(Value::Array(a))) => a.clone(),
+                Some(v @ Cow::Owned(Value::Object(_)) | v @ Cow::Borrowed(Value::Object(_))) => {
+                    vec![v.into_owned()]
+                }
+                // Not objects: the signature error is jsonata-core's to raise.
+                Some(_) => return None,
+            };
+            let mut merged = Map::new();
+            for object in objects {
+                let Value::Object(fields) = object else {
+                    return None;
+                };
+                merged.extend(fields);
+            }
+            Some(Some(Cow::Owned(Value::Object(merged))))
+        }
+        Node::Parse(x) => match eval(x, env)?.as_deref() {
+            Some(Value::String(text)) => {
+                // Invalid JSON: the error (and its text) is the slow path's.
+                Some(Some(Cow::Owned(serde_json::from_str(text).ok()?)))
+            }
+            _ => None,
+        },
     }
+}
+
+/// JSONata's numbers are doubles, printed as [`number`] does: `4.0` from the input comes
+/// out as `4`, as it does from the slow path (and from AWS). Borrowed values that need no
+/// change stay borrowed.
+fn as_jsonata_numbers(v: Cow<'_, Value>) -> Cow<'_, Value> {
+    fn respelled(n: &serde_json::Number) -> Option<Value> {
+        let wanted = number(n.as_f64()?)?;
+        (wanted != Value::Number(n.clone())).then_some(wanted)
+    }
+    fn needs(v: &Value) -> bool {
+        match v {
+            Value::Number(n) => respelled(n).is_some(),
+            Value::Array(a) => a.iter().any(needs),
+            Value::Object(m) => m.values().any(needs),
+            _ => false,
+        }
+    }
+    fn fix(v: &mut Value) {
+        match v {
+            Value::Number(n) => {
+                if let Some(x) = respelled(n) {
+                    *v = x;
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(fix),
+            Value::Object(m) => m.values_mut().for_each(fix),
+            _ => {}
+        }
+    }
+    if !needs(&v) {
+        return v;
+    }
+    let mut owned = v.into_owned();
+    fix(&mut owned);
+    Cow::Owned(owned)
+}
+
+/// Follows `names` from `v`: `Some(None)` when a field is missing, `None` (declined) on an
+/// array, which JSONata would map the rest of the path over.
+fn walk<'v>(mut v: &'v Value, names: &[String]) -> Option<Option<&'v Value>> {
+    for name in names {
+        match v {
+            Value::Object(m) => match crate::asl::path::field(m, name) {
+                Some(x) => v = x,
+                None => return Some(None),
+            },
+            Value::Array(_) => return None,
+            _ => return Some(None),
+        }
+    }
+    Some(Some(v))
 }
 
 fn binary<'a>(op: BinaryOp, l: Option<Cow<'a, Value>>, r: Option<Cow<'a, Value>>) -> Out<'a> {

@@ -19,11 +19,13 @@ pub mod fast;
 mod functions;
 
 use super::error::{json_text, names, EvalError};
+use super::path::JsonPath;
 use super::vm::Millis;
 use jsonata_core::ast::AstNode;
 use jsonata_core::evaluator::{Context, Evaluator, EvaluatorOptions};
 use jsonata_core::value::JValue;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::fmt;
 
@@ -223,6 +225,26 @@ fn collect_variables(node: &AstNode, out: &mut Vec<String>) {
     }
 }
 
+/// The context object as expressions read it: whole for jsonata-core, in part (borrowed where
+/// it can be) for the fast path.
+pub trait ContextObject {
+    fn whole(&self) -> Value;
+    /// The value at `path`, a JSONPath rooted at the context object (`$$.Map.Item.Value`).
+    fn select(&self, path: &JsonPath) -> Option<Cow<'_, Value>>;
+}
+
+/// Where no context object exists (evaluations outside any state).
+pub struct NoContext;
+
+impl ContextObject for NoContext {
+    fn whole(&self) -> Value {
+        Value::Null
+    }
+    fn select(&self, _: &JsonPath) -> Option<Cow<'_, Value>> {
+        None
+    }
+}
+
 /// What an expression sees: `$states` and the workflow variables.
 pub struct Env<'a> {
     pub input: &'a Value,
@@ -230,8 +252,8 @@ pub struct Env<'a> {
     pub result: Option<&'a Value>,
     /// `$states.errorOutput`, in a Catcher's `Output` and `Assign`.
     pub error_output: Option<&'a Value>,
-    /// Builds `$states.context` (the context object), only if an expression reads it.
-    pub context: &'a dyn Fn() -> Value,
+    /// `$states.context`, built (or read in part) only if an expression reads it.
+    pub context: &'a dyn ContextObject,
     pub variables: Option<&'a Map<String, Value>>,
     /// The step's time: `$now()` and `$millis()`.
     pub now: Millis,
@@ -245,7 +267,7 @@ pub struct Env<'a> {
 impl<'a> Env<'a> {
     pub fn new(
         input: &'a Value,
-        context: &'a dyn Fn() -> Value,
+        context: &'a dyn ContextObject,
         variables: Option<&'a Map<String, Value>>,
         now: Millis,
         seed: u64,
@@ -274,7 +296,7 @@ impl<'a> Env<'a> {
                 m.insert("errorOutput".to_string(), to_jvalue(e));
             }
             if context {
-                m.insert("context".to_string(), to_jvalue(&(self.context)()));
+                m.insert("context".to_string(), to_jvalue(&self.context.whole()));
             }
             JValue::object(m)
         };
@@ -422,4 +444,159 @@ pub fn unexpected_type(expr: &Expr, field: &str, expected: &str, got: &Value) ->
             json_text(got)
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A context object with a Map item, as an `ItemSelector` sees it.
+    struct MapItem(Value);
+
+    impl ContextObject for MapItem {
+        fn whole(&self) -> Value {
+            json!({"Map": {"Item": {"Index": 1, "Value": self.0}}, "State": {"Name": "S"}})
+        }
+        fn select(&self, path: &JsonPath) -> Option<Cow<'_, Value>> {
+            path.select(&self.whole())
+                .map(|v| Cow::Owned(v.into_owned()))
+        }
+    }
+
+    /// A value, `None` for undefined, `Err` for an error.
+    type Evaluated = Result<Option<Value>, ()>;
+
+    /// The fast path's result (`None` if it declines) and jsonata-core's.
+    fn both(text: &str, env: &Env) -> (Option<Evaluated>, Evaluated) {
+        let expr = Expr::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let fast = expr
+            .fast
+            .as_ref()
+            .and_then(|f| f.eval(env))
+            .map(|v| Ok(v.map(Cow::into_owned)));
+        let full = expr
+            .eval_full(env)
+            .map(|j| (!j.is_undefined()).then(|| from_jvalue(&j).unwrap()))
+            .map_err(|_| ());
+        (fast, full)
+    }
+
+    /// The fast path must give exactly jsonata-core's result whenever it does not decline.
+    #[test]
+    fn fast_path_agrees_with_jsonata_core() {
+        let input = json!({
+            "a": 1, "b": 2.5, "s": "x", "t": "ü", "n": null, "yes": true, "no": false,
+            "big": 1e300, "whole": 4.0, "arr": [1, 2, 3], "empty": [], "nested": [[1], [2]],
+            "objs": [{"k": 1}, {"k": 2}], "o": {"p": {"q": "deep"}, "arr": [{"z": 1}]},
+            "json": "{\"x\": 1.0, \"y\": [2.5, 3]}", "bad_json": "{x"
+        });
+        let vars: Map<String, Value> =
+            serde_json::from_value(json!({"v": {"w": 7}, "list": [1, 2]})).unwrap();
+        let context = MapItem(json!({"id": 5}));
+        let mut env = Env::new(&input, &context, Some(&vars), 0, 0);
+        let result = json!({"r": [1, {"x": 2}]});
+        env.result = Some(&result);
+        let expressions = [
+            "$states.input",
+            "$states.input.a",
+            "$states.input.missing",
+            "$states.input.o.p.q",
+            "$states.input.arr",
+            "$states.input.empty",
+            "$states.input.nested",
+            "$states.input.objs.k",
+            "$states.input.o.arr.z",
+            "$states.result.r",
+            "$states.context.Map.Item.Value",
+            "$states.context.Map.Item.Value.id",
+            "$states.context.Map.Item.Index",
+            "$states.context.State.Name",
+            "$states.context.Nope",
+            "$v.w",
+            "$list",
+            "$nope",
+            "1",
+            "1.5",
+            "\"s\"",
+            "true",
+            "null",
+            "-$states.input.a",
+            "-$states.input.s",
+            "$states.input.a + $states.input.b",
+            "$states.input.a - 3",
+            "7 % 3",
+            "1 / 3",
+            "$states.input.a * $states.input.big",
+            "$states.input.whole * 1",
+            "$states.input.s + 1",
+            "$states.input.missing + 1",
+            "$states.input.a = 1",
+            "$states.input.a != 1.0",
+            "$states.input.s = \"x\"",
+            "$states.input.n = null",
+            "$states.input.arr = 1",
+            "$states.input.o = 1",
+            "$states.input.a < $states.input.b",
+            "$states.input.s >= \"a\"",
+            "$states.input.t > \"a\"",
+            "$states.input.s < 1",
+            "$states.input.yes and $states.input.no",
+            "$states.input.yes or $states.input.a",
+            "$states.input.s & $states.input.a",
+            "$states.input.s & $states.input.b",
+            "$states.input.s & $states.input.n",
+            "$states.input.s & $states.input.missing",
+            "$states.input.yes ? \"y\" : \"n\"",
+            "$states.input.no ? 1",
+            "$states.input.a ? 1 : 2",
+            "{\"a\": $states.input.a, \"m\": $states.input.missing}",
+            "[$states.input.a, $states.input.arr]",
+            "[$states.input.a, [1, 2]]",
+            "[$states.input.missing]",
+            "[]",
+            "$count($states.input.arr)",
+            "$count($states.input.missing)",
+            "$count(5)",
+            "$exists($states.input.n)",
+            "$exists($states.input.missing)",
+            "$not($states.input.yes)",
+            "$not($states.input.a)",
+            "$merge([$states.input.o, {\"x\": 1}])",
+            "$merge($states.input.objs)",
+            "$merge($states.input.o)",
+            "$merge($states.input.missing)",
+            "$merge([])",
+            "$merge([1])",
+            "$merge(1)",
+            "$merge([$states.input.o, $states.result])",
+            "$parse($states.input.json)",
+            "$parse($states.input.bad_json)",
+            "$parse(1)",
+            "$parse(\"[1.0, 2, 1e2, 12345678901234567890]\")",
+            "$parse(\"\\\"s\\\"\")",
+        ];
+        for text in expressions {
+            let (fast, full) = both(text, &env);
+            if let Some(fast) = fast {
+                assert_eq!(
+                    fast, full,
+                    "{text}: the fast path differs from jsonata-core"
+                );
+            }
+        }
+        // The forms states are mostly made of must not decline.
+        for text in [
+            "$states.input.o.p.q",
+            "$states.context.Map.Item.Value",
+            "$merge([$states.input.o, {\"x\": 1}])",
+            "$parse($states.input.json)",
+            "{\"a\": $states.input.a & \"-\" & $states.input.s}",
+        ] {
+            assert!(
+                both(text, &env).0.is_some(),
+                "{text} declined the fast path"
+            );
+        }
+    }
 }
