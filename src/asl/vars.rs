@@ -75,16 +75,21 @@ pub fn apply(vars: &mut Vars, values: Map<String, Value>) -> Result<(), EvalErro
             format!("The variables assigned by the state have a total size exceeding the maximum of {VALUE_LIMIT_BYTES} bytes."),
         ));
     }
-    let map = Arc::make_mut(vars.get_or_insert_with(Default::default));
-    for (name, v) in values {
-        map.insert(name, v);
-    }
-    let held: usize = map.iter().map(|(k, v)| k.len() + size::json_len(v)).sum();
-    if held > TOTAL_LIMIT_BYTES {
+    // Checked before anything is set: a caught DataLimitExceeded leaves the variables as
+    // they were.
+    let kept: usize = vars.as_deref().map_or(0, |held| {
+        held.iter()
+            .filter(|(k, _)| !values.contains_key(*k))
+            .map(|(k, v)| k.len() + size::json_len(v))
+            .sum()
+    });
+    if kept + total > TOTAL_LIMIT_BYTES {
         return Err(EvalError::new(
             names::DATA_LIMIT_EXCEEDED,
             format!("The workflow variables have a total size exceeding the maximum of {TOTAL_LIMIT_BYTES} bytes."),
         ));
     }
+    let map = Arc::make_mut(vars.get_or_insert_with(Default::default));
+    map.extend(values);
     Ok(())
 }
