@@ -302,13 +302,24 @@ fn eval<'a>(n: &Node, env: &'a Env) -> Out<'a> {
 /// out as `4`, as it does from the slow path (and from AWS). Borrowed values that need no
 /// change stay borrowed.
 fn as_jsonata_numbers(v: Cow<'_, Value>) -> Cow<'_, Value> {
+    /// Whether [`number`] spells `n` differently: an integral double within 2^53 (`4.0`),
+    /// or an integer beyond it. Checked without building the new spelling.
+    fn misspelled(n: &serde_json::Number) -> bool {
+        const EXACT: u64 = 1 << 53;
+        match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => i.unsigned_abs() >= EXACT,
+            (None, Some(u)) => u >= EXACT,
+            _ => n
+                .as_f64()
+                .is_some_and(|x| x.fract() == 0.0 && x.abs() < EXACT as f64),
+        }
+    }
     fn respelled(n: &serde_json::Number) -> Option<Value> {
-        let wanted = number(n.as_f64()?)?;
-        (wanted != Value::Number(n.clone())).then_some(wanted)
+        misspelled(n).then(|| number(n.as_f64()?)).flatten()
     }
     fn needs(v: &Value) -> bool {
         match v {
-            Value::Number(n) => respelled(n).is_some(),
+            Value::Number(n) => misspelled(n),
             Value::Array(a) => a.iter().any(needs),
             Value::Object(m) => m.values().any(needs),
             _ => false,
