@@ -1315,17 +1315,7 @@ impl Execution {
                 };
                 let scope = self.scope(p, f, &input);
                 let env = Env::new(&input, &scope, None, now, self.seed);
-                let timeout = resolve_count(task.timeout.as_ref(), &scope, &env)?;
-                let heartbeat = resolve_count(task.heartbeat.as_ref(), &scope, &env)?;
-                let call = TaskCall {
-                    resource: task.resource.clone(),
-                    payload,
-                    state_name: state.name.clone(),
-                    execution_name: self.opts.name.clone(),
-                    timeout_secs: timeout,
-                    heartbeat_secs: heartbeat,
-                    task_token,
-                };
+                let call = self.task_call(state, task, payload, task_token, &scope, &env)?;
                 Ok(self.start_task(fid, call, now))
             }
             Kind::Parallel { branches } => {
@@ -1343,6 +1333,27 @@ impl Execution {
     }
 
     /// Hands a Task's call out as an effect, with its timeout and heartbeat timers.
+    /// The call a Task state makes, its timeouts resolved (in either query language).
+    fn task_call(
+        &self,
+        state: &State,
+        task: &TaskSpec,
+        payload: Value,
+        task_token: Option<Arc<str>>,
+        scope: &dyn Scope,
+        env: &Env,
+    ) -> Result<TaskCall, EvalError> {
+        Ok(TaskCall {
+            resource: task.resource.clone(),
+            payload,
+            state_name: state.name.clone(),
+            execution_name: self.opts.name.clone(),
+            timeout_secs: resolve_count(task.timeout.as_ref(), scope, env)?,
+            heartbeat_secs: resolve_count(task.heartbeat.as_ref(), scope, env)?,
+            task_token,
+        })
+    }
+
     fn start_task(&mut self, fid: u32, call: TaskCall, now: Millis) -> Flow {
         let record = self.opts.record_history;
         self.event("TaskScheduled", Some(&call.state_name), now, || {
@@ -1523,17 +1534,8 @@ impl Execution {
                     Some(t) => t.eval(&env)?,
                     None => f.data.clone(),
                 };
-                let timeout = resolve_count(task.timeout.as_ref(), &scope, &env)?;
-                let heartbeat = resolve_count(task.heartbeat.as_ref(), &scope, &env)?;
-                let call = TaskCall {
-                    resource: task.resource.clone(),
-                    payload,
-                    state_name: state.name.clone(),
-                    execution_name: self.opts.name.clone(),
-                    timeout_secs: timeout,
-                    heartbeat_secs: heartbeat,
-                    task_token,
-                };
+                let call =
+                    self.task_call(state, task, payload, task_token.clone(), &scope, &env)?;
                 Ok(self.start_task(fid, call, now))
             }
             Kind::Parallel { branches } => {
