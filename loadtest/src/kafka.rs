@@ -146,7 +146,21 @@ fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn daemon_config(scenario: &Scenario, opts: &Options, brokers: &str, metrics_port: u16) -> String {
+/// librdkafka's mock cluster holds every fetch for the consumer's `fetch.wait.max.ms`
+/// (500 ms by default) even when records are waiting, where a real broker answers as soon as
+/// it has data: measured at 2,000 events/s, p50 end to end 282 ms with the default, 20 ms
+/// with 10 ms. On the embedded broker the daemon gets 10 ms.
+const EMBEDDED_CONSUMER_PROPERTIES: &str = r#"[kafka.properties]
+"fetch.wait.max.ms" = "10"
+"#;
+
+fn daemon_config(
+    scenario: &Scenario,
+    opts: &Options,
+    brokers: &str,
+    embedded: bool,
+    metrics_port: u16,
+) -> String {
     let load = &scenario.load;
     let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
     format!(
@@ -154,7 +168,7 @@ fn daemon_config(scenario: &Scenario, opts: &Options, brokers: &str, metrics_por
 [kafka]
 brokers = {brokers}
 group_id = "expressway-loadtest"
-
+{kafka_properties}
 [[state_machines]]
 name = {name}
 definition = {definition}
@@ -194,6 +208,11 @@ listen = "127.0.0.1:{metrics_port}"
         shards = load.shards,
         in_flight = load.max_in_flight_per_shard,
         extra = scenario.daemon.extra_config,
+        kafka_properties = if embedded {
+            EMBEDDED_CONSUMER_PROPERTIES
+        } else {
+            ""
+        },
     )
 }
 
@@ -222,6 +241,7 @@ fn start_daemons(
     scenario: &Scenario,
     opts: &Options,
     brokers: &str,
+    embedded: bool,
     children: &mut Children,
 ) -> Result<Vec<(u32, String)>> {
     std::fs::create_dir_all(&opts.work_dir)
@@ -236,8 +256,11 @@ fn start_daemons(
     for instance in 0..scenario.load.instances {
         let port = free_port()?;
         let config = opts.work_dir.join(format!("daemon-{instance}.toml"));
-        std::fs::write(&config, daemon_config(scenario, opts, brokers, port))
-            .with_context(|| format!("writing {}", config.display()))?;
+        std::fs::write(
+            &config,
+            daemon_config(scenario, opts, brokers, embedded, port),
+        )
+        .with_context(|| format!("writing {}", config.display()))?;
         let log_path = config.with_extension("log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
@@ -451,7 +474,7 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
 
     start_helpers(scenario, &mut children)?;
     let daemons = match opts.start_daemon {
-        true => start_daemons(scenario, opts, &brokers, &mut children)?,
+        true => start_daemons(scenario, opts, &brokers, cluster.is_some(), &mut children)?,
         false => Vec::new(),
     };
     let metrics: Vec<String> = match &opts.metrics {
@@ -591,8 +614,13 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
             let missing_ids: Vec<u64> = (0..sent)
                 .filter(|&id| p.seen.get(id as usize).copied().unwrap_or(0) == 0)
                 .collect();
-            // Throughput over the span from the first send to the last answer.
-            let span = (p.recorder.last_ns as f64 / 1e9).max(sent_secs);
+            // Throughput over the span from the first answer to the last: a workflow that
+            // holds each execution (a Wait) is not charged for its own duration.
+            let span = match p.recorder.completed {
+                0 | 1 => sent_secs,
+                _ => (p.recorder.last_ns - p.recorder.first_ns) as f64 / 1e9,
+            }
+            .max(opts.interval.as_secs_f64());
             let transitions_per_sec = match (transitions_before, transitions_after) {
                 (Some(a), Some(b)) => Some((b - a) / span),
                 _ => None,

@@ -107,9 +107,9 @@ struct KafkaArgs {
     /// How long to wait for the last answers after a run's sending ends.
     #[arg(long, default_value_t = 60)]
     drain_secs: u64,
-    /// A run breaks when its p99 latency exceeds this.
-    #[arg(long, default_value_t = 1000)]
-    max_p99_ms: u64,
+    /// A run breaks when its p99 latency exceeds this (default: the scenario's).
+    #[arg(long)]
+    max_p99_ms: Option<u64>,
     #[arg(long, default_value = "loadtest-in")]
     input_topic: String,
     #[arg(long, default_value = "loadtest-results")]
@@ -195,7 +195,7 @@ fn run(cli: Cli) -> Result<()> {
                 drain: Duration::from_secs(args.drain_secs),
                 interval: Duration::from_millis(args.common.interval_ms.max(1)),
                 linger_ms: args.linger_ms,
-                max_p99: Duration::from_millis(args.max_p99_ms),
+                max_p99: Duration::from_millis(args.max_p99_ms.unwrap_or(scenario.load.max_p99_ms)),
                 work_dir: std::env::temp_dir()
                     .join(format!("expressway-loadtest-{}", std::process::id())),
                 brokers: args.brokers.clone(),

@@ -48,6 +48,8 @@ pub struct Load {
     /// when `rate` is 0, and keeps the embedded broker's short per-partition log from
     /// evicting records the daemon has not read yet (about 5 MB or 100k records each).
     pub max_outstanding: u64,
+    /// A run "breaks" (the end of a sweep) when its p99 end-to-end latency exceeds this.
+    pub max_p99_ms: u64,
 }
 
 impl Default for Load {
@@ -60,6 +62,7 @@ impl Default for Load {
             shards: 2,
             max_in_flight_per_shard: 10_000,
             max_outstanding: 20_000,
+            max_p99_ms: 1000,
         }
     }
 }

@@ -22,7 +22,8 @@ pub struct Recorder {
     pub transitions: u64,
     pub latency: Histogram<u64>,
     pub intervals: Vec<Interval>,
-    /// When the last completion happened, in ns since the run's start.
+    /// When the first and the last completion happened, in ns since the run's start.
+    pub first_ns: u64,
     pub last_ns: u64,
 }
 
@@ -34,6 +35,7 @@ impl Recorder {
             transitions: 0,
             latency: latency_histogram(),
             intervals: Vec::new(),
+            first_ns: u64::MAX,
             last_ns: 0,
         }
     }
@@ -58,6 +60,7 @@ impl Recorder {
         self.completed += 1;
         self.transitions += transitions;
         self.latency.saturating_record(latency_ns.max(1));
+        self.first_ns = self.first_ns.min(at_ns);
         self.last_ns = self.last_ns.max(at_ns);
         let interval = self.interval_mut((at_ns / self.interval_ns) as usize);
         interval.completed += 1;
@@ -72,6 +75,7 @@ impl Recorder {
         self.latency
             .add(&other.latency)
             .expect("histograms of the same bounds add");
+        self.first_ns = self.first_ns.min(other.first_ns);
         self.last_ns = self.last_ns.max(other.last_ns);
         for (i, theirs) in other.intervals.iter().enumerate() {
             let ours = self.interval_mut(i);
