@@ -153,6 +153,8 @@ pub fn run(
         completeness: None,
         peak_outstanding: None,
         daemon_peak_rss_mb: None,
+        daemon_cpu_cores: None,
+        harness_cpu_cores: None,
         verdict: None,
         timeline: timeline(&total, true),
     })

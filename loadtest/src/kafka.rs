@@ -138,6 +138,34 @@ fn scrape_counter(addr: &str, name: &str) -> Result<f64> {
         .sum())
 }
 
+/// CPU time (user + system) a process has used so far, in seconds, from /proc (Linux).
+/// `None` for this process.
+fn cpu_secs(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces, so split after its ')'):
+    // utime and stime are the 14th and 15th fields of the line, in clock ticks.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on (sysconf(_SC_CLK_TCK)).
+    Some(ticks / 100.0)
+}
+
+/// CPU seconds used so far by the daemons (summed) and by this process.
+fn cpu_now(daemons: &[(u32, String)]) -> (Option<f64>, Option<f64>) {
+    let daemon = (!daemons.is_empty()).then(|| {
+        daemons
+            .iter()
+            .filter_map(|(pid, _)| cpu_secs(Some(*pid)))
+            .sum()
+    });
+    (daemon, cpu_secs(None))
+}
+
 /// Resident memory of a process, from /proc (Linux).
 fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -587,6 +615,7 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
     for &rate in &opts.rates {
         let transitions_before = transitions_now()?;
         peak_rss.store(0, Ordering::Relaxed);
+        let cpu_before = cpu_now(&daemons);
         let (index, answered) = new_phase(&phases);
         let started = Instant::now();
         let mut peak_outstanding = 0;
@@ -608,6 +637,10 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
         let drained = drain(&answered, sent, opts.drain)?;
         let transitions_after = transitions_now()?;
         let rss = peak_rss.load(Ordering::Relaxed);
+        let cpu_after = cpu_now(&daemons);
+        let wall = started.elapsed().as_secs_f64();
+        // Cores busy on average over the phase (sending and draining).
+        let cores = |a: Option<f64>, b: Option<f64>| Some((b? - a?) / wall);
         let report = {
             let all = phases.lock().expect("phases lock");
             let p = &all[index];
@@ -690,6 +723,8 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
                 }),
                 peak_outstanding: Some(peak_outstanding),
                 daemon_peak_rss_mb: (!daemons.is_empty()).then(|| rss as f64 / 1048576.0),
+                daemon_cpu_cores: cores(cpu_before.0, cpu_after.0),
+                harness_cpu_cores: cores(cpu_before.1, cpu_after.1),
                 verdict: (!problems.is_empty()).then(|| problems.join("; ")),
                 timeline,
             }

@@ -77,6 +77,11 @@ pub struct RunReport {
     pub peak_outstanding: Option<u64>,
     /// The daemon's peak resident memory, sampled every 100 ms (all its processes added).
     pub daemon_peak_rss_mb: Option<f64>,
+    /// CPU cores the daemon kept busy on average over the run (user + system time / wall
+    /// time), and this harness process (producer, answer reader and, when embedded, the
+    /// broker): where a 2-core machine's time went.
+    pub daemon_cpu_cores: Option<f64>,
+    pub harness_cpu_cores: Option<f64>,
     /// Set when the run did not hold up (latency or throughput broke, or events were lost).
     pub verdict: Option<String>,
     pub timeline: Vec<Point>,
@@ -151,6 +156,7 @@ pub fn text_table(report: &Report) -> String {
         "dup".to_owned(),
         "peak in flight".to_owned(),
         "daemon RSS".to_owned(),
+        "CPU daemon/harness".to_owned(),
     ]];
     for r in &report.runs {
         let l = &r.latency;
@@ -174,6 +180,11 @@ pub fn text_table(report: &Report) -> String {
             r.peak_outstanding.map_or("-".to_owned(), |n| n.to_string()),
             r.daemon_peak_rss_mb
                 .map_or("-".to_owned(), |mb| format!("{mb:.0} MB")),
+            match (r.daemon_cpu_cores, r.harness_cpu_cores) {
+                (Some(d), Some(h)) => format!("{d:.2} / {h:.2}"),
+                (None, Some(h)) => format!("- / {h:.2}"),
+                _ => "-".to_owned(),
+            },
         ]);
     }
     let widths: Vec<usize> = (0..rows[0].len())
@@ -311,19 +322,24 @@ pub fn svg_plot(report: &Report) -> String {
             W - RIGHT,
             LEFT - 6.0,
             y_lat(us) + 4.0,
-            duration_text(us),
+            tick_text(us),
             y = y_lat(us)
         );
     }
-    let ticks = 10;
-    for i in 0..=ticks {
-        let t = total_secs * i as f64 / ticks as f64;
+    // Time ticks at a round step, at most a dozen of them.
+    let step = [1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0]
+        .into_iter()
+        .find(|step| total_secs / step <= 12.0)
+        .unwrap_or(1800.0);
+    let mut t = 0.0;
+    while t <= total_secs {
         let _ = writeln!(
             s,
             r##"<text x="{}" y="{}" text-anchor="middle">{t:.0} s</text>"##,
             x(t),
             bottom_y + PANEL_H + 18.0
         );
+        t += step;
     }
     for (start, r) in &series {
         if report.runs.len() > 1 {
@@ -359,6 +375,17 @@ pub fn svg_plot(report: &Report) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// A power of ten of microseconds, as a short label: "10 µs", "100 ms", "1 s".
+fn tick_text(us: f64) -> String {
+    if us < 1000.0 {
+        format!("{us:.0} µs")
+    } else if us < 1e6 {
+        format!("{:.0} ms", us / 1000.0)
+    } else {
+        format!("{:.0} s", us / 1e6)
+    }
 }
 
 fn escape(text: &str) -> String {
