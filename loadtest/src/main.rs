@@ -38,7 +38,7 @@ enum Mode {
     /// Executions in-process on worker threads: no broker, no daemon.
     Engine(EngineArgs),
     /// End to end through Kafka against the daemon.
-    Kafka(KafkaArgs),
+    Kafka(Box<KafkaArgs>),
 }
 
 #[derive(Args)]

@@ -166,3 +166,52 @@ impl Scenario {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every scenario shipped loads: its workflow and inputs are found (the shared
+    /// benchmark workflows beside the checkout included) and its settings are valid.
+    #[test]
+    fn shipped_scenarios_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("loadtest/scenarios") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e:#}"));
+                assert!(!scenario.inputs.is_empty());
+                names.push(scenario.name);
+            }
+        }
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "choice-loop",
+                "iot-enrich",
+                "lambda-enrich",
+                "parallel",
+                "pass-chain",
+                "wait-hold"
+            ]
+        );
+    }
+
+    #[test]
+    fn input_needs_exactly_one_source() {
+        let dir = std::env::temp_dir().join(format!("loadtest-scenario-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("w.asl.json"),
+            r#"{"StartAt":"A","States":{"A":{"Type":"Succeed"}}}"#,
+        )
+        .unwrap();
+        let path = dir.join("s.toml");
+        std::fs::write(&path, "definition = \"w.asl.json\"\n[input]\n").unwrap();
+        let err = Scenario::load(&path).err().expect("refused");
+        assert!(format!("{err:#}").contains("exactly one of"), "{err:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -87,3 +87,26 @@ impl Recorder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_by_interval_and_merges() {
+        let mut a = Recorder::new(1_000_000_000);
+        a.record(100, 5_000, 3);
+        a.record(1_500_000_000, 7_000, 3);
+        let mut b = Recorder::new(1_000_000_000);
+        b.record(2_100_000_000, 9_000, 4);
+        a.merge(&b);
+        assert_eq!((a.completed, a.transitions), (3, 10));
+        assert_eq!(a.intervals.len(), 3);
+        assert_eq!(
+            a.intervals.iter().map(|i| i.completed).collect::<Vec<_>>(),
+            [1, 1, 1]
+        );
+        assert_eq!((a.first_ns, a.last_ns), (100, 2_100_000_000));
+        assert!(a.latency.max() >= 9_000);
+    }
+}
