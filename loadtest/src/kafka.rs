@@ -77,7 +77,8 @@ struct Children(Vec<(String, Child)>);
 
 impl Drop for Children {
     fn drop(&mut self) {
-        for (name, child) in &mut self.0 {
+        // Daemons before the helpers they call (they were started after them).
+        for (name, child) in self.0.iter_mut().rev() {
             // SIGTERM first so a daemon drains and exits cleanly; SIGKILL if it lingers.
             let _ = Command::new("kill")
                 .arg("-TERM")
@@ -357,7 +358,7 @@ fn consume(
     epoch: Instant,
     phases: Arc<Mutex<Vec<Phase>>>,
     stop: Arc<AtomicBool>,
-) -> Result<()> {
+) {
     while !stop.load(Ordering::Relaxed) {
         let message = match consumer.poll(Duration::from_millis(50)) {
             None => continue,
@@ -406,7 +407,6 @@ fn consume(
             .record(at.saturating_sub(p.start_ns), at.saturating_sub(sent), 0);
         p.answered.fetch_add(1, Ordering::Relaxed);
     }
-    Ok(())
 }
 
 /// Sends one phase: `rate` events/s (0: as fast as the window allows) for `duration` or
@@ -476,7 +476,6 @@ fn send_phase(
 pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
     let epoch = Instant::now();
     let run_id = format!("{:016x}", fastrand::u64(..));
-    let mut children = Children(Vec::new());
 
     // The embedded broker lives in this process until the run ends; the daemon reaches it
     // over the real protocol on a loopback port.
@@ -500,6 +499,9 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
         }
     }
 
+    // Declared after the broker, so dropped before it, on every path: a daemon stopping
+    // drains and flushes, which needs its broker.
+    let mut children = Children(Vec::new());
     start_helpers(scenario, &mut children)?;
     let daemons = match opts.start_daemon {
         true => start_daemons(scenario, opts, &brokers, cluster.is_some(), &mut children)?,
@@ -748,7 +750,7 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
     let _ = sampler.join();
     reader
         .join()
-        .map_err(|_| anyhow!("the answer reader panicked"))??;
+        .map_err(|_| anyhow!("the answer reader panicked"))?;
     drop(producer);
     drop(children); // stops the daemons before the broker they talk to
     drop(cluster);
