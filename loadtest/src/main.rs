@@ -92,12 +92,13 @@ struct KafkaArgs {
     /// A sweep: one run per rate, in order, stopping at the first that does not hold.
     #[arg(long, value_delimiter = ',')]
     rates: Option<Vec<u64>>,
-    /// Override the scenario's partitions (embedded broker only).
-    #[arg(long)]
-    partitions: Option<i32>,
-    /// Override the scenario's shards per daemon.
-    #[arg(long)]
-    shards: Option<usize>,
+    /// Override the scenario's partitions (embedded broker only); a list (`1,4,8`) runs
+    /// once per count, on a fresh broker and daemon each time, and reports the scaling.
+    #[arg(long, value_delimiter = ',')]
+    partitions: Option<Vec<i32>>,
+    /// Override the scenario's shards per daemon; a list (`1,2`) runs once per count.
+    #[arg(long, value_delimiter = ',')]
+    shards: Option<Vec<usize>>,
     /// Override the scenario's daemon instances.
     #[arg(long)]
     instances: Option<usize>,
@@ -168,11 +169,14 @@ fn run(cli: Cli) -> Result<()> {
         Mode::Kafka(args) => {
             let mut scenario = Scenario::load(&args.common.scenario)?;
             let load = &mut scenario.load;
-            load.partitions = args.partitions.unwrap_or(load.partitions);
-            load.shards = args.shards.unwrap_or(load.shards);
             load.instances = args.instances.unwrap_or(load.instances);
             load.max_outstanding = args.max_outstanding.unwrap_or(load.max_outstanding);
-            if load.partitions < 1 || load.shards < 1 || load.instances < 1 {
+            let partition_counts = args.partitions.clone().unwrap_or(vec![load.partitions]);
+            let shard_counts = args.shards.clone().unwrap_or(vec![load.shards]);
+            if partition_counts.iter().any(|&p| p < 1)
+                || shard_counts.iter().any(|&s| s < 1)
+                || load.instances < 1
+            {
                 bail!("--partitions, --shards and --instances must be at least 1");
             }
             let rates = match (&args.rates, args.rate) {
@@ -180,7 +184,10 @@ fn run(cli: Cli) -> Result<()> {
                 (_, Some(rate)) => vec![rate],
                 _ => vec![scenario.load.rate],
             };
-            let options = kafka::Options {
+            if args.brokers.is_none() && args.no_daemon {
+                bail!("--no-daemon needs --brokers: the embedded broker lives in this process");
+            }
+            let mut options = kafka::Options {
                 start_daemon: !args.no_daemon,
                 expressway: args
                     .expressway
@@ -196,15 +203,37 @@ fn run(cli: Cli) -> Result<()> {
                 interval: Duration::from_millis(args.common.interval_ms.max(1)),
                 linger_ms: args.linger_ms,
                 max_p99: Duration::from_millis(args.max_p99_ms.unwrap_or(scenario.load.max_p99_ms)),
-                work_dir: std::env::temp_dir()
-                    .join(format!("expressway-loadtest-{}", std::process::id())),
+                work_dir: PathBuf::new(),
                 brokers: args.brokers.clone(),
             };
-            if args.brokers.is_none() && args.no_daemon {
-                bail!("--no-daemon needs --brokers: the embedded broker lives in this process");
+            // One daemon (and, embedded, one broker) per combination of counts.
+            let combinations: Vec<(i32, usize)> = partition_counts
+                .iter()
+                .flat_map(|&p| shard_counts.iter().map(move |&s| (p, s)))
+                .collect();
+            let mut runs = Vec::new();
+            let mut findings = Vec::new();
+            for (i, &(partitions, shards)) in combinations.iter().enumerate() {
+                scenario.load.partitions = partitions;
+                scenario.load.shards = shards;
+                options.work_dir = std::env::temp_dir()
+                    .join(format!("expressway-loadtest-{}", std::process::id()))
+                    .join(format!("{partitions}p-{shards}s"));
+                let mut these = kafka::run(&scenario, &options)?;
+                let prefix = format!("{partitions} partitions, {shards} shards: ");
+                if combinations.len() > 1 {
+                    for r in &mut these {
+                        r.label.insert_str(0, &prefix);
+                    }
+                }
+                findings.extend(saturation(&these, options.rates.len()));
+                if i > 0 {
+                    if let (Some(first), Some(this)) = (runs.first(), these.first()) {
+                        findings.push(scaling(this, first));
+                    }
+                }
+                runs.extend(these);
             }
-            let runs = kafka::run(&scenario, &options)?;
-            let findings = saturation(&runs, options.rates.len());
             let report = Report {
                 mode: "kafka",
                 scenario: scenario.name.clone(),
@@ -260,6 +289,16 @@ fn thread_scaling(runs: &[report::RunReport], threads: &[usize]) -> Vec<String> 
             )
         })
         .collect()
+}
+
+/// "<this label> ran ×1.31 the events/s of <base label>".
+fn scaling(this: &report::RunReport, base: &report::RunReport) -> String {
+    format!(
+        "scaling: {} ran ×{:.2} the events/s of {}",
+        this.label,
+        this.events_per_sec / base.events_per_sec.max(f64::MIN_POSITIVE),
+        base.label
+    )
 }
 
 /// For a sweep: the highest rate that held, and the one that broke.
