@@ -3,6 +3,7 @@
 //! `run_to_completion` on a virtual clock (so Wait states take no real time), the same loop
 //! `expressway exec` and the benchmarks use.
 
+use crate::proc_stats::cpu_secs;
 use crate::report::{timeline, Percentiles, RunReport};
 use crate::scenario::Scenario;
 use crate::stats::Recorder;
@@ -77,6 +78,7 @@ pub fn run(
     interval: Duration,
 ) -> Result<RunReport> {
     check_runs(scenario, program)?;
+    let cpu_before = cpu_secs(None);
     let started = Instant::now();
     let deadline = started + duration;
     let results: Vec<ThreadResult> = std::thread::scope(|scope| {
@@ -130,6 +132,10 @@ pub fn run(
             .collect()
     });
     let elapsed = started.elapsed().as_secs_f64();
+    // Whether the threads had their cores: on a shared machine they may not.
+    let cpu_cores = cpu_before
+        .zip(cpu_secs(None))
+        .map(|(before, after)| (after - before) / elapsed);
     let mut total = Recorder::new(interval.as_nanos() as u64);
     let (mut succeeded, mut failed) = (0, 0);
     for r in &results {
@@ -154,7 +160,7 @@ pub fn run(
         peak_outstanding: None,
         daemon_peak_rss_mb: None,
         daemon_cpu_cores: None,
-        harness_cpu_cores: None,
+        harness_cpu_cores: cpu_cores,
         verdict: None,
         timeline: timeline(&total, true),
     })

@@ -11,6 +11,7 @@
 //! phase (one per rate of a sweep) is sent, then drained until every event is answered or
 //! `drain_secs` pass, so phases do not overlap and each one's transition count is exact.
 
+use crate::proc_stats::{cpu_secs, rss_bytes};
 use crate::report::{timeline, Completeness, Percentiles, RunReport};
 use crate::scenario::Scenario;
 use crate::stats::Recorder;
@@ -139,23 +140,6 @@ fn scrape_counter(addr: &str, name: &str) -> Result<f64> {
         .sum())
 }
 
-/// CPU time (user + system) a process has used so far, in seconds, from /proc (Linux).
-/// `None` for this process.
-fn cpu_secs(pid: Option<u32>) -> Option<f64> {
-    let path = match pid {
-        Some(pid) => format!("/proc/{pid}/stat"),
-        None => "/proc/self/stat".to_owned(),
-    };
-    let stat = std::fs::read_to_string(path).ok()?;
-    // Fields after the command name (which may hold spaces, so split after its ')'):
-    // utime and stime are the 14th and 15th fields of the line, in clock ticks.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    // USER_HZ is 100 on every Linux this runs on (sysconf(_SC_CLK_TCK)).
-    Some(ticks / 100.0)
-}
-
 /// CPU seconds used so far by the daemons (summed) and by this process.
 fn cpu_now(daemons: &[(u32, String)]) -> (Option<f64>, Option<f64>) {
     let daemon = (!daemons.is_empty()).then(|| {
@@ -165,14 +149,6 @@ fn cpu_now(daemons: &[(u32, String)]) -> (Option<f64>, Option<f64>) {
             .sum()
     });
     (daemon, cpu_secs(None))
-}
-
-/// Resident memory of a process, from /proc (Linux).
-fn rss_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }
 
 /// librdkafka's mock cluster holds every fetch for the consumer's `fetch.wait.max.ms`

@@ -9,6 +9,7 @@
 
 mod engine;
 mod kafka;
+mod proc_stats;
 mod report;
 mod scenario;
 mod stats;
@@ -282,10 +283,17 @@ fn thread_scaling(runs: &[report::RunReport], threads: &[usize]) -> Vec<String> 
         .zip(threads)
         .skip(1)
         .map(|(r, n)| {
+            let cores = |r: &report::RunReport| {
+                r.harness_cpu_cores
+                    .map_or_else(|| "?".to_owned(), |c| format!("{c:.2}"))
+            };
             format!(
-                "scaling: {n} threads ran ×{:.2} the executions/s of {} thread(s)",
+                "scaling: {n} threads ran ×{:.2} the executions/s of {} thread(s), \
+                 keeping {} cores busy against {}",
                 r.events_per_sec / base.events_per_sec.max(f64::MIN_POSITIVE),
-                threads[0]
+                threads[0],
+                cores(r),
+                cores(base)
             )
         })
         .collect()

@@ -78,8 +78,9 @@ pub struct RunReport {
     /// The daemon's peak resident memory, sampled every 100 ms (all its processes added).
     pub daemon_peak_rss_mb: Option<f64>,
     /// CPU cores the daemon kept busy on average over the run (user + system time / wall
-    /// time), and this harness process (producer, answer reader and, when embedded, the
-    /// broker): where a 2-core machine's time went.
+    /// time), and this harness process (kafka mode: producer, answer reader and, when
+    /// embedded, the broker; engine mode: the worker threads): where a 2-core machine's time
+    /// went, and whether the runs had the cores they asked for.
     pub daemon_cpu_cores: Option<f64>,
     pub harness_cpu_cores: Option<f64>,
     /// Set when the run did not hold up (latency or throughput broke, or events were lost).
