@@ -385,6 +385,24 @@ fn consume(
     }
 }
 
+/// What the sender saw of a phase.
+struct Sending {
+    peak_outstanding: u64,
+    interval: Duration,
+    /// Events sent in each interval since the phase started.
+    per_interval: Vec<u64>,
+}
+
+impl Sending {
+    fn new(interval: Duration) -> Sending {
+        Sending {
+            peak_outstanding: 0,
+            interval,
+            per_interval: Vec::new(),
+        }
+    }
+}
+
 /// Sends one phase: `rate` events/s (0: as fast as the window allows) for `duration` or
 /// until `max_events` are sent, never more than `window` unanswered. Returns how many were
 /// sent.
@@ -401,7 +419,7 @@ fn send_phase(
     max_events: u64,
     window: u64,
     answered: &AtomicU64,
-    peak_outstanding: &mut u64,
+    sending: &mut Sending,
 ) -> u64 {
     let started = Instant::now();
     let mut sent = 0u64;
@@ -416,7 +434,8 @@ fn send_phase(
             r => (elapsed.as_secs_f64() * r as f64) as u64,
         };
         let outstanding = sent - answered.load(Ordering::Relaxed).min(sent);
-        *peak_outstanding = (*peak_outstanding).max(outstanding);
+        sending.peak_outstanding = sending.peak_outstanding.max(outstanding);
+        let sent_before = sent;
         let budget = due
             .saturating_sub(sent)
             .min(window.saturating_sub(outstanding))
@@ -441,6 +460,11 @@ fn send_phase(
                 }
             }
         }
+        let index = (elapsed.as_nanos() / sending.interval.as_nanos().max(1)) as usize;
+        if sending.per_interval.len() <= index {
+            sending.per_interval.resize(index + 1, 0);
+        }
+        sending.per_interval[index] += sent - sent_before;
         if budget == 0 || queue_full {
             std::thread::sleep(Duration::from_micros(500));
         }
@@ -564,7 +588,7 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
 
     // Warm-up: the daemon joins its group and the answer path is proven before timing.
     let (warmup, answered) = new_phase(&phases);
-    let mut ignored_peak = 0;
+    let mut ignored = Sending::new(opts.interval);
     let sent = send_phase(
         &producer,
         &opts.input_topic,
@@ -577,7 +601,7 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
         WARMUP_EVENTS,
         WARMUP_EVENTS,
         &answered,
-        &mut ignored_peak,
+        &mut ignored,
     );
     if !drain(&answered, sent, Duration::from_secs(60))? {
         bail!(
@@ -596,7 +620,7 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
         let cpu_before = cpu_now(&daemons);
         let (index, answered) = new_phase(&phases);
         let started = Instant::now();
-        let mut peak_outstanding = 0;
+        let mut sending = Sending::new(opts.interval);
         let sent = send_phase(
             &producer,
             &opts.input_topic,
@@ -609,7 +633,7 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
             u64::MAX,
             scenario.load.max_outstanding,
             &answered,
-            &mut peak_outstanding,
+            &mut sending,
         );
         let sent_secs = started.elapsed().as_secs_f64();
         let drained = drain(&answered, sent, opts.drain)?;
@@ -667,6 +691,13 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
                     point.transitions_per_sec = Some(point.events_per_sec * per_event);
                 }
             }
+            // In flight at each interval's end: sent so far less answered so far.
+            let (mut sent_so_far, mut answered_so_far) = (0u64, 0u64);
+            for (i, point) in timeline.iter_mut().enumerate() {
+                sent_so_far += sending.per_interval.get(i).copied().unwrap_or(0);
+                answered_so_far += p.recorder.intervals[i].completed;
+                point.in_flight = Some(sent_so_far.saturating_sub(answered_so_far));
+            }
             RunReport {
                 label: match rate {
                     0 => "as fast as possible".to_owned(),
@@ -699,7 +730,7 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
                     duplicates: p.duplicates,
                     missing_ids_sample: missing_ids.iter().take(20).copied().collect(),
                 }),
-                peak_outstanding: Some(peak_outstanding),
+                peak_outstanding: Some(sending.peak_outstanding),
                 daemon_peak_rss_mb: (!daemons.is_empty()).then(|| rss as f64 / 1048576.0),
                 daemon_cpu_cores: cores(cpu_before.0, cpu_after.0),
                 harness_cpu_cores: cores(cpu_before.1, cpu_after.1),

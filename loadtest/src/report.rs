@@ -42,6 +42,8 @@ pub struct Point {
     pub p50_us: f64,
     pub p99_us: f64,
     pub max_us: f64,
+    /// Kafka mode: events sent and not yet answered at the interval's end.
+    pub in_flight: Option<u64>,
 }
 
 /// Whether every event sent came back exactly once (as a result or a dead letter).
@@ -114,6 +116,7 @@ pub fn timeline(rec: &Recorder, transitions: bool) -> Vec<Point> {
                 p50_us: p.p50_us,
                 p99_us: p.p99_us,
                 max_us: p.max_us,
+                in_flight: None,
             }
         })
         .collect()
@@ -226,8 +229,9 @@ pub fn text_table(report: &Report) -> String {
     out
 }
 
-/// Throughput (top) and p50/p99 latency on a log scale (bottom) over time; the runs of a
-/// report are drawn one after another, separated by a labelled line.
+/// Throughput (top, with executions in flight in kafka mode) and p50/p99 latency on a log
+/// scale (bottom) over time; the runs of a report are drawn one after another, separated by
+/// a labelled line.
 pub fn svg_plot(report: &Report) -> String {
     const W: f64 = 960.0;
     const LEFT: f64 = 80.0;
@@ -255,6 +259,14 @@ pub fn svg_plot(report: &Report) -> String {
         .iter()
         .flat_map(|r| r.timeline.iter().map(|p| p.events_per_sec))
         .fold(1.0, f64::max);
+    // Kafka mode: executions in flight, drawn dashed on the throughput panel at a scale of
+    // their own (0 to the peak, named in the panel's title).
+    let max_flight = report
+        .runs
+        .iter()
+        .flat_map(|r| r.timeline.iter().filter_map(|p| p.in_flight))
+        .max()
+        .unwrap_or(0);
     let lat: Vec<f64> = report
         .runs
         .iter()
@@ -290,8 +302,12 @@ pub fn svg_plot(report: &Report) -> String {
         escape(&report.scenario),
         report.mode
     );
+    let rate_title = match max_flight {
+        0 => "completed events/s".to_owned(),
+        n => format!("completed events/s (green); in flight, dashed grey, from 0 to {n}"),
+    };
     for (panel_y, title) in [
-        (TOP_Y, "completed events/s"),
+        (TOP_Y, rate_title.as_str()),
         (bottom_y, "latency (log scale): p50 blue, p99 red"),
     ] {
         let _ = writeln!(
@@ -367,6 +383,16 @@ pub fn svg_plot(report: &Report) -> String {
         let rate = pts(&|p| Some((x(mid(p)), y_rate(p.events_per_sec))));
         let p50 = pts(&|p| (p.p50_us > 0.0).then(|| (x(mid(p)), y_lat(p.p50_us))));
         let p99 = pts(&|p| (p.p99_us > 0.0).then(|| (x(mid(p)), y_lat(p.p99_us))));
+        if max_flight > 0 {
+            let flight = pts(&|p| {
+                let n = p.in_flight? as f64;
+                Some((x(mid(p)), TOP_Y + PANEL_H * (1.0 - n / max_flight as f64)))
+            });
+            let _ = writeln!(
+                s,
+                r##"<polyline points="{flight}" fill="none" stroke="#888" stroke-width="1.5" stroke-dasharray="5 3"/>"##
+            );
+        }
         for (points, colour) in [(rate, "#2a7"), (p50, "#36c"), (p99, "#c33")] {
             let _ = writeln!(
                 s,
