@@ -274,7 +274,7 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// "2 threads: ×1.83 the executions/s of 1 thread", for each count beyond the first.
+/// "2 threads ran ×1.83 the executions/s of 1 thread(s) …", for each count beyond the first.
 fn thread_scaling(runs: &[report::RunReport], threads: &[usize]) -> Vec<String> {
     let Some(base) = runs.first() else {
         return Vec::new();
@@ -283,18 +283,20 @@ fn thread_scaling(runs: &[report::RunReport], threads: &[usize]) -> Vec<String> 
         .zip(threads)
         .skip(1)
         .map(|(r, n)| {
-            let cores = |r: &report::RunReport| {
-                r.harness_cpu_cores
-                    .map_or_else(|| "?".to_owned(), |c| format!("{c:.2}"))
-            };
-            format!(
-                "scaling: {n} threads ran ×{:.2} the executions/s of {} thread(s), \
-                 keeping {} cores busy against {}",
-                r.events_per_sec / base.events_per_sec.max(f64::MIN_POSITIVE),
-                threads[0],
-                cores(r),
-                cores(base)
-            )
+            let ratio = r.events_per_sec / base.events_per_sec.max(f64::MIN_POSITIVE);
+            match (r.harness_cpu_cores, base.harness_cpu_cores) {
+                // Per busy core: whether the engine itself scales, whatever the machine gave.
+                (Some(c), Some(c0)) if c > 0.0 && c0 > 0.0 => format!(
+                    "scaling: {n} threads ran ×{ratio:.2} the executions/s of {} thread(s), \
+                     keeping {c:.2} cores busy against {c0:.2} (×{:.2} per busy core)",
+                    threads[0],
+                    ratio * c0 / c
+                ),
+                _ => format!(
+                    "scaling: {n} threads ran ×{ratio:.2} the executions/s of {} thread(s)",
+                    threads[0]
+                ),
+            }
         })
         .collect()
 }
