@@ -191,6 +191,7 @@ mod tests {
             [
                 "choice-loop",
                 "iot-enrich",
+                "iot-enrich-variants",
                 "lambda-enrich",
                 "parallel",
                 "pass-chain",

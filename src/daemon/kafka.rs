@@ -20,17 +20,83 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Routes a partition to its shard: stable for the life of the process.
-pub fn shard_of(topic: &str, partition: i32, shards: usize) -> usize {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    topic.hash(&mut h);
-    partition.hash(&mut h);
-    (h.finish() % shards.max(1) as u64) as usize
+/// Which shard owns each assigned partition. A newly assigned partition goes to the shard
+/// that owns the fewest, so any partition count spreads evenly (hashing put three of four
+/// partitions on one shard); a partition keeps its shard for as long as it stays assigned,
+/// because that shard alone tracks its offsets.
+pub struct Routes {
+    topics: HashMap<String, TopicRoutes>,
+    /// Partitions owned, per shard.
+    owned: Vec<usize>,
+}
+
+struct TopicRoutes {
+    /// The topic's one shared name (source coordinates hold it in every event).
+    name: Arc<str>,
+    /// Shard by partition number; `None`: not assigned here.
+    shard: Vec<Option<usize>>,
+}
+
+/// A topic's routes, looked up by `&str` first: the message path allocates nothing once a
+/// topic is known.
+fn topic_routes<'a>(
+    topics: &'a mut HashMap<String, TopicRoutes>,
+    topic: &str,
+) -> &'a mut TopicRoutes {
+    if !topics.contains_key(topic) {
+        let routes = TopicRoutes {
+            name: Arc::from(topic),
+            shard: Vec::new(),
+        };
+        topics.insert(topic.to_owned(), routes);
+    }
+    topics.get_mut(topic).expect("inserted above")
+}
+
+impl Routes {
+    pub fn new(shards: usize) -> Routes {
+        Routes {
+            topics: HashMap::new(),
+            owned: vec![0; shards.max(1)],
+        }
+    }
+
+    pub fn intern(&mut self, topic: &str) -> Arc<str> {
+        topic_routes(&mut self.topics, topic).name.clone()
+    }
+
+    /// The shard that owns `partition`, giving it to the least-loaded shard if it has none
+    /// (an assignment, or a message that arrived before its assignment was seen).
+    pub fn route(&mut self, topic: &str, partition: i32) -> (Arc<str>, usize) {
+        let index = usize::try_from(partition).unwrap_or(0);
+        let routes = topic_routes(&mut self.topics, topic);
+        if routes.shard.len() <= index {
+            routes.shard.resize(index + 1, None);
+        }
+        let shard = *routes.shard[index].get_or_insert_with(|| {
+            let least_loaded = (0..self.owned.len())
+                .min_by_key(|&s| self.owned[s])
+                .unwrap_or(0);
+            self.owned[least_loaded] += 1;
+            least_loaded
+        });
+        (routes.name.clone(), shard)
+    }
+
+    /// The partition left this consumer: the next owner may be any shard.
+    pub fn revoke(&mut self, topic: &str, partition: i32) {
+        let slot = self
+            .topics
+            .get_mut(topic)
+            .and_then(|t| t.shard.get_mut(usize::try_from(partition).ok()?));
+        if let Some(shard) = slot.and_then(Option::take) {
+            self.owned[shard] -= 1;
+        }
+    }
 }
 
 /// Who waits for a produced record's delivery report.
@@ -218,7 +284,9 @@ impl Sink for KafkaSink {
 /// commits them before they leave (anything unfinished is redelivered to the new owner).
 pub struct RebalanceContext {
     pub shards: Vec<Sender<Msg>>,
-    pub topics: std::sync::Mutex<HashMap<String, Arc<str>>>,
+    /// Used on the polling thread only (rebalance callbacks run inside `poll`); a mutex
+    /// because librdkafka needs the context to be `Sync`.
+    routes: std::sync::Mutex<Routes>,
     /// Source name by topic, for the consumer-lag metric.
     pub sources: HashMap<String, String>,
 }
@@ -246,11 +314,13 @@ impl ConsumerContext for RebalanceContext {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
         };
-        let partitions: Vec<(Arc<str>, i32)> = tpl
-            .elements()
-            .iter()
-            .map(|e| (self.intern(e.topic()), e.partition()))
-            .collect();
+        let partitions: Vec<(Arc<str>, i32)> = {
+            let mut routes = self.routes();
+            tpl.elements()
+                .iter()
+                .map(|e| (routes.intern(e.topic()), e.partition()))
+                .collect()
+        };
         let mut points = Vec::new();
         for shard in &self.shards {
             let (tx, rx) = crossbeam_channel::bounded(1);
@@ -261,6 +331,11 @@ impl ConsumerContext for RebalanceContext {
         if let Err(e) = commit(consumer, &points, CommitMode::Sync) {
             eprintln!("expressway: commit on revoke failed: {e}");
         }
+        let mut routes = self.routes();
+        for (topic, partition) in &partitions {
+            routes.revoke(topic, *partition);
+        }
+        drop(routes);
         // The new owner reports these partitions' lag now; a sum over instances stays right.
         for (topic, partition) in &partitions {
             if let Some(source) = self.sources.get(&**topic) {
@@ -273,6 +348,13 @@ impl ConsumerContext for RebalanceContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
+                // Placed now, in the assignment's order, so the spread does not depend on
+                // which partition's messages come first.
+                let mut routes = self.routes();
+                for e in tpl.elements() {
+                    routes.route(e.topic(), e.partition());
+                }
+                drop(routes);
                 // A partition paused for backpressure before it was revoked may come back
                 // still paused in librdkafka, while its new shard state knows of no pause:
                 // start every assignment fetching.
@@ -307,12 +389,8 @@ fn describe(tpl: &TopicPartitionList) -> String {
 }
 
 impl RebalanceContext {
-    fn intern(&self, topic: &str) -> Arc<str> {
-        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
-        topics
-            .entry(topic.to_string())
-            .or_insert_with(|| Arc::from(topic))
-            .clone()
+    fn routes(&self) -> std::sync::MutexGuard<'_, Routes> {
+        self.routes.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -343,8 +421,8 @@ pub fn consumer(
         config.set(k, v);
     }
     config.create_with_context(RebalanceContext {
+        routes: std::sync::Mutex::new(Routes::new(shards.len())),
         shards,
-        topics: std::sync::Mutex::new(HashMap::new()),
         sources,
     })
 }
@@ -386,7 +464,7 @@ pub fn consume(
     while !stop.load(Ordering::Relaxed) {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                let topic = consumer.context().intern(m.topic());
+                let (topic, shard) = consumer.context().routes().route(m.topic(), m.partition());
                 let headers = m
                     .headers()
                     .map(|hs| {
@@ -406,7 +484,6 @@ pub fn consume(
                     payload: m.payload().unwrap_or_default().to_vec(),
                     source: None,
                 };
-                let shard = shard_of(&topic, m.partition(), shards.len());
                 let _ = shards[shard].send(Msg::Event(event));
             }
             Some(Err(e)) => eprintln!("expressway: consumer error: {e}"),
@@ -461,4 +538,50 @@ pub fn commit_final(consumer: &KafkaConsumer, points: &[CommitPoint]) -> Result<
 /// Waits until the producer has delivered everything queued, or `timeout` passes.
 pub fn flush(producer: &KafkaProducer, timeout: Duration) -> Result<(), KafkaError> {
     producer.flush(timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Routes;
+
+    fn place(routes: &mut Routes, topic: &str, partitions: &[i32]) -> Vec<usize> {
+        partitions
+            .iter()
+            .map(|&p| routes.route(topic, p).1)
+            .collect()
+    }
+
+    #[test]
+    fn hashing_put_three_of_four_partitions_on_one_shard() {
+        let mut routes = Routes::new(2);
+        assert_eq!(place(&mut routes, "in", &[0, 1, 2, 3]), [0, 1, 0, 1]);
+        // A second topic fills in around the first.
+        assert_eq!(place(&mut routes, "other", &[0, 1, 2]), [0, 1, 0]);
+    }
+
+    #[test]
+    fn a_partition_keeps_its_shard_while_assigned() {
+        let mut routes = Routes::new(3);
+        let first = place(&mut routes, "in", &[5, 2, 9]);
+        assert_eq!(
+            place(&mut routes, "in", &[9, 5, 2]),
+            [first[2], first[0], first[1]]
+        );
+        assert!(std::sync::Arc::ptr_eq(
+            &routes.route("in", 5).0,
+            &routes.intern("in")
+        ));
+    }
+
+    #[test]
+    fn revoked_partitions_free_their_shard_for_the_next_assignment() {
+        let mut routes = Routes::new(2);
+        assert_eq!(place(&mut routes, "in", &[0, 1, 2, 3]), [0, 1, 0, 1]);
+        routes.revoke("in", 0);
+        routes.revoke("in", 2);
+        routes.revoke("in", 7); // never assigned: no effect
+                                // Shard 0 owns nothing now: an incremental assignment fills it first (ties: lowest).
+        assert_eq!(place(&mut routes, "in", &[4, 6, 8]), [0, 0, 0]);
+        assert_eq!(place(&mut routes, "in", &[1, 3]), [1, 1]); // still assigned
+    }
 }

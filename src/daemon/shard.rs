@@ -23,7 +23,9 @@ use crate::asl::Program;
 use crate::resource::{Completion, TaskReply, TaskResource};
 use crate::runner::wall_millis;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
@@ -590,30 +592,36 @@ impl Shard {
         self.stats.dead_letters += 1;
         binding.source_metrics.dlq_record(reason);
         let c = &event.coords;
-        let kafka_source =
-            || json!({"topic": &*c.topic, "partition": c.partition, "offset": c.offset});
         let name = format!("{}-{}-{}", c.topic, c.partition, c.offset);
-        // The original payload, as JSON if it is, else as text (lossy for non-UTF-8 bytes).
-        let payload = serde_json::from_slice::<Value>(&event.payload).unwrap_or_else(|_| {
-            Value::String(String::from_utf8_lossy(&event.payload).into_owned())
-        });
-        let value = json!({
-            "error": failure.error,
-            "cause": failure.cause,
-            "reason": reason.as_str(),
-            "state": state,
-            "execution": name,
-            "state_machine": &*binding.state_machine,
-            "source": event.source.as_deref().cloned().unwrap_or_else(kafka_source),
-            "payload": payload,
-        });
+        let kafka_source;
+        let source = match event.source.as_deref() {
+            Some(source) => DeadLetterSource::Queue(source),
+            None => {
+                kafka_source = KafkaCoords {
+                    topic: &c.topic,
+                    partition: c.partition,
+                    offset: c.offset,
+                };
+                DeadLetterSource::Kafka(&kafka_source)
+            }
+        };
+        let value = DeadLetterRecord {
+            error: failure.error.as_deref(),
+            cause: failure.cause.as_deref(),
+            reason: reason.as_str(),
+            state: state.as_deref(),
+            execution: &name,
+            state_machine: &binding.state_machine,
+            source,
+            payload: DeadLetterPayload::of(&event.payload),
+        };
         let record = OutRecord {
             kind: RecordKind::DeadLetter,
             dead_letter_reason: Some(reason),
             headers: source_headers(c, &name),
             coords: event.coords.clone(),
             key: event.key,
-            value: json_text(&value).into_bytes(),
+            value: serde_json::to_vec(&value).expect("a dead-letter record serialises"),
         };
         self.send(binding, record);
     }
@@ -709,6 +717,52 @@ impl Shard {
     }
 }
 
+/// A dead-letter topic's record: why, where, and the event itself.
+#[derive(Serialize)]
+struct DeadLetterRecord<'a> {
+    error: Option<&'a str>,
+    cause: Option<&'a str>,
+    reason: &'static str,
+    state: Option<&'a str>,
+    execution: &'a str,
+    state_machine: &'a str,
+    source: DeadLetterSource<'a>,
+    payload: DeadLetterPayload<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum DeadLetterSource<'a> {
+    Kafka(&'a KafkaCoords<'a>),
+    /// What the queue source put in `$$.Execution.Source`.
+    Queue(&'a Value),
+}
+
+#[derive(Serialize)]
+struct KafkaCoords<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum DeadLetterPayload<'a> {
+    /// Embedded as received, byte for byte: nothing re-parsed or reformatted.
+    Json(&'a RawValue),
+    /// Not JSON: as text (lossy for bytes that are not UTF-8).
+    Text(std::borrow::Cow<'a, str>),
+}
+
+impl<'a> DeadLetterPayload<'a> {
+    fn of(payload: &'a [u8]) -> Self {
+        match serde_json::from_slice(payload) {
+            Ok(json) => DeadLetterPayload::Json(json),
+            Err(_) => DeadLetterPayload::Text(String::from_utf8_lossy(payload)),
+        }
+    }
+}
+
 /// The execution's ARN as logs name it (Express form; the account is the engine's default).
 fn execution_arn(binding: &Binding, c: &SourceCoords) -> String {
     let opts = ExecutionOptions::default();
@@ -731,6 +785,7 @@ fn source_headers(c: &SourceCoords, execution: &str) -> Vec<(&'static str, Strin
 mod tests {
     use super::*;
     use crate::runner::NoResources;
+    use serde_json::json;
     use std::sync::Mutex;
 
     /// A sink that keeps what it is sent and acknowledges at once.
