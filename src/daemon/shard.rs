@@ -194,6 +194,8 @@ pub struct ShardConfig {
 
 struct Running {
     exec: Execution,
+    /// The execution's name, from its source coordinates.
+    name: Arc<str>,
     binding: Arc<Binding>,
     coords: SourceCoords,
     key: Option<Vec<u8>>,
@@ -238,6 +240,8 @@ pub struct Shard {
     metrics: ShardMetrics,
     shutdown_deadline: Option<Millis>,
     stats: ShardStats,
+    /// What every execution starts from (cloned: shared names, no allocation per event).
+    default_options: ExecutionOptions,
 }
 
 impl Shard {
@@ -266,6 +270,7 @@ impl Shard {
             metrics: ShardMetrics::new(config.index),
             shutdown_deadline: None,
             stats: ShardStats::default(),
+            default_options: ExecutionOptions::default(),
             config,
         };
         (shard, tx)
@@ -380,6 +385,7 @@ impl Shard {
         }
         self.stats.events += 1;
         binding.source_metrics.event_consumed();
+        let name = execution_name(&event.coords);
         if event.payload.len() > PAYLOAD_LIMIT_BYTES {
             binding
                 .source_metrics
@@ -389,7 +395,8 @@ impl Shard {
                 event.payload.len()
             );
             let failure = Failure::new(crate::asl::error::names::DATA_LIMIT_EXCEEDED, cause);
-            self.dead_letter(&binding, event, DlqReason::OversizePayload, &failure, None);
+            let reason = DlqReason::OversizePayload;
+            self.dead_letter(&binding, &name, event, reason, &failure, None);
             return;
         }
         let input: Value = match serde_json::from_slice(&event.payload) {
@@ -402,25 +409,25 @@ impl Shard {
                     "Expressway.InvalidJson",
                     format!("The event payload is not JSON: {e}"),
                 );
-                self.dead_letter(&binding, event, DlqReason::InvalidJson, &failure, None);
+                let reason = DlqReason::InvalidJson;
+                self.dead_letter(&binding, &name, event, reason, &failure, None);
                 return;
             }
         };
         let now = wall_millis();
-        let c = &event.coords;
         let opts = ExecutionOptions {
-            // Deterministic: a redelivered event gets the same execution name.
-            name: Arc::from(format!("{}-{}-{}", c.topic, c.partition, c.offset)),
+            name: name.clone(),
             state_machine_name: binding.state_machine.clone(),
             workflow_type: binding.workflow_type,
             record_history: self.config.logger.is_some(),
             source: event.source.clone(),
-            ..ExecutionOptions::default()
+            ..self.default_options.clone()
         };
         binding.state_machine_metrics.execution_started();
         let exec = Execution::start(binding.program.clone(), input, opts, now);
         let key = self.insert(Running {
             exec,
+            name,
             binding,
             coords: event.coords,
             key: event.key,
@@ -524,7 +531,7 @@ impl Shard {
         self.stats.transitions += r.exec.transitions();
         self.metrics.in_flight(self.in_flight);
         if let Some(logger) = &mut self.config.logger {
-            let arn = execution_arn(&r.binding, &r.coords);
+            let arn = execution_arn(&r.binding, &r.name);
             if let Err(e) = logger.log(&arn, r.exec.history()) {
                 eprintln!("expressway: execution log write failed: {e}");
             }
@@ -539,10 +546,6 @@ impl Shard {
             );
         }
         let failed_state = r.exec.failed_state().map(str::to_string);
-        let name = format!(
-            "{}-{}-{}",
-            r.coords.topic, r.coords.partition, r.coords.offset
-        );
         let event = SourceEvent {
             coords: r.coords,
             key: r.key,
@@ -556,7 +559,7 @@ impl Shard {
                 let record = OutRecord {
                     kind: RecordKind::Result,
                     dead_letter_reason: None,
-                    headers: source_headers(&event.coords, &name),
+                    headers: source_headers(&event.coords, &r.name),
                     coords: event.coords,
                     key: event.key,
                     value: json_text(&output).into_bytes(),
@@ -565,11 +568,13 @@ impl Shard {
             }
             Some(Outcome::Failed(f)) => {
                 self.stats.failed += 1;
-                self.dead_letter(&r.binding, event, DlqReason::Failed, &f, failed_state);
+                let reason = DlqReason::Failed;
+                self.dead_letter(&r.binding, &r.name, event, reason, &f, failed_state);
             }
             Some(Outcome::TimedOut(f)) => {
                 self.stats.timed_out += 1;
-                self.dead_letter(&r.binding, event, DlqReason::TimedOut, &f, failed_state);
+                let reason = DlqReason::TimedOut;
+                self.dead_letter(&r.binding, &r.name, event, reason, &f, failed_state);
             }
             None => {}
         }
@@ -579,6 +584,7 @@ impl Shard {
     fn dead_letter(
         &mut self,
         binding: &Binding,
+        name: &str,
         event: SourceEvent,
         reason: DlqReason,
         failure: &Failure,
@@ -592,7 +598,6 @@ impl Shard {
         self.stats.dead_letters += 1;
         binding.source_metrics.dlq_record(reason);
         let c = &event.coords;
-        let name = format!("{}-{}-{}", c.topic, c.partition, c.offset);
         let kafka_source;
         let source = match event.source.as_deref() {
             Some(source) => DeadLetterSource::Queue(source),
@@ -610,7 +615,7 @@ impl Shard {
             cause: failure.cause.as_deref(),
             reason: reason.as_str(),
             state: state.as_deref(),
-            execution: &name,
+            execution: name,
             state_machine: &binding.state_machine,
             source,
             payload: DeadLetterPayload::of(&event.payload),
@@ -618,7 +623,7 @@ impl Shard {
         let record = OutRecord {
             kind: RecordKind::DeadLetter,
             dead_letter_reason: Some(reason),
-            headers: source_headers(c, &name),
+            headers: source_headers(c, name),
             coords: event.coords.clone(),
             key: event.key,
             value: serde_json::to_vec(&value).expect("a dead-letter record serialises"),
@@ -763,12 +768,17 @@ impl<'a> DeadLetterPayload<'a> {
     }
 }
 
+/// Deterministic: a redelivered event gets the same execution name.
+fn execution_name(c: &SourceCoords) -> Arc<str> {
+    Arc::from(format!("{}-{}-{}", c.topic, c.partition, c.offset))
+}
+
 /// The execution's ARN as logs name it (Express form; the account is the engine's default).
-fn execution_arn(binding: &Binding, c: &SourceCoords) -> String {
+fn execution_arn(binding: &Binding, name: &str) -> String {
     let opts = ExecutionOptions::default();
     format!(
-        "arn:aws:states:{}:{}:express:{}:{}-{}-{}",
-        opts.region, opts.account, binding.state_machine, c.topic, c.partition, c.offset
+        "arn:aws:states:{}:{}:express:{}:{name}",
+        opts.region, opts.account, binding.state_machine
     )
 }
 
