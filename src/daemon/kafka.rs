@@ -579,9 +579,11 @@ mod tests {
         assert_eq!(place(&mut routes, "in", &[0, 1, 2, 3]), [0, 1, 0, 1]);
         routes.revoke("in", 0);
         routes.revoke("in", 2);
-        routes.revoke("in", 7); // never assigned: no effect
-                                // Shard 0 owns nothing now: an incremental assignment fills it first (ties: lowest).
+        // Never assigned: no effect.
+        routes.revoke("in", 7);
+        // Shard 0 owns nothing now: an incremental assignment fills it first (ties: lowest).
         assert_eq!(place(&mut routes, "in", &[4, 6, 8]), [0, 0, 0]);
-        assert_eq!(place(&mut routes, "in", &[1, 3]), [1, 1]); // still assigned
+        // Still assigned: unchanged.
+        assert_eq!(place(&mut routes, "in", &[1, 3]), [1, 1]);
     }
 }

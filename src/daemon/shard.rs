@@ -621,17 +621,13 @@ impl Shard {
         self.stats.dead_letters += 1;
         binding.source_metrics.dlq_record(reason);
         let c = &event.coords;
-        let kafka_source;
         let source = match event.source.as_deref() {
             Some(source) => DeadLetterSource::Queue(source),
-            None => {
-                kafka_source = KafkaCoords {
-                    topic: &c.topic,
-                    partition: c.partition,
-                    offset: c.offset,
-                };
-                DeadLetterSource::Kafka(&kafka_source)
-            }
+            None => DeadLetterSource::Kafka(KafkaCoords {
+                topic: &c.topic,
+                partition: c.partition,
+                offset: c.offset,
+            }),
         };
         let value = DeadLetterRecord {
             error: failure.error.as_deref(),
@@ -763,7 +759,7 @@ struct DeadLetterRecord<'a> {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum DeadLetterSource<'a> {
-    Kafka(&'a KafkaCoords<'a>),
+    Kafka(KafkaCoords<'a>),
     /// What the queue source put in `$$.Execution.Source`.
     Queue(&'a Value),
 }
