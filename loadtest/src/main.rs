@@ -121,6 +121,11 @@ struct KafkaArgs {
     /// The producer's linger.ms (batching against latency).
     #[arg(long, default_value_t = 5)]
     linger_ms: u64,
+    /// On the embedded broker: the consumers' (daemon's and harness's) `fetch.wait.max.ms`.
+    /// That broker holds a fetch this long when it has nothing new, even if records arrive
+    /// meanwhile, so it sets the latency floor; a real broker answers as soon as data comes.
+    #[arg(long, default_value_t = 10)]
+    fetch_wait_ms: u64,
 }
 
 fn main() {
@@ -203,6 +208,7 @@ fn run(cli: Cli) -> Result<()> {
                 drain: Duration::from_secs(args.drain_secs),
                 interval: Duration::from_millis(args.common.interval_ms.max(1)),
                 linger_ms: args.linger_ms,
+                fetch_wait_ms: args.fetch_wait_ms,
                 max_p99: Duration::from_millis(args.max_p99_ms.unwrap_or(scenario.load.max_p99_ms)),
                 work_dir: PathBuf::new(),
                 brokers: args.brokers.clone(),

@@ -486,6 +486,9 @@ impl Shard {
         let finished = r.exec.outcome().is_some();
         for effect in effects {
             match effect {
+                // An execution that ended in this step (most do, in their first) would only
+                // have its timers (its deadline at least) removed again by `finish`.
+                Effect::Timer { .. } if finished => {}
                 Effect::Timer { token, at } => {
                     self.timer_seq += 1;
                     let id = TimerId {
