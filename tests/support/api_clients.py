@@ -103,7 +103,9 @@ def cli_create_state_machine_and_start_execution():
     definition = {
         "StartAt": "Wait",
         "States": {
-            "Wait": {"Type": "Wait", "Seconds": 1, "Next": "Done"},
+            # Long enough that the next aws-cli call (~1 s to start on a loaded machine) still
+            # finds it running.
+            "Wait": {"Type": "Wait", "Seconds": 4, "Next": "Done"},
             "Done": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"}, "End": True},
         },
     }
@@ -118,7 +120,7 @@ def cli_create_state_machine_and_start_execution():
     started = aws("start-execution", "--state-machine-arn", arn, "--input", '{"n": 41}')
     first = aws("describe-execution", "--execution-arn", started["executionArn"])
     eq(first["status"], "RUNNING", "status while waiting")
-    deadline = time.time() + 10
+    deadline = time.time() + 20
     while True:
         d = aws("describe-execution", "--execution-arn", started["executionArn"])
         if d["status"] != "RUNNING" or time.time() > deadline:
