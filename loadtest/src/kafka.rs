@@ -50,9 +50,9 @@ pub struct Options {
     pub drain: Duration,
     pub interval: Duration,
     pub linger_ms: u64,
-    /// Both consumers' `fetch.wait.max.ms` on the embedded broker (a real one keeps its
-    /// clients' defaults).
-    pub fetch_wait_ms: u64,
+    /// Both consumers' (daemon's and harness's) `fetch.wait.max.ms`; `None` keeps
+    /// librdkafka's default. See [`consumer_properties`].
+    pub fetch_wait_ms: Option<u64>,
     /// A phase "breaks" when its p99 exceeds this or it completes < 90% of the offered rate.
     pub max_p99: Duration,
     pub work_dir: PathBuf,
@@ -154,22 +154,18 @@ fn cpu_now(daemons: &[(u32, String)]) -> (Option<f64>, Option<f64>) {
     (daemon, cpu_secs(None))
 }
 
-/// librdkafka's mock cluster holds every fetch for the consumer's `fetch.wait.max.ms`
-/// (500 ms by default) when it has nothing new, even if records arrive meanwhile, where a
-/// real broker answers as soon as it has data: measured at 2,000 events/s, p50 end to end
-/// 282 ms with the default, 20 ms with 10 ms. On the embedded broker the daemon gets
-/// `--fetch-wait-ms`.
-fn embedded_consumer_properties(fetch_wait_ms: u64) -> String {
-    format!("[kafka.properties]\n\"fetch.wait.max.ms\" = \"{fetch_wait_ms}\"\n")
+/// librdkafka's mock cluster (and tansu 0.6) holds a fetch that finds nothing new for the
+/// consumer's `fetch.wait.max.ms` (500 ms by default), even if records arrive meanwhile,
+/// where Apache Kafka answers as soon as it has data: measured at 2,000 events/s on the mock,
+/// p50 end to end 282 ms with the default, 20 ms with 10 ms.
+fn consumer_properties(fetch_wait_ms: Option<u64>) -> String {
+    match fetch_wait_ms {
+        Some(ms) => format!("[kafka.properties]\n\"fetch.wait.max.ms\" = \"{ms}\"\n"),
+        None => String::new(),
+    }
 }
 
-fn daemon_config(
-    scenario: &Scenario,
-    opts: &Options,
-    brokers: &str,
-    embedded: bool,
-    metrics_port: u16,
-) -> String {
+fn daemon_config(scenario: &Scenario, opts: &Options, brokers: &str, metrics_port: u16) -> String {
     let load = &scenario.load;
     let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
     format!(
@@ -217,11 +213,7 @@ listen = "127.0.0.1:{metrics_port}"
         shards = load.shards,
         in_flight = load.max_in_flight_per_shard,
         extra = scenario.daemon.extra_config,
-        kafka_properties = if embedded {
-            embedded_consumer_properties(opts.fetch_wait_ms)
-        } else {
-            String::new()
-        },
+        kafka_properties = consumer_properties(opts.fetch_wait_ms),
     )
 }
 
@@ -250,7 +242,6 @@ fn start_daemons(
     scenario: &Scenario,
     opts: &Options,
     brokers: &str,
-    embedded: bool,
     children: &mut Children,
 ) -> Result<Vec<(u32, String)>> {
     std::fs::create_dir_all(&opts.work_dir)
@@ -265,11 +256,8 @@ fn start_daemons(
     for instance in 0..scenario.load.instances {
         let port = free_port()?;
         let config = opts.work_dir.join(format!("daemon-{instance}.toml"));
-        std::fs::write(
-            &config,
-            daemon_config(scenario, opts, brokers, embedded, port),
-        )
-        .with_context(|| format!("writing {}", config.display()))?;
+        std::fs::write(&config, daemon_config(scenario, opts, brokers, port))
+            .with_context(|| format!("writing {}", config.display()))?;
         let log_path = config.with_extension("log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
@@ -295,7 +283,7 @@ fn start_daemons(
 
 /// A consumer of the results and dead-letter topics from their current ends (no group
 /// join: partitions are assigned directly, so it reads from the first answer on).
-/// `fetch_wait_ms`: see [`embedded_consumer_properties`]; `None` keeps librdkafka's default.
+/// `fetch_wait_ms`: see [`consumer_properties`]; `None` keeps librdkafka's default.
 fn answer_consumer(
     brokers: &str,
     topics: [&str; 2],
@@ -515,7 +503,7 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
     let mut children = Children(Vec::new());
     start_helpers(scenario, &mut children)?;
     let daemons = match opts.start_daemon {
-        true => start_daemons(scenario, opts, &brokers, cluster.is_some(), &mut children)?,
+        true => start_daemons(scenario, opts, &brokers, &mut children)?,
         false => Vec::new(),
     };
     let metrics: Vec<String> = match &opts.metrics {
@@ -552,7 +540,7 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
     let consumer = answer_consumer(
         &brokers,
         [&opts.results_topic, &opts.dead_letter_topic],
-        cluster.is_some().then_some(opts.fetch_wait_ms),
+        opts.fetch_wait_ms,
     )?;
     let reader = {
         let (phases, stop, run, dlq) = (

@@ -121,11 +121,12 @@ struct KafkaArgs {
     /// The producer's linger.ms (batching against latency).
     #[arg(long, default_value_t = 5)]
     linger_ms: u64,
-    /// On the embedded broker: the consumers' (daemon's and harness's) `fetch.wait.max.ms`.
-    /// That broker holds a fetch this long when it has nothing new, even if records arrive
-    /// meanwhile, so it sets the latency floor; a real broker answers as soon as data comes.
-    #[arg(long, default_value_t = 10)]
-    fetch_wait_ms: u64,
+    /// The consumers' (daemon's and harness's) `fetch.wait.max.ms` (default: 10 on the
+    /// embedded broker, librdkafka's 500 with --brokers). librdkafka's mock cluster and tansu
+    /// hold a fetch that finds nothing new this long, even if records arrive meanwhile, so it
+    /// sets their latency floor; Apache Kafka answers as soon as data comes.
+    #[arg(long)]
+    fetch_wait_ms: Option<u64>,
 }
 
 fn main() {
@@ -208,7 +209,7 @@ fn run(cli: Cli) -> Result<()> {
                 drain: Duration::from_secs(args.drain_secs),
                 interval: Duration::from_millis(args.common.interval_ms.max(1)),
                 linger_ms: args.linger_ms,
-                fetch_wait_ms: args.fetch_wait_ms,
+                fetch_wait_ms: args.fetch_wait_ms.or(args.brokers.is_none().then_some(10)),
                 max_p99: Duration::from_millis(args.max_p99_ms.unwrap_or(scenario.load.max_p99_ms)),
                 work_dir: PathBuf::new(),
                 brokers: args.brokers.clone(),
