@@ -716,6 +716,8 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
                     "max_in_flight_per_shard": scenario.load.max_in_flight_per_shard,
                     "max_outstanding": scenario.load.max_outstanding,
                     "daemon_started_by_harness": opts.start_daemon,
+                    "linger_ms": opts.linger_ms,
+                    "fetch_wait_ms": opts.fetch_wait_ms,
                     "drained": drained,
                 }),
                 elapsed_secs: span,
