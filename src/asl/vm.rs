@@ -783,7 +783,7 @@ impl Execution {
         size_bound: usize,
         now: Millis,
     ) {
-        let pstate = p.state(self.frame(pid).state).name.clone();
+        let pstate = &p.state(self.frame(pid).state).name;
         let Phase::Children(join) = &mut self.frame(pid).phase else {
             return;
         };
@@ -827,7 +827,7 @@ impl Execution {
             };
             self.event(
                 kind,
-                Some(&pstate),
+                Some(pstate),
                 now,
                 || serde_json::json!({ "index": slot }),
             );
@@ -835,7 +835,7 @@ impl Execution {
         if let Some(Some(f)) = verdict {
             if f.error.as_deref() == Some(names::RUNTIME) {
                 // A States.Runtime error ends the execution, whatever catches it would.
-                self.failed_state = Some(pstate);
+                self.failed_state = Some(pstate.clone());
                 self.finish(Outcome::Failed(f), now);
                 return;
             }
@@ -845,7 +845,7 @@ impl Execution {
             } else {
                 "ParallelStateFailed"
             };
-            self.event(kind, Some(&pstate), now, || Value::Null);
+            self.event(kind, Some(pstate), now, || Value::Null);
             self.frame(pid).phase = Phase::Resume(Resume::Error(f));
             self.runnable.push_back(pid);
             return;
@@ -864,14 +864,14 @@ impl Execution {
         } else {
             "ParallelStateSucceeded"
         };
-        self.event(kind, Some(&pstate), now, || Value::Null);
+        self.event(kind, Some(pstate), now, || Value::Null);
         self.frame(pid).phase = Phase::Resume(Resume::ChildrenDone(Value::Array(results), bound));
         self.runnable.push_back(pid);
     }
 
     /// Starts queued Map iterations while below the concurrency limit.
     fn start_queued(&mut self, p: &Program, pid: u32, now: Millis) {
-        let pstate = p.state(self.frame(pid).state).name.clone();
+        let pstate = &p.state(self.frame(pid).state).name;
         loop {
             let Phase::Children(join) = &mut self.frame(pid).phase else {
                 return;
@@ -886,7 +886,7 @@ impl Execution {
             let vars = join.vars.clone();
             self.event(
                 "MapIterationStarted",
-                Some(&pstate),
+                Some(pstate),
                 now,
                 || serde_json::json!({ "index": slot }),
             );
@@ -1609,8 +1609,8 @@ impl Execution {
         bound: usize,
         now: Millis,
     ) {
-        let name = p.state(self.frame(fid).state).name.clone();
-        self.event("ParallelStateStarted", Some(&name), now, || Value::Null);
+        let name = &p.state(self.frame(fid).state).name;
+        self.event("ParallelStateStarted", Some(name), now, || Value::Null);
         let vars = self.frame(fid).vars.clone();
         for (slot, m) in branches.iter().enumerate() {
             let c = self.spawn(
@@ -1779,8 +1779,8 @@ impl Execution {
                 })
             }
         };
-        let name = p.state(f.state).name.clone();
-        self.event("MapStateStarted", Some(&name), now, || Value::Null);
+        let name = &p.state(f.state).name;
+        self.event("MapStateStarted", Some(name), now, || Value::Null);
         let join = Join {
             is_map: true,
             results: vec![Value::Null; n],
@@ -1805,25 +1805,25 @@ impl Execution {
     fn resume(&mut self, p: &Program, fid: u32, r: Resume, now: Millis) -> Flow {
         match r {
             Resume::Error(f) => {
-                let name = p.state(self.frame(fid).state).name.clone();
+                let name = &p.state(self.frame(fid).state).name;
                 // Only a Task's own timers resume it with an error: a timeout.
                 if matches!(p.state(self.frame(fid).state).kind, Kind::Task(_)) {
-                    self.event("TaskTimedOut", Some(&name), now, || Value::Null);
+                    self.event("TaskTimedOut", Some(name), now, || Value::Null);
                 }
                 Flow::Error(f)
             }
             Resume::WaitDone => Flow::Next(std::mem::take(&mut self.frame(fid).data)),
             Resume::Task(Err(f)) => {
-                let name = p.state(self.frame(fid).state).name.clone();
-                self.event("TaskFailed", Some(&name), now, || Value::Null);
+                let name = &p.state(self.frame(fid).state).name;
+                self.event("TaskFailed", Some(name), now, || Value::Null);
                 Flow::Error(f)
             }
             Resume::Task(Ok(result)) => {
-                let name = p.state(self.frame(fid).state).name.clone();
-                self.event("TaskSucceeded", Some(&name), now, || Value::Null);
+                let name = &p.state(self.frame(fid).state).name;
+                self.event("TaskSucceeded", Some(name), now, || Value::Null);
                 match size::measure(&result, self.opts.payload_limit_bytes) {
                     Some(n) => self.finish_result(p, fid, result, n, now),
-                    None => Flow::Error(data_limit_exceeded(&name)),
+                    None => Flow::Error(data_limit_exceeded(name)),
                 }
             }
             Resume::ChildrenDone(results, bound) => self.finish_result(p, fid, results, bound, now),
