@@ -1805,10 +1805,10 @@ impl Execution {
     fn resume(&mut self, p: &Program, fid: u32, r: Resume, now: Millis) -> Flow {
         match r {
             Resume::Error(f) => {
-                let name = &p.state(self.frame(fid).state).name;
+                let state = p.state(self.frame(fid).state);
                 // Only a Task's own timers resume it with an error: a timeout.
-                if matches!(p.state(self.frame(fid).state).kind, Kind::Task(_)) {
-                    self.event("TaskTimedOut", Some(name), now, || Value::Null);
+                if matches!(state.kind, Kind::Task(_)) {
+                    self.event("TaskTimedOut", Some(&state.name), now, || Value::Null);
                 }
                 Flow::Error(f)
             }
