@@ -8,3 +8,4 @@ pub mod integrations;
 pub mod mock;
 pub mod resource;
 pub mod runner;
+pub mod telemetry;

@@ -220,7 +220,7 @@ impl Default for LogsConfig {
     }
 }
 
-pub use super::exec_log::LogLevel;
+pub use crate::telemetry::exec_log::LogLevel;
 
 /// `logs.destination`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 use super::shard::{
     CommitPoint, Control, Delivery, Msg, OutRecord, RecordKind, Sink, SourceCoords, SourceEvent,
 };
-use super::telemetry::{self, CommitResult};
+use crate::telemetry::{self, CommitResult};
 use crate::asl::error::{names, Failure};
 use crate::resource::{TaskCall, TaskReply, TaskResource};
 use crossbeam_channel::{Receiver, Sender};

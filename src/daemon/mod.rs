@@ -5,10 +5,8 @@
 
 pub mod config;
 pub mod demo;
-pub mod exec_log;
 pub mod kafka;
 pub mod offsets;
 pub mod run;
 pub mod shard;
 pub mod sqs;
-pub mod telemetry;

@@ -6,13 +6,13 @@
 
 use super::config::{Brokers, Config, LogDestination, LogLevel, SourceKind};
 use super::demo;
-use super::exec_log::ExecutionLogger;
+use crate::telemetry::exec_log::ExecutionLogger;
 use super::kafka::{self, KafkaProduce, KafkaSink};
 use super::shard::{
     Binding, Bindings, CommitPoint, Msg, Shard, ShardConfig, ShardStats, Sink, Sinks,
 };
 use super::sqs::{SourceSettings, SqsSink, SqsSource};
-use super::telemetry::{self, SourceMetrics, SqsMetrics, StateMachineMetrics};
+use crate::telemetry::{self, SourceMetrics, SqsMetrics, StateMachineMetrics};
 use crate::asl::{compile, Program};
 use crate::integrations::sqs::{Sqs, SqsConfig};
 use crate::integrations::{unserved_resources, Integrations, Limits, Served};

@@ -11,9 +11,9 @@
 //! record has been acknowledged by the sink; only then may its offset be committed (see
 //! `docs/kafka-ack-contract.md`).
 
-use super::exec_log::ExecutionLogger;
+use crate::telemetry::exec_log::ExecutionLogger;
 use super::offsets::PartitionTracker;
-use super::telemetry::{
+use crate::telemetry::{
     DlqReason, RejectReason, ShardMetrics, SourceMetrics, StateMachineMetrics, Status,
 };
 use crate::asl::error::{json_text, Failure};

@@ -19,7 +19,7 @@
 use super::shard::{
     Delivery, MessageAck, Msg, OutRecord, RecordKind, Sink, SourceCoords, SourceEvent,
 };
-use super::telemetry::SqsMetrics;
+use crate::telemetry::SqsMetrics;
 use crate::asl::vm::EXPRESS_MAX_DURATION_MS;
 use crate::integrations::sqs::Sqs;
 use crossbeam_channel::Sender;

@@ -16,7 +16,7 @@ use crate::asl::diagnostic::{codes, pointer_push, Diagnostic};
 use crate::asl::error::Failure;
 use crate::asl::vm::is_activity_arn;
 use crate::asl::walk::{each_machine, states};
-use crate::daemon::telemetry::{self, Integration};
+use crate::telemetry::{self, Integration};
 use crate::resource::{Arn, TaskCall, TaskReply, TaskResource};
 use serde_json::Value;
 use std::future::Future;
