@@ -8,9 +8,9 @@
 use super::shard::{
     CommitPoint, Control, Delivery, Msg, OutRecord, RecordKind, Sink, SourceCoords, SourceEvent,
 };
-use crate::telemetry::{self, CommitResult};
 use crate::asl::error::{names, Failure};
 use crate::resource::{TaskCall, TaskReply, TaskResource};
+use crate::telemetry::{self, CommitResult};
 use crossbeam_channel::{Receiver, Sender};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};

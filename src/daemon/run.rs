@@ -6,18 +6,18 @@
 
 use super::config::{Brokers, Config, LogDestination, LogLevel, SourceKind};
 use super::demo;
-use crate::telemetry::exec_log::ExecutionLogger;
 use super::kafka::{self, KafkaProduce, KafkaSink};
 use super::shard::{
     Binding, Bindings, CommitPoint, Msg, Shard, ShardConfig, ShardStats, Sink, Sinks,
 };
 use super::sqs::{SourceSettings, SqsSink, SqsSource};
-use crate::telemetry::{self, SourceMetrics, SqsMetrics, StateMachineMetrics};
 use crate::asl::{compile, Program};
 use crate::integrations::sqs::{Sqs, SqsConfig};
 use crate::integrations::{unserved_resources, Integrations, Limits, Served};
 use crate::resource::TaskResource;
 use crate::runner::wall_millis;
+use crate::telemetry::exec_log::ExecutionLogger;
+use crate::telemetry::{self, SourceMetrics, SqsMetrics, StateMachineMetrics};
 use anyhow::{anyhow, bail, Context as _, Result};
 use rdkafka::consumer::Consumer;
 use rdkafka::mocking::MockCluster;

@@ -11,17 +11,17 @@
 //! record has been acknowledged by the sink; only then may its offset be committed (see
 //! `docs/kafka-ack-contract.md`).
 
-use crate::telemetry::exec_log::ExecutionLogger;
 use super::offsets::PartitionTracker;
-use crate::telemetry::{
-    DlqReason, RejectReason, ShardMetrics, SourceMetrics, StateMachineMetrics, Status,
-};
 use crate::asl::error::{json_text, Failure};
 use crate::asl::size::PAYLOAD_LIMIT_BYTES;
 use crate::asl::vm::{Effect, Execution, ExecutionOptions, Millis, Outcome, Token, WorkflowType};
 use crate::asl::Program;
 use crate::resource::{Completion, TaskReply, TaskResource};
 use crate::runner::wall_millis;
+use crate::telemetry::exec_log::ExecutionLogger;
+use crate::telemetry::{
+    DlqReason, RejectReason, ShardMetrics, SourceMetrics, StateMachineMetrics, Status,
+};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::Serialize;
 use serde_json::value::RawValue;

@@ -19,9 +19,9 @@
 use super::shard::{
     Delivery, MessageAck, Msg, OutRecord, RecordKind, Sink, SourceCoords, SourceEvent,
 };
-use crate::telemetry::SqsMetrics;
 use crate::asl::vm::EXPRESS_MAX_DURATION_MS;
 use crate::integrations::sqs::Sqs;
+use crate::telemetry::SqsMetrics;
 use crossbeam_channel::Sender;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
