@@ -4,6 +4,7 @@ pub mod api;
 pub mod asl;
 pub mod callbacks;
 pub mod daemon;
+pub mod engine;
 pub mod integrations;
 pub mod mock;
 pub mod resource;

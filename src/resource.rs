@@ -62,6 +62,12 @@ impl<T: TaskResource + ?Sized> TaskResource for Box<T> {
     }
 }
 
+impl<T: TaskResource + ?Sized> TaskResource for &T {
+    fn invoke(&self, call: TaskCall, reply: TaskReply) {
+        (**self).invoke(call, reply)
+    }
+}
+
 impl<T: TaskResource + ?Sized> TaskResource for Arc<T> {
     fn invoke(&self, call: TaskCall, reply: TaskReply) {
         (**self).invoke(call, reply)

@@ -1,45 +1,18 @@
-//! Drives one execution to its end on the current thread: the loop behind `expressway exec`,
-//! the test suites and the benchmarks. (The daemon's shards run their own loop over many
-//! executions; this one is the simplest correct driver of the VM's effect protocol.)
+//! Runs one execution to its end on the current thread: `expressway exec`, `TestState`, the
+//! test suites and the benchmarks. A [`Driver`] on a virtual (or real) clock whose owner
+//! loop only waits: for a Task result while a call is out, else for the next timer.
 
-use crate::asl::error::Failure;
-use crate::asl::vm::{Effect, Execution, ExecutionOptions, Millis, Token};
-use crate::asl::Program;
+use crate::asl::error::{names, Failure};
+use crate::asl::{Execution, ExecutionOptions, Program};
+use crate::engine::{Driver, Inbox, Owned, Start, TaskEvent, Telemetry};
 use crate::resource::{TaskCall, TaskReply, TaskResource};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::Value;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::sync::mpsc;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Where time comes from. The VM never reads a clock; the driver does, through this.
-pub enum Clock {
-    /// Wall-clock time: Wait states really wait.
-    Real,
-    /// Starts at `now` and jumps straight to the next timer whenever nothing else can
-    /// happen, so Waits and retry backoffs take no real time (tests, `exec` by default).
-    Virtual { now: Millis },
-}
-
-impl Clock {
-    pub fn virtual_at_wall_time() -> Clock {
-        Clock::Virtual { now: wall_millis() }
-    }
-
-    pub fn now(&self) -> Millis {
-        match self {
-            Clock::Real => wall_millis(),
-            Clock::Virtual { now } => *now,
-        }
-    }
-}
-
-pub fn wall_millis() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as Millis)
-}
+pub use crate::engine::{wall_millis, Clock};
 
 /// A resource for when none is configured: every call fails, saying why.
 pub struct NoResources;
@@ -47,7 +20,7 @@ pub struct NoResources;
 impl TaskResource for NoResources {
     fn invoke(&self, call: TaskCall, reply: TaskReply) {
         reply.complete(Err(Failure::new(
-            crate::asl::error::names::TASK_FAILED,
+            names::TASK_FAILED,
             format!(
                 "No handler for resource '{}' (state '{}'): give a mock configuration (--mock-config) to run Task states",
                 call.resource, call.state_name
@@ -56,15 +29,27 @@ impl TaskResource for NoResources {
     }
 }
 
-/// What comes back from a Task call: its result, or a heartbeat while it runs.
-enum Reply {
-    Done(Token, Result<Value, Failure>),
-    Heartbeat(Token),
+/// The one execution of a run; it is never logged.
+struct Alone;
+
+impl Owned for Alone {
+    fn execution_arn(&self) -> Cow<'_, str> {
+        Cow::Borrowed("")
+    }
 }
 
-type Channel = (mpsc::Sender<Reply>, mpsc::Receiver<Reply>);
+#[derive(Clone)]
+struct ChannelInbox(Sender<TaskEvent>);
 
-/// Runs an execution to its end and returns it (outcome, history, transition count).
+impl Inbox for ChannelInbox {
+    fn deliver(&self, event: TaskEvent) {
+        // The receiver outlives every call of the run; a late answer after it is moot.
+        let _ = self.0.send(event);
+    }
+}
+
+/// Runs an execution to its end and returns it (outcome, history, transition count). The
+/// clock is left where the execution ended.
 pub fn run_to_completion(
     program: Arc<Program>,
     input: Value,
@@ -72,114 +57,73 @@ pub fn run_to_completion(
     resources: &dyn TaskResource,
     clock: &mut Clock,
 ) -> Execution {
-    // Made on the first Task call: most executions of pure workflows never need it.
-    let mut channel: Option<Channel> = None;
-    let mut timers: BinaryHeap<Reverse<(Millis, u64, Token)>> = BinaryHeap::new();
-    let mut timer_seq = 0u64;
-    let mut in_flight = 0usize;
-    let mut exec = Execution::start(program, input, opts, clock.now());
-    loop {
-        exec.run(clock.now());
-        for effect in exec.drain_effects() {
-            match effect {
-                Effect::Invoke { token, call } => {
-                    in_flight += 1;
-                    let tx = channel.get_or_insert_with(mpsc::channel).0.clone();
-                    // Only calls with a task token can heartbeat.
-                    let heartbeat = call.task_token.is_some().then(|| {
-                        let tx = tx.clone();
-                        Arc::new(move || {
-                            let _ = tx.send(Reply::Heartbeat(token));
-                        })
-                    });
-                    let done: crate::resource::Completion = Box::new(move |result| {
-                        // The receiver outlives every call of this loop.
-                        let _ = tx.send(Reply::Done(token, result));
-                    });
-                    let reply = match heartbeat {
-                        Some(h) => TaskReply::new(done, h),
-                        None => TaskReply::without_heartbeat(done),
-                    };
-                    resources.invoke(*call, reply);
-                }
-                Effect::Timer { token, at } => {
-                    timer_seq += 1;
-                    timers.push(Reverse((at, timer_seq, token)));
-                }
-            }
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut driver = Driver::new(resources, ChannelInbox(tx), *clock, Telemetry::none());
+    let key = driver.start(Start {
+        program,
+        input,
+        opts,
+        metrics: None,
+        owned: Alone,
+    });
+    let exec = loop {
+        if let Some(done) = driver.pop_finished() {
+            break done.exec;
         }
-        if exec.outcome().is_some() {
-            return exec;
+        if !wait_for_something(&mut driver, &rx) {
+            // Unreachable while the VM keeps its effect protocol; end rather than hang.
+            let stalled = Failure::new(
+                names::RUNTIME,
+                "Internal error: the execution stalled with no pending task or timer",
+            );
+            break driver.abort(key, stalled).expect("running").exec;
         }
-        if let Some(Ok(reply)) = channel.as_ref().map(|(_, rx)| rx.try_recv()) {
-            receive(&mut exec, reply, &mut in_flight, clock.now());
-            continue;
-        }
-        let next_timer = timers.peek().map(|Reverse((at, _, _))| *at);
-        match (&mut *clock, next_timer) {
-            (Clock::Virtual { now }, Some(at)) if in_flight == 0 => {
-                *now = (*now).max(at);
-                fire_due(&mut exec, &mut timers, *now);
-            }
-            (clock, Some(at)) => {
-                let wait = Duration::from_millis((at - clock.now()).max(0) as u64);
-                let received = match &channel {
-                    Some((_, rx)) if in_flight > 0 => rx.recv_timeout(wait).ok(),
-                    _ => {
-                        std::thread::sleep(wait);
-                        None
-                    }
-                };
-                match received {
-                    Some(reply) => receive(&mut exec, reply, &mut in_flight, clock.now()),
-                    None => {
-                        if let Clock::Virtual { now } = clock {
-                            *now = (*now).max(at);
-                        }
-                        let now = clock.now();
-                        fire_due(&mut exec, &mut timers, now);
-                    }
-                }
-            }
-            (clock, None) if in_flight == 0 => {
-                // Unreachable while the VM keeps its effect protocol; end rather than hang.
-                exec.abort(
-                    Failure::new(
-                        crate::asl::error::names::RUNTIME,
-                        "Internal error: the execution stalled with no pending task or timer",
-                    ),
-                    clock.now(),
-                );
-            }
-            (clock, None) => {
-                if let Some(Ok(reply)) = channel.as_ref().map(|(_, rx)| rx.recv()) {
-                    receive(&mut exec, reply, &mut in_flight, clock.now());
-                }
-            }
-        }
-    }
+    };
+    *clock = driver.clock();
+    exec
 }
 
-fn receive(exec: &mut Execution, reply: Reply, in_flight: &mut usize, now: Millis) {
-    match reply {
-        Reply::Done(token, result) => {
-            *in_flight -= 1;
-            exec.complete_task(token, result, now);
-        }
-        Reply::Heartbeat(token) => exec.heartbeat(token, now),
+/// Lets the next thing happen: a Task result, else the next timer (at once on a virtual
+/// clock with no call out). False when nothing can ever happen.
+fn wait_for_something<R: TaskResource>(
+    driver: &mut Driver<Alone, ChannelInbox, R>,
+    rx: &Receiver<TaskEvent>,
+) -> bool {
+    if let Ok(event) = rx.try_recv() {
+        driver.task_event(event);
+        return true;
     }
-}
-
-fn fire_due(
-    exec: &mut Execution,
-    timers: &mut BinaryHeap<Reverse<(Millis, u64, Token)>>,
-    now: Millis,
-) {
-    while let Some(Reverse((at, _, token))) = timers.peek().copied() {
-        if at > now {
-            break;
+    if driver.skip_to_next_timer() {
+        return true;
+    }
+    match driver.next_due() {
+        Some(at) => {
+            let wait = Duration::from_millis((at - driver.now()).max(0) as u64);
+            let answered = if driver.tasks_out() > 0 {
+                match rx.recv_timeout(wait) {
+                    Ok(event) => Some(event),
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
+                }
+            } else {
+                std::thread::sleep(wait);
+                None
+            };
+            match answered {
+                Some(event) => driver.task_event(event),
+                None => {
+                    driver.clock_reached(at);
+                    driver.fire_due_timers();
+                }
+            }
+            true
         }
-        timers.pop();
-        exec.fire_timer(token, now);
+        None if driver.tasks_out() == 0 => false,
+        None => match rx.recv() {
+            Ok(event) => {
+                driver.task_event(event);
+                true
+            }
+            Err(_) => false,
+        },
     }
 }

@@ -1,23 +1,26 @@
 //! The executions host: where executions started through the API (and nested executions
 //! started by Task states) run. They are not Kafka events, so they live here rather than in a
 //! shard, but are driven the same way: one worker thread owns every execution in an event
-//! loop over a closed message enum; the VM yields `Effect::Invoke` (handed to a
-//! `TaskResource`, whose result comes back as a message) and `Effect::Timer` (one heap).
-//! Nothing here blocks on I/O: API handlers only send messages and read the shared
-//! [`Recent`] table.
+//! loop over a closed message enum, running them in an execution [`Driver`] (counted and
+//! logged like the shards'). Nothing here blocks on I/O: API handlers only send messages and
+//! read the shared [`Recent`] table.
 //!
 //! Finished executions are kept in a bounded table (`recent_executions`) for
 //! `DescribeExecution`/`ListExecutions`; running ones are always there.
 
 use crate::asl::error::{json_text, Failure};
-use crate::asl::vm::{Effect, Execution, ExecutionOptions, Millis, Outcome, Token};
+use crate::asl::vm::{ExecutionOptions, Millis, Outcome};
 use crate::asl::Program;
-use crate::resource::{Completion, Heartbeat, TaskReply, TaskResource};
-use crate::runner::wall_millis;
+use crate::engine::{
+    wall_millis, Clock, Driver, ExecKey, Inbox, Owned, Start, TaskEvent, Telemetry,
+};
+use crate::resource::TaskResource;
+use crate::telemetry::exec_log::ExecutionLogger;
+use crate::telemetry::StateMachineMetrics;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::Value;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -128,16 +131,8 @@ pub struct StartRequest {
 
 enum Msg {
     Start(Box<StartRequest>),
-    TaskDone {
-        id: u64,
-        token: Token,
-        result: Result<Value, Failure>,
-    },
-    /// A callback Task's worker is alive (`SendTaskHeartbeat`).
-    TaskHeartbeat {
-        id: u64,
-        token: Token,
-    },
+    /// A Task call's result or heartbeat (`SendTaskHeartbeat`).
+    Task(TaskEvent),
     Stop {
         arn: String,
         failure: Failure,
@@ -257,19 +252,20 @@ impl Host {
         self.handle.clone()
     }
 
-    /// Starts the worker thread; Task calls go to `resources`.
-    pub fn spawn(self, resources: Arc<dyn TaskResource>) -> std::io::Result<HostHandle> {
+    /// Starts the worker thread; Task calls go to `resources`, execution logs to `logger`.
+    pub fn spawn(
+        self,
+        resources: Arc<dyn TaskResource>,
+        logger: Option<ExecutionLogger>,
+    ) -> std::io::Result<HostHandle> {
         let handle = self.handle.clone();
+        let inbox = HostInbox(self.handle.tx.clone());
         let worker = Worker {
             rx: self.rx,
-            tx: self.handle.tx.clone(),
             recent: self.handle.recent.clone(),
-            resources,
-            running: HashMap::new(),
-            next_id: 0,
+            driver: Driver::new(resources, inbox, Clock::Real, Telemetry::new(logger)),
             by_arn: HashMap::new(),
-            timers: BinaryHeap::new(),
-            timer_seq: 0,
+            metrics: HashMap::new(),
         };
         std::thread::Builder::new()
             .name("api-host".into())
@@ -278,173 +274,128 @@ impl Host {
     }
 }
 
-struct Running {
-    exec: Execution,
+/// An API-started execution, as the driver holds it for the host.
+struct ApiExecution {
     arn: String,
     on_finish: Option<OnFinish>,
 }
 
+impl Owned for ApiExecution {
+    fn execution_arn(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.arn)
+    }
+}
+
+#[derive(Clone)]
+struct HostInbox(Sender<Msg>);
+
+impl Inbox for HostInbox {
+    fn deliver(&self, event: TaskEvent) {
+        // The host may be gone at shutdown; the result is moot then.
+        let _ = self.0.send(Msg::Task(event));
+    }
+}
+
 struct Worker {
     rx: Receiver<Msg>,
-    tx: Sender<Msg>,
     recent: Arc<Mutex<Recent>>,
-    resources: Arc<dyn TaskResource>,
-    running: HashMap<u64, Running>,
-    next_id: u64,
-    by_arn: HashMap<String, u64>,
-    timers: BinaryHeap<Reverse<(Millis, u64, u64, Token)>>,
-    timer_seq: u64,
+    driver: Driver<ApiExecution, HostInbox>,
+    by_arn: HashMap<String, ExecKey>,
+    /// Per state machine, made on its first execution.
+    metrics: HashMap<Arc<str>, StateMachineMetrics>,
 }
 
 impl Worker {
     fn run(mut self) {
         loop {
-            let msg = match self.timers.peek() {
-                Some(Reverse((at, ..))) => {
-                    let wait = (*at - wall_millis()).max(0) as u64;
+            let msg = match self.driver.next_due() {
+                Some(at) => {
+                    let wait = (at - wall_millis()).max(0) as u64;
                     match self.rx.recv_timeout(Duration::from_millis(wait)) {
                         Ok(m) => Some(m),
                         Err(RecvTimeoutError::Timeout) => None,
-                        Err(RecvTimeoutError::Disconnected) => return,
+                        Err(RecvTimeoutError::Disconnected) => break,
                     }
                 }
                 None => match self.rx.recv() {
                     Ok(m) => Some(m),
-                    Err(_) => return,
+                    Err(_) => break,
                 },
             };
             match msg {
                 Some(Msg::Start(req)) => self.start(*req),
-                Some(Msg::TaskDone { id, token, result }) => {
-                    if let Some(r) = self.running.get_mut(&id) {
-                        r.exec.complete_task(token, result, wall_millis());
-                        self.advance(id);
-                    }
-                }
-                Some(Msg::TaskHeartbeat { id, token }) => {
-                    if let Some(r) = self.running.get_mut(&id) {
-                        r.exec.heartbeat(token, wall_millis());
-                        // Schedules the timer for the new heartbeat deadline.
-                        self.advance(id);
-                    }
-                }
+                Some(Msg::Task(event)) => self.driver.task_event(event),
                 Some(Msg::Stop {
                     arn,
                     failure,
                     reply,
                 }) => {
-                    let stopped = self.by_arn.get(&arn).copied().map(|id| {
-                        let r = self.running.remove(&id).expect("indexed execution");
-                        self.by_arn.remove(&arn);
-                        let rec =
-                            finish_record(&self.recent, &r.arn, Status::Aborted, None, &failure);
-                        if let (Some(f), Some(rec)) = (r.on_finish, rec) {
-                            f(&rec);
-                        }
-                        wall_millis()
-                    });
+                    let stopped = self.stop(&arn, failure);
                     let _ = reply.send(stopped);
                 }
-                Some(Msg::Shutdown) => return,
+                Some(Msg::Shutdown) => break,
                 None => {}
             }
-            self.fire_due();
+            self.driver.fire_due_timers();
+            self.take_finished();
         }
+        self.driver.flush_logs();
     }
 
     fn start(&mut self, req: StartRequest) {
-        let id = self.next_id;
-        self.next_id += 1;
-        let exec = Execution::start(req.program, req.input, req.opts, wall_millis());
-        self.by_arn.insert(req.arn.clone(), id);
-        self.running.insert(
-            id,
-            Running {
-                exec,
+        let metrics = self
+            .metrics
+            .entry(req.opts.state_machine_name.clone())
+            .or_insert_with_key(|name| StateMachineMetrics::new(name))
+            .clone();
+        let arn = req.arn.clone();
+        let key = self.driver.start(Start {
+            program: req.program,
+            input: req.input,
+            opts: req.opts,
+            metrics: Some(metrics),
+            owned: ApiExecution {
                 arn: req.arn,
                 on_finish: req.on_finish,
             },
-        );
-        self.advance(id);
+        });
+        self.by_arn.insert(arn, key);
     }
 
-    fn fire_due(&mut self) {
-        let now = wall_millis();
-        while let Some(Reverse((at, _, id, token))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            if let Some(r) = self.running.get_mut(&id) {
-                r.exec.fire_timer(token, now);
-                self.advance(id);
-            }
-        }
-    }
-
-    /// Runs an execution until it waits, hands out its effects, records its end.
-    fn advance(&mut self, id: u64) {
-        let Some(r) = self.running.get_mut(&id) else {
-            return;
-        };
-        r.exec.run(wall_millis());
-        let effects: Vec<Effect> = r.exec.drain_effects().collect();
-        for effect in effects {
-            match effect {
-                Effect::Invoke { token, call } => {
-                    let tx = self.tx.clone();
-                    // Only callback Tasks can hear of heartbeats.
-                    let heartbeat: Option<Heartbeat> = call.task_token.as_ref().map(|_| {
-                        let tx = tx.clone();
-                        Arc::new(move || {
-                            let _ = tx.send(Msg::TaskHeartbeat { id, token });
-                        }) as Heartbeat
-                    });
-                    let done: Completion = Box::new(move |result| {
-                        let _ = tx.send(Msg::TaskDone { id, token, result });
-                    });
-                    let reply = match heartbeat {
-                        Some(h) => TaskReply::new(done, h),
-                        None => TaskReply::without_heartbeat(done),
-                    };
-                    self.resources.invoke(*call, reply);
-                }
-                Effect::Timer { token, at } => {
-                    self.timer_seq += 1;
-                    self.timers.push(Reverse((at, self.timer_seq, id, token)));
-                }
-            }
-        }
-        let Some(r) = self.running.get(&id) else {
-            return;
-        };
-        let Some(outcome) = r.exec.outcome() else {
-            return;
-        };
-        let (status, output, failure) = match outcome {
-            Outcome::Succeeded(v) => (
-                Status::Succeeded,
-                Some(json_text(v)),
-                Failure {
-                    error: None,
-                    cause: None,
-                },
-            ),
-            Outcome::Failed(f) => (Status::Failed, None, f.clone()),
-            Outcome::TimedOut(f) => (Status::TimedOut, None, f.clone()),
-        };
-        let r = self.running.remove(&id).expect("present");
-        self.by_arn.remove(&r.arn);
-        // Timers of finished executions (their 5-minute deadline at least) are dropped in
-        // bulk once they outnumber the live ones, so the heap stays proportional to what runs.
-        if self.timers.len() > 4096 && self.timers.len() > 8 * self.running.len() {
-            let running = &self.running;
-            self.timers
-                .retain(|Reverse((_, _, id, _))| running.contains_key(id));
-        }
-        let rec = finish_record(&self.recent, &r.arn, status, output, &failure);
-        if let (Some(f), Some(rec)) = (r.on_finish, rec) {
+    /// `StopExecution`: ABORTED. Returns the stop date, `None` if it was not running.
+    fn stop(&mut self, arn: &str, failure: Failure) -> Option<Millis> {
+        let key = self.by_arn.remove(arn)?;
+        let stopped = self.driver.abort(key, failure.clone())?;
+        let rec = finish_record(&self.recent, arn, Status::Aborted, None, &failure);
+        if let (Some(f), Some(rec)) = (stopped.owned.on_finish, rec) {
             f(&rec);
+        }
+        Some(wall_millis())
+    }
+
+    /// Records the end of every execution that ended.
+    fn take_finished(&mut self) {
+        while let Some(done) = self.driver.pop_finished() {
+            let Some(outcome) = done.exec.outcome() else {
+                continue;
+            };
+            let (status, output, failure) = match outcome {
+                Outcome::Succeeded(v) => {
+                    let no_failure = Failure {
+                        error: None,
+                        cause: None,
+                    };
+                    (Status::Succeeded, Some(json_text(v)), no_failure)
+                }
+                Outcome::Failed(f) => (Status::Failed, None, f.clone()),
+                Outcome::TimedOut(f) => (Status::TimedOut, None, f.clone()),
+            };
+            let ApiExecution { arn, on_finish } = done.owned;
+            self.by_arn.remove(&arn);
+            let rec = finish_record(&self.recent, &arn, status, output, &failure);
+            if let (Some(f), Some(rec)) = (on_finish, rec) {
+                f(&rec);
+            }
         }
     }
 }

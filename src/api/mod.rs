@@ -24,6 +24,7 @@ use crate::callbacks::{CallbackError, Callbacks, WaitForTaskToken};
 use crate::integrations::Served;
 use crate::resource::TaskResource;
 use crate::runner::wall_millis;
+use crate::telemetry::exec_log::ExecutionLogger;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -89,6 +90,7 @@ pub fn build(
     resources: Arc<dyn TaskResource>,
     callbacks: Arc<Callbacks>,
     served: Served,
+    logger: Option<ExecutionLogger>,
 ) -> anyhow::Result<Arc<ApiState>> {
     let registry = Arc::new(Registry::new(&settings.region, &settings.account, served));
     let now = wall_millis();
@@ -108,7 +110,7 @@ pub fn build(
         },
         callbacks.clone(),
     ));
-    let handle = host.spawn(resources.clone())?;
+    let handle = host.spawn(resources.clone(), logger)?;
     Ok(Arc::new(ApiState {
         settings,
         registry,

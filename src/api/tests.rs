@@ -32,6 +32,7 @@ fn server_with(auth: Option<&str>) -> ApiServer {
             nested_executions: true,
             kafka_produce: false,
         },
+        None,
     )
     .unwrap();
     spawn(state).unwrap()
@@ -483,6 +484,7 @@ fn tasks_reach_the_injected_resource() {
             nested_executions: true,
             kafka_produce: false,
         },
+        None,
     )
     .unwrap();
     let s = spawn(state).unwrap();
@@ -508,7 +510,9 @@ fn one_host_thread_holds_many_waiting_executions() {
         .unwrap(),
     );
     let host = Host::new(10);
-    let handle = host.spawn(Arc::new(crate::runner::NoResources)).unwrap();
+    let handle = host
+        .spawn(Arc::new(crate::runner::NoResources), None)
+        .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let started = std::time::Instant::now();
     const N: usize = 5000;

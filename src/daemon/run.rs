@@ -128,7 +128,15 @@ fn start_api(
         });
     }
     let callbacks = crate::callbacks::Callbacks::new(&settings.region, &settings.account);
-    let state = crate::api::build(settings, seeds, resources, callbacks, served(config))?;
+    let logger = logger(config)?;
+    let state = crate::api::build(
+        settings,
+        seeds,
+        resources,
+        callbacks,
+        served(config),
+        logger,
+    )?;
     let resources = state.resources.clone();
     let server = crate::api::spawn(state)?;
     eprintln!(

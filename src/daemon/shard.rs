@@ -3,9 +3,10 @@
 //!
 //! The shard runs one event loop over a closed set of messages ([`Msg`]): a new source event,
 //! a task result, a sink delivery report, a commit request, a partition revocation, shutdown.
-//! Wait states and retry backoffs are entries in one timer heap, so a hundred thousand
-//! waiting executions cost a heap entry each, not a thread. Partitions are routed to shards
-//! by the consumer, so per-partition bookkeeping (offset trackers) needs no locks.
+//! Its executions run in an execution [`Driver`] (Waits and retry backoffs are timer entries,
+//! so a hundred thousand waiting executions cost an entry each, not a thread); the shard adds
+//! what a source needs: offset trackers or per-message acks, sinks, backpressure. Partitions
+//! are routed to shards by the consumer, so per-partition bookkeeping needs no locks.
 //!
 //! A source message is *done* when its execution has finished and its result or dead-letter
 //! record has been acknowledged by the sink; only then may its offset be committed (see
@@ -14,19 +15,18 @@
 use super::offsets::PartitionTracker;
 use crate::asl::error::{json_text, Failure};
 use crate::asl::size::PAYLOAD_LIMIT_BYTES;
-use crate::asl::vm::{Effect, Execution, ExecutionOptions, Millis, Outcome, Token, WorkflowType};
+use crate::asl::vm::{Execution, ExecutionOptions, Millis, Outcome, WorkflowType};
 use crate::asl::Program;
-use crate::resource::{Completion, TaskReply, TaskResource};
-use crate::runner::wall_millis;
+use crate::engine::{wall_millis, Clock, Driver, Inbox, Owned, Start, TaskEvent, Telemetry};
+use crate::resource::TaskResource;
 use crate::telemetry::exec_log::ExecutionLogger;
-use crate::telemetry::{
-    DlqReason, RejectReason, ShardMetrics, SourceMetrics, StateMachineMetrics, Status,
-};
+use crate::telemetry::{DlqReason, RejectReason, ShardMetrics, SourceMetrics, StateMachineMetrics};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -134,16 +134,8 @@ pub enum Control {
 /// Everything that can happen to a shard.
 pub enum Msg {
     Event(SourceEvent),
-    TaskDone {
-        exec: ExecKey,
-        token: Token,
-        result: Result<Value, Failure>,
-    },
-    /// A running Task call (an activity, a callback) reported a heartbeat.
-    TaskHeartbeat {
-        exec: ExecKey,
-        token: Token,
-    },
+    /// A Task call's result or heartbeat.
+    Task(TaskEvent),
     Delivered {
         coords: SourceCoords,
         result: Result<(), String>,
@@ -159,21 +151,6 @@ pub enum Msg {
     Shutdown {
         deadline: Millis,
     },
-}
-
-/// A pending timer: when it is due, and a sequence number that orders timers due at the
-/// same millisecond and tells them apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct TimerId {
-    at: Millis,
-    seq: u64,
-}
-
-/// Identifies an execution within its shard; stale after the slot is reused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ExecKey {
-    slot: u32,
-    gen: u32,
 }
 
 /// What a source topic is bound to: the state machine its events start, and the sink its
@@ -199,10 +176,8 @@ pub struct ShardConfig {
     pub logger: Option<ExecutionLogger>,
 }
 
-struct Running {
-    exec: Execution,
-    /// Its pending timers, removed from the shard's when it ends.
-    timers: Vec<TimerId>,
+/// The source message an execution runs for: what its record needs when it ends.
+struct SourceMessage {
     /// The execution's name, from its source coordinates.
     name: Arc<str>,
     binding: Arc<Binding>,
@@ -210,12 +185,23 @@ struct Running {
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
     source: Option<Arc<Value>>,
-    started_at: std::time::Instant,
 }
 
-struct Slot {
-    gen: u32,
-    running: Option<Running>,
+impl Owned for SourceMessage {
+    fn execution_arn(&self) -> Cow<'_, str> {
+        Cow::Owned(execution_arn(&self.binding, &self.name))
+    }
+}
+
+/// Task results reach the shard as messages in its own inbox.
+#[derive(Clone)]
+struct ShardInbox(Sender<Msg>);
+
+impl Inbox for ShardInbox {
+    fn deliver(&self, event: TaskEvent) {
+        // The shard may be gone at shutdown; the result is moot then.
+        let _ = self.0.send(Msg::Task(event));
+    }
 }
 
 /// Counters a shard keeps about itself (also the source of its metrics).
@@ -232,18 +218,12 @@ pub struct ShardStats {
 pub struct Shard {
     config: ShardConfig,
     bindings: Bindings,
-    resources: Arc<dyn TaskResource>,
     rx: Receiver<Msg>,
     /// The shard's own inbox, for completions arriving from other threads.
     tx: Sender<Msg>,
     control: Sender<Control>,
-    slots: Vec<Slot>,
-    free: Vec<u32>,
-    in_flight: usize,
-    /// Pending timers, earliest first; an execution's are removed when it ends, so this holds
-    /// only live executions' timers (every execution has one: its 5-minute deadline).
-    timers: BTreeMap<TimerId, (ExecKey, Token)>,
-    timer_seq: u64,
+    /// Every execution this shard runs, with its timers.
+    driver: Driver<SourceMessage, ShardInbox>,
     trackers: HashMap<(Arc<str>, i32), PartitionTracker>,
     /// Records sent to a sink and not yet acknowledged: shutdown waits for them.
     unacknowledged: usize,
@@ -258,23 +238,20 @@ pub struct Shard {
 impl Shard {
     /// A shard and the sender that feeds it.
     pub fn new(
-        config: ShardConfig,
+        mut config: ShardConfig,
         bindings: Bindings,
         resources: Arc<dyn TaskResource>,
         control: Sender<Control>,
     ) -> (Shard, Sender<Msg>) {
         let (tx, rx) = crossbeam_channel::unbounded();
+        let telemetry = Telemetry::new(config.logger.take());
+        let driver = Driver::new(resources, ShardInbox(tx.clone()), Clock::Real, telemetry);
         let shard = Shard {
             bindings,
-            resources,
             rx,
             tx: tx.clone(),
             control,
-            slots: Vec::new(),
-            free: Vec::new(),
-            in_flight: 0,
-            timers: BTreeMap::new(),
-            timer_seq: 0,
+            driver,
             trackers: HashMap::new(),
             unacknowledged: 0,
             paused: false,
@@ -292,8 +269,10 @@ impl Shard {
     pub fn run(mut self) -> (ShardStats, Vec<CommitPoint>) {
         loop {
             let now = wall_millis();
-            let wake = self.timers.first_key_value().map(|(id, _)| id.at);
-            let wake = [wake, self.shutdown_deadline].into_iter().flatten().min();
+            let wake = [self.driver.next_due(), self.shutdown_deadline]
+                .into_iter()
+                .flatten()
+                .min();
             let timeout = wake.map_or(Duration::from_secs(3600), |at| {
                 Duration::from_millis((at - now).max(0) as u64)
             });
@@ -306,17 +285,16 @@ impl Shard {
             while let Ok(msg) = self.rx.try_recv() {
                 self.handle(msg);
             }
-            self.fire_due_timers();
+            self.driver.fire_due_timers();
+            self.take_finished();
             if let Some(deadline) = self.shutdown_deadline {
-                let drained = self.in_flight == 0 && self.unacknowledged == 0;
+                let drained = self.driver.is_empty() && self.unacknowledged == 0;
                 if drained || wall_millis() >= deadline {
                     break;
                 }
             }
         }
-        if let Some(logger) = &mut self.config.logger {
-            let _ = logger.flush();
-        }
+        self.driver.flush_logs();
         let points = self.commit_points(None);
         (self.stats, points)
     }
@@ -324,22 +302,9 @@ impl Shard {
     fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::Event(event) => self.start(event),
-            Msg::TaskDone {
-                exec,
-                token,
-                result,
-            } => {
-                if let Some(r) = self.running(exec) {
-                    r.exec.complete_task(token, result, wall_millis());
-                    self.advance(exec);
-                }
-            }
-            Msg::TaskHeartbeat { exec, token } => {
-                if let Some(r) = self.running(exec) {
-                    r.exec.heartbeat(token, wall_millis());
-                    // Schedules the timer for the new heartbeat deadline.
-                    self.advance(exec);
-                }
+            Msg::Task(event) => {
+                self.driver.task_event(event);
+                self.take_finished();
             }
             Msg::Delivered { coords, result } => {
                 self.unacknowledged = self.unacknowledged.saturating_sub(1);
@@ -425,186 +390,79 @@ impl Shard {
                 return;
             }
         };
-        let now = wall_millis();
         let opts = ExecutionOptions {
             name: name.clone(),
             state_machine_name: binding.state_machine.clone(),
             workflow_type: binding.workflow_type,
-            record_history: self.config.logger.is_some(),
             source: event.source.clone(),
             ..self.default_options.clone()
         };
-        binding.state_machine_metrics.execution_started();
-        let exec = Execution::start(binding.program.clone(), input, opts, now);
-        let key = self.insert(Running {
-            exec,
-            timers: Vec::new(),
-            name,
-            binding,
-            coords: event.coords,
-            key: event.key,
-            payload: event.payload,
-            source: event.source,
-            started_at: std::time::Instant::now(),
+        self.driver.start(Start {
+            program: binding.program.clone(),
+            input,
+            opts,
+            metrics: Some(binding.state_machine_metrics.clone()),
+            owned: SourceMessage {
+                name,
+                binding,
+                coords: event.coords,
+                key: event.key,
+                payload: event.payload,
+                source: event.source,
+            },
         });
-        self.advance(key);
+        self.take_finished();
         self.apply_backpressure();
     }
 
-    fn insert(&mut self, running: Running) -> ExecKey {
-        self.in_flight += 1;
-        let slot = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slots.push(Slot {
-                    gen: 0,
-                    running: None,
-                });
-                (self.slots.len() - 1) as u32
-            }
-        };
-        let s = &mut self.slots[slot as usize];
-        s.gen = s.gen.wrapping_add(1);
-        s.running = Some(running);
-        ExecKey { slot, gen: s.gen }
-    }
-
-    fn running(&mut self, key: ExecKey) -> Option<&mut Running> {
-        let s = self.slots.get_mut(key.slot as usize)?;
-        if s.gen != key.gen {
-            return None;
+    /// Sends the records of the executions that ended.
+    fn take_finished(&mut self) {
+        let mut any = false;
+        while let Some(done) = self.driver.pop_finished() {
+            self.finish(done.exec, done.owned);
+            any = true;
         }
-        s.running.as_mut()
-    }
-
-    /// Runs an execution as far as it goes and carries out its effects.
-    fn advance(&mut self, key: ExecKey) {
-        let now = wall_millis();
-        let Some(r) = self.running(key) else { return };
-        r.exec.run(now);
-        let effects: Vec<Effect> = r.exec.drain_effects().collect();
-        let finished = r.exec.outcome().is_some();
-        for effect in effects {
-            match effect {
-                // An execution that ended in this step (most do, in their first) would only
-                // have its timers (its deadline at least) removed again by `finish`.
-                Effect::Timer { .. } if finished => {}
-                Effect::Timer { token, at } => {
-                    self.timer_seq += 1;
-                    let id = TimerId {
-                        at,
-                        seq: self.timer_seq,
-                    };
-                    self.timers.insert(id, (key, token));
-                    if let Some(r) = self.running(key) {
-                        r.timers.push(id);
-                    }
-                }
-                Effect::Invoke { token, call } => {
-                    let tx = self.tx.clone();
-                    // Only calls with a task token can heartbeat.
-                    let heartbeat = call.task_token.is_some().then(|| {
-                        let tx = tx.clone();
-                        Arc::new(move || {
-                            let _ = tx.send(Msg::TaskHeartbeat { exec: key, token });
-                        })
-                    });
-                    let done: Completion = Box::new(move |result| {
-                        // The shard may be gone at shutdown; the result is moot then.
-                        let _ = tx.send(Msg::TaskDone {
-                            exec: key,
-                            token,
-                            result,
-                        });
-                    });
-                    let reply = match heartbeat {
-                        Some(h) => TaskReply::new(done, h),
-                        None => TaskReply::without_heartbeat(done),
-                    };
-                    self.resources.invoke(*call, reply);
-                }
-            }
-        }
-        if finished {
-            self.finish(key);
+        if any {
+            self.apply_backpressure();
         }
     }
 
-    fn fire_due_timers(&mut self) {
-        let now = wall_millis();
-        while let Some(entry) = self.timers.first_entry() {
-            if entry.key().at > now {
-                break;
-            }
-            let (id, (key, token)) = entry.remove_entry();
-            if let Some(r) = self.running(key) {
-                r.timers.retain(|t| *t != id);
-                r.exec.fire_timer(token, now);
-                self.advance(key);
-            }
-        }
-    }
-
-    /// An execution ended: free its slot and send its record.
-    fn finish(&mut self, key: ExecKey) {
-        let slot = &mut self.slots[key.slot as usize];
-        let Some(r) = slot.running.take() else { return };
-        self.free.push(key.slot);
-        for id in &r.timers {
-            self.timers.remove(id);
-        }
-        self.in_flight -= 1;
-        self.stats.transitions += r.exec.transitions();
-        self.metrics.in_flight(self.in_flight);
-        if let Some(logger) = &mut self.config.logger {
-            let arn = execution_arn(&r.binding, &r.name);
-            if let Err(e) = logger.log(&arn, r.exec.history()) {
-                eprintln!("expressway: execution log write failed: {e}");
-            }
-        }
-        if let Some(outcome) = r.exec.outcome() {
-            let status = Status::from(outcome);
-            let transitions = r.exec.transitions();
-            r.binding.state_machine_metrics.execution_finished(
-                status,
-                r.started_at.elapsed(),
-                transitions,
-            );
-        }
-        let failed_state = r.exec.failed_state().map(str::to_string);
+    /// An execution ended: send its record.
+    fn finish(&mut self, exec: Execution, m: SourceMessage) {
+        self.stats.transitions += exec.transitions();
+        let failed_state = exec.failed_state().map(str::to_string);
         let event = SourceEvent {
-            coords: r.coords,
-            key: r.key,
+            coords: m.coords,
+            key: m.key,
             headers: Vec::new(),
-            payload: r.payload,
-            source: r.source,
+            payload: m.payload,
+            source: m.source,
         };
-        match r.exec.into_outcome() {
+        match exec.into_outcome() {
             Some(Outcome::Succeeded(output)) => {
                 self.stats.succeeded += 1;
                 let record = OutRecord {
                     kind: RecordKind::Result,
                     dead_letter_reason: None,
-                    headers: source_headers(&event.coords, &r.name),
+                    headers: source_headers(&event.coords, &m.name),
                     coords: event.coords,
                     key: event.key,
                     value: json_text(&output).into_bytes(),
                 };
-                self.send(&r.binding, record);
+                self.send(&m.binding, record);
             }
             Some(Outcome::Failed(f)) => {
                 self.stats.failed += 1;
                 let reason = DlqReason::Failed;
-                self.dead_letter(&r.binding, &r.name, event, reason, &f, failed_state);
+                self.dead_letter(&m.binding, &m.name, event, reason, &f, failed_state);
             }
             Some(Outcome::TimedOut(f)) => {
                 self.stats.timed_out += 1;
                 let reason = DlqReason::TimedOut;
-                self.dead_letter(&r.binding, &r.name, event, reason, &f, failed_state);
+                self.dead_letter(&m.binding, &m.name, event, reason, &f, failed_state);
             }
             None => {}
         }
-        self.apply_backpressure();
     }
 
     fn dead_letter(
@@ -713,16 +571,7 @@ impl Shard {
                 .iter()
                 .any(|(t, p)| *t == c.topic && *p == c.partition)
         };
-        for (i, slot) in self.slots.iter_mut().enumerate() {
-            if slot.running.as_ref().is_some_and(|r| gone(&r.coords)) {
-                for id in slot.running.take().map(|r| r.timers).unwrap_or_default() {
-                    self.timers.remove(&id);
-                }
-                slot.gen = slot.gen.wrapping_add(1);
-                self.free.push(i as u32);
-                self.in_flight -= 1;
-            }
-        }
+        self.driver.cancel_where(|m| gone(&m.coords));
         self.trackers
             .retain(|(t, p), _| !partitions.iter().any(|(rt, rp)| rt == t && rp == p));
         self.apply_backpressure();
@@ -732,13 +581,14 @@ impl Shard {
     /// them below half of that (hysteresis, so the consumer is not toggled per message).
     fn apply_backpressure(&mut self) {
         let partitions = || self.trackers.keys().cloned().collect::<Vec<_>>();
-        self.metrics.in_flight(self.in_flight);
-        if !self.paused && self.in_flight >= self.config.max_in_flight {
+        let in_flight = self.driver.len();
+        self.metrics.in_flight(in_flight);
+        if !self.paused && in_flight >= self.config.max_in_flight {
             self.paused = true;
             let paused = partitions();
             self.metrics.partitions_paused(paused.len());
             let _ = self.control.send(Control::Pause(paused));
-        } else if self.paused && self.in_flight <= self.config.max_in_flight / 2 {
+        } else if self.paused && in_flight <= self.config.max_in_flight / 2 {
             self.paused = false;
             self.metrics.partitions_paused(0);
             let _ = self.control.send(Control::Resume(partitions()));
@@ -818,6 +668,7 @@ fn source_headers(c: &SourceCoords, execution: &str) -> Vec<(&'static str, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::TaskReply;
     use crate::runner::NoResources;
     use serde_json::json;
     use std::sync::Mutex;
@@ -983,14 +834,19 @@ mod tests {
         }
         assert_eq!(sink.0.lock().unwrap().len(), 99);
         // Only the waiting execution's: its deadline and its Wait.
-        assert_eq!(shard.timers.len(), 2);
-        let owners: Vec<ExecKey> = shard.timers.values().map(|(key, _)| *key).collect();
-        assert!(owners.into_iter().all(|key| shard.running(key).is_some()));
+        let owners = shard.driver.timer_owners();
+        assert_eq!(owners.len(), 2);
+        assert!(owners
+            .into_iter()
+            .all(|key| shard.driver.get(key).is_some()));
         shard.handle(Msg::Revoke(
             vec![(Arc::from("in"), 0)],
             crossbeam_channel::bounded(1).0,
         ));
-        assert!(shard.timers.is_empty(), "revoked executions' timers remain");
+        assert!(
+            shard.driver.timer_owners().is_empty(),
+            "revoked executions' timers remain"
+        );
     }
 
     #[test]

@@ -427,13 +427,11 @@ impl StateMachineMetrics {
     }
 }
 
-/// The metrics of one worker shard (label `shard`), and the Task calls it makes.
+/// The metrics of one worker shard (label `shard`).
 #[derive(Clone, Debug)]
 pub struct ShardMetrics {
     in_flight: Gauge,
     partitions_paused: Gauge,
-    /// Indexed like [`Integration::ALL`].
-    tasks: Vec<Counter>,
 }
 
 impl ShardMetrics {
@@ -442,11 +440,6 @@ impl ShardMetrics {
         ShardMetrics {
             in_flight: metrics::gauge!(names::EXECUTIONS_IN_FLIGHT, "shard" => shard.clone()),
             partitions_paused: metrics::gauge!(names::PARTITIONS_PAUSED, "shard" => shard),
-            // Not per shard: the series count stays at one per integration.
-            tasks: Integration::ALL
-                .iter()
-                .map(|i| metrics::counter!(names::TASK_INVOCATIONS, "integration" => i.as_str()))
-                .collect(),
         }
     }
 
@@ -459,12 +452,37 @@ impl ShardMetrics {
     pub fn partitions_paused(&self, n: usize) {
         self.partitions_paused.set(n as f64);
     }
+}
+
+/// Task calls handed to their resources, by integration (not per driver: the series count
+/// stays at one per integration).
+#[derive(Clone, Debug)]
+pub struct TaskMetrics {
+    /// Indexed like [`Integration::ALL`].
+    invocations: Vec<Counter>,
+}
+
+impl TaskMetrics {
+    pub fn new() -> Self {
+        TaskMetrics {
+            invocations: Integration::ALL
+                .iter()
+                .map(|i| metrics::counter!(names::TASK_INVOCATIONS, "integration" => i.as_str()))
+                .collect(),
+        }
+    }
 
     /// A Task call was handed to its resource.
-    pub fn task_invoked(&self, integration: Integration) {
-        if let Some(counter) = self.tasks.get(integration as usize) {
+    pub fn invoked(&self, integration: Integration) {
+        if let Some(counter) = self.invocations.get(integration as usize) {
             counter.increment(1);
         }
+    }
+}
+
+impl Default for TaskMetrics {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -723,11 +741,12 @@ mod tests {
             s0.in_flight(3);
             s1.in_flight(7);
             s1.partitions_paused(2);
-            s0.task_invoked(Integration::of("arn:aws:states:::lambda:invoke"));
-            s1.task_invoked(Integration::of(
+            let (t0, t1) = (TaskMetrics::new(), TaskMetrics::new());
+            t0.invoked(Integration::of("arn:aws:states:::lambda:invoke"));
+            t1.invoked(Integration::of(
                 "arn:aws:lambda:us-east-1:123456789012:function:f",
             ));
-            s1.task_invoked(Integration::of(
+            t1.invoked(Integration::of(
                 "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
             ));
         });

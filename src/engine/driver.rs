@@ -1,0 +1,383 @@
+//! The one owner of running executions: the VM's effect protocol, driven once.
+//!
+//! A [`Driver`] holds executions in a slab, their timers in one structure, and carries out
+//! what the VM asks for: an `Effect::Invoke` goes to the [`TaskResource`] with a reply that
+//! comes back through the owner's [`Inbox`] as a [`TaskEvent`]; an `Effect::Timer` is kept
+//! until due. Every execution is counted and logged here, at one call site, whoever started
+//! it: a Kafka shard, an SQS source, the API host, the CLI.
+//!
+//! What differs between owners stays with them: the shard keeps partition trackers, sinks
+//! and backpressure; the API host keeps the `Recent` table and its by-ARN index; the CLI
+//! runner jumps a virtual clock. They hand each execution a value of their own (`X`) and get
+//! it back with the finished execution from [`Driver::pop_finished`].
+//!
+//! The driver never blocks: it does not wait for task results or timers, its owner's event
+//! loop does ([`Driver::next_due`] says how long it may sleep).
+
+use super::clock::Clock;
+use super::slab::{ExecKey, Slab};
+use super::timers::{TimerId, Timers};
+use crate::asl::error::Failure;
+use crate::asl::{Effect, Execution, ExecutionOptions, Millis, Program, Token};
+use crate::resource::{Completion, Heartbeat, TaskReply, TaskResource};
+use crate::telemetry::exec_log::ExecutionLogger;
+use crate::telemetry::{Integration, StateMachineMetrics, Status, TaskMetrics};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What a Task call sends back to the driver that made it, from whatever thread answers.
+pub enum TaskEvent {
+    Done {
+        exec: ExecKey,
+        token: Token,
+        result: Result<Value, Failure>,
+    },
+    /// A running call (an activity, a callback) reported a heartbeat.
+    Heartbeat { exec: ExecKey, token: Token },
+}
+
+/// Where an owner receives [`TaskEvent`]s: its own message queue, which it drains into
+/// [`Driver::task_event`] on its thread.
+pub trait Inbox: Clone + Send + Sync + 'static {
+    fn deliver(&self, event: TaskEvent);
+}
+
+/// What the driver needs to know of an owner's per-execution value.
+pub trait Owned {
+    /// The execution's ARN, as its execution log names it (asked only when logging).
+    fn execution_arn(&self) -> Cow<'_, str>;
+}
+
+/// How executions are observed: the same for every owner.
+pub struct Telemetry {
+    /// Execution logs; `None` logs nothing and records no history.
+    pub logger: Option<ExecutionLogger>,
+    /// Task calls by integration; `None` counts nothing (the CLI).
+    pub tasks: Option<TaskMetrics>,
+}
+
+impl Telemetry {
+    /// Metrics, and execution logs if `logger` is given.
+    pub fn new(logger: Option<ExecutionLogger>) -> Self {
+        Telemetry {
+            logger,
+            tasks: Some(TaskMetrics::new()),
+        }
+    }
+
+    /// Nothing counted or logged: one execution run from the command line, a benchmark.
+    pub fn none() -> Self {
+        Telemetry {
+            logger: None,
+            tasks: None,
+        }
+    }
+}
+
+/// One execution to start.
+pub struct Start<X> {
+    pub program: Arc<Program>,
+    pub input: Value,
+    pub opts: ExecutionOptions,
+    /// Its state machine's metrics; `None` counts nothing (the CLI).
+    pub metrics: Option<StateMachineMetrics>,
+    /// The owner's value, handed back when the execution ends.
+    pub owned: X,
+}
+
+/// An execution that ended, with its owner's value.
+pub struct Finished<X> {
+    pub key: ExecKey,
+    pub exec: Execution,
+    pub owned: X,
+}
+
+struct Running<X> {
+    exec: Execution,
+    /// Its pending timers, removed from the driver's when it ends.
+    timers: Vec<TimerId>,
+    metrics: Option<StateMachineMetrics>,
+    started_at: Instant,
+    owned: X,
+}
+
+pub struct Driver<X, I, R = Arc<dyn TaskResource>> {
+    executions: Slab<Running<X>>,
+    timers: Timers,
+    resources: R,
+    inbox: I,
+    clock: Clock,
+    telemetry: Telemetry,
+    /// Task calls handed out and not answered yet (a virtual clock may only jump when none
+    /// is out).
+    tasks_out: usize,
+    finished: VecDeque<Finished<X>>,
+}
+
+impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
+    pub fn new(resources: R, inbox: I, clock: Clock, telemetry: Telemetry) -> Self {
+        Driver {
+            executions: Slab::default(),
+            timers: Timers::default(),
+            resources,
+            inbox,
+            clock,
+            telemetry,
+            tasks_out: 0,
+            finished: VecDeque::new(),
+        }
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Whether executions record their history (they do when it is logged).
+    pub fn records_history(&self) -> bool {
+        self.telemetry.logger.is_some()
+    }
+
+    /// Starts an execution and runs it as far as it goes; it may have ended already (see
+    /// [`Driver::pop_finished`]).
+    pub fn start(&mut self, start: Start<X>) -> ExecKey {
+        let mut opts = start.opts;
+        opts.record_history |= self.records_history();
+        if let Some(metrics) = &start.metrics {
+            metrics.execution_started();
+        }
+        let exec = Execution::start(start.program, start.input, opts, self.clock.now());
+        let key = self.executions.insert(Running {
+            exec,
+            timers: Vec::new(),
+            metrics: start.metrics,
+            started_at: Instant::now(),
+            owned: start.owned,
+        });
+        self.advance(key);
+        key
+    }
+
+    /// A Task call's result or heartbeat, from the owner's inbox. Stale ones (the execution
+    /// ended or was cancelled) are ignored.
+    pub fn task_event(&mut self, event: TaskEvent) {
+        let now = self.clock.now();
+        let key = match event {
+            TaskEvent::Done {
+                exec,
+                token,
+                result,
+            } => {
+                self.tasks_out = self.tasks_out.saturating_sub(1);
+                let Some(r) = self.executions.get_mut(exec) else {
+                    return;
+                };
+                r.exec.complete_task(token, result, now);
+                exec
+            }
+            TaskEvent::Heartbeat { exec, token } => {
+                let Some(r) = self.executions.get_mut(exec) else {
+                    return;
+                };
+                // Advancing schedules the timer for the new heartbeat deadline.
+                r.exec.heartbeat(token, now);
+                exec
+            }
+        };
+        self.advance(key);
+    }
+
+    /// Fires every timer due by now.
+    pub fn fire_due_timers(&mut self) {
+        let now = self.clock.now();
+        while let Some((id, key, token)) = self.timers.pop_due(now) {
+            if let Some(r) = self.executions.get_mut(key) {
+                r.timers.retain(|t| *t != id);
+                r.exec.fire_timer(token, now);
+                self.advance(key);
+            }
+        }
+    }
+
+    /// When the earliest timer is due.
+    pub fn next_due(&self) -> Option<Millis> {
+        self.timers.next_due()
+    }
+
+    /// With a virtual clock and no Task call out, nothing but a timer can happen next: jumps
+    /// to it and fires what is due. Returns whether it did.
+    pub fn skip_to_next_timer(&mut self) -> bool {
+        if !self.clock.is_virtual() || self.tasks_out > 0 {
+            return false;
+        }
+        let Some(at) = self.timers.next_due() else {
+            return false;
+        };
+        self.clock.advance_to(at);
+        self.fire_due_timers();
+        true
+    }
+
+    /// Moves a virtual clock to `at` (a real one ignores it): after the owner waited for
+    /// the next timer in real time while a Task call was out.
+    pub fn clock_reached(&mut self, at: Millis) {
+        self.clock.advance_to(at);
+    }
+
+    /// The next execution that ended (in the order they ended), counted and logged
+    /// already. Owners take them after every driver call.
+    pub fn pop_finished(&mut self) -> Option<Finished<X>> {
+        self.finished.pop_front()
+    }
+
+    /// Running executions.
+    pub fn len(&self) -> usize {
+        self.executions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.executions.is_empty()
+    }
+
+    /// Task calls out and not answered.
+    pub fn tasks_out(&self) -> usize {
+        self.tasks_out
+    }
+
+    pub fn get(&self, key: ExecKey) -> Option<(&Execution, &X)> {
+        self.executions.get(key).map(|r| (&r.exec, &r.owned))
+    }
+
+    /// Stops an execution where it is: it ends with `failure` (as `StopExecution` does:
+    /// ABORTED), its timers leave, late results are ignored. Not counted as finished:
+    /// an aborted execution has no outcome the metrics know.
+    pub fn abort(&mut self, key: ExecKey, failure: Failure) -> Option<Finished<X>> {
+        let mut finished = self.remove(key)?;
+        finished.exec.abort(failure, self.clock.now());
+        Some(finished)
+    }
+
+    /// Drops the executions whose owned value `pick` selects, with their timers, uncounted:
+    /// their events will run again elsewhere (a revoked partition).
+    pub fn cancel_where(&mut self, pick: impl FnMut(&X) -> bool) -> usize {
+        let mut pick = pick;
+        let keys = self.executions.keys_where(|r| pick(&r.owned));
+        for key in &keys {
+            self.remove(*key);
+        }
+        keys.len()
+    }
+
+    /// Whose timers are pending (tests).
+    pub fn timer_owners(&self) -> Vec<ExecKey> {
+        self.timers.owners().collect()
+    }
+
+    fn remove(&mut self, key: ExecKey) -> Option<Finished<X>> {
+        let r = self.executions.remove(key)?;
+        for id in &r.timers {
+            self.timers.remove(id);
+        }
+        Some(Finished {
+            key,
+            exec: r.exec,
+            owned: r.owned,
+        })
+    }
+
+    /// Runs an execution as far as it goes and carries out its effects.
+    fn advance(&mut self, key: ExecKey) {
+        let now = self.clock.now();
+        let Some(r) = self.executions.get_mut(key) else {
+            return;
+        };
+        r.exec.run(now);
+        let finished = r.exec.outcome().is_some();
+        // Taken out so that effects can be carried out while the execution is borrowed.
+        let effects: Vec<Effect> = r.exec.drain_effects().collect();
+        for effect in effects {
+            match effect {
+                // An execution that ended in this step (most do, in their first) would only
+                // have its timers (its deadline at least) removed again below.
+                Effect::Timer { .. } if finished => {}
+                Effect::Timer { token, at } => {
+                    let id = self.timers.insert(at, key, token);
+                    if let Some(r) = self.executions.get_mut(key) {
+                        r.timers.push(id);
+                    }
+                }
+                Effect::Invoke { token, call } => {
+                    self.tasks_out += 1;
+                    if let Some(tasks) = &self.telemetry.tasks {
+                        tasks.invoked(Integration::of(&call.resource));
+                    }
+                    let reply = self.reply_for(key, token, call.task_token.is_some());
+                    self.resources.invoke(*call, reply);
+                }
+            }
+        }
+        if finished {
+            self.finish(key);
+        }
+    }
+
+    /// The reply a Task call answers through: into the owner's inbox.
+    fn reply_for(&self, exec: ExecKey, token: Token, can_heartbeat: bool) -> TaskReply {
+        let inbox = self.inbox.clone();
+        // Only calls with a task token can heartbeat.
+        let heartbeat = can_heartbeat.then(|| {
+            let inbox = inbox.clone();
+            Arc::new(move || inbox.deliver(TaskEvent::Heartbeat { exec, token })) as Heartbeat
+        });
+        let done: Completion = Box::new(move |result| {
+            inbox.deliver(TaskEvent::Done {
+                exec,
+                token,
+                result,
+            })
+        });
+        match heartbeat {
+            Some(h) => TaskReply::new(done, h),
+            None => TaskReply::without_heartbeat(done),
+        }
+    }
+
+    /// The one place an execution's end is counted and logged.
+    fn finish(&mut self, key: ExecKey) {
+        let Some(r) = self.executions.remove(key) else {
+            return;
+        };
+        for id in &r.timers {
+            self.timers.remove(id);
+        }
+        if let (Some(metrics), Some(outcome)) = (&r.metrics, r.exec.outcome()) {
+            let elapsed = r.started_at.elapsed();
+            let transitions = r.exec.transitions();
+            metrics.execution_finished(Status::from(outcome), elapsed, transitions);
+        }
+        if let Some(logger) = &mut self.telemetry.logger {
+            let arn = r.owned.execution_arn();
+            if let Err(e) = logger.log(&arn, r.exec.history()) {
+                eprintln!("expressway: execution log write failed: {e}");
+            }
+        }
+        self.finished.push_back(Finished {
+            key,
+            exec: r.exec,
+            owned: r.owned,
+        });
+    }
+
+    /// Writes out buffered execution logs (at shutdown).
+    pub fn flush_logs(&mut self) {
+        if let Some(logger) = &mut self.telemetry.logger {
+            let _ = logger.flush();
+        }
+    }
+}
