@@ -6,7 +6,7 @@ use crate::asl::error::{names, Failure};
 use crate::asl::{Execution, ExecutionOptions, Program};
 use crate::engine::{Driver, Inbox, Owned, Start, TaskEvent, Telemetry};
 use crate::resource::{TaskCall, TaskReply, TaskResource};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -100,10 +100,7 @@ fn wait_for_something<R: TaskResource>(
         Some(at) => {
             let wait = Duration::from_millis((at - driver.now()).max(0) as u64);
             let answered = if driver.tasks_out() > 0 {
-                match rx.recv_timeout(wait) {
-                    Ok(event) => Some(event),
-                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-                }
+                rx.recv_timeout(wait).ok()
             } else {
                 std::thread::sleep(wait);
                 None
