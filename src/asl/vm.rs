@@ -23,97 +23,16 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// Milliseconds since the Unix epoch: the VM's only notion of time.
-pub type Millis = i64;
-
-/// Identifies what an effect's result or timer belongs to. Opaque to the caller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Token(u64);
+// The vocabulary this module used to define, at its old paths for callers outside `asl`.
+pub use super::arn::is_activity_arn;
+pub use super::effect::{
+    needs_task_token, Effect, ExecutionOptions, Outcome, TaskCall, Token, WorkflowType,
+    EXPRESS_MAX_DURATION_MS,
+};
+pub use super::error::data_limit_exceeded;
+pub use super::time::Millis;
 
 const DEADLINE_FRAME: u32 = u32::MAX;
-
-impl Token {
-    fn new(frame: u32, gen: u32) -> Token {
-        Token(((frame as u64) << 32) | gen as u64)
-    }
-    fn frame(self) -> u32 {
-        (self.0 >> 32) as u32
-    }
-    fn gen(self) -> u32 {
-        self.0 as u32
-    }
-}
-
-/// One call of a Task state's resource, as the VM asks for it.
-#[derive(Clone, Debug)]
-pub struct TaskCall {
-    /// The `Resource` field, e.g. `arn:aws:states:::lambda:invoke`.
-    pub resource: Arc<str>,
-    /// The effective parameters (after `InputPath` and `Parameters`).
-    pub payload: Value,
-    /// The Task state's name, as mocks key their responses.
-    pub state_name: Arc<str>,
-    /// The execution's name; resources with per-execution state (mocks) key on it.
-    pub execution_name: Arc<str>,
-    /// `TimeoutSeconds` as resolved for this call, if any. The VM enforces it itself.
-    pub timeout_secs: Option<u64>,
-    /// `HeartbeatSeconds` as resolved for this call, if any. The VM enforces it itself;
-    /// heartbeats come back through the driver ([`Execution::heartbeat`]).
-    pub heartbeat_secs: Option<u64>,
-    /// The task token (`$$.Task.Token`) when the resource waits for one: see
-    /// [`needs_task_token`]. Whoever holds it completes the call.
-    pub task_token: Option<Arc<str>>,
-}
-
-/// Whether a Task with this `Resource` is completed by a task token rather than by the call
-/// it makes: the callback pattern (`….waitForTaskToken`) and activities
-/// (`arn:aws:states:REGION:ACCOUNT:activity:NAME`).
-pub fn needs_task_token(resource: &str) -> bool {
-    resource.ends_with(".waitForTaskToken") || is_activity_arn(resource)
-}
-
-/// `arn:PARTITION:states:REGION:ACCOUNT:activity:NAME`, with every part non-empty.
-pub fn is_activity_arn(resource: &str) -> bool {
-    let mut parts = resource.splitn(7, ':');
-    let mut next = || parts.next().filter(|p| !p.is_empty());
-    next() == Some("arn")
-        && next().is_some_and(|p| p.starts_with("aws"))
-        && next() == Some("states")
-        && next().is_some()
-        && next().is_some()
-        && next() == Some("activity")
-        && next().is_some()
-}
-
-#[derive(Debug)]
-pub enum Effect {
-    /// Boxed: a suspended execution keeps its effect buffer, which should stay small.
-    Invoke {
-        token: Token,
-        call: Box<TaskCall>,
-    },
-    Timer {
-        token: Token,
-        at: Millis,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    Succeeded(Value),
-    Failed(Failure),
-    TimedOut(Failure),
-}
-
-impl Outcome {
-    pub fn status(&self) -> &'static str {
-        match self {
-            Outcome::Succeeded(_) => "SUCCEEDED",
-            Outcome::Failed(_) => "FAILED",
-            Outcome::TimedOut(_) => "TIMED_OUT",
-        }
-    }
-}
 
 /// An entry of the execution history, named as in Step Functions' `GetExecutionHistory`.
 #[derive(Clone, Debug)]
@@ -124,55 +43,6 @@ pub struct HistoryEvent {
     pub state: Option<Arc<str>>,
     pub details: Value,
 }
-
-/// What an execution is told about itself; it fills the context object.
-#[derive(Clone, Debug)]
-pub struct ExecutionOptions {
-    pub name: Arc<str>,
-    pub state_machine_name: Arc<str>,
-    pub region: Arc<str>,
-    pub account: Arc<str>,
-    pub role_arn: Arc<str>,
-    pub workflow_type: WorkflowType,
-    /// Express workflows end after 5 minutes; `None` lifts the cap (the definition's own
-    /// `TimeoutSeconds` still applies).
-    pub max_duration_ms: Option<Millis>,
-    pub payload_limit_bytes: usize,
-    /// Record [`HistoryEvent`]s (costs an allocation per event; off on the hot path).
-    pub record_history: bool,
-    /// `$$.Execution.Source`: where the daemon took the input from (an SQS message's id,
-    /// receive count and attributes); absent when `None`.
-    pub source: Option<Arc<serde_json::Value>>,
-}
-
-impl Default for ExecutionOptions {
-    fn default() -> Self {
-        ExecutionOptions {
-            name: Arc::from("execution"),
-            state_machine_name: Arc::from("StateMachine"),
-            region: Arc::from("us-east-1"),
-            account: Arc::from("123456789012"),
-            role_arn: Arc::from("arn:aws:iam::123456789012:role/expressway"),
-            workflow_type: WorkflowType::Express,
-            max_duration_ms: Some(EXPRESS_MAX_DURATION_MS),
-            payload_limit_bytes: size::PAYLOAD_LIMIT_BYTES,
-            record_history: false,
-            source: None,
-        }
-    }
-}
-
-/// The two kinds of Step Functions workflow. Expressway runs Express semantics; `Standard`
-/// only changes what the context object shows (execution ARN form, `RedriveCount`), so that
-/// definitions written against Standard workflows see what they expect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WorkflowType {
-    Express,
-    Standard,
-}
-
-/// Express workflows run for at most five minutes.
-pub const EXPRESS_MAX_DURATION_MS: Millis = 5 * 60 * 1000;
 
 struct Frame {
     /// Bumped whenever the frame starts waiting, so stale results and timers are ignored.
@@ -1940,14 +1810,6 @@ fn assign_values(assign: &Assign, scope: &dyn Scope) -> Result<Map<String, Value
         Assign::Path(t) => Assign::eval_path(t, scope),
         Assign::Jsonata(_) => Ok(Map::new()),
     }
-}
-
-/// A result over the payload limit; integrations report oversize responses with it too.
-pub fn data_limit_exceeded(state: &str) -> Failure {
-    Failure::new(
-        names::DATA_LIMIT_EXCEEDED,
-        format!("The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit."),
-    )
 }
 
 fn missing(path: &JsonPath, doc: &Value) -> EvalError {
