@@ -52,7 +52,7 @@ pub(crate) mod layout {
         for path in rust_entries(root) {
             let name = stem(&path);
             if path.is_dir() {
-                collect(&path, &[name.clone()], &name, &mut files);
+                collect(&path, std::slice::from_ref(&name), &name, &mut files);
             } else if !matches!(name.as_str(), "mod" | "lib" | "main") {
                 files.push((name.clone(), vec![name], path));
             }

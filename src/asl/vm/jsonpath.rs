@@ -63,8 +63,12 @@ impl Execution {
 
     /// The current state's effective input (after `InputPath`), taking the frame's data
     /// rather than copying it when `InputPath` is `$`.
-    pub(super) fn take_input(&mut self, p: &Program, fid: u32) -> Result<Value, EvalError> {
-        let io = &p.state(self.frame(fid).state).io;
+    pub(super) fn take_input(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        io: &Io,
+    ) -> Result<Value, EvalError> {
         match &io.input_path {
             Selection::All => Ok(std::mem::take(&mut self.frame(fid).data)),
             sel => {
@@ -117,129 +121,22 @@ impl Execution {
         }
     }
 
-    /// Runs the state the frame has just entered.
-    pub(super) fn exec_state(
+    /// Runs the JSONPath state the frame has just entered.
+    pub(super) fn exec_jsonpath(
         &mut self,
         p: &Program,
         fid: u32,
+        io: &Io,
         now: Millis,
     ) -> Result<Flow, EvalError> {
-        let f = self.frames[fid as usize].as_ref().expect("frame");
-        let state = p.state(f.state);
-        if state.jsonata.is_some() {
-            return self.exec_jsonata(p, fid, now);
-        }
-        let io = &state.io;
+        let state = p.state(self.frame(fid).state);
         match &state.kind {
             Kind::Pass { result: None } if io.parameters_consume_input => {
-                let template = io
-                    .parameters
-                    .as_ref()
-                    .expect("consuming implies Parameters");
-                let mut raw = std::mem::take(&mut self.frame(fid).data);
-                let f = self.frames[fid as usize].as_ref().expect("frame");
-                let result = self.consume(p, f, template, &mut raw, f.size_bound);
-                match result {
-                    Ok((result, bound)) => {
-                        if let Some(a) = &state.assign {
-                            self.assign_path(p, fid, a, &result)?;
-                        }
-                        self.frame(fid).output_bound = bound;
-                        Ok(Flow::Next(self.select_owned(
-                            p,
-                            fid,
-                            &io.output_path,
-                            result,
-                        )?))
-                    }
-                    Err(e) => {
-                        self.frame(fid).data = raw;
-                        Err(e)
-                    }
-                }
+                self.exec_pass_consuming(p, fid, state, io)
             }
-            Kind::Pass { result } => {
-                let raw = &f.data;
-                let result = match result {
-                    Some(r) => Some(r.clone()),
-                    None => {
-                        let input = self.select(p, f, &io.input_path, raw)?;
-                        match &io.parameters {
-                            Some(t) => Some(t.eval(&self.scope(p, f, &input))?),
-                            None => match input {
-                                Cow::Owned(v) => Some(v),
-                                // The effective input is the raw input: move it, don't copy.
-                                Cow::Borrowed(_) => None,
-                            },
-                        }
-                    }
-                };
-                if let Some(a) = &state.assign {
-                    let f = self.frames[fid as usize].as_ref().expect("frame");
-                    let values =
-                        assign_values(a, &self.scope(p, f, result.as_ref().unwrap_or(&f.data)))?;
-                    vars::apply(&mut self.frame(fid).vars, values)?;
-                }
-                let f = self.frames[fid as usize].as_ref().expect("frame");
-                // A result written into the input (a counter, a flag) is usually small:
-                // measure it alone rather than the whole output.
-                if let (ResultPath::At(path), Some(r), SizeBound::Measure) =
-                    (&io.result_path, &result, state.size_bound)
-                {
-                    if let Some(n) = size::measure(r, self.opts.payload_limit_bytes) {
-                        let bound = f.size_bound + n + 4 * path.as_str().len() + 8;
-                        self.frame(fid).output_bound = Some(bound);
-                    }
-                }
-                let raw = std::mem::take(&mut self.frame(fid).data);
-                let out = match result {
-                    Some(r) => apply_result_path(&io.result_path, raw, r),
-                    None => {
-                        let r = raw.clone();
-                        apply_result_path(&io.result_path, raw, r)
-                    }
-                }
-                .map_err(|d| EvalError::new(names::RESULT_PATH_MATCH_FAILURE, d))?;
-                Ok(Flow::Next(self.select_owned(
-                    p,
-                    fid,
-                    &io.output_path,
-                    out,
-                )?))
-            }
+            Kind::Pass { result } => self.exec_pass(p, fid, state, io, result.as_ref()),
             Kind::Choice { choices, default } => {
-                let (target, values) = {
-                    let input = self.select(p, f, &io.input_path, &f.data)?;
-                    let scope = self.scope(p, f, &input);
-                    let mut target = (*default, state.assign.as_deref());
-                    for choice in choices {
-                        let Rule::Path(rule) = &choice.rule else {
-                            continue;
-                        };
-                        if rule.eval(&scope)? {
-                            target = (Some(choice.next), choice.assign.as_deref());
-                            break;
-                        }
-                    }
-                    let values = match target {
-                        (Some(_), Some(a)) => Some(assign_values(a, &scope)?),
-                        _ => None,
-                    };
-                    (target.0, values)
-                };
-                if let Some(values) = values {
-                    vars::apply(&mut self.frame(fid).vars, values)?;
-                }
-                match target {
-                    Some(t) => {
-                        let input = self.take_input(p, fid)?;
-                        Ok(Flow::Goto(
-                            t,
-                            self.select_owned(p, fid, &io.output_path, input)?,
-                        ))
-                    }
-                    None => Err(EvalError::new(names::NO_CHOICE_MATCHED, "No Matches!")),
-                }
+                self.exec_choice(p, fid, state, io, choices, *default)
             }
             Kind::Succeed => {
                 let raw = std::mem::take(&mut self.frame(fid).data);
@@ -252,50 +149,17 @@ impl Execution {
                 )?))
             }
             Kind::Fail { error, cause } => {
+                let f = self.frames[fid as usize].as_ref().expect("frame");
                 let input = self.select(p, f, &io.input_path, &f.data)?;
                 let scope = self.scope(p, f, &input);
                 let error = resolve_text(error.as_ref(), &scope)?;
                 let cause = resolve_text(cause.as_ref(), &scope)?;
                 Ok(Flow::Fail(Failure { error, cause }))
             }
-            Kind::Wait(spec) => {
-                let input = self.select(p, f, &io.input_path, &f.data)?;
-                let at = match spec {
-                    WaitSpec::Seconds(s) => now.saturating_add(*s as Millis * 1000),
-                    WaitSpec::Timestamp(t) => *t,
-                    WaitSpec::SecondsPath(path) => now.saturating_add(
-                        wait_seconds(path, &self.scope(p, f, &input))?.saturating_mul(1000),
-                    ),
-                    WaitSpec::TimestampPath(path) => {
-                        wait_timestamp(path, &self.scope(p, f, &input))?
-                    }
-                    WaitSpec::Jsonata { .. } => now,
-                };
-                if let Some(a) = &state.assign {
-                    let values = assign_values(a, &self.scope(p, f, &input))?;
-                    vars::apply(&mut self.frame(fid).vars, values)?;
-                }
-                let input = self.take_input(p, fid)?;
-                let out = self.select_owned(p, fid, &io.output_path, input)?;
-                Ok(self.wait_until(fid, at, out, now))
-            }
-            Kind::Task(task) => {
-                let input = self.select(p, f, &io.input_path, &f.data)?;
-                // A new token per attempt, made before `Parameters` can pass it on.
-                let task_token = needs_task_token(&task.resource).then(new_task_token);
-                let payload = match &io.parameters {
-                    Some(t) => t.eval(&StateScope {
-                        task_token: task_token.as_deref(),
-                        ..self.scope(p, f, &input)
-                    })?,
-                    None => input.clone().into_owned(),
-                };
-                let scope = self.scope(p, f, &input);
-                let env = Env::new(&input, &scope, None, now, self.seed);
-                let call = self.task_call(state, task, payload, task_token, &scope, &env)?;
-                Ok(self.start_task(fid, call, now))
-            }
+            Kind::Wait(spec) => self.exec_wait(p, fid, state, io, spec, now),
+            Kind::Task(task) => self.exec_task(p, fid, state, io, task, now),
             Kind::Parallel { branches } => {
+                let f = self.frames[fid as usize].as_ref().expect("frame");
                 let input = self.select(p, f, &io.input_path, &f.data)?;
                 let param = match &io.parameters {
                     Some(t) => t.eval(&self.scope(p, f, &input))?,
@@ -307,6 +171,203 @@ impl Execution {
             }
             Kind::Map(spec) => self.exec_map(p, fid, spec, now),
         }
+    }
+
+    /// A Pass state whose `Parameters` move values out of its raw input (see
+    /// [`Io::parameters_consume_input`]).
+    fn exec_pass_consuming(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        state: &State,
+        io: &Io,
+    ) -> Result<Flow, EvalError> {
+        let template = io
+            .parameters
+            .as_ref()
+            .expect("consuming implies Parameters");
+        let mut raw = std::mem::take(&mut self.frame(fid).data);
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let result = self.consume(p, f, template, &mut raw, f.size_bound);
+        match result {
+            Ok((result, bound)) => {
+                if let Some(a) = &state.assign {
+                    self.assign_path(p, fid, a, &result)?;
+                }
+                self.frame(fid).output_bound = bound;
+                Ok(Flow::Next(self.select_owned(
+                    p,
+                    fid,
+                    &io.output_path,
+                    result,
+                )?))
+            }
+            Err(e) => {
+                self.frame(fid).data = raw;
+                Err(e)
+            }
+        }
+    }
+
+    /// A Pass state: its `Result`, else its effective input (after `Parameters`), at
+    /// `ResultPath`.
+    fn exec_pass(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        state: &State,
+        io: &Io,
+        result: Option<&Value>,
+    ) -> Result<Flow, EvalError> {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let raw = &f.data;
+        let result = match result {
+            Some(r) => Some(r.clone()),
+            None => {
+                let input = self.select(p, f, &io.input_path, raw)?;
+                match &io.parameters {
+                    Some(t) => Some(t.eval(&self.scope(p, f, &input))?),
+                    None => match input {
+                        Cow::Owned(v) => Some(v),
+                        // The effective input is the raw input: move it, don't copy.
+                        Cow::Borrowed(_) => None,
+                    },
+                }
+            }
+        };
+        if let Some(a) = &state.assign {
+            let f = self.frames[fid as usize].as_ref().expect("frame");
+            let values = assign_values(a, &self.scope(p, f, result.as_ref().unwrap_or(&f.data)))?;
+            vars::apply(&mut self.frame(fid).vars, values)?;
+        }
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        // A result written into the input (a counter, a flag) is usually small:
+        // measure it alone rather than the whole output.
+        if let (ResultPath::At(path), Some(r), SizeBound::Measure) =
+            (&io.result_path, &result, state.size_bound)
+        {
+            if let Some(n) = size::measure(r, self.opts.payload_limit_bytes) {
+                let bound = f.size_bound + n + 4 * path.as_str().len() + 8;
+                self.frame(fid).output_bound = Some(bound);
+            }
+        }
+        let raw = std::mem::take(&mut self.frame(fid).data);
+        let out = match result {
+            Some(r) => apply_result_path(&io.result_path, raw, r),
+            None => {
+                let r = raw.clone();
+                apply_result_path(&io.result_path, raw, r)
+            }
+        }
+        .map_err(|d| EvalError::new(names::RESULT_PATH_MATCH_FAILURE, d))?;
+        Ok(Flow::Next(self.select_owned(
+            p,
+            fid,
+            &io.output_path,
+            out,
+        )?))
+    }
+
+    /// A Choice state: the first matching rule's `Next`, else `Default`.
+    fn exec_choice(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        state: &State,
+        io: &Io,
+        choices: &[Choice],
+        default: Option<StateId>,
+    ) -> Result<Flow, EvalError> {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let (target, values) = {
+            let input = self.select(p, f, &io.input_path, &f.data)?;
+            let scope = self.scope(p, f, &input);
+            let mut target = (default, state.assign.as_deref());
+            for choice in choices {
+                let Rule::Path(rule) = &choice.rule else {
+                    continue;
+                };
+                if rule.eval(&scope)? {
+                    target = (Some(choice.next), choice.assign.as_deref());
+                    break;
+                }
+            }
+            let values = match target {
+                (Some(_), Some(a)) => Some(assign_values(a, &scope)?),
+                _ => None,
+            };
+            (target.0, values)
+        };
+        if let Some(values) = values {
+            vars::apply(&mut self.frame(fid).vars, values)?;
+        }
+        match target {
+            Some(t) => {
+                let input = self.take_input(p, fid, io)?;
+                Ok(Flow::Goto(
+                    t,
+                    self.select_owned(p, fid, &io.output_path, input)?,
+                ))
+            }
+            None => Err(EvalError::new(names::NO_CHOICE_MATCHED, "No Matches!")),
+        }
+    }
+
+    /// A Wait state: its output waits in the frame until the time it names.
+    fn exec_wait(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        state: &State,
+        io: &Io,
+        spec: &WaitSpec,
+        now: Millis,
+    ) -> Result<Flow, EvalError> {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let input = self.select(p, f, &io.input_path, &f.data)?;
+        let at = match spec {
+            WaitSpec::Seconds(s) => now.saturating_add(*s as Millis * 1000),
+            WaitSpec::Timestamp(t) => *t,
+            WaitSpec::SecondsPath(path) => now.saturating_add(
+                wait_seconds(path, &self.scope(p, f, &input))?.saturating_mul(1000),
+            ),
+            WaitSpec::TimestampPath(path) => wait_timestamp(path, &self.scope(p, f, &input))?,
+            WaitSpec::Jsonata { .. } => now,
+        };
+        if let Some(a) = &state.assign {
+            let values = assign_values(a, &self.scope(p, f, &input))?;
+            vars::apply(&mut self.frame(fid).vars, values)?;
+        }
+        let input = self.take_input(p, fid, io)?;
+        let out = self.select_owned(p, fid, &io.output_path, input)?;
+        Ok(self.wait_until(fid, at, out, now))
+    }
+
+    /// A Task state: its call handed out, on `Parameters` (which may read `$$.Task.Token`).
+    fn exec_task(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        state: &State,
+        io: &Io,
+        task: &TaskSpec,
+        now: Millis,
+    ) -> Result<Flow, EvalError> {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let input = self.select(p, f, &io.input_path, &f.data)?;
+        // A new token per attempt, made before `Parameters` can pass it on.
+        let task_token = needs_task_token(&task.resource).then(new_task_token);
+        let payload = match &io.parameters {
+            Some(t) => t.eval(&StateScope {
+                task_token: task_token.as_deref(),
+                ..self.scope(p, f, &input)
+            })?,
+            None => input.clone().into_owned(),
+        };
+        let scope = self.scope(p, f, &input);
+        let env = Env::new(&input, &scope, None, now, self.seed);
+        let call = self.task_call(state, task, payload, task_token, &scope, &env)?;
+        Ok(self.start_task(fid, call, now))
     }
 
     /// Evaluates a JSONPath `Assign` over `doc` (the state's result) and sets the variables.
@@ -324,30 +385,15 @@ impl Execution {
 
     /// `ResultSelector` → `ResultPath` → `OutputPath` for a Task, Parallel or Map result of
     /// at most `result_size` bytes.
-    pub(super) fn finish_result(
+    pub(super) fn finish_result_path(
         &mut self,
         p: &Program,
         fid: u32,
+        io: &Io,
         result: Value,
         result_size: usize,
-        now: Millis,
     ) -> Flow {
         let state = p.state(self.frame(fid).state);
-        if let Some(jio) = &state.jsonata {
-            let finished = self.jsonata_finish(
-                p,
-                fid,
-                Some(result),
-                state.assign.as_deref(),
-                jio.output.as_ref(),
-                now,
-            );
-            return match finished {
-                Ok(out) => Flow::Next(out),
-                Err(e) => Flow::Error(self.wrap(p, fid, e)),
-            };
-        }
-        let io = &state.io;
         // Bound the output from the result's size, so that it need not be measured.
         let selected_size = match &io.result_selector {
             None => Some(result_size),

@@ -3,7 +3,7 @@
 
 use super::fields::*;
 use super::jsonpath::*;
-use super::{Execution, Flow, Join, Phase};
+use super::{Execution, Flow, Frame, Join, Phase};
 use crate::asl::context::StateScope;
 use crate::asl::error::{json_text, names, EvalError};
 use crate::asl::jsonata::{Env, NoContext};
@@ -17,6 +17,8 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 
 impl Execution {
+    /// A Map state: its items selected (and batched), one iteration queued per item, then
+    /// started up to `MaxConcurrency` at a time.
     pub(super) fn exec_map(
         &mut self,
         p: &Program,
@@ -26,124 +28,33 @@ impl Execution {
     ) -> Result<Flow, EvalError> {
         let f = self.frames[fid as usize].as_ref().expect("frame");
         let state = p.state(f.state);
-        let io = &state.io;
-        let jsonata = state.jsonata.is_some();
-        let input = match jsonata {
-            true => Cow::Borrowed(&f.data),
-            false => self.select(p, f, &io.input_path, &f.data)?,
+        let jsonata = matches!(state.io, StateIo::Jsonata(_));
+        let input = match &state.io {
+            StateIo::Jsonata(_) => Cow::Borrowed(&f.data),
+            StateIo::JsonPath(io) => self.select(p, f, &io.input_path, &f.data)?,
         };
         let scope = self.scope(p, f, &input);
         let env = Env::new(&input, &scope, f.vars.as_deref(), now, self.seed);
         let max_concurrency =
             resolve_count(spec.max_concurrency.as_ref(), &scope, &env)?.unwrap_or(0) as usize;
         let tolerated_count = resolve_count(spec.tolerated_count.as_ref(), &scope, &env)?;
-        let tolerated_pct = match &spec.tolerated_percentage {
-            Some(Percentage::Literal(x)) => Some(*x),
-            Some(Percentage::Path(path)) => match scope.select(path) {
-                Some(v) => match v.as_f64() {
-                    Some(x) => Some(x),
-                    None => {
-                        return Err(EvalError::runtime(format!(
-                            "The ToleratedFailurePercentagePath field refers to value \"{}\" which is not a valid float: {path}",
-                            plain_text(&v)
-                        )))
-                    }
-                },
-                None => return Err(missing(path, &input)),
-            },
-            Some(Percentage::Jsonata(t)) => match t.eval(&env)? {
-                Value::Number(n) => n.as_f64(),
-                other => {
-                    return Err(expected_type(t, "ToleratedFailurePercentage", "number", &other))
-                }
-            },
-            None => None,
-        };
-        if let Some(x) = tolerated_pct {
-            if !(0.0..=100.0).contains(&x) {
-                return Err(EvalError::runtime(
-                    "ToleratedFailurePercentage must be between 0 and 100.",
-                ));
-            }
-        }
-        let items: Cow<Value> = match (&spec.jsonata_items, &spec.items_path) {
-            (Some(t), _) => match t.eval(&env)? {
-                v @ Value::Array(_) => Cow::Owned(v),
-                other => return Err(expected_type(t, "Items", "array", &other)),
-            },
-            (None, Some(path)) => match scope.select(path) {
-                Some(v) => Cow::Owned(v.into_owned()),
-                None if path.root() == Root::Input => return Err(missing(path, &input)),
-                None => return Err(missing(path, &Value::Null)),
-            },
-            (None, None) => Cow::Borrowed(&*input),
-        };
-        let Value::Array(items) = &*items else {
-            let error = match jsonata {
-                true => names::QUERY_EVALUATION_ERROR,
-                false => names::RUNTIME,
-            };
-            return Err(EvalError::new(
-                error,
-                format!(
-                    "Map state input must be an array but was: {}",
-                    json_text(&items)
-                ),
-            ));
-        };
-        let mut queue = VecDeque::with_capacity(items.len());
+        let tolerated_pct = tolerated_percentage(spec, &scope, &env, &input)?;
+        let items = map_items(spec, &scope, &env, &input, jsonata)?;
         let batches;
         let units: &[Value] = match &spec.batcher {
             Some(b) => {
-                batches = batch_items(b, items, &scope)?;
+                batches = batch_items(b, &items, &scope)?;
                 &batches
             }
-            None => items,
+            None => &items,
         };
-        for (i, item) in units.iter().enumerate() {
-            let item_scope = || StateScope {
-                map_item: Some((i, item)),
-                ..self.scope(p, f, &input)
-            };
-            let iter_input = match (&spec.jsonata_selector, &spec.item_selector) {
-                (Some(t), _) => {
-                    let item_scope = item_scope();
-                    t.eval(&Env::new(
-                        &input,
-                        &item_scope,
-                        f.vars.as_deref(),
-                        now,
-                        self.seed,
-                    ))?
-                }
-                (None, Some(t)) => t.eval(&item_scope())?,
-                (None, None) => item.clone(),
-            };
-            let bound = match (&spec.batcher, &spec.jsonata_selector) {
-                // A batch is a new array, a JSONata selector any value: measure it.
-                (Some(_), _) | (_, Some(_)) => size::json_len(&iter_input),
-                _ => derived_bound(spec.item_selector.as_ref(), f.size_bound, &iter_input),
-            };
-            queue.push_back((i as u32, iter_input, bound));
-        }
+        let queue = self.map_iterations(p, f, spec, &input, units, now)?;
         let vars = match spec.distributed {
             true => None,
             false => f.vars.clone(),
         };
         let n = queue.len();
-        let tolerated = match (tolerated_count, tolerated_pct) {
-            (None, None) => None,
-            (c, pct) => {
-                let by_pct = pct.map(|x| ((x / 100.0) * n as f64).floor() as usize);
-                Some(match (c, by_pct) {
-                    // The Map fails when either threshold is exceeded.
-                    (Some(c), Some(b)) => (c as usize).min(b),
-                    (Some(c), None) => c as usize,
-                    (None, Some(b)) => b,
-                    (None, None) => 0,
-                })
-            }
-        };
+        let tolerated = tolerated_failures(tolerated_count, tolerated_pct, n);
         let name = &p.state(f.state).name;
         self.event("MapStateStarted", Some(name), now, || Value::Null);
         let join = Join {
@@ -165,6 +76,48 @@ impl Execution {
         };
         self.start_join(p, fid, join, now);
         Ok(Flow::Blocked)
+    }
+
+    /// Each iteration's input (`ItemSelector` over each item or batch) and a bound on its
+    /// size, in item order.
+    #[allow(clippy::type_complexity)]
+    fn map_iterations(
+        &self,
+        p: &Program,
+        f: &Frame,
+        spec: &MapSpec,
+        input: &Value,
+        units: &[Value],
+        now: Millis,
+    ) -> Result<VecDeque<(u32, Value, usize)>, EvalError> {
+        let mut queue = VecDeque::with_capacity(units.len());
+        for (i, item) in units.iter().enumerate() {
+            let item_scope = || StateScope {
+                map_item: Some((i, item)),
+                ..self.scope(p, f, input)
+            };
+            let iter_input = match (&spec.jsonata_selector, &spec.item_selector) {
+                (Some(t), _) => {
+                    let item_scope = item_scope();
+                    t.eval(&Env::new(
+                        input,
+                        &item_scope,
+                        f.vars.as_deref(),
+                        now,
+                        self.seed,
+                    ))?
+                }
+                (None, Some(t)) => t.eval(&item_scope())?,
+                (None, None) => item.clone(),
+            };
+            let bound = match (&spec.batcher, &spec.jsonata_selector) {
+                // A batch is a new array, a JSONata selector any value: measure it.
+                (Some(_), _) | (_, Some(_)) => size::json_len(&iter_input),
+                _ => derived_bound(spec.item_selector.as_ref(), f.size_bound, &iter_input),
+            };
+            queue.push_back((i as u32, iter_input, bound));
+        }
+        Ok(queue)
     }
 
     /// Starts queued Map iterations while below the concurrency limit.
@@ -241,4 +194,99 @@ pub(super) fn batch_items(
             Value::Object(m)
         })
         .collect())
+}
+
+/// `ToleratedFailurePercentage` (literal, by path or by JSONata), checked to be 0 to 100.
+fn tolerated_percentage(
+    spec: &MapSpec,
+    scope: &dyn Scope,
+    env: &Env,
+    input: &Value,
+) -> Result<Option<f64>, EvalError> {
+    let tolerated_pct = match &spec.tolerated_percentage {
+        Some(Percentage::Literal(x)) => Some(*x),
+        Some(Percentage::Path(path)) => match scope.select(path) {
+            Some(v) => match v.as_f64() {
+                Some(x) => Some(x),
+                None => {
+                    return Err(EvalError::runtime(format!(
+                        "The ToleratedFailurePercentagePath field refers to value \"{}\" which is not a valid float: {path}",
+                        plain_text(&v)
+                    )))
+                }
+            },
+            None => return Err(missing(path, input)),
+        },
+        Some(Percentage::Jsonata(t)) => match t.eval(env)? {
+            Value::Number(n) => n.as_f64(),
+            other => return Err(expected_type(t, "ToleratedFailurePercentage", "number", &other)),
+        },
+        None => None,
+    };
+    if let Some(x) = tolerated_pct {
+        if !(0.0..=100.0).contains(&x) {
+            return Err(EvalError::runtime(
+                "ToleratedFailurePercentage must be between 0 and 100.",
+            ));
+        }
+    }
+    Ok(tolerated_pct)
+}
+
+/// The items a Map state iterates over: JSONata `Items`, `ItemsPath`, or the effective
+/// input; an array or an error.
+fn map_items<'a>(
+    spec: &MapSpec,
+    scope: &dyn Scope,
+    env: &Env,
+    input: &'a Value,
+    jsonata: bool,
+) -> Result<Cow<'a, [Value]>, EvalError> {
+    let items: Cow<Value> = match (&spec.jsonata_items, &spec.items_path) {
+        (Some(t), _) => match t.eval(env)? {
+            v @ Value::Array(_) => Cow::Owned(v),
+            other => return Err(expected_type(t, "Items", "array", &other)),
+        },
+        (None, Some(path)) => match scope.select(path) {
+            Some(v) => Cow::Owned(v.into_owned()),
+            None if path.root() == Root::Input => return Err(missing(path, input)),
+            None => return Err(missing(path, &Value::Null)),
+        },
+        (None, None) => Cow::Borrowed(input),
+    };
+    match items {
+        Cow::Owned(Value::Array(items)) => Ok(Cow::Owned(items)),
+        Cow::Borrowed(Value::Array(items)) => Ok(Cow::Borrowed(items)),
+        items => {
+            let error = match jsonata {
+                true => names::QUERY_EVALUATION_ERROR,
+                false => names::RUNTIME,
+            };
+            Err(EvalError::new(
+                error,
+                format!(
+                    "Map state input must be an array but was: {}",
+                    json_text(&items)
+                ),
+            ))
+        }
+    }
+}
+
+/// How many failed iterations of `n` a Map tolerates, from `ToleratedFailureCount` and
+/// `ToleratedFailurePercentage`; `None` when neither is given.
+fn tolerated_failures(count: Option<u64>, pct: Option<f64>, n: usize) -> Option<usize> {
+    match (count, pct) {
+        (None, None) => None,
+        (c, pct) => {
+            let by_pct = pct.map(|x| ((x / 100.0) * n as f64).floor() as usize);
+            Some(match (c, by_pct) {
+                // The Map fails when either threshold is exceeded.
+                (Some(c), Some(b)) => (c as usize).min(b),
+                (Some(c), None) => c as usize,
+                (None, Some(b)) => b,
+                (None, None) => 0,
+            })
+        }
+    }
 }

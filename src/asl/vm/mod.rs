@@ -646,6 +646,43 @@ impl Execution {
         self.run_state(p, fid, now)
     }
 
+    /// Runs the state the frame has just entered, in its query language.
+    fn exec_state(&mut self, p: &Program, fid: u32, now: Millis) -> Result<Flow, EvalError> {
+        match &p.state(self.frame(fid).state).io {
+            StateIo::JsonPath(io) => self.exec_jsonpath(p, fid, io, now),
+            StateIo::Jsonata(jio) => self.exec_jsonata(p, fid, jio, now),
+        }
+    }
+
+    /// A Task, Parallel or Map result of at most `result_size` bytes, made the state's output.
+    fn finish_result(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        result: Value,
+        result_size: usize,
+        now: Millis,
+    ) -> Flow {
+        let state = p.state(self.frame(fid).state);
+        match &state.io {
+            StateIo::JsonPath(io) => self.finish_result_path(p, fid, io, result, result_size),
+            StateIo::Jsonata(jio) => {
+                let finished = self.jsonata_finish(
+                    p,
+                    fid,
+                    Some(result),
+                    state.assign.as_deref(),
+                    jio.output.as_ref(),
+                    now,
+                );
+                match finished {
+                    Ok(out) => Flow::Next(out),
+                    Err(e) => Flow::Error(self.wrap(p, fid, e)),
+                }
+            }
+        }
+    }
+
     fn run_state(&mut self, p: &Program, fid: u32, now: Millis) -> Flow {
         match self.exec_state(p, fid, now) {
             Ok(flow) => flow,
