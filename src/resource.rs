@@ -11,7 +11,8 @@ use crate::asl::error::Failure;
 use serde_json::Value;
 use std::sync::{Arc, OnceLock};
 
-pub use crate::asl::vm::TaskCall;
+pub use crate::asl::arn::Arn;
+pub use crate::asl::effect::TaskCall;
 
 /// Delivers the result of one [`TaskCall`]. Called exactly once.
 pub type Completion = Box<dyn FnOnce(Result<Value, Failure>) + Send>;
@@ -71,58 +72,5 @@ impl<T: TaskResource + ?Sized> TaskResource for &T {
 impl<T: TaskResource + ?Sized> TaskResource for Arc<T> {
     fn invoke(&self, call: TaskCall, reply: TaskReply) {
         (**self).invoke(call, reply)
-    }
-}
-
-/// The fields of an ARN as Task resources use them:
-/// `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE` (`RESOURCE` keeps its own colons, e.g.
-/// `lambda:invoke` in `arn:aws:states:::lambda:invoke`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Arn<'a> {
-    pub partition: &'a str,
-    pub service: &'a str,
-    pub region: &'a str,
-    pub account: &'a str,
-    pub resource: &'a str,
-}
-
-impl<'a> Arn<'a> {
-    /// `None` unless the text has the six fields of an ARN.
-    pub fn parse(text: &'a str) -> Option<Arn<'a>> {
-        let mut parts = text.splitn(6, ':');
-        if parts.next()? != "arn" {
-            return None;
-        }
-        Some(Arn {
-            partition: parts.next()?,
-            service: parts.next()?,
-            region: parts.next()?,
-            account: parts.next()?,
-            resource: parts.next()?,
-        })
-    }
-
-    /// An optimised integration: `arn:PARTITION:states:::SERVICE:ACTION`.
-    pub fn is_optimised_integration(&self) -> bool {
-        self.service == "states" && self.region.is_empty() && self.account.is_empty()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Arn;
-
-    #[test]
-    fn arns_split_into_their_fields() {
-        let arn = Arn::parse("arn:aws:lambda:us-east-1:111:function:f:$LATEST").unwrap();
-        assert_eq!(
-            (arn.service, arn.region, arn.account, arn.resource),
-            ("lambda", "us-east-1", "111", "function:f:$LATEST")
-        );
-        assert!(Arn::parse("arn:aws:states:::lambda:invoke")
-            .unwrap()
-            .is_optimised_integration());
-        assert_eq!(Arn::parse("arn:aws:states"), None);
-        assert_eq!(Arn::parse("not:an:arn:at:all:x"), None);
     }
 }

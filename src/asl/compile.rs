@@ -222,15 +222,18 @@ impl Compiler<'_> {
         let retry = self.retriers(field("Retry"), &at("Retry"));
         let catch = self.catchers(field("Catch"), ids, &at("Catch"));
         let assign = self.assign(field("Assign"), &at("Assign"));
-        let jsonata = jsonata.then(|| {
-            Box::new(JsonataIo {
-                arguments: self.jtemplate(field("Arguments"), "Arguments", ptr),
-                output: self.jtemplate(field("Output"), "Output", ptr),
-            })
-        });
-        let size_bound = match jsonata {
-            Some(_) => SizeBound::Measure,
-            None => size_bound(&kind, &io),
+        let (io, size_bound) = match jsonata {
+            true => {
+                let jio = JsonataIo {
+                    arguments: self.jtemplate(field("Arguments"), "Arguments", ptr),
+                    output: self.jtemplate(field("Output"), "Output", ptr),
+                };
+                (StateIo::Jsonata(Box::new(jio)), SizeBound::Measure)
+            }
+            false => {
+                let size_bound = size_bound(&kind, &io);
+                (StateIo::JsonPath(io), size_bound)
+            }
         };
         State {
             name: Arc::from(name),
@@ -241,7 +244,6 @@ impl Compiler<'_> {
             catch,
             size_bound,
             assign,
-            jsonata,
         }
     }
 

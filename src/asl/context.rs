@@ -5,13 +5,17 @@
 //! `$$.Task` exists only while a Task state that waits for a task token (`.waitForTaskToken`,
 //! activities) evaluates its `Parameters`.
 
+use super::effect::{ExecutionOptions, WorkflowType};
 use super::path::{JsonPath, Root, Segment};
 use super::scope::Scope;
-use super::vm::{ExecutionOptions, Millis, WorkflowType};
+use super::time::Millis;
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::sync::Arc;
+
+// At its old path for callers outside `asl`.
+pub use super::time::iso8601;
 
 /// The per-execution parts of the context object, built on first use.
 pub struct ContextParts {
@@ -73,14 +77,6 @@ impl ContextParts {
             }))
         })
     }
-}
-
-/// Formats epoch milliseconds as Step Functions does: `2024-05-01T12:00:00.123Z`.
-pub fn iso8601(ms: Millis) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
 }
 
 /// A new task token (`$$.Task.Token`): 64 lowercase hex digits carrying 244 random bits from

@@ -85,6 +85,14 @@ impl fmt::Display for Failure {
     }
 }
 
+/// A result over the payload limit; integrations report oversize responses with it too.
+pub fn data_limit_exceeded(state: &str) -> Failure {
+    Failure::new(
+        names::DATA_LIMIT_EXCEEDED,
+        format!("The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit."),
+    )
+}
+
 /// An error raised while evaluating an expression inside a state. `detail` is the part of
 /// the cause after AWS's "An error occurred while executing the state ..." prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -39,7 +39,8 @@ pub struct SubMachine {
 pub struct State {
     pub name: Arc<str>,
     pub kind: Kind,
-    pub io: Io,
+    /// Its input/output processing, in the state's query language.
+    pub io: StateIo,
     /// `None` for terminal states (`End: true`, Succeed, Fail).
     pub next: Option<StateId>,
     pub retry: Vec<Retrier>,
@@ -47,9 +48,16 @@ pub struct State {
     pub size_bound: SizeBound,
     /// `Assign`: rare, so boxed to keep the table small.
     pub assign: Option<Box<Assign>>,
-    /// Set when the state's query language is JSONata: its I/O is `Arguments`/`Output`
-    /// in place of [`Io`].
-    pub jsonata: Option<Box<JsonataIo>>,
+}
+
+/// A state's I/O: the JSONPath fields, or JSONata's `Arguments`/`Output` in their place.
+#[derive(Debug)]
+// Inline, as `Io` was before: the JSONPath hot path reads it without an indirection.
+#[allow(clippy::large_enum_variant)]
+pub enum StateIo {
+    JsonPath(Io),
+    /// Boxed: rarer, and the table stays as small as with JSONPath alone.
+    Jsonata(Box<JsonataIo>),
 }
 
 /// A JSONata state's I/O: `Arguments` (Task, Parallel) and `Output`.

@@ -5,8 +5,7 @@
 //! `$random([seed])`, `$uuid()`, `$parse(jsonString)`.
 
 use super::convert::{from_jvalue, to_jvalue};
-use crate::asl::context::iso8601;
-use crate::asl::vm::Millis;
+use crate::asl::time::{iso8601, Millis};
 use jsonata_core::evaluator::{Context, Evaluator, EvaluatorError};
 use jsonata_core::value::JValue;
 use std::cell::RefCell;

@@ -20,7 +20,7 @@ mod functions;
 
 use super::error::{json_text, names, EvalError};
 use super::path::JsonPath;
-use super::vm::Millis;
+use super::time::Millis;
 use jsonata_core::ast::AstNode;
 use jsonata_core::evaluator::{Context, Evaluator, EvaluatorOptions};
 use jsonata_core::value::JValue;

@@ -1,0 +1,80 @@
+//! The execution history: events named as in Step Functions' `GetExecutionHistory`,
+//! recorded only when [`ExecutionOptions::record_history`](crate::asl::effect::ExecutionOptions)
+//! asks for them (their ids are counted always: causes name them).
+
+use super::Execution;
+use crate::asl::error::json_text;
+use crate::asl::program::*;
+use crate::asl::time::Millis;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// An entry of the execution history, named as in Step Functions' `GetExecutionHistory`.
+#[derive(Clone, Debug)]
+pub struct HistoryEvent {
+    pub id: u64,
+    pub kind: &'static str,
+    pub timestamp: Millis,
+    pub state: Option<Arc<str>>,
+    pub details: Value,
+}
+
+impl Execution {
+    pub(super) fn event(
+        &mut self,
+        kind: &'static str,
+        state: Option<&Arc<str>>,
+        now: Millis,
+        details: impl FnOnce() -> Value,
+    ) -> u64 {
+        self.events += 1;
+        if self.opts.record_history {
+            self.history.push(HistoryEvent {
+                id: self.events,
+                kind,
+                timestamp: now,
+                state: state.cloned(),
+                details: details(),
+            });
+        }
+        self.events
+    }
+
+    pub(super) fn exit_event(&mut self, p: &Program, fid: u32, out: &Value, now: Millis) {
+        let state = p.state(self.frame(fid).state);
+        let record = self.opts.record_history;
+        self.event(exited_event(&state.kind), Some(&state.name), now, || {
+            if record {
+                serde_json::json!({ "name": &*state.name, "output": json_text(out) })
+            } else {
+                Value::Null
+            }
+        });
+    }
+}
+
+pub(super) fn entered_event(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Pass { .. } => "PassStateEntered",
+        Kind::Task(_) => "TaskStateEntered",
+        Kind::Choice { .. } => "ChoiceStateEntered",
+        Kind::Wait(_) => "WaitStateEntered",
+        Kind::Succeed => "SucceedStateEntered",
+        Kind::Fail { .. } => "FailStateEntered",
+        Kind::Parallel { .. } => "ParallelStateEntered",
+        Kind::Map(_) => "MapStateEntered",
+    }
+}
+
+pub(super) fn exited_event(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Pass { .. } => "PassStateExited",
+        Kind::Task(_) => "TaskStateExited",
+        Kind::Choice { .. } => "ChoiceStateExited",
+        Kind::Wait(_) => "WaitStateExited",
+        Kind::Succeed => "SucceedStateExited",
+        Kind::Fail { .. } => "FailStateExited",
+        Kind::Parallel { .. } => "ParallelStateExited",
+        Kind::Map(_) => "MapStateExited",
+    }
+}

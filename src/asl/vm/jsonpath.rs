@@ -1,0 +1,527 @@
+//! A JSONPath state's execution: `InputPath` → `Parameters` → the state's work →
+//! `ResultSelector` → `ResultPath` → `OutputPath`.
+
+use super::fields::*;
+use super::{Execution, Flow, Frame};
+use crate::asl::context::{new_task_token, StateScope};
+use crate::asl::effect::needs_task_token;
+use crate::asl::error::{json_text, names, EvalError, Failure};
+use crate::asl::jsonata::Env;
+use crate::asl::path::{JsonPath, Root};
+use crate::asl::program::*;
+use crate::asl::scope::Scope;
+use crate::asl::size;
+use crate::asl::template::Template;
+use crate::asl::time::Millis;
+use crate::asl::vars::{self, Assign};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+impl Execution {
+    pub(super) fn scope<'a>(
+        &'a self,
+        p: &'a Program,
+        f: &'a Frame,
+        input: &'a Value,
+    ) -> StateScope<'a> {
+        let state = p.state(f.state);
+        // `$$.State.RetryCount` exists on the states that can retry.
+        let retries = matches!(
+            state.kind,
+            Kind::Task(_) | Kind::Parallel { .. } | Kind::Map(_)
+        );
+        StateScope {
+            input,
+            ctx: &self.ctx,
+            opts: &self.opts,
+            state_name: &state.name,
+            entered_at: f.entered_at,
+            map_item: None,
+            retry_count: retries.then(|| f.attempts.iter().sum()),
+            task_token: None,
+            variables: f.vars.as_deref(),
+        }
+    }
+
+    /// `InputPath`-style selection; borrows when it can. `$$` paths read the context object.
+    pub(super) fn select<'a>(
+        &'a self,
+        p: &'a Program,
+        f: &'a Frame,
+        sel: &Selection,
+        doc: &'a Value,
+    ) -> Result<Cow<'a, Value>, EvalError> {
+        match sel {
+            Selection::Path(path) if path.root() != Root::Input => self
+                .scope(p, f, doc)
+                .select(path)
+                .map(|v| Cow::Owned(v.into_owned()))
+                .ok_or_else(|| missing(path, &Value::Null)),
+            _ => select(sel, doc),
+        }
+    }
+
+    /// The current state's effective input (after `InputPath`), taking the frame's data
+    /// rather than copying it when `InputPath` is `$`.
+    pub(super) fn take_input(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        io: &Io,
+    ) -> Result<Value, EvalError> {
+        match &io.input_path {
+            Selection::All => Ok(std::mem::take(&mut self.frame(fid).data)),
+            sel => {
+                let f = self.frames[fid as usize].as_ref().expect("frame");
+                self.select(p, f, sel, &f.data).map(Cow::into_owned)
+            }
+        }
+    }
+
+    /// Evaluates a consumable template by moving values out of `input` (see
+    /// [`Template::eval_consuming`]). On any error the plain evaluation runs instead, so the
+    /// error is the one AWS reports: the first failing field in template order. Also returns
+    /// a bound on the result's size (`None` if a call result alone is over the limit).
+    pub(super) fn consume(
+        &self,
+        p: &Program,
+        f: &Frame,
+        t: &Template,
+        input: &mut Value,
+        input_size: usize,
+    ) -> Result<(Value, Option<usize>), EvalError> {
+        let calls = t.eval_calls(&self.scope(p, f, input));
+        if let Ok(calls) = calls {
+            let limit = self.opts.payload_limit_bytes;
+            let (c, k) = t.bound_besides_calls();
+            let bound = calls.iter().try_fold(c + k * input_size, |b, v| {
+                size::measure(v, limit).map(|n| b + n)
+            });
+            if let Some(v) = t.eval_consuming(input, calls) {
+                return Ok((v, bound));
+            }
+        }
+        t.eval(&self.scope(p, f, input)).map(|v| (v, None))
+    }
+
+    /// `OutputPath`-style selection of an owned document.
+    pub(super) fn select_owned(
+        &self,
+        p: &Program,
+        fid: u32,
+        sel: &Selection,
+        doc: Value,
+    ) -> Result<Value, EvalError> {
+        match sel {
+            Selection::All => Ok(doc),
+            _ => {
+                let f = self.frames[fid as usize].as_ref().expect("frame");
+                self.select(p, f, sel, &doc).map(Cow::into_owned)
+            }
+        }
+    }
+
+    /// Runs the JSONPath state the frame has just entered.
+    pub(super) fn exec_jsonpath(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        io: &Io,
+        now: Millis,
+    ) -> Result<Flow, EvalError> {
+        let state = p.state(self.frame(fid).state);
+        match &state.kind {
+            Kind::Pass { result: None } if io.parameters_consume_input => {
+                self.exec_pass_consuming(p, fid, state, io)
+            }
+            Kind::Pass { result } => self.exec_pass(p, fid, state, io, result.as_ref()),
+            Kind::Choice { choices, default } => {
+                self.exec_choice(p, fid, state, io, choices, *default)
+            }
+            Kind::Succeed => {
+                let raw = std::mem::take(&mut self.frame(fid).data);
+                let input = self.select_owned(p, fid, &io.input_path, raw)?;
+                Ok(Flow::Finish(self.select_owned(
+                    p,
+                    fid,
+                    &io.output_path,
+                    input,
+                )?))
+            }
+            Kind::Fail { error, cause } => {
+                let f = self.frames[fid as usize].as_ref().expect("frame");
+                let input = self.select(p, f, &io.input_path, &f.data)?;
+                let scope = self.scope(p, f, &input);
+                let error = resolve_text(error.as_ref(), &scope)?;
+                let cause = resolve_text(cause.as_ref(), &scope)?;
+                Ok(Flow::Fail(Failure { error, cause }))
+            }
+            Kind::Wait(spec) => self.exec_wait(p, fid, state, io, spec, now),
+            Kind::Task(task) => self.exec_task(p, fid, state, io, task, now),
+            Kind::Parallel { branches } => {
+                let f = self.frames[fid as usize].as_ref().expect("frame");
+                let input = self.select(p, f, &io.input_path, &f.data)?;
+                let param = match &io.parameters {
+                    Some(t) => t.eval(&self.scope(p, f, &input))?,
+                    None => input.into_owned(),
+                };
+                let bound = derived_bound(io.parameters.as_ref(), f.size_bound, &param);
+                self.start_parallel(p, fid, branches, param, bound, now);
+                Ok(Flow::Blocked)
+            }
+            Kind::Map(spec) => self.exec_map(p, fid, spec, now),
+        }
+    }
+
+    /// A Pass state whose `Parameters` move values out of its raw input (see
+    /// [`Io::parameters_consume_input`]).
+    fn exec_pass_consuming(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        state: &State,
+        io: &Io,
+    ) -> Result<Flow, EvalError> {
+        let template = io
+            .parameters
+            .as_ref()
+            .expect("consuming implies Parameters");
+        let mut raw = std::mem::take(&mut self.frame(fid).data);
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let result = self.consume(p, f, template, &mut raw, f.size_bound);
+        match result {
+            Ok((result, bound)) => {
+                if let Some(a) = &state.assign {
+                    self.assign_path(p, fid, a, &result)?;
+                }
+                self.frame(fid).output_bound = bound;
+                Ok(Flow::Next(self.select_owned(
+                    p,
+                    fid,
+                    &io.output_path,
+                    result,
+                )?))
+            }
+            Err(e) => {
+                self.frame(fid).data = raw;
+                Err(e)
+            }
+        }
+    }
+
+    /// A Pass state: its `Result`, else its effective input (after `Parameters`), at
+    /// `ResultPath`.
+    fn exec_pass(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        state: &State,
+        io: &Io,
+        result: Option<&Value>,
+    ) -> Result<Flow, EvalError> {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let raw = &f.data;
+        let result = match result {
+            Some(r) => Some(r.clone()),
+            None => {
+                let input = self.select(p, f, &io.input_path, raw)?;
+                match &io.parameters {
+                    Some(t) => Some(t.eval(&self.scope(p, f, &input))?),
+                    None => match input {
+                        Cow::Owned(v) => Some(v),
+                        // The effective input is the raw input: move it, don't copy.
+                        Cow::Borrowed(_) => None,
+                    },
+                }
+            }
+        };
+        if let Some(a) = &state.assign {
+            let f = self.frames[fid as usize].as_ref().expect("frame");
+            let values = assign_values(a, &self.scope(p, f, result.as_ref().unwrap_or(&f.data)))?;
+            vars::apply(&mut self.frame(fid).vars, values)?;
+        }
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        // A result written into the input (a counter, a flag) is usually small:
+        // measure it alone rather than the whole output.
+        if let (ResultPath::At(path), Some(r), SizeBound::Measure) =
+            (&io.result_path, &result, state.size_bound)
+        {
+            if let Some(n) = size::measure(r, self.opts.payload_limit_bytes) {
+                let bound = f.size_bound + n + 4 * path.as_str().len() + 8;
+                self.frame(fid).output_bound = Some(bound);
+            }
+        }
+        let raw = std::mem::take(&mut self.frame(fid).data);
+        let out = match result {
+            Some(r) => apply_result_path(&io.result_path, raw, r),
+            None => {
+                let r = raw.clone();
+                apply_result_path(&io.result_path, raw, r)
+            }
+        }
+        .map_err(|d| EvalError::new(names::RESULT_PATH_MATCH_FAILURE, d))?;
+        Ok(Flow::Next(self.select_owned(
+            p,
+            fid,
+            &io.output_path,
+            out,
+        )?))
+    }
+
+    /// A Choice state: the first matching rule's `Next`, else `Default`.
+    fn exec_choice(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        state: &State,
+        io: &Io,
+        choices: &[Choice],
+        default: Option<StateId>,
+    ) -> Result<Flow, EvalError> {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let (target, values) = {
+            let input = self.select(p, f, &io.input_path, &f.data)?;
+            let scope = self.scope(p, f, &input);
+            let mut target = (default, state.assign.as_deref());
+            for choice in choices {
+                let Rule::Path(rule) = &choice.rule else {
+                    continue;
+                };
+                if rule.eval(&scope)? {
+                    target = (Some(choice.next), choice.assign.as_deref());
+                    break;
+                }
+            }
+            let values = match target {
+                (Some(_), Some(a)) => Some(assign_values(a, &scope)?),
+                _ => None,
+            };
+            (target.0, values)
+        };
+        if let Some(values) = values {
+            vars::apply(&mut self.frame(fid).vars, values)?;
+        }
+        match target {
+            Some(t) => {
+                let input = self.take_input(p, fid, io)?;
+                Ok(Flow::Goto(
+                    t,
+                    self.select_owned(p, fid, &io.output_path, input)?,
+                ))
+            }
+            None => Err(EvalError::new(names::NO_CHOICE_MATCHED, "No Matches!")),
+        }
+    }
+
+    /// A Wait state: its output waits in the frame until the time it names.
+    fn exec_wait(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        state: &State,
+        io: &Io,
+        spec: &WaitSpec,
+        now: Millis,
+    ) -> Result<Flow, EvalError> {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let input = self.select(p, f, &io.input_path, &f.data)?;
+        let at = match spec {
+            WaitSpec::Seconds(s) => now.saturating_add(*s as Millis * 1000),
+            WaitSpec::Timestamp(t) => *t,
+            WaitSpec::SecondsPath(path) => now.saturating_add(
+                wait_seconds(path, &self.scope(p, f, &input))?.saturating_mul(1000),
+            ),
+            WaitSpec::TimestampPath(path) => wait_timestamp(path, &self.scope(p, f, &input))?,
+            WaitSpec::Jsonata { .. } => now,
+        };
+        if let Some(a) = &state.assign {
+            let values = assign_values(a, &self.scope(p, f, &input))?;
+            vars::apply(&mut self.frame(fid).vars, values)?;
+        }
+        let input = self.take_input(p, fid, io)?;
+        let out = self.select_owned(p, fid, &io.output_path, input)?;
+        Ok(self.wait_until(fid, at, out, now))
+    }
+
+    /// A Task state: its call handed out, on `Parameters` (which may read `$$.Task.Token`).
+    fn exec_task(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        state: &State,
+        io: &Io,
+        task: &TaskSpec,
+        now: Millis,
+    ) -> Result<Flow, EvalError> {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let input = self.select(p, f, &io.input_path, &f.data)?;
+        // A new token per attempt, made before `Parameters` can pass it on.
+        let task_token = needs_task_token(&task.resource).then(new_task_token);
+        let payload = match &io.parameters {
+            Some(t) => t.eval(&StateScope {
+                task_token: task_token.as_deref(),
+                ..self.scope(p, f, &input)
+            })?,
+            None => input.clone().into_owned(),
+        };
+        let scope = self.scope(p, f, &input);
+        let env = Env::new(&input, &scope, None, now, self.seed);
+        let call = self.task_call(state, task, payload, task_token, &scope, &env)?;
+        Ok(self.start_task(fid, call, now))
+    }
+
+    /// Evaluates a JSONPath `Assign` over `doc` (the state's result) and sets the variables.
+    pub(super) fn assign_path(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        assign: &Assign,
+        doc: &Value,
+    ) -> Result<(), EvalError> {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let values = assign_values(assign, &self.scope(p, f, doc))?;
+        vars::apply(&mut self.frame(fid).vars, values)
+    }
+
+    /// `ResultSelector` → `ResultPath` → `OutputPath` for a Task, Parallel or Map result of
+    /// at most `result_size` bytes.
+    pub(super) fn finish_result_path(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        io: &Io,
+        result: Value,
+        result_size: usize,
+    ) -> Flow {
+        let state = p.state(self.frame(fid).state);
+        // Bound the output from the result's size, so that it need not be measured.
+        let selected_size = match &io.result_selector {
+            None => Some(result_size),
+            Some(t) => t.size_bound().map(|(c, k)| c + k * result_size),
+        };
+        if let Some(n) = selected_size {
+            let input_size = self.frame(fid).size_bound;
+            self.frame(fid).output_bound = Some(match &io.result_path {
+                ResultPath::Replace => n,
+                ResultPath::Discard => input_size,
+                ResultPath::At(path) => input_size + n + 4 * path.as_str().len() + 8,
+            });
+        }
+        let run = |this: &mut Self| -> Result<Value, EvalError> {
+            let result = match &io.result_selector {
+                Some(t) if io.result_selector_consumes => {
+                    let mut result = result;
+                    let f = this.frames[fid as usize].as_ref().expect("frame");
+                    this.consume(p, f, t, &mut result, result_size)?.0
+                }
+                Some(t) => {
+                    let f = this.frames[fid as usize].as_ref().expect("frame");
+                    t.eval(&this.scope(p, f, &result))?
+                }
+                None => result,
+            };
+            if let Some(a) = &state.assign {
+                this.assign_path(p, fid, a, &result)?;
+            }
+            let raw = std::mem::take(&mut this.frame(fid).data);
+            let out = apply_result_path(&io.result_path, raw, result)
+                .map_err(|d| EvalError::new(names::RESULT_PATH_MATCH_FAILURE, d))?;
+            this.select_owned(p, fid, &io.output_path, out)
+        };
+        match run(self) {
+            Ok(out) => Flow::Next(out),
+            Err(e) => Flow::Error(self.wrap(p, fid, e)),
+        }
+    }
+}
+
+/// A bound on the size of `value`, made by `template` (if any) from an input of at most
+/// `input_bound` bytes; measured when the template cannot say.
+pub(super) fn derived_bound(
+    template: Option<&Template>,
+    input_bound: usize,
+    value: &Value,
+) -> usize {
+    match template.map(Template::size_bound) {
+        None => input_bound,
+        Some(Some((c, k))) => c.saturating_add(k.saturating_mul(input_bound)),
+        Some(None) => size::json_len(value),
+    }
+}
+
+/// A JSONPath `Assign` evaluated in `scope` (a JSONata one never reaches here: JSONata
+/// states evaluate theirs with `$states`).
+pub(super) fn assign_values(
+    assign: &Assign,
+    scope: &dyn Scope,
+) -> Result<Map<String, Value>, EvalError> {
+    match assign {
+        Assign::Path(t) => Assign::eval_path(t, scope),
+        Assign::Jsonata(_) => Ok(Map::new()),
+    }
+}
+
+/// `InputPath`: borrows when it can.
+pub(super) fn select<'a>(sel: &Selection, doc: &'a Value) -> Result<Cow<'a, Value>, EvalError> {
+    match sel {
+        Selection::All => Ok(Cow::Borrowed(doc)),
+        Selection::Nothing => Ok(Cow::Owned(Value::Object(Map::new()))),
+        Selection::Path(p) => p.select(doc).ok_or_else(|| missing(p, doc)),
+    }
+}
+
+pub(super) fn apply_result_path(
+    rp: &ResultPath,
+    raw: Value,
+    result: Value,
+) -> Result<Value, String> {
+    match rp {
+        ResultPath::Replace => Ok(result),
+        ResultPath::Discard => Ok(raw),
+        ResultPath::At(path) => {
+            let mut raw = raw;
+            match path.assign(&mut raw, result) {
+                Ok(()) => Ok(raw),
+                Err(why) => Err(format!(
+                    "Unable to apply ResultPath '{path}' to input '{}': {why}",
+                    json_text(&raw)
+                )),
+            }
+        }
+    }
+}
+
+pub(super) fn wait_seconds(path: &JsonPath, scope: &dyn Scope) -> Result<Millis, EvalError> {
+    let Some(v) = scope.select(path) else {
+        return Err(EvalError::runtime(format!(
+            "The SecondsPath parameter does not reference an input value: {path}"
+        )));
+    };
+    let shown = plain_text(&v);
+    match v.as_i64() {
+        Some(n) if n < 0 => Err(EvalError::runtime(format!(
+            "The SecondsPath parameter references a negative value: {path} == {shown}"
+        ))),
+        Some(n) => Ok(n),
+        None => Err(EvalError::runtime(format!(
+            "The SecondsPath parameter cannot be parsed as a long value: {path} == {shown}"
+        ))),
+    }
+}
+
+pub(super) fn wait_timestamp(path: &JsonPath, scope: &dyn Scope) -> Result<Millis, EvalError> {
+    let Some(v) = scope.select(path) else {
+        return Err(EvalError::runtime(format!(
+            "The TimestampPath parameter does not reference an input value: {path}"
+        )));
+    };
+    match v.as_str().and_then(crate::asl::timestamp::parse) {
+        Some(t) => Ok(t.timestamp_millis()),
+        None => {
+            let shown = plain_text(&v);
+            Err(EvalError::runtime(format!(
+                "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {path} == {shown}"
+            )))
+        }
+    }
+}

@@ -1,0 +1,734 @@
+//! The execution VM: runs a [`Program`] for one input.
+//!
+//! An [`Execution`] never blocks, sleeps or reads a clock. The caller passes `now` into every
+//! call; the execution runs until every thread of control waits on something, and leaves
+//! [`Effect`]s behind: "invoke this resource with this payload" and "wake me at this time".
+//! The caller hands results back with [`Execution::complete_task`] and
+//! [`Execution::fire_timer`], then calls [`Execution::run`] again.
+//!
+//! Threads of control are *frames*: the top level, each Parallel branch and each Map
+//! iteration. A frame waiting on children (Parallel, Map) resumes when the last one ends.
+
+use super::context::ContextParts;
+use super::error::{json_text, names, EvalError, Failure};
+use super::program::*;
+use super::size;
+use super::vars::Vars;
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+mod fields;
+mod history;
+mod jsonata;
+mod jsonpath;
+mod map;
+mod parallel;
+mod retry;
+mod task;
+#[cfg(test)]
+mod tests;
+
+use history::entered_event;
+pub use history::HistoryEvent;
+
+// The vocabulary this module used to define, at its old paths for callers outside `asl`.
+pub use super::arn::is_activity_arn;
+pub use super::effect::{
+    needs_task_token, Effect, ExecutionOptions, Outcome, TaskCall, Token, WorkflowType,
+    EXPRESS_MAX_DURATION_MS,
+};
+pub use super::error::data_limit_exceeded;
+pub use super::time::Millis;
+
+const DEADLINE_FRAME: u32 = u32::MAX;
+
+struct Frame {
+    /// Bumped whenever the frame starts waiting, so stale results and timers are ignored.
+    gen: u32,
+    state: StateId,
+    /// The raw input of the current state; when `phase` is `Finished`, the frame's output.
+    data: Value,
+    parent: Option<(u32, u32)>,
+    phase: Phase,
+    entered_event: u64,
+    entered_at: Millis,
+    /// Attempts made per retrier of the current state; empty until a retry happens.
+    attempts: Vec<u32>,
+    /// An upper bound on the JSON size of `data` (see [`SizeBound`]).
+    size_bound: usize,
+    /// A bound on the current state's output found while running it, for states whose
+    /// compiled bound is [`SizeBound::Measure`].
+    output_bound: Option<usize>,
+    /// The pending failure is a missed heartbeat: reported as `States.Timeout`, and also
+    /// matched by retriers and catchers naming `States.HeartbeatTimeout`.
+    heartbeat_missed: bool,
+    /// The workflow variables this frame sees (see [`vars`]).
+    vars: Vars,
+}
+
+enum Phase {
+    /// About to enter `state`.
+    Enter,
+    /// A Task call is out; the effective input is kept for `$$`-free result processing.
+    Task {
+        deadline: Option<Millis>,
+        heartbeat: Option<Millis>,
+        /// `HeartbeatSeconds` in milliseconds: how far a heartbeat pushes `heartbeat`.
+        heartbeat_every: Millis,
+    },
+    /// A Wait state's timer; `data` already holds the state's output.
+    Waiting,
+    /// A retry backoff timer; on fire, the state runs again.
+    Backoff,
+    /// The backoff is over: run the state again, without a new `…StateEntered` event (AWS
+    /// history shows a retry as another `TaskScheduled` within the same state entry).
+    Retry,
+    Children(Box<Join>),
+    /// Ready to continue with a value handed in from outside.
+    Resume(Resume),
+    Finished,
+}
+
+enum Resume {
+    Task(Result<Value, Failure>),
+    WaitDone,
+    ChildrenDone(Value, usize),
+    Error(Failure),
+}
+
+struct Join {
+    is_map: bool,
+    results: Vec<Value>,
+    /// A bound on the size of `results` as a JSON array.
+    results_bound: usize,
+    pending: usize,
+    /// Iteration inputs not started yet (Map with MaxConcurrency), in order.
+    /// `(slot, input, bound on the input's size)`.
+    queue: VecDeque<(u32, Value, usize)>,
+    machine: MachineId,
+    running: usize,
+    /// MaxConcurrency; `usize::MAX` when unlimited.
+    limit: usize,
+    failures: usize,
+    tolerated: Option<usize>,
+    /// The variables children start with: the parent's, or none for a distributed Map.
+    vars: Vars,
+}
+
+/// The result of running one state as far as it can go now.
+enum Flow {
+    /// Continue with this output at the state's `Next` (or end the frame).
+    Next(Value),
+    Goto(StateId, Value),
+    /// The frame waits for an effect.
+    Blocked,
+    /// The state failed; Retry/Catch decide what happens.
+    Error(Failure),
+    /// The frame ends with this output (Succeed).
+    Finish(Value),
+    /// The frame fails outright (Fail state): no Retry/Catch on this state.
+    Fail(Failure),
+}
+
+pub struct Execution {
+    program: Arc<Program>,
+    opts: ExecutionOptions,
+    ctx: ContextParts,
+    frames: Vec<Option<Frame>>,
+    free: Vec<u32>,
+    runnable: VecDeque<u32>,
+    effects: Vec<Effect>,
+    outcome: Option<Outcome>,
+    events: u64,
+    history: Vec<HistoryEvent>,
+    /// The top-level state the execution failed or timed out in.
+    failed_state: Option<Arc<str>>,
+    transitions: u64,
+    rng: fastrand::Rng,
+    /// Seeds JSONata's `$random()` and `$uuid()`.
+    seed: u64,
+}
+
+impl Execution {
+    /// Starts an execution at `now`. Call [`run`](Self::run) to make progress.
+    pub fn start(program: Arc<Program>, input: Value, opts: ExecutionOptions, now: Millis) -> Self {
+        let seed = opts.name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        });
+        let ctx = ContextParts::new(now, program.reads_execution_input.then(|| input.clone()));
+        let mut exec = Execution {
+            ctx,
+            opts,
+            // Most executions never branch: one frame, grown only by Parallel and Map.
+            frames: Vec::with_capacity(1),
+            free: Vec::new(),
+            runnable: VecDeque::new(),
+            effects: Vec::new(),
+            outcome: None,
+            events: 0,
+            history: Vec::new(),
+            failed_state: None,
+            transitions: 0,
+            rng: fastrand::Rng::with_seed(seed),
+            seed,
+            program,
+        };
+        exec.event("ExecutionStarted", None, now, || Value::Null);
+        let Some(input_size) = size::measure(&input, exec.opts.payload_limit_bytes) else {
+            exec.finish(
+                Outcome::Failed(Failure::new(
+                    names::DATA_LIMIT_EXCEEDED,
+                    "The execution input exceeds the maximum number of bytes service limit.",
+                )),
+                now,
+            );
+            return exec;
+        };
+        let deadline = [
+            exec.program.timeout_secs.map(|s| s as Millis * 1000),
+            exec.opts.max_duration_ms,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        if let Some(d) = deadline {
+            exec.effects.push(Effect::Timer {
+                token: Token::new(DEADLINE_FRAME, 0),
+                at: now.saturating_add(d),
+            });
+        }
+        let start = exec.program.start_of(0);
+        let root = exec.spawn(start, input, None, input_size, None);
+        exec.runnable.push_back(root);
+        exec
+    }
+
+    /// Runs every runnable frame until all wait or the execution ends.
+    pub fn run(&mut self, now: Millis) {
+        let program = self.program.clone();
+        while let Some(fid) = self.runnable.pop_front() {
+            if self.outcome.is_some() {
+                self.runnable.clear();
+                break;
+            }
+            self.drive(&program, fid, now);
+        }
+    }
+
+    /// Effects produced since the last call, in order.
+    pub fn drain_effects(&mut self) -> std::vec::Drain<'_, Effect> {
+        self.effects.drain(..)
+    }
+
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.outcome.as_ref()
+    }
+
+    pub fn into_outcome(self) -> Option<Outcome> {
+        self.outcome
+    }
+
+    /// The top-level state a failed or timed-out execution ended in (a Parallel or Map
+    /// state when the failure came from inside it).
+    pub fn failed_state(&self) -> Option<&str> {
+        self.failed_state.as_deref()
+    }
+
+    pub fn history(&self) -> &[HistoryEvent] {
+        &self.history
+    }
+
+    /// Bytes this execution holds besides its JSON values (frames, queues, effects, the
+    /// context object's fixed parts): what a suspended execution costs the process.
+    pub fn footprint_bytes(&self) -> usize {
+        use std::mem::size_of;
+        size_of::<Self>()
+            + self.frames.capacity() * size_of::<Option<Frame>>()
+            + self
+                .frames
+                .iter()
+                .flatten()
+                .map(|f| {
+                    f.attempts.capacity() * size_of::<u32>()
+                        + match &f.phase {
+                            Phase::Children(j) => {
+                                size_of::<Join>()
+                                    + j.results.capacity() * size_of::<Value>()
+                                    + j.queue.capacity() * size_of::<(u32, Value, usize)>()
+                            }
+                            _ => 0,
+                        }
+                })
+                .sum::<usize>()
+            + self.free.capacity() * size_of::<u32>()
+            + self.runnable.capacity() * size_of::<u32>()
+            + self.effects.capacity() * size_of::<Effect>()
+            + self.history.capacity() * size_of::<HistoryEvent>()
+    }
+
+    /// States entered so far (Map iterations and Parallel branches included).
+    pub fn transitions(&self) -> u64 {
+        self.transitions
+    }
+
+    /// Ends the execution now with `failure` (shutdown, or a driver that gives up).
+    pub fn abort(&mut self, failure: Failure, now: Millis) {
+        self.finish(Outcome::Failed(failure), now);
+    }
+
+    /// Hands back the result of an [`Effect::Invoke`]. Stale tokens are ignored.
+    pub fn complete_task(&mut self, token: Token, result: Result<Value, Failure>, _now: Millis) {
+        if let Some(f) = self.waiting_frame(token) {
+            if matches!(f.phase, Phase::Task { .. }) {
+                f.phase = Phase::Resume(Resume::Task(result));
+                self.runnable.push_back(token.frame());
+            }
+        }
+    }
+
+    /// A heartbeat from the call of an [`Effect::Invoke`]: the task's heartbeat deadline moves
+    /// to `now` + `HeartbeatSeconds`, and a new [`Effect::Timer`] is left for it (the earlier
+    /// timer still fires, and is then ignored). Stale tokens, tasks without
+    /// `HeartbeatSeconds` and heartbeats after the deadline are ignored.
+    pub fn heartbeat(&mut self, token: Token, now: Millis) {
+        let Some(f) = self.waiting_frame(token) else {
+            return;
+        };
+        let Phase::Task {
+            deadline,
+            heartbeat: Some(heartbeat),
+            heartbeat_every,
+        } = &mut f.phase
+        else {
+            return;
+        };
+        if now >= *heartbeat {
+            // Missed already: its timer is due, and fails the task when it fires.
+            return;
+        }
+        *heartbeat = now.saturating_add(*heartbeat_every);
+        let at = deadline.map_or(*heartbeat, |d| d.min(*heartbeat));
+        self.effects.push(Effect::Timer { token, at });
+    }
+
+    /// Signals that an [`Effect::Timer`] is due. Stale tokens are ignored.
+    pub fn fire_timer(&mut self, token: Token, now: Millis) {
+        if token.frame() == DEADLINE_FRAME {
+            if self.outcome.is_none() {
+                // The top-level frame is the first one; its state is where time ran out.
+                let state = self
+                    .frames
+                    .first()
+                    .and_then(Option::as_ref)
+                    .map(|f| f.state);
+                self.failed_state = state.map(|s| self.program.state(s).name.clone());
+                let failure = Failure {
+                    error: Some(names::TIMEOUT.to_string()),
+                    cause: match self.program.timeout_secs {
+                        Some(_) => None,
+                        None => Some(
+                            "The execution exceeded the Express workflow limit of 5 minutes."
+                                .to_string(),
+                        ),
+                    },
+                };
+                self.finish(Outcome::TimedOut(failure), now);
+            }
+            return;
+        }
+        let Some(f) = self.waiting_frame(token) else {
+            return;
+        };
+        let resume = match f.phase {
+            Phase::Waiting => Resume::WaitDone,
+            Phase::Backoff => {
+                f.phase = Phase::Retry;
+                self.runnable.push_back(token.frame());
+                return;
+            }
+            Phase::Task {
+                deadline,
+                heartbeat,
+                ..
+            } => {
+                let due = |t: Option<Millis>| t.is_some_and(|t| now >= t);
+                if !due(deadline) && !due(heartbeat) {
+                    // Set before a heartbeat moved the deadline: a later timer stands.
+                    return;
+                }
+                f.heartbeat_missed = match (heartbeat, deadline) {
+                    (Some(h), Some(d)) => h <= d && now >= h,
+                    (Some(h), None) => now >= h,
+                    _ => false,
+                };
+                Resume::Error(Failure {
+                    error: Some(names::TIMEOUT.to_string()),
+                    cause: None,
+                })
+            }
+            _ => return,
+        };
+        f.phase = Phase::Resume(resume);
+        self.runnable.push_back(token.frame());
+    }
+
+    fn waiting_frame(&mut self, token: Token) -> Option<&mut Frame> {
+        if self.outcome.is_some() {
+            return None;
+        }
+        let f = self.frames.get_mut(token.frame() as usize)?.as_mut()?;
+        (f.gen == token.gen()).then_some(f)
+    }
+
+    fn frame(&mut self, fid: u32) -> &mut Frame {
+        self.frames[fid as usize]
+            .as_mut()
+            .expect("a runnable frame exists")
+    }
+
+    fn spawn(
+        &mut self,
+        state: StateId,
+        input: Value,
+        parent: Option<(u32, u32)>,
+        size_bound: usize,
+        vars: Vars,
+    ) -> u32 {
+        let frame = Frame {
+            vars,
+            size_bound,
+            output_bound: None,
+            heartbeat_missed: false,
+            gen: 0,
+            state,
+            data: input,
+            parent,
+            phase: Phase::Enter,
+            entered_event: 0,
+            entered_at: 0,
+            attempts: Vec::new(),
+        };
+        match self.free.pop() {
+            Some(i) => {
+                let gen = self.frames[i as usize].as_ref().map_or(0, |f| f.gen);
+                let mut frame = frame;
+                frame.gen = gen.wrapping_add(1);
+                self.frames[i as usize] = Some(frame);
+                i
+            }
+            None => {
+                self.frames.push(Some(frame));
+                (self.frames.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Removes a frame and, recursively, the children it waits on.
+    fn release(&mut self, fid: u32) {
+        let Some(Some(f)) = self.frames.get_mut(fid as usize) else {
+            return;
+        };
+        // Bump the generation so that tokens issued to the old frame go stale.
+        f.gen = f.gen.wrapping_add(1);
+        f.data = Value::Null;
+        f.parent = None;
+        f.vars = None;
+        let waited = matches!(
+            std::mem::replace(&mut f.phase, Phase::Finished),
+            Phase::Children(_)
+        );
+        self.free.push(fid);
+        if waited {
+            self.release_children(fid);
+        }
+    }
+
+    /// Releases every live frame whose parent is `pid` (a failed Parallel or Map). A scan of
+    /// this execution's frames: rare, and it spares the join a list of its children.
+    fn release_children(&mut self, pid: u32) {
+        for c in 0..self.frames.len() as u32 {
+            let is_child = self.frames[c as usize]
+                .as_ref()
+                .is_some_and(|f| f.parent.map(|p| p.0) == Some(pid));
+            if is_child {
+                self.release(c);
+            }
+        }
+    }
+
+    fn finish(&mut self, outcome: Outcome, now: Millis) {
+        if self.outcome.is_some() {
+            return;
+        }
+        let kind = match &outcome {
+            Outcome::Succeeded(_) => "ExecutionSucceeded",
+            Outcome::Failed(_) => "ExecutionFailed",
+            Outcome::TimedOut(_) => "ExecutionTimedOut",
+        };
+        let record = self.opts.record_history;
+        self.event(kind, None, now, || {
+            if !record {
+                return Value::Null;
+            }
+            match &outcome {
+                Outcome::Succeeded(v) => serde_json::json!({ "output": json_text(v) }),
+                Outcome::Failed(f) | Outcome::TimedOut(f) => {
+                    serde_json::json!({ "error": f.error, "cause": f.cause })
+                }
+            }
+        });
+        self.outcome = Some(outcome);
+    }
+
+    /// Advances one frame as far as it goes.
+    fn drive(&mut self, p: &Program, fid: u32, now: Millis) {
+        loop {
+            let flow = match std::mem::replace(&mut self.frame(fid).phase, Phase::Enter) {
+                Phase::Enter => self.enter(p, fid, now),
+                Phase::Retry => {
+                    self.transitions += 1;
+                    self.run_state(p, fid, now)
+                }
+                Phase::Resume(r) => self.resume(p, fid, r, now),
+                other => {
+                    // Not runnable (a stale wake-up): put the phase back.
+                    self.frame(fid).phase = other;
+                    return;
+                }
+            };
+            if !self.settle(p, fid, flow, now) {
+                return;
+            }
+        }
+    }
+
+    /// Applies a flow to the frame. Returns whether the frame should keep running.
+    fn settle(&mut self, p: &Program, fid: u32, flow: Flow, now: Millis) -> bool {
+        let state = p.state(self.frame(fid).state);
+        match flow {
+            Flow::Blocked => false,
+            Flow::Next(out) => match state.next {
+                Some(next) => self.transition(p, fid, next, out, state.size_bound, now),
+                None => self.end_frame(p, fid, Ok(out), now),
+            },
+            Flow::Goto(next, out) => self.transition(p, fid, next, out, state.size_bound, now),
+            Flow::Finish(out) => self.end_frame(p, fid, Ok(out), now),
+            Flow::Fail(f) => self.end_frame(p, fid, Err(f), now),
+            Flow::Error(f) => self.handle_error(p, fid, f, now),
+        }
+    }
+
+    fn transition(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        next: StateId,
+        out: Value,
+        bound: SizeBound,
+        now: Millis,
+    ) -> bool {
+        let size = match self.check_size(p, fid, &out, bound) {
+            Ok(size) => size,
+            Err(f) => return self.end_frame(p, fid, Err(f), now),
+        };
+        self.exit_event(p, fid, &out, now);
+        let f = self.frame(fid);
+        f.size_bound = size;
+        f.output_bound = None;
+        f.state = next;
+        f.data = out;
+        f.attempts.clear();
+        f.phase = Phase::Enter;
+        true
+    }
+
+    /// Enforces the payload limit on a state's output and returns a bound on its size.
+    /// Measures only when the compiled bound (from the input's bound) does not settle it.
+    fn check_size(
+        &self,
+        p: &Program,
+        fid: u32,
+        out: &Value,
+        bound: SizeBound,
+    ) -> Result<usize, Failure> {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let limit = self.opts.payload_limit_bytes;
+        if let Some(b) = f.output_bound.filter(|b| *b <= limit) {
+            return Ok(b);
+        }
+        if let SizeBound::Linear {
+            constant,
+            per_input,
+        } = bound
+        {
+            let b = constant.saturating_add(per_input.saturating_mul(f.size_bound));
+            if b <= limit {
+                return Ok(b);
+            }
+        }
+        size::measure(out, limit).ok_or_else(|| data_limit_exceeded(&p.state(f.state).name))
+    }
+
+    /// Ends a frame: the execution if it is the top level, else one child of a join.
+    fn end_frame(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        result: Result<Value, Failure>,
+        now: Millis,
+    ) -> bool {
+        let mut size = 0;
+        if let Ok(out) = &result {
+            let bound = p.state(self.frame(fid).state).size_bound;
+            match self.check_size(p, fid, out, bound) {
+                Ok(n) => size = n,
+                Err(f) => return self.end_frame(p, fid, Err(f), now),
+            }
+            if !matches!(p.state(self.frame(fid).state).kind, Kind::Fail { .. }) {
+                self.exit_event(p, fid, out, now);
+            }
+        }
+        let parent = self.frame(fid).parent;
+        match parent {
+            None => {
+                let outcome = match result {
+                    Ok(v) => Outcome::Succeeded(v),
+                    Err(f) => {
+                        self.failed_state = Some(p.state(self.frame(fid).state).name.clone());
+                        Outcome::Failed(f)
+                    }
+                };
+                self.finish(outcome, now);
+                self.release(fid);
+            }
+            Some((pid, slot)) => {
+                self.release(fid);
+                self.child_ended(p, pid, slot, result, size, now);
+            }
+        }
+        false
+    }
+
+    /// Wraps an expression error into AWS's cause, naming the state and its entry event.
+    fn wrap(&mut self, p: &Program, fid: u32, e: EvalError) -> Failure {
+        let f = self.frame(fid);
+        let name = &p.state(f.state).name;
+        Failure::new(
+            e.error,
+            format!(
+                "An error occurred while executing the state '{name}' (entered at the event id #{}). {}",
+                f.entered_event, e.detail
+            ),
+        )
+    }
+
+    fn enter(&mut self, p: &Program, fid: u32, now: Millis) -> Flow {
+        self.transitions += 1;
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let state = p.state(f.state);
+        let record = self.opts.record_history;
+        let data = &f.data;
+        let details = || {
+            if record {
+                serde_json::json!({ "name": &*state.name, "input": json_text(data) })
+            } else {
+                Value::Null
+            }
+        };
+        let details = details();
+        let id = self.event(entered_event(&state.kind), Some(&state.name), now, || {
+            details
+        });
+        let f = self.frame(fid);
+        f.entered_event = id;
+        f.entered_at = now;
+        self.run_state(p, fid, now)
+    }
+
+    /// Runs the state the frame has just entered, in its query language.
+    fn exec_state(&mut self, p: &Program, fid: u32, now: Millis) -> Result<Flow, EvalError> {
+        match &p.state(self.frame(fid).state).io {
+            StateIo::JsonPath(io) => self.exec_jsonpath(p, fid, io, now),
+            StateIo::Jsonata(jio) => self.exec_jsonata(p, fid, jio, now),
+        }
+    }
+
+    /// A Task, Parallel or Map result of at most `result_size` bytes, made the state's output.
+    fn finish_result(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        result: Value,
+        result_size: usize,
+        now: Millis,
+    ) -> Flow {
+        let state = p.state(self.frame(fid).state);
+        match &state.io {
+            StateIo::JsonPath(io) => self.finish_result_path(p, fid, io, result, result_size),
+            StateIo::Jsonata(jio) => {
+                let finished = self.jsonata_finish(
+                    p,
+                    fid,
+                    Some(result),
+                    state.assign.as_deref(),
+                    jio.output.as_ref(),
+                    now,
+                );
+                match finished {
+                    Ok(out) => Flow::Next(out),
+                    Err(e) => Flow::Error(self.wrap(p, fid, e)),
+                }
+            }
+        }
+    }
+
+    fn run_state(&mut self, p: &Program, fid: u32, now: Millis) -> Flow {
+        match self.exec_state(p, fid, now) {
+            Ok(flow) => flow,
+            Err(e) => Flow::Error(self.wrap(p, fid, e)),
+        }
+    }
+
+    /// A Wait state's output waits in the frame until `at`.
+    fn wait_until(&mut self, fid: u32, at: Millis, out: Value, now: Millis) -> Flow {
+        if at <= now {
+            return Flow::Next(out);
+        }
+        let f = self.frame(fid);
+        f.data = out;
+        f.gen = f.gen.wrapping_add(1);
+        f.phase = Phase::Waiting;
+        let token = Token::new(fid, f.gen);
+        self.effects.push(Effect::Timer { token, at });
+        Flow::Blocked
+    }
+
+    fn resume(&mut self, p: &Program, fid: u32, r: Resume, now: Millis) -> Flow {
+        match r {
+            Resume::Error(f) => {
+                let state = p.state(self.frame(fid).state);
+                // Only a Task's own timers resume it with an error: a timeout.
+                if matches!(state.kind, Kind::Task(_)) {
+                    self.event("TaskTimedOut", Some(&state.name), now, || Value::Null);
+                }
+                Flow::Error(f)
+            }
+            Resume::WaitDone => Flow::Next(std::mem::take(&mut self.frame(fid).data)),
+            Resume::Task(Err(f)) => {
+                let name = &p.state(self.frame(fid).state).name;
+                self.event("TaskFailed", Some(name), now, || Value::Null);
+                Flow::Error(f)
+            }
+            Resume::Task(Ok(result)) => {
+                let name = &p.state(self.frame(fid).state).name;
+                self.event("TaskSucceeded", Some(name), now, || Value::Null);
+                match size::measure(&result, self.opts.payload_limit_bytes) {
+                    Some(n) => self.finish_result(p, fid, result, n, now),
+                    None => Flow::Error(data_limit_exceeded(name)),
+                }
+            }
+            Resume::ChildrenDone(results, bound) => self.finish_result(p, fid, results, bound, now),
+        }
+    }
+}

@@ -1,0 +1,135 @@
+use super::*;
+use serde_json::json;
+
+fn suspended(definition: Value) -> Execution {
+    let program = Arc::new(crate::asl::compile(&definition).expect("valid"));
+    let mut exec = Execution::start(program, json!({"k": 1}), ExecutionOptions::default(), 0);
+    exec.run(0);
+    assert!(exec.outcome().is_none(), "the execution must be waiting");
+    exec.drain_effects().for_each(drop);
+    exec
+}
+
+#[test]
+fn a_suspended_execution_costs_under_1_kib_beyond_its_data() {
+    let on_task = suspended(json!({"StartAt": "T", "States": {"T": {
+        "Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:f", "End": true}}}));
+    let on_wait = suspended(json!({"StartAt": "W", "States": {"W": {
+        "Type": "Wait", "Seconds": 10, "End": true}}}));
+    for exec in [on_task, on_wait] {
+        let bytes = exec.footprint_bytes();
+        eprintln!("suspended execution footprint: {bytes} bytes");
+        assert!(bytes < 1024, "{bytes} bytes");
+    }
+}
+
+/// Starts a one-Task machine and returns its first invoke and timer.
+fn task_effects(task: Value) -> (Execution, Option<(Token, TaskCall)>, Vec<Millis>) {
+    let mut state = json!({"Type": "Task", "End": true});
+    for (k, v) in task.as_object().unwrap() {
+        state[k] = v.clone();
+    }
+    let program = Arc::new(
+        crate::asl::compile(&json!({"StartAt": "T", "States": {"T": state}})).expect("valid"),
+    );
+    let opts = ExecutionOptions {
+        max_duration_ms: None,
+        ..ExecutionOptions::default()
+    };
+    let mut exec = Execution::start(program, json!({"k": 1}), opts, 0);
+    exec.run(0);
+    let (mut call, mut timers) = (None, Vec::new());
+    for effect in exec.drain_effects() {
+        match effect {
+            Effect::Invoke { token, call: c } => call = Some((token, *c)),
+            Effect::Timer { at, .. } => timers.push(at),
+        }
+    }
+    (exec, call, timers)
+}
+
+#[test]
+fn only_token_resources_get_a_task_token_in_the_context_object() {
+    let params = json!({"token.$": "$$.Task.Token", "k.$": "$.k"});
+    for resource in [
+        "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "arn:aws:states:us-east-1:123456789012:activity:work",
+    ] {
+        let (_, call, _) = task_effects(json!({"Resource": resource, "Parameters": params}));
+        let (_, call) = call.expect("invoked");
+        let token = call.task_token.clone().expect("a token");
+        assert!(crate::asl::context::is_task_token(&token), "{token}");
+        assert_eq!(
+            call.payload,
+            json!({"token": &*token, "k": 1}),
+            "{resource}"
+        );
+    }
+    // A new token per execution (and per attempt).
+    let resource = "arn:aws:states:::lambda:invoke.waitForTaskToken";
+    let (_, a, _) = task_effects(json!({"Resource": resource}));
+    let (_, b, _) = task_effects(json!({"Resource": resource}));
+    assert_ne!(a.unwrap().1.task_token, b.unwrap().1.task_token);
+    // Other resources have no `$$.Task`: reading it is a runtime error.
+    for resource in [
+        "arn:aws:states:::lambda:invoke",
+        "arn:aws:lambda:us-east-1:123456789012:function:f",
+    ] {
+        let (exec, call, _) = task_effects(json!({"Resource": resource, "Parameters": params}));
+        assert!(call.is_none());
+        let Some(Outcome::Failed(f)) = exec.outcome() else {
+            panic!("must fail")
+        };
+        assert_eq!(f.error.as_deref(), Some(names::RUNTIME));
+        let (_, call, _) = task_effects(json!({"Resource": resource}));
+        assert_eq!(call.expect("invoked").1.task_token, None);
+    }
+}
+
+#[test]
+fn heartbeats_push_the_heartbeat_deadline() {
+    let (mut exec, call, timers) = task_effects(json!({
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "HeartbeatSeconds": 10, "TimeoutSeconds": 60}));
+    let (token, call) = call.expect("invoked");
+    assert_eq!(
+        (call.heartbeat_secs, call.timeout_secs),
+        (Some(10), Some(60))
+    );
+    assert_eq!(timers, vec![10_000]);
+    exec.heartbeat(token, 4_000);
+    let new: Vec<_> = exec.drain_effects().collect();
+    assert!(
+        matches!(new[..], [Effect::Timer { at: 14_000, .. }]),
+        "{new:?}"
+    );
+    // The first timer is stale now.
+    exec.fire_timer(token, 10_000);
+    exec.run(10_000);
+    assert!(exec.outcome().is_none());
+    // Close to the timeout, the timer is the timeout's.
+    exec.heartbeat(token, 55_000);
+    let new: Vec<_> = exec.drain_effects().collect();
+    assert!(new.is_empty(), "missed at 14 s: {new:?}");
+    exec.fire_timer(token, 14_000);
+    exec.run(14_000);
+    let Some(Outcome::Failed(f)) = exec.outcome() else {
+        panic!("must time out")
+    };
+    assert_eq!(f.error.as_deref(), Some(names::TIMEOUT));
+}
+
+#[test]
+fn a_heartbeat_never_moves_the_timer_past_the_timeout() {
+    let (mut exec, call, _) = task_effects(json!({
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "HeartbeatSeconds": 10, "TimeoutSeconds": 12}));
+    let (token, _) = call.expect("invoked");
+    exec.heartbeat(token, 5_000);
+    let new: Vec<_> = exec.drain_effects().collect();
+    assert!(
+        matches!(new[..], [Effect::Timer { at: 12_000, .. }]),
+        "{new:?}"
+    );
+}
