@@ -519,6 +519,16 @@ impl Demo {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
+                let topics: Vec<&str> = printed.iter().map(|t| t.topic.as_str()).collect();
+                eprintln!(
+                    "expressway: printing {} records of {} ([demo] print_records)",
+                    if mode == PrintRecords::All {
+                        "all"
+                    } else {
+                        "a sample of the"
+                    },
+                    topics.join(", ")
+                );
                 let printer =
                     demo::spawn_printer(brokers, &properties, printed, mode, stop.clone())
                         .context("starting the record printer")?;
