@@ -3,6 +3,7 @@
 pub mod api;
 pub mod asl;
 pub mod callbacks;
+pub mod config_reader;
 pub mod daemon;
 pub mod engine;
 pub mod integrations;

@@ -2,6 +2,7 @@
 //! and the AWS SDKs speak (`POST /`, `X-Amz-Target: AWSStepFunctions.<Op>`), served with
 //! axum on a tokio runtime of its own.
 //!
+//! - `config.rs` — the `[api]` section of the daemon's config.
 //! - `protocol.rs` — wire format: bodies, AWS-shaped errors, timestamps, paging.
 //! - `registry.rs` — the state machines (from the config, or created through the API).
 //! - `host.rs` — the executions host: a worker thread running API-started executions.
@@ -11,11 +12,14 @@
 //! Start it with [`spawn`] (its own runtime and thread) or build the [`Router`] with
 //! [`router`] and serve it yourself.
 
+pub mod config;
 pub mod host;
 pub mod nested;
 pub mod protocol;
 pub mod registry;
 pub mod test_state;
+
+pub use config::ApiSettings;
 
 use crate::asl::diagnostic::codes;
 use crate::asl::error::Failure;
@@ -36,32 +40,6 @@ use registry::Registry;
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-/// What the `[api]` section of the config says.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiSettings {
-    pub listen: SocketAddr,
-    /// A shared secret: accepted as `Authorization: Bearer <auth>`, or as the access key id
-    /// of a SigV4 `Authorization` header (`Credential=<auth>/…`; the signature itself is not
-    /// verified). `None`: no authentication (loopback only, enforced by the config reader).
-    pub auth: Option<String>,
-    pub region: String,
-    pub account: String,
-    /// Finished executions kept for `DescribeExecution`/`ListExecutions`.
-    pub recent_executions: usize,
-}
-
-impl Default for ApiSettings {
-    fn default() -> Self {
-        ApiSettings {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8083)),
-            auth: None,
-            region: "us-east-1".into(),
-            account: "123456789012".into(),
-            recent_executions: 1000,
-        }
-    }
-}
 
 /// A state machine to serve from the start (the daemon's configured ones).
 pub struct Seed {

@@ -5,6 +5,8 @@
 //! owns its partition, relays the shards' pause/resume requests, and commits offsets, only
 //! as far as the shards' commit points allow (`docs/kafka-ack-contract.md`).
 
+pub mod config;
+
 use super::shard::{
     CommitPoint, Control, Delivery, Msg, OutRecord, RecordKind, Sink, SourceCoords, SourceEvent,
 };

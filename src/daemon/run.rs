@@ -1,14 +1,24 @@
 //! `expressway run`: wires a config into a running daemon and takes it down cleanly.
 //!
-//! Order of shutdown (SIGTERM/SIGINT): stop the demo producer and stop routing new events,
-//! let the shards finish what they hold (up to the grace period) and have their records
-//! acknowledged, commit the final offsets, flush the producer, exit 0.
+//! Start-up, in [`run`]'s order: compile the state machines, serve metrics, start the
+//! integrations runtime, connect Kafka (the embedded cluster and its topics, the producer),
+//! start the API, build each source's sinks and bindings, start the shards, then the
+//! sources (the Kafka consumer, the SQS receivers) and the demo.
+//!
+//! Order of shutdown (SIGTERM/SIGINT), in [`Running::shutdown`]: stop the SQS receivers,
+//! the demo producer and the record printer, and stop routing new events; let the shards
+//! finish what they hold (up to the grace period) and have their records acknowledged,
+//! commit the final offsets, flush the producer, hand unfinished SQS messages back, close
+//! the consumer, the embedded cluster and the API, print the final "stopped after …" line
+//! (last), exit 0.
 
-use super::config::{Brokers, Config, LogDestination, LogLevel, SourceKind};
-use super::demo;
-use super::kafka::{self, KafkaProduce, KafkaSink};
+use super::config::{Config, SourceConfig, SourceKind};
+use super::demo::{self, PrintRecords, PrintedTopic};
+use super::kafka::config::Brokers;
+use super::kafka::{self, KafkaConsumer, KafkaProduce, KafkaProducer, KafkaSink};
 use super::shard::{
-    Binding, Bindings, CommitPoint, Msg, Shard, ShardConfig, ShardStats, Sink, Sinks,
+    Binding, Bindings, CommitPoint, Control, MessageAck, Msg, Shard, ShardConfig, ShardStats, Sink,
+    Sinks,
 };
 use super::sqs::{SourceSettings, SqsSink, SqsSource};
 use crate::asl::{compile, Program};
@@ -16,14 +26,17 @@ use crate::integrations::sqs::{Sqs, SqsConfig};
 use crate::integrations::{unserved_resources, Integrations, Limits, Served};
 use crate::resource::TaskResource;
 use crate::runner::wall_millis;
-use crate::telemetry::exec_log::ExecutionLogger;
+use crate::telemetry::config::LogDestination;
+use crate::telemetry::exec_log::{ExecutionLogger, LogLevel};
 use crate::telemetry::{self, SourceMetrics, SqsMetrics, StateMachineMetrics};
 use anyhow::{anyhow, bail, Context as _, Result};
+use crossbeam_channel::{Receiver, Sender};
 use rdkafka::consumer::Consumer;
 use rdkafka::mocking::MockCluster;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Partitions of each topic the embedded cluster creates.
@@ -148,10 +161,7 @@ fn start_api(
 
 /// An API-only daemon (`[api]` and no `[[sources]]`): serves until SIGTERM or SIGINT.
 fn run_api_only(server: crate::api::ApiServer) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, stop.clone())?;
-    }
+    let stop = stop_on_signal()?;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -188,48 +198,8 @@ pub fn run(config: Config) -> Result<()> {
         return run_api_only(server);
     }
 
-    // The embedded cluster lives as long as this function: everything else talks to it over
-    // its real protocol on a local port. Without Kafka in use (SQS in and out), no client.
-    let uses_kafka = config.uses_kafka();
-    let embedded = match &config.kafka.brokers {
-        Brokers::Embedded if uses_kafka => {
-            Some(MockCluster::new(1).map_err(|e| anyhow!("embedded Kafka: {e}"))?)
-        }
-        _ => None,
-    };
-    let brokers = match (&embedded, &config.kafka.brokers) {
-        (Some(cluster), _) => cluster.bootstrap_servers(),
-        (None, Brokers::Servers(servers)) => servers.join(","),
-        (None, Brokers::Embedded) => String::new(), // Kafka is not used
-    };
-    if let Some(cluster) = &embedded {
-        for source in &config.sources {
-            let topics = source
-                .topics
-                .iter()
-                .chain(&source.results_topic)
-                .chain(&source.dead_letter_topic);
-            for topic in topics {
-                cluster
-                    .create_topic(topic, EMBEDDED_PARTITIONS, 1)
-                    .map_err(|e| anyhow!("embedded Kafka: creating {topic}: {e}"))?;
-            }
-        }
-        eprintln!("expressway: embedded Kafka at {brokers}");
-    }
-
-    let producer = match uses_kafka {
-        true => Some(Arc::new(
-            kafka::producer(
-                &brokers,
-                config.producer.linger_ms,
-                u64::from(config.producer.batch_num_messages),
-            )
-            .context("creating the Kafka producer")?,
-        )),
-        false => None,
-    };
-    let integrations: Arc<dyn TaskResource> = match &producer {
+    let cluster = KafkaCluster::connect(&config)?;
+    let integrations: Arc<dyn TaskResource> = match &cluster.producer {
         Some(producer) => Arc::new(integrations.with_kafka_producer(Arc::new(KafkaProduce {
             producer: producer.clone(),
         }))),
@@ -240,21 +210,119 @@ pub fn run(config: Config) -> Result<()> {
         Some((server, resources)) => (Some(server), resources),
         None => (None, integrations),
     };
+    let runtime = integration_runtime.handle();
+    let (bindings, sqs_sources) = build_bindings(&config, &programs, &cluster, runtime)?;
+    let shards = start_shards(&config, bindings, resources)?;
+    let consumer = start_consumer(&config, &cluster.brokers, &shards.senders)?;
+    for source in &sqs_sources {
+        source.receive_into(shards.senders.clone());
+    }
+    let stop = stop_on_signal()?;
+    let demo = Demo::start(&config, &cluster.brokers)?;
+    let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+    eprintln!(
+        "expressway: running {} shard(s) on {}",
+        shards.senders.len(),
+        names.join(", ")
+    );
+
+    let running = Running {
+        config: &config,
+        cluster,
+        api,
+        shards,
+        consumer,
+        sqs_sources,
+        demo,
+    };
+    running.serve(&stop);
+    running.shutdown()
+}
+
+/// SIGTERM and SIGINT set the returned flag.
+fn stop_on_signal() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    Ok(stop)
+}
+
+/// The Kafka side every source shares: where the brokers are (the embedded cluster, started
+/// here, or the configured servers) and the producer of results, dead letters and
+/// `kafka:produce` Tasks. Without Kafka in use (SQS in and out): no cluster, no client.
+struct KafkaCluster {
+    /// Lives as long as the daemon: everything else talks to it over its real protocol on a
+    /// local port.
+    _embedded: Option<MockCluster<'static, rdkafka::producer::DefaultProducerContext>>,
+    /// Bootstrap servers; empty when Kafka is not used.
+    brokers: String,
+    producer: Option<Arc<KafkaProducer>>,
+}
+
+impl KafkaCluster {
+    fn connect(config: &Config) -> Result<KafkaCluster> {
+        let uses_kafka = config.uses_kafka();
+        let embedded = match &config.kafka.brokers {
+            Brokers::Embedded if uses_kafka => {
+                Some(MockCluster::new(1).map_err(|e| anyhow!("embedded Kafka: {e}"))?)
+            }
+            _ => None,
+        };
+        let brokers = match (&embedded, &config.kafka.brokers) {
+            (Some(cluster), _) => cluster.bootstrap_servers(),
+            (None, Brokers::Servers(servers)) => servers.join(","),
+            (None, Brokers::Embedded) => String::new(), // Kafka is not used
+        };
+        if let Some(cluster) = &embedded {
+            for source in &config.sources {
+                let topics = source
+                    .topics
+                    .iter()
+                    .chain(&source.results_topic)
+                    .chain(&source.dead_letter_topic);
+                for topic in topics {
+                    cluster
+                        .create_topic(topic, EMBEDDED_PARTITIONS, 1)
+                        .map_err(|e| anyhow!("embedded Kafka: creating {topic}: {e}"))?;
+                }
+            }
+            eprintln!("expressway: embedded Kafka at {brokers}");
+        }
+        let producer = match uses_kafka {
+            true => Some(Arc::new(
+                kafka::producer(
+                    &brokers,
+                    config.producer.linger_ms,
+                    u64::from(config.producer.batch_num_messages),
+                )
+                .context("creating the Kafka producer")?,
+            )),
+            false => None,
+        };
+        Ok(KafkaCluster {
+            _embedded: embedded,
+            brokers,
+            producer,
+        })
+    }
+}
+
+/// Every source's bindings (what runs its events, where its records go), by binding key:
+/// each Kafka topic, and `sqs+<name>` for an SQS source; with the SQS sources, which
+/// receive nothing yet.
+fn build_bindings(
+    config: &Config,
+    programs: &HashMap<String, Arc<Program>>,
+    cluster: &KafkaCluster,
+    runtime: &tokio::runtime::Handle,
+) -> Result<(Bindings, Vec<Arc<SqsSource>>)> {
     let mut bindings = HashMap::new();
     let mut sqs_sources = Vec::new();
-    let runtime = integration_runtime.handle();
     for source in &config.sources {
         let sm = config
             .state_machine(&source.state_machine)
             .ok_or_else(|| anyhow!("source {} names no state machine", source.name))?;
-        let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
-        if let Some(producer) = &producer {
-            sinks.push(Arc::new(KafkaSink {
-                producer: producer.clone(),
-                results_topic: source.results_topic.clone(),
-                dead_letter_topic: source.dead_letter_topic.clone(),
-            }));
-        }
         // The SQS source and sinks share one client (its own connection pool), configured
         // like `[integrations.sqs]` (endpoint, region, credentials).
         let sqs_client = Arc::new(
@@ -267,16 +335,7 @@ pub fn run(config: Config) -> Result<()> {
             })
             .map_err(|e| anyhow!(e))?,
         );
-        if source.results_queue_url.is_some() || source.dead_letter_queue_url.is_some() {
-            sinks.push(Arc::new(SqsSink::new(
-                sqs_client.clone(),
-                runtime,
-                source.results_queue_url.clone(),
-                source.dead_letter_queue_url.clone(),
-                SqsMetrics::new(&source.name),
-            )));
-        }
-        let sink: Arc<dyn Sink> = Arc::new(Sinks(sinks));
+        let sink = build_sinks(source, cluster.producer.as_ref(), &sqs_client, runtime);
         let binding = |label: &str, acks| Binding {
             program: programs[&sm.name].clone(),
             state_machine: Arc::from(sm.name.as_str()),
@@ -305,7 +364,7 @@ pub fn run(config: Config) -> Result<()> {
                 sqs_client,
                 runtime.clone(),
             );
-            let acks: Arc<dyn super::shard::MessageAck> = sqs_source.clone();
+            let acks: Arc<dyn MessageAck> = sqs_source.clone();
             bindings.insert(key, Arc::new(binding(queue_name, Some(acks))));
             sqs_sources.push(sqs_source);
         }
@@ -313,8 +372,51 @@ pub fn run(config: Config) -> Result<()> {
             bindings.insert(Arc::from(topic.as_str()), Arc::new(binding(topic, None)));
         }
     }
-    let bindings: Bindings = Arc::new(bindings);
+    Ok((Arc::new(bindings), sqs_sources))
+}
 
+/// Where one source's results and dead letters go: its topics (through the one producer)
+/// and its queues, each record to the first sink that takes its kind.
+fn build_sinks(
+    source: &SourceConfig,
+    producer: Option<&Arc<KafkaProducer>>,
+    sqs_client: &Arc<Sqs>,
+    runtime: &tokio::runtime::Handle,
+) -> Arc<dyn Sink> {
+    let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
+    if let Some(producer) = producer {
+        sinks.push(Arc::new(KafkaSink {
+            producer: producer.clone(),
+            results_topic: source.results_topic.clone(),
+            dead_letter_topic: source.dead_letter_topic.clone(),
+        }));
+    }
+    if source.results_queue_url.is_some() || source.dead_letter_queue_url.is_some() {
+        sinks.push(Arc::new(SqsSink::new(
+            sqs_client.clone(),
+            runtime,
+            source.results_queue_url.clone(),
+            source.dead_letter_queue_url.clone(),
+            SqsMetrics::new(&source.name),
+        )));
+    }
+    Arc::new(Sinks(sinks))
+}
+
+/// The execution shards, one thread each.
+struct Shards {
+    /// Each shard's inbox, in shard order.
+    senders: Vec<Sender<Msg>>,
+    threads: Vec<JoinHandle<(ShardStats, Vec<CommitPoint>)>>,
+    /// The shards' pause/resume requests, for the Kafka consumer.
+    control: Receiver<Control>,
+}
+
+fn start_shards(
+    config: &Config,
+    bindings: Bindings,
+    resources: Arc<dyn TaskResource>,
+) -> Result<Shards> {
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     let mut senders = Vec::new();
     let mut threads = Vec::new();
@@ -323,7 +425,7 @@ pub fn run(config: Config) -> Result<()> {
             ShardConfig {
                 index,
                 max_in_flight: config.workers.max_in_flight_per_shard,
-                logger: logger(&config)?,
+                logger: logger(config)?,
             },
             bindings.clone(),
             resources.clone(),
@@ -336,7 +438,22 @@ pub fn run(config: Config) -> Result<()> {
                 .spawn(move || shard.run())?,
         );
     }
+    Ok(Shards {
+        senders,
+        threads,
+        control: control_rx,
+    })
+}
 
+/// The consumer of every Kafka source's topics, subscribed; `None` without Kafka sources.
+fn start_consumer(
+    config: &Config,
+    brokers: &str,
+    shards: &[Sender<Msg>],
+) -> Result<Option<KafkaConsumer>> {
+    if !config.sources.iter().any(|s| s.kind == SourceKind::Kafka) {
+        return Ok(None);
+    }
     let properties: Vec<(String, String)> = config
         .kafka
         .properties
@@ -353,114 +470,190 @@ pub fn run(config: Config) -> Result<()> {
         .iter()
         .flat_map(|s| s.topics.iter().map(String::as_str))
         .collect();
-    let consumer = match config.sources.iter().any(|s| s.kind == SourceKind::Kafka) {
-        true => {
-            let consumer = kafka::consumer(
-                &brokers,
-                &config.kafka.group_id,
-                &properties,
-                senders.clone(),
-                sources,
-                config.workers.commit_interval(),
-            )
-            .context("creating the Kafka consumer")?;
-            consumer.subscribe(&topics).context("subscribing")?;
-            Some(consumer)
+    let consumer = kafka::consumer(
+        brokers,
+        &config.kafka.group_id,
+        &properties,
+        shards.to_vec(),
+        sources,
+        config.workers.commit_interval(),
+    )
+    .context("creating the Kafka consumer")?;
+    consumer.subscribe(&topics).context("subscribing")?;
+    Ok(Some(consumer))
+}
+
+/// The demo's threads: the event producer (`[demo_producer]`) and the record printer
+/// (`[demo] print_records`), each optional, stopped together.
+struct Demo {
+    stop: Arc<AtomicBool>,
+    producer: Option<JoinHandle<u64>>,
+    printer: Option<JoinHandle<()>>,
+}
+
+impl Demo {
+    fn start(config: &Config, brokers: &str) -> Result<Demo> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let producer = match &config.demo_producer {
+            Some(d) => Some(demo::spawn(
+                brokers,
+                d.topic.clone(),
+                u64::from(d.events_per_sec),
+                stop.clone(),
+            )?),
+            None => None,
+        };
+        let printed: Vec<PrintedTopic> = config
+            .sources
+            .iter()
+            .flat_map(|s| {
+                let results = s.results_topic.iter().map(|topic| PrintedTopic {
+                    topic: topic.clone(),
+                    kind: "result",
+                });
+                let dead_letters = s.dead_letter_topic.iter().map(|topic| PrintedTopic {
+                    topic: topic.clone(),
+                    kind: "dead letter",
+                });
+                results.chain(dead_letters)
+            })
+            .collect();
+        let printer = match config.demo.print_records {
+            PrintRecords::Off => None,
+            mode => {
+                let properties: Vec<(String, String)> = config
+                    .kafka
+                    .properties
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let topics: Vec<&str> = printed.iter().map(|t| t.topic.as_str()).collect();
+                eprintln!(
+                    "expressway: printing {} records of {} ([demo] print_records)",
+                    if mode == PrintRecords::All {
+                        "all"
+                    } else {
+                        "a sample of the"
+                    },
+                    topics.join(", ")
+                );
+                let printer =
+                    demo::spawn_printer(brokers, &properties, printed, mode, stop.clone())
+                        .context("starting the record printer")?;
+                Some(printer)
+            }
+        };
+        Ok(Demo {
+            stop,
+            producer,
+            printer,
+        })
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(producer) = self.producer {
+            let _ = producer.join();
         }
-        false => None,
-    };
-    for source in &sqs_sources {
-        source.receive_into(senders.clone());
+        if let Some(printer) = self.printer {
+            let _ = printer.join();
+        }
     }
+}
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, stop.clone())?;
-    }
-    let demo_stop = Arc::new(AtomicBool::new(false));
-    let demo = match &config.demo_producer {
-        Some(d) => Some(demo::spawn(
-            &brokers,
-            d.topic.clone(),
-            u64::from(d.events_per_sec),
-            demo_stop.clone(),
-        )?),
-        None => None,
-    };
-    let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-    eprintln!(
-        "expressway: running {} shard(s) on {}",
-        senders.len(),
-        names.join(", ")
-    );
+/// A started daemon: what [`Running::shutdown`] takes down, in order.
+struct Running<'c> {
+    config: &'c Config,
+    cluster: KafkaCluster,
+    api: Option<crate::api::ApiServer>,
+    shards: Shards,
+    consumer: Option<KafkaConsumer>,
+    sqs_sources: Vec<Arc<SqsSource>>,
+    demo: Demo,
+}
 
-    match &consumer {
-        Some(consumer) => kafka::consume(
-            consumer,
-            &senders,
-            &control_rx,
-            &stop,
-            config.workers.commit_interval(),
-        ),
-        // SQS sources only: they pace themselves (backpressure by messages held).
-        None => {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
-                control_rx.try_iter().for_each(drop);
+impl Running<'_> {
+    /// Feeds the shards until `stop` is set.
+    fn serve(&self, stop: &AtomicBool) {
+        match &self.consumer {
+            Some(consumer) => kafka::consume(
+                consumer,
+                &self.shards.senders,
+                &self.shards.control,
+                stop,
+                self.config.workers.commit_interval(),
+            ),
+            // SQS sources only: they pace themselves (backpressure by messages held).
+            None => {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    self.shards.control.try_iter().for_each(drop);
+                }
             }
         }
     }
 
-    eprintln!("expressway: shutting down");
-    for source in &sqs_sources {
-        source.stop_receiving();
-    }
-    demo_stop.store(true, Ordering::Relaxed);
-    if let Some(demo) = demo {
-        let _ = demo.join();
-    }
-    let deadline = wall_millis() + config.workers.shutdown_grace().as_millis() as i64;
-    for tx in &senders {
-        let _ = tx.send(Msg::Shutdown { deadline });
-    }
-    // Keep the group membership alive (poll) while the shards drain; new messages are not
-    // routed any more, so they stay uncommitted and are redelivered after a restart.
-    while threads.iter().any(|t| !t.is_finished()) {
-        match &consumer {
-            Some(consumer) => drop(consumer.poll(Duration::from_millis(50))),
-            None => std::thread::sleep(Duration::from_millis(50)),
+    /// Takes the daemon down in the order documented at the top of this file.
+    fn shutdown(self) -> Result<()> {
+        let Running {
+            config,
+            cluster,
+            api,
+            shards,
+            consumer,
+            sqs_sources,
+            demo,
+        } = self;
+        eprintln!("expressway: shutting down");
+        for source in &sqs_sources {
+            source.stop_receiving();
         }
+        demo.stop();
+        let deadline = wall_millis() + config.workers.shutdown_grace().as_millis() as i64;
+        for tx in &shards.senders {
+            let _ = tx.send(Msg::Shutdown { deadline });
+        }
+        // Keep the group membership alive (poll) while the shards drain; new messages are not
+        // routed any more, so they stay uncommitted and are redelivered after a restart.
+        while shards.threads.iter().any(|t| !t.is_finished()) {
+            match &consumer {
+                Some(consumer) => drop(consumer.poll(Duration::from_millis(50))),
+                None => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        let mut points: Vec<CommitPoint> = Vec::new();
+        let mut total = ShardStats::default();
+        for t in shards.threads {
+            let (stats, p) = t.join().map_err(|_| anyhow!("a shard panicked"))?;
+            points.extend(p);
+            total.events += stats.events;
+            total.succeeded += stats.succeeded;
+            total.failed += stats.failed;
+            total.timed_out += stats.timed_out;
+            total.dead_letters += stats.dead_letters;
+            total.transitions += stats.transitions;
+        }
+        if let Some(consumer) = &consumer {
+            kafka::commit_final(consumer, &points).context("final commit")?;
+        }
+        if let Some(producer) = &cluster.producer {
+            kafka::flush(producer, Duration::from_secs(10)).context("flushing the producer")?;
+        }
+        // Deletes still under way complete; messages never finished go back to their queues.
+        for source in &sqs_sources {
+            source.finish(Duration::from_secs(10));
+        }
+        // Closing the consumer leaves the group, which reports its partitions revoked: before
+        // the final line, so that it stays the last.
+        drop(consumer);
+        drop(cluster);
+        if let Some(server) = api {
+            server.shutdown();
+        }
+        eprintln!(
+            "expressway: stopped after {} events ({} succeeded, {} failed, {} timed out, {} dead letters, {} transitions)",
+            total.events, total.succeeded, total.failed, total.timed_out, total.dead_letters, total.transitions
+        );
+        Ok(())
     }
-    let mut points: Vec<CommitPoint> = Vec::new();
-    let mut total = ShardStats::default();
-    for t in threads {
-        let (stats, p) = t.join().map_err(|_| anyhow!("a shard panicked"))?;
-        points.extend(p);
-        total.events += stats.events;
-        total.succeeded += stats.succeeded;
-        total.failed += stats.failed;
-        total.timed_out += stats.timed_out;
-        total.dead_letters += stats.dead_letters;
-        total.transitions += stats.transitions;
-    }
-    if let Some(consumer) = &consumer {
-        kafka::commit_final(consumer, &points).context("final commit")?;
-    }
-    if let Some(producer) = &producer {
-        kafka::flush(producer, Duration::from_secs(10)).context("flushing the producer")?;
-    }
-    // Deletes still under way complete; messages never finished go back to their queues.
-    for source in &sqs_sources {
-        source.finish(Duration::from_secs(10));
-    }
-    eprintln!(
-        "expressway: stopped after {} events ({} succeeded, {} failed, {} timed out, {} dead letters, {} transitions)",
-        total.events, total.succeeded, total.failed, total.timed_out, total.dead_letters, total.transitions
-    );
-    drop(consumer);
-    drop(embedded);
-    if let Some(server) = api {
-        server.shutdown();
-    }
-    Ok(())
 }

@@ -16,6 +16,8 @@
 //! Sink: SendMessageBatch, up to 10 records (and 256 KiB) a call, several calls in flight;
 //! a record counts as delivered when SQS accepted its entry.
 
+pub mod config;
+
 use super::shard::{
     Delivery, MessageAck, Msg, OutRecord, RecordKind, Sink, SourceCoords, SourceEvent,
 };

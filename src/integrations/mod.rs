@@ -8,9 +8,12 @@
 //! Which resource goes where is decided once per definition ([`check_resource`]) and once
 //! per call ([`Route::of`]).
 
+pub mod config;
 pub mod http;
 pub mod lambda;
 pub mod sqs;
+
+pub use config::{IntegrationsConfig, Limits};
 
 use crate::asl::diagnostic::{codes, pointer_push, Diagnostic};
 use crate::asl::error::Failure;
@@ -23,48 +26,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
-
-/// What the integrations are allowed to reach, and how hard they may push.
-#[derive(Clone, Debug, PartialEq)]
-pub struct IntegrationsConfig {
-    /// Threads of the runtime that carries every integration's I/O.
-    pub threads: usize,
-    /// Whether `.waitForTaskToken` and activity Tasks may run (see [`Served::callbacks`]).
-    pub allow_callbacks: bool,
-    pub lambda: lambda::LambdaConfig,
-    pub http: http::HttpConfig,
-    pub sqs: sqs::SqsConfig,
-}
-
-impl Default for IntegrationsConfig {
-    fn default() -> Self {
-        IntegrationsConfig {
-            threads: 1,
-            allow_callbacks: false,
-            lambda: Default::default(),
-            http: Default::default(),
-            sqs: Default::default(),
-        }
-    }
-}
-
-/// Limits every integration has.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Limits {
-    /// Calls in flight at once; more wait for a free slot.
-    pub max_concurrency: usize,
-    /// Longest a single request may take (the Task's `TimeoutSeconds` applies as well).
-    pub timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_concurrency: 512,
-            timeout: Duration::from_secs(60),
-        }
-    }
-}
 
 /// Where a Task's `Resource` is served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

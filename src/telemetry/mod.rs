@@ -3,6 +3,7 @@
 //! CloudWatch shape (`exec_log.rs`). At crate level because every component reports through it
 //! — the execution driver, the sources, the integrations — and it imports none of them.
 
+pub mod config;
 pub mod exec_log;
 pub mod metrics;
 
