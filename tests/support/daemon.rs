@@ -68,7 +68,7 @@ impl Daemon {
         }
     }
 
-    /// Whether it still runs (it has not exited on a bad config, say).
+    /// Its exit status if it has exited (on a bad config, say).
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
