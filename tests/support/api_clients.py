@@ -1,10 +1,12 @@
 """Drives a running `expressway run` API with the real AWS clients: aws-cli and boto3.
 
-Usage: api_clients.py ENDPOINT AWS_CLI_PATH
+Usage: api_clients.py ENDPOINT AWS_CLI_PATH [CHECK...]
 
-Prints one line per check: `ok NAME` or `FAIL NAME: reason`, and `skip NAME: reason`.
-Run by tests/support/api.rs, which starts the daemon (with `auth = "AKIDEXPRESSWAY"`, a
-state machine `hello` and the definitions below) and makes the venv.
+Runs the named checks (every one without a name) and prints one line per check: `ok NAME`
+or `FAIL NAME: reason`, and `skip NAME: reason`. Run by tests/support/api.rs, which starts
+the daemon (with `auth = "AKIDEXPRESSWAY"`, a state machine `hello` and the definitions
+below), makes the venv, and runs each check on its own: it finds them by the `@check` line
+above their `def`.
 """
 
 import json
@@ -302,7 +304,13 @@ def boto3_wait_for_task_token():
 
 def main():
     failed = 0
+    wanted = sys.argv[3:]
+    unknown = set(wanted) - {fn.__name__ for fn in CHECKS}
+    if unknown:
+        sys.exit(f"no such check: {', '.join(sorted(unknown))}")
     for fn in CHECKS:
+        if wanted and fn.__name__ not in wanted:
+            continue
         name = fn.__name__
         try:
             result = fn()

@@ -4,6 +4,7 @@
 //! (The AWS-recorded Lambda cases run against the corpus runner's function server in
 //! `scripts/conformance_gate.py`.)
 
+use crate::harness::{group, verdict, Group, Verdict};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -161,14 +162,6 @@ pub fn exec_with(definition: Value, input: Value, extra: &[&str], env: &[(&str, 
         .unwrap_or_else(|| json!({"no_json": String::from_utf8_lossy(&out.stderr)}))
 }
 
-fn check(
-    name: &'static str,
-    ok: bool,
-    detail: impl FnOnce() -> String,
-) -> (&'static str, Result<(), String>) {
-    (name, if ok { Ok(()) } else { Err(detail()) })
-}
-
 fn lambda_task(extra: Value) -> Value {
     let mut state = json!({
         "Type": "Task",
@@ -183,10 +176,25 @@ fn lambda_task(extra: Value) -> Value {
     json!({"StartAt": "Call", "States": {"Call": state}})
 }
 
-pub fn checks() -> Vec<(&'static str, Result<(), String>)> {
-    let mut out = Vec::new();
+/// Each check serves its own script, so they share nothing.
+pub fn group() -> Group<()> {
+    group!(
+        "integrations",
+        || Ok(()),
+        [
+            lambda_invoke_posts_the_payload_to_the_function_and_returns_its_result,
+            a_function_error_is_caught_by_a_catch_naming_its_error_type,
+            retry_on_lambda_too_many_requests_retries_until_the_function_answers,
+            a_function_slower_than_timeout_seconds_fails_the_state_with_states_timeout,
+            an_unreachable_lambda_endpoint_fails_with_lambda_sdk_client_exception,
+            http_invoke_sends_method_query_headers_and_body_and_returns_aws_response_shape,
+            an_http_404_is_states_http_status_code_404_caught_by_a_catch_naming_it,
+        ]
+    )
+}
 
-    // Success: the event reaches the function by name, its payload comes back.
+/// The event reaches the function by name, its payload comes back.
+fn lambda_invoke_posts_the_payload_to_the_function_and_returns_its_result(_: &mut ()) -> Verdict {
     let (url, seen) = serve(vec![reply(200, json!({"enriched": true}))]);
     let result = exec(
         lambda_task(json!({})),
@@ -194,17 +202,17 @@ pub fn checks() -> Vec<(&'static str, Result<(), String>)> {
         &["--lambda-endpoint", &url],
     );
     let requests = seen.lock().unwrap().clone();
-    out.push(check(
-        "integrations: lambda:invoke posts the payload to the function and returns its result",
+    verdict(
         result == json!({"status": "SUCCEEDED", "output": {"enriched": true}})
             && requests.len() == 1
             && requests[0].method == "POST"
             && requests[0].target == "/2015-03-31/functions/enrich/invocations"
             && serde_json::from_str::<Value>(&requests[0].body).ok() == Some(json!({"id": 7})),
         || format!("{result} after {requests:?}"),
-    ));
+    )
+}
 
-    // A function error is named by its errorType, and a Catch on that name takes it.
+fn a_function_error_is_caught_by_a_catch_naming_its_error_type(_: &mut ()) -> Verdict {
     let (url, _) = serve(vec![Reply {
         headers: vec![("X-Amz-Function-Error", "Unhandled".into())],
         ..reply(
@@ -218,16 +226,17 @@ pub fn checks() -> Vec<(&'static str, Result<(), String>)> {
                  "End": true},
         "Fallback": {"Type": "Pass", "End": true}}});
     let result = exec(definition, json!({"id": 1}), &["--lambda-endpoint", &url]);
-    out.push(check(
-        "integrations: a function error is caught by a Catch naming its errorType",
+    verdict(
         result["output"]["error"]["Error"] == json!("SensorOffline")
             && result["output"]["error"]["Cause"]
                 .as_str()
                 .is_some_and(|c| c.contains("no signal")),
         || result.to_string(),
-    ));
+    )
+}
 
-    // A throttle twice, then success: the Retry on Lambda.TooManyRequestsException works.
+/// A throttle twice, then success.
+fn retry_on_lambda_too_many_requests_retries_until_the_function_answers(_: &mut ()) -> Verdict {
     let throttle = Reply {
         headers: vec![("x-amzn-ErrorType", "TooManyRequestsException".into())],
         ..reply(429, json!({"Type": "User", "message": "Rate exceeded"}))
@@ -236,13 +245,16 @@ pub fn checks() -> Vec<(&'static str, Result<(), String>)> {
     let retry = json!({"Retry": [{"ErrorEquals": ["Lambda.TooManyRequestsException"], "IntervalSeconds": 1, "MaxAttempts": 3}]});
     let result = exec(lambda_task(retry), json!({}), &["--lambda-endpoint", &url]);
     let calls = seen.lock().unwrap().len();
-    out.push(check(
-        "integrations: Retry on Lambda.TooManyRequestsException retries until the function answers",
+    verdict(
         result == json!({"status": "SUCCEEDED", "output": "ok"}) && calls == 3,
         || format!("{result} after {calls} calls"),
-    ));
+    )
+}
 
-    // A slow function under TimeoutSeconds: States.Timeout, without waiting for it.
+/// States.Timeout, without waiting for the function.
+fn a_function_slower_than_timeout_seconds_fails_the_state_with_states_timeout(
+    _: &mut (),
+) -> Verdict {
     let (url, _) = serve(vec![Reply {
         delay: Duration::from_secs(5),
         ..reply(200, json!("late"))
@@ -253,15 +265,16 @@ pub fn checks() -> Vec<(&'static str, Result<(), String>)> {
         json!({}),
         &["--lambda-endpoint", &url],
     );
-    out.push(check(
-        "integrations: a function slower than TimeoutSeconds fails the state with States.Timeout",
+    verdict(
         result["status"] == json!("FAILED")
             && result["error"] == json!("States.Timeout")
             && started.elapsed() < Duration::from_secs(4),
         || format!("{result} after {:?}", started.elapsed()),
-    ));
+    )
+}
 
-    // No server at all: a transport error AWS's way.
+/// No server at all: a transport error AWS's way.
+fn an_unreachable_lambda_endpoint_fails_with_lambda_sdk_client_exception(_: &mut ()) -> Verdict {
     let closed = {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         format!("http://{}", l.local_addr().expect("addr"))
@@ -271,41 +284,38 @@ pub fn checks() -> Vec<(&'static str, Result<(), String>)> {
         json!({}),
         &["--lambda-endpoint", &closed],
     );
-    out.push(check(
-        "integrations: an unreachable Lambda endpoint fails with Lambda.SdkClientException",
+    verdict(
         result["error"] == json!("Lambda.SdkClientException"),
         || result.to_string(),
-    ));
+    )
+}
 
-    // HTTP Task: method, query, headers and JSON body reach the endpoint; the response
-    // comes back in AWS's shape; a 404 is States.Http.StatusCode.404 for Catch.
-    let (url, seen) = serve(vec![
-        reply(200, json!({"temperature": 21.5})),
-        reply(404, json!({"message": "no such device"})),
-    ]);
-    let http_task = |next_catch: bool| {
-        let mut state = json!({
-            "Type": "Task", "Resource": "arn:aws:states:::http:invoke",
-            "Parameters": {
-                "ApiEndpoint": format!("{url}/devices"), "Method": "POST",
-                "Headers": {"X-Device": "d1"},
-                "QueryParameters": {"unit": "C"},
-                "RequestBody": {"id.$": "$.id"}},
-            "End": true});
-        let mut states = json!({});
-        if next_catch {
-            state["Catch"] = json!([{"ErrorEquals": ["States.Http.StatusCode.404"], "ResultPath": "$.error", "Next": "Missing"}]);
-            states["Missing"] = json!({"Type": "Pass", "End": true});
-        }
-        states["Call"] = state;
-        json!({"StartAt": "Call", "States": states})
-    };
-    let ok = exec(http_task(false), json!({"id": "d1"}), &[]);
-    let missing = exec(http_task(true), json!({"id": "d2"}), &[]);
-    let requests = seen.lock().unwrap().clone();
-    let first = requests.first().cloned();
-    out.push(check(
-        "integrations: http:invoke sends method, query, headers and body, and returns AWS's response shape",
+/// An HTTP Task calling `{url}/devices`, with a Catch on States.Http.StatusCode.404 if `catch_404`.
+fn http_task(url: &str, catch_404: bool) -> Value {
+    let mut state = json!({
+        "Type": "Task", "Resource": "arn:aws:states:::http:invoke",
+        "Parameters": {
+            "ApiEndpoint": format!("{url}/devices"), "Method": "POST",
+            "Headers": {"X-Device": "d1"},
+            "QueryParameters": {"unit": "C"},
+            "RequestBody": {"id.$": "$.id"}},
+        "End": true});
+    let mut states = json!({});
+    if catch_404 {
+        state["Catch"] = json!([{"ErrorEquals": ["States.Http.StatusCode.404"], "ResultPath": "$.error", "Next": "Missing"}]);
+        states["Missing"] = json!({"Type": "Pass", "End": true});
+    }
+    states["Call"] = state;
+    json!({"StartAt": "Call", "States": states})
+}
+
+fn http_invoke_sends_method_query_headers_and_body_and_returns_aws_response_shape(
+    _: &mut (),
+) -> Verdict {
+    let (url, seen) = serve(vec![reply(200, json!({"temperature": 21.5}))]);
+    let ok = exec(http_task(&url, false), json!({"id": "d1"}), &[]);
+    let first = seen.lock().unwrap().first().cloned();
+    verdict(
         ok["output"]["ResponseBody"] == json!({"temperature": 21.5})
             && ok["output"]["StatusCode"] == json!("200")
             && first.as_ref().is_some_and(|r| {
@@ -315,11 +325,14 @@ pub fn checks() -> Vec<(&'static str, Result<(), String>)> {
                     && serde_json::from_str::<Value>(&r.body).ok() == Some(json!({"id": "d1"}))
             }),
         || format!("{ok} after {first:?}"),
-    ));
-    out.push(check(
-        "integrations: an HTTP 404 is States.Http.StatusCode.404, caught by a Catch naming it",
+    )
+}
+
+fn an_http_404_is_states_http_status_code_404_caught_by_a_catch_naming_it(_: &mut ()) -> Verdict {
+    let (url, _) = serve(vec![reply(404, json!({"message": "no such device"}))]);
+    let missing = exec(http_task(&url, true), json!({"id": "d2"}), &[]);
+    verdict(
         missing["output"]["error"]["Error"] == json!("States.Http.StatusCode.404"),
         || missing.to_string(),
-    ));
-    out
+    )
 }

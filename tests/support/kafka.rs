@@ -3,7 +3,13 @@
 //! (docs/kafka-ack-contract.md) end to end: a `kill -9` mid-stream loses nothing, poison
 //! events land in the dead-letter topic with their cause, SIGTERM drains and exits 0, and
 //! `/metrics` counts what was sent.
+//!
+//! The checks share one cluster and one daemon (`daemon.toml`, consumer group `it`), in the
+//! order below; each brings about what it needs ([`Kafka::load`], [`Kafka::daemon`],
+//! [`Kafka::settled`]), so that any one of them also runs alone.
 
+use crate::daemon::{free_port, metric, metrics_text, Daemon};
+use crate::harness::{group, verdict, Group, Problem, Verdict};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -11,33 +17,237 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// Events of the first load, ids `0..EVENTS`.
 const EVENTS: u64 = 20_000;
+const PARTITIONS: i32 = 4;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+pub fn group() -> Group<Kafka> {
+    group!(
+        "kafka",
+        Kafka::new,
+        [
+            kill_9_mid_stream_loses_nothing,
+            committed_offset_never_passes_a_running_execution,
+            second_instance_joining_mid_stream_loses_nothing,
+            poison_events_reach_the_dead_letter_topic_with_error_and_cause,
+            metrics_count_dead_letters_events_and_lag,
+            sigterm_finishes_executions_in_flight_and_exits_0,
+            tasks_call_a_lambda_function_and_produce_to_a_topic,
+        ]
+    )
+    .skipped_by("EXPRESSWAY_SKIP_KAFKA")
 }
 
-/// Starts the daemon; its stderr goes to `<config>.log` (appended), quoted when a check fails.
-pub fn start_daemon(config: &Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(config.with_extension("log"))
-        .expect("daemon log");
-    Command::new(env!("CARGO_BIN_EXE_expressway"))
-        .args(["run", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("the daemon starts")
+/// The mock cluster with its topics, a producer, and the daemon's configs.
+pub struct Kafka {
+    daemon: Option<Daemon>,
+    producer: ThreadedProducer<DefaultProducerContext>,
+    brokers: String,
+    dir: PathBuf,
+    config: PathBuf,
+    second_config: PathBuf,
+    metrics_port: u16,
+    /// Ids `0..produced` were sent to `in`; 0 until [`Kafka::load`].
+    produced: u64,
+    // Last, so that it outlives the clients above when the fixture drops.
+    _cluster: MockCluster<'static, DefaultProducerContext>,
+}
+
+impl Kafka {
+    fn new() -> Result<Self, Problem> {
+        let cluster = MockCluster::new(1).map_err(|e| format!("mock cluster: {e}"))?;
+        let brokers = cluster.bootstrap_servers();
+        for t in [
+            "in",
+            "results",
+            "dlq",
+            "task-in",
+            "task-results",
+            "task-out",
+        ] {
+            cluster
+                .create_topic(t, PARTITIONS, 1)
+                .map_err(|e| format!("topic {t}: {e}"))?;
+        }
+        let dir = std::env::temp_dir().join(format!("expressway-kafka-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("temp dir: {e}"))?;
+        std::fs::write(
+            dir.join("sm.asl.json"),
+            json!({"StartAt": "Check", "States": {
+                "Check": {"Type": "Choice", "Choices": [{"Variable": "$.fail", "IsPresent": true, "Next": "Boom"}], "Default": "Hold"},
+                "Hold": {"Type": "Wait", "SecondsPath": "$.wait", "Next": "Done"},
+                "Done": {"Type": "Pass", "Parameters": {"id.$": "$.id"}, "End": true},
+                "Boom": {"Type": "Fail", "Error": "Rejected", "Cause": "asked to fail"}}})
+            .to_string(),
+        )
+        .map_err(|e| format!("definition: {e}"))?;
+        let metrics_port = free_port();
+        let write_config = |name: &str, port: u16| {
+            let path = dir.join(name);
+            std::fs::write(
+                &path,
+                format!(
+                    r#"
+[kafka]
+brokers = "{brokers}"
+group_id = "it"
+[kafka.properties]
+# librdkafka's mock cluster evicts a departed member only at its session timeout (it keeps
+# a leaver, and a killed instance, in the group until then): keep that short.
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "1000"
+[[state_machines]]
+name = "it"
+definition = "sm.asl.json"
+[[sources]]
+name = "in"
+type = "kafka"
+topics = ["in"]
+state_machine = "it"
+results_topic = "results"
+dead_letter_topic = "dlq"
+[workers]
+shards = 2
+commit_interval_ms = 200
+shutdown_grace_secs = 10
+[logs]
+level = "OFF"
+[metrics]
+listen = "127.0.0.1:{port}"
+"#
+                ),
+            )
+            .expect("config");
+            path
+        };
+        let config = write_config("daemon.toml", metrics_port);
+        let second_config = write_config("second.toml", free_port());
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("linger.ms", "50")
+            .set("batch.num.messages", "10000")
+            .create()
+            .map_err(|e| format!("producer: {e}"))?;
+        Ok(Kafka {
+            daemon: None,
+            producer,
+            brokers,
+            dir,
+            config,
+            second_config,
+            metrics_port,
+            produced: 0,
+            _cluster: cluster,
+        })
+    }
+
+    /// The first load, once: ids `0..EVENTS`, then three poison events.
+    fn load(&mut self) {
+        if self.produced > 0 {
+            return;
+        }
+        self.produce(0..EVENTS);
+        for poison in [
+            "{not json".to_string(),
+            json!({"id": "f", "fail": true}).to_string(),
+            // Valid JSON over the 256 KiB Express payload limit.
+            json!({"id": "big", "pad": "x".repeat(300 * 1024)}).to_string(),
+        ] {
+            let _ = self
+                .producer
+                .send(BaseRecord::<(), _>::to("in").payload(&poison));
+        }
+        self.flush(30);
+    }
+
+    /// Sends `{"id": id, "wait": …}` keyed by id for each id.
+    fn produce(&mut self, ids: std::ops::Range<u64>) {
+        self.produced = self.produced.max(ids.end);
+        for id in ids {
+            // Every 100th event waits a second: executions finish out of offset order.
+            let wait = u64::from(id % 100 == 0);
+            let value = json!({"id": id, "wait": wait}).to_string();
+            let key = id.to_string();
+            while self
+                .producer
+                .send(BaseRecord::to("in").key(&key).payload(&value))
+                .is_err()
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    fn flush(&self, secs: u64) {
+        self.producer
+            .flush(Duration::from_secs(secs))
+            .expect("produced");
+    }
+
+    /// The daemon of `daemon.toml`, started if it is not running.
+    fn daemon(&mut self) -> &mut Daemon {
+        let config = &self.config;
+        self.daemon.get_or_insert_with(|| Daemon::start(config))
+    }
+
+    /// A client of group `it` that reads its committed offsets (it never joins the group).
+    fn watcher(&self) -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", "it")
+            .create()
+            .expect("offset watcher")
+    }
+
+    /// The first load sent, the daemon running, and group `it` caught up: it committed every
+    /// offset of `in`, so all that was sent has its result or dead letter.
+    fn settled(&mut self) -> Result<(), Problem> {
+        self.load();
+        self.daemon();
+        let watcher = self.watcher();
+        let started = Instant::now();
+        loop {
+            let behind: Vec<String> = (0..PARTITIONS)
+                .filter_map(|p| {
+                    let end = watcher
+                        .fetch_watermarks("in", p, Duration::from_secs(5))
+                        .map_or(i64::MAX, |(_, high)| high);
+                    let committed = committed(&watcher, p);
+                    (committed < end).then(|| format!("partition {p} at {committed} of {end}"))
+                })
+                .collect();
+            if behind.is_empty() {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(120) {
+                return Err(
+                    format!("group it still behind after 120 s: {}", behind.join(", ")).into(),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The offset group `it` committed on partition `partition` of `in`, -1 if none.
+fn committed(watcher: &BaseConsumer, partition: i32) -> i64 {
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition("in", partition);
+    let Ok(list) = watcher.committed_offsets(tpl, Duration::from_secs(5)) else {
+        return -1;
+    };
+    list.find_partition("in", partition)
+        .and_then(|e| e.offset().to_raw())
+        .unwrap_or(-1)
 }
 
 /// Reads a topic from the beginning until `done` says enough or `timeout` passes.
@@ -68,167 +278,51 @@ fn read_topic(
     false
 }
 
-pub fn metrics_text(port: u16) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
-
-pub fn metric(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// Returns one line per check: (name, outcome).
-pub fn checks() -> Vec<(&'static str, Result<(), String>)> {
-    let mut out = Vec::new();
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    let brokers = cluster.bootstrap_servers();
-    for t in [
-        "in",
-        "results",
-        "dlq",
-        "task-in",
-        "task-results",
-        "task-out",
-    ] {
-        cluster.create_topic(t, 4, 1).expect("topic");
-    }
-    let dir = std::env::temp_dir().join(format!("expressway-kafka-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    std::fs::write(
-        dir.join("sm.asl.json"),
-        json!({"StartAt": "Check", "States": {
-            "Check": {"Type": "Choice", "Choices": [{"Variable": "$.fail", "IsPresent": true, "Next": "Boom"}], "Default": "Hold"},
-            "Hold": {"Type": "Wait", "SecondsPath": "$.wait", "Next": "Done"},
-            "Done": {"Type": "Pass", "Parameters": {"id.$": "$.id"}, "End": true},
-            "Boom": {"Type": "Fail", "Error": "Rejected", "Cause": "asked to fail"}}})
-        .to_string(),
-    )
-    .expect("definition");
-    let metrics_port = free_port();
-    let write_config = |name: &str, port: u16| {
-        let path = dir.join(name);
-        std::fs::write(
-            &path,
-            format!(
-                r#"
-[kafka]
-brokers = "{brokers}"
-group_id = "it"
-[kafka.properties]
-# librdkafka's mock cluster evicts a departed member only at its session timeout (it keeps
-# a leaver, and a killed instance, in the group until then): keep that short.
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "1000"
-[[state_machines]]
-name = "it"
-definition = "sm.asl.json"
-[[sources]]
-name = "in"
-type = "kafka"
-topics = ["in"]
-state_machine = "it"
-results_topic = "results"
-dead_letter_topic = "dlq"
-[workers]
-shards = 2
-commit_interval_ms = 200
-shutdown_grace_secs = 10
-[logs]
-level = "OFF"
-[metrics]
-listen = "127.0.0.1:{port}"
-"#
-            ),
-        )
-        .expect("config");
-        path
-    };
-    let config = write_config("daemon.toml", metrics_port);
-    let second_config = write_config("second.toml", free_port());
-
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("linger.ms", "50")
-        .set("batch.num.messages", "10000")
-        .create()
-        .expect("producer");
-    let produce = |ids: std::ops::Range<u64>| {
-        for id in ids {
-            // Every 100th event waits a second: executions finish out of offset order.
-            let wait = u64::from(id % 100 == 0);
-            let value = json!({"id": id, "wait": wait}).to_string();
-            let key = id.to_string();
-            while producer
-                .send(BaseRecord::to("in").key(&key).payload(&value))
-                .is_err()
-            {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-    };
-    produce(0..EVENTS);
-    for poison in [
-        "{not json".to_string(),
-        json!({"id": "f", "fail": true}).to_string(),
-        // Valid JSON over the 256 KiB Express payload limit.
-        json!({"id": "big", "pad": "x".repeat(300 * 1024)}).to_string(),
-    ] {
-        let _ = producer.send(BaseRecord::<(), _>::to("in").payload(&poison));
-    }
-    producer.flush(Duration::from_secs(30)).expect("produced");
-
-    // Crash mid-stream, restart, and expect every id in the results.
-    let mut daemon = start_daemon(&config);
+/// Reads `results` until every id of `ids` is there or `timeout` passes; the ids seen.
+fn results_with(brokers: &str, ids: std::ops::Range<u64>, timeout: Duration) -> HashSet<u64> {
     let mut seen = HashSet::new();
-    read_topic(&brokers, "results", Duration::from_secs(60), |v| {
+    read_topic(brokers, "results", timeout, |v| {
+        if let Some(id) = v["id"].as_u64().filter(|id| ids.contains(id)) {
+            seen.insert(id);
+        }
+        seen.len() as u64 == ids.end - ids.start
+    });
+    seen
+}
+
+/// The daemon is `kill -9`ed a third of the way through the first load and restarted: every
+/// event still gets its result.
+fn kill_9_mid_stream_loses_nothing(k: &mut Kafka) -> Verdict {
+    k.load();
+    k.daemon();
+    let mut seen = HashSet::new();
+    read_topic(&k.brokers, "results", Duration::from_secs(60), |v| {
         if let Some(id) = v["id"].as_u64() {
             seen.insert(id);
         }
         seen.len() as u64 >= EVENTS / 3
     });
-    let _ = daemon.kill(); // SIGKILL: no chance to commit
-    let _ = daemon.wait();
-    let mut daemon = start_daemon(&config);
-    let mut seen = HashSet::new();
-    let complete = read_topic(&brokers, "results", Duration::from_secs(120), |v| {
-        if let Some(id) = v["id"].as_u64() {
-            seen.insert(id);
-        }
-        seen.len() as u64 == EVENTS
-    });
-    out.push((
-        "kafka: kill -9 mid-stream and restart loses no event",
-        if complete {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} of {EVENTS} ids in the results topic",
-                seen.len()
-            ))
-        },
-    ));
+    if let Some(daemon) = k.daemon.take() {
+        daemon.kill_9(); // no chance to commit
+    }
+    k.daemon();
+    let seen = results_with(&k.brokers, 0..EVENTS, Duration::from_secs(120));
+    verdict(seen.len() as u64 == EVENTS, || {
+        format!("{} of {EVENTS} ids in the results topic", seen.len())
+    })
+}
 
-    // Out-of-order completion: a slow event then fast ones on partition 0; the group's
-    // committed offset must stay at the slow one until it finishes.
-    let watcher: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", "it")
-        .create()
-        .expect("offset watcher");
+/// Out-of-order completion: a slow event then fast ones on partition 0; the group's committed
+/// offset must stay at the slow one until it finishes.
+fn committed_offset_never_passes_a_running_execution(k: &mut Kafka) -> Verdict {
+    k.settled()?;
+    let watcher = k.watcher();
     let (_, slow_offset) = watcher
         .fetch_watermarks("in", 0, Duration::from_secs(5))
-        .expect("watermarks");
+        .map_err(|e| format!("watermarks: {e}"))?;
     let send_to_0 = |value: String| {
-        while producer
+        while k
+            .producer
             .send(BaseRecord::<(), _>::to("in").partition(0).payload(&value))
             .is_err()
         {
@@ -239,200 +333,149 @@ listen = "127.0.0.1:{port}"
     for i in 0..20 {
         send_to_0(json!({"id": format!("fast-{i}"), "wait": 0}).to_string());
     }
-    producer.flush(Duration::from_secs(10)).expect("produced");
-    let committed = |w: &BaseConsumer| {
-        let mut tpl = rdkafka::TopicPartitionList::new();
-        tpl.add_partition("in", 0);
-        let Ok(list) = w.committed_offsets(tpl, Duration::from_secs(5)) else {
-            return -1;
-        };
-        list.find_partition("in", 0)
-            .and_then(|e| e.offset().to_raw())
-            .unwrap_or(-1)
-    };
+    k.flush(10);
     std::thread::sleep(Duration::from_millis(2500));
-    let while_slow = committed(&watcher);
+    let while_slow = committed(&watcher, 0);
     std::thread::sleep(Duration::from_millis(4000));
-    let after = committed(&watcher);
-    out.push((
-        "kafka: the committed offset never passes an execution still running",
-        if while_slow <= slow_offset && after >= slow_offset + 21 {
-            Ok(())
-        } else {
-            Err(format!(
+    let after = committed(&watcher, 0);
+    verdict(
+        while_slow <= slow_offset && after >= slow_offset + 21,
+        || {
+            format!(
                 "slow event at {slow_offset}: committed {while_slow} while it ran, {after} after"
-            ))
+            )
         },
-    ));
+    )
+}
 
-    // Rebalance: a second instance joins mid-stream; nothing is lost.
-    produce(EVENTS..EVENTS + 5_000);
-    let mut second = start_daemon(&second_config);
-    produce(EVENTS + 5_000..EVENTS + 10_000);
-    producer.flush(Duration::from_secs(30)).expect("produced");
-    let total = EVENTS + 10_000;
-    let mut seen = HashSet::new();
-    let complete = read_topic(&brokers, "results", Duration::from_secs(120), |v| {
-        if let Some(id) = v["id"].as_u64() {
-            seen.insert(id);
-        }
-        seen.len() as u64 == total
-    });
-    out.push((
-        "kafka: a second instance joining mid-stream loses no event",
-        if complete {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} of {total} ids in the results topic",
-                seen.len()
-            ))
-        },
-    ));
-    let _ = Command::new("kill")
-        .args(["-TERM", &second.id().to_string()])
-        .status();
-    let _ = second.wait();
+/// Rebalance: a second instance joins while 10,000 more events arrive; every event sent so far
+/// gets its result.
+fn second_instance_joining_mid_stream_loses_nothing(k: &mut Kafka) -> Verdict {
+    k.load();
+    k.daemon();
+    let from = k.produced;
+    k.produce(from..from + 5_000);
+    let mut second = Daemon::start(&k.second_config);
+    k.produce(from + 5_000..from + 10_000);
+    k.flush(30);
+    let total = k.produced;
+    let seen = results_with(&k.brokers, 0..total, Duration::from_secs(120));
+    let _ = second.sigterm();
+    second.exit_within(Duration::from_secs(30));
+    verdict(seen.len() as u64 == total, || {
+        format!("{} of {total} ids in the results topic", seen.len())
+    })
+}
 
+fn poison_events_reach_the_dead_letter_topic_with_error_and_cause(k: &mut Kafka) -> Verdict {
+    k.settled()?;
     let mut reasons = Vec::new();
-    read_topic(&brokers, "dlq", Duration::from_secs(30), |v| {
+    read_topic(&k.brokers, "dlq", Duration::from_secs(30), |v| {
         reasons.push((
             v["reason"].as_str().unwrap_or("").to_string(),
             v["error"].clone(),
             v["cause"].clone(),
         ));
-        // Redeliveries after the kill may repeat a reason: read until each was seen.
+        // Redeliveries after a kill may repeat a reason: read until each was seen.
         ["invalid_json", "failed", "oversize_payload"]
             .iter()
             .all(|want| reasons.iter().any(|(r, _, _)| r == want))
     });
-    let poison_ok = reasons
-        .iter()
-        .any(|(r, e, _)| r == "invalid_json" && e == "Expressway.InvalidJson")
-        && reasons
+    verdict(
+        reasons
             .iter()
-            .any(|(r, e, c)| r == "failed" && e == "Rejected" && c == "asked to fail")
-        && reasons
-            .iter()
-            .any(|(r, e, _)| r == "oversize_payload" && e == "States.DataLimitExceeded");
-    out.push((
-        "kafka: malformed, oversize and failing events land in the dead-letter topic with error and cause",
-        if poison_ok {
-            Ok(())
-        } else {
-            Err(format!("{reasons:?}"))
-        },
-    ));
+            .any(|(r, e, _)| r == "invalid_json" && e == "Expressway.InvalidJson")
+            && reasons
+                .iter()
+                .any(|(r, e, c)| r == "failed" && e == "Rejected" && c == "asked to fail")
+            && reasons
+                .iter()
+                .any(|(r, e, _)| r == "oversize_payload" && e == "States.DataLimitExceeded"),
+        || format!("{reasons:?}"),
+    )
+}
 
-    // The poison events came after everything the killed instance reached, so the restarted
-    // one handled each exactly once.
-    let text = metrics_text(metrics_port);
-    let counts = [
+/// `/metrics` counts dead letters by reason, events consumed, and reports consumer lag. The
+/// poison events come after everything a killed instance reached, so the running one handled
+/// each exactly once.
+fn metrics_count_dead_letters_events_and_lag(k: &mut Kafka) -> Verdict {
+    k.settled()?;
+    let text = metrics_text(k.metrics_port);
+    let counts = ["invalid_json", "failed", "oversize_payload"].map(|reason| {
         metric(
             &text,
-            "expressway_dlq_records_total{source=\"in\",reason=\"invalid_json\"}",
-        ),
-        metric(
-            &text,
-            "expressway_dlq_records_total{source=\"in\",reason=\"failed\"}",
-        ),
-        metric(
-            &text,
-            "expressway_dlq_records_total{source=\"in\",reason=\"oversize_payload\"}",
-        ),
-    ];
+            &format!("expressway_dlq_records_total{{source=\"in\",reason=\"{reason}\"}}"),
+        )
+    });
     let consumed = metric(&text, "expressway_events_consumed_total");
-    out.push((
-        "kafka: /metrics counts what was sent (dead letters by reason, events, consumer lag)",
-        if counts == [1.0, 1.0, 1.0]
+    verdict(
+        counts == [1.0, 1.0, 1.0]
             && consumed >= 1.0
-            && text.contains("expressway_consumer_lag_messages")
-        {
-            Ok(())
-        } else {
-            Err(format!(
-                "dead letters {counts:?}, events consumed {consumed}"
-            ))
-        },
-    ));
+            && text.contains("expressway_consumer_lag_messages"),
+        || format!("dead letters {counts:?}, events consumed {consumed}"),
+    )
+}
 
-    // SIGTERM with executions in flight: they finish, their results are written, exit 0.
-    // The second instance just left, so the group rebalances first: wait until the slow
-    // events are consumed and running before sending the signal.
-    let slow: Vec<u64> = (EVENTS + 10_000..EVENTS + 10_050).collect();
-    for id in &slow {
+/// SIGTERM with 50 executions in a Wait: they finish, their results are written, exit 0.
+fn sigterm_finishes_executions_in_flight_and_exits_0(k: &mut Kafka) -> Verdict {
+    // Caught up first (after a rebalance, say), so that the slow events are the ones running.
+    k.settled()?;
+    let consumed = metric(
+        &metrics_text(k.metrics_port),
+        "expressway_events_consumed_total",
+    );
+    const SLOW: u64 = 50;
+    let slow = k.produced..k.produced + SLOW;
+    k.produced = slow.end;
+    for id in slow.clone() {
         let value = json!({"id": id, "wait": 4}).to_string();
-        let _ = producer.send(BaseRecord::to("in").key(&id.to_string()).payload(&value));
+        let _ = k
+            .producer
+            .send(BaseRecord::to("in").key(&id.to_string()).payload(&value));
     }
-    producer.flush(Duration::from_secs(10)).expect("produced");
+    k.flush(10);
     let running_since = Instant::now();
     let mut running = 0.0;
     let mut metrics_before_term = String::new();
     while running_since.elapsed() < Duration::from_secs(60) {
-        let text = metrics_text(metrics_port);
+        let text = metrics_text(k.metrics_port);
         metrics_before_term.clone_from(&text);
         running = metric(&text, "expressway_executions_in_flight");
-        if metric(&text, "expressway_events_consumed_total") >= consumed + slow.len() as f64
+        if metric(&text, "expressway_events_consumed_total") >= consumed + SLOW as f64
             && running >= 1.0
         {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-
-    // Graceful shutdown: SIGTERM drains and exits 0.
-    let term = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status();
-    let started = Instant::now();
-    let status = loop {
-        if let Ok(Some(status)) = daemon.try_wait() {
-            break Some(status);
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = daemon.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut drained = HashSet::new();
-    read_topic(&brokers, "results", Duration::from_secs(60), |v| {
-        if let Some(id) = v["id"].as_u64().filter(|id| slow.contains(id)) {
-            drained.insert(id);
-        }
-        drained.len() == slow.len()
-    });
-    out.push((
-        "kafka: SIGTERM with executions in flight finishes them and exits 0",
-        match (term, status) {
-            (Ok(_), Some(s)) if s.success() && running >= 1.0 && drained.len() == slow.len() => {
-                Ok(())
-            }
-            other => Err(format!(
-                "{other:?}, {running} running at SIGTERM, {} of {} results written; metrics:\n{}\ndaemon log:\n{}",
-                drained.len(),
-                slow.len(),
-                metrics_before_term
-                    .lines()
-                    .filter(|l| l.contains("lag") || l.contains("paused") || l.contains("consumed"))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                std::fs::read_to_string(config.with_extension("log")).unwrap_or_default()
-            )),
-        },
-    ));
-    out.push(task_check(&brokers, &dir));
-    let _ = std::fs::remove_dir_all(&dir);
-    out
+    let mut daemon = k.daemon.take().expect("settled starts the daemon");
+    let term = daemon.sigterm();
+    let status = daemon.exit_within(Duration::from_secs(30));
+    let drained = results_with(&k.brokers, slow.clone(), Duration::from_secs(60));
+    match (term, status) {
+        (Ok(_), Some(s)) if s.success() && running >= 1.0 && drained.len() as u64 == SLOW => Ok(()),
+        other => Err(format!(
+            "{other:?}, {running} running at SIGTERM, {} of {SLOW} results written; metrics:\n{}\ndaemon log:\n{}",
+            drained.len(),
+            metrics_before_term
+                .lines()
+                .filter(|l| l.contains("lag") || l.contains("paused") || l.contains("consumed"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            daemon.log()
+        )
+        .into()),
+    }
 }
 
 /// A daemon whose Tasks call out: each event goes through a Lambda function (a real HTTP
 /// server here) and is produced to another topic by `kafka:produce`; every result carries
 /// both, and the other topic holds every record.
-fn task_check(brokers: &str, dir: &Path) -> (&'static str, Result<(), String>) {
-    use crate::integrations::{reply, serve};
+fn tasks_call_a_lambda_function_and_produce_to_a_topic(k: &mut Kafka) -> Verdict {
+    use crate::integrations::{reply, serve, Reply};
     const TASK_EVENTS: u64 = 500;
-    let (lambda, _) = serve(vec![crate::integrations::Reply {
+    let (brokers, dir) = (k.brokers.as_str(), k.dir.as_path());
+    let (lambda, _) = serve(vec![Reply {
         body: r#"{"enriched": {{event}}}"#.into(),
         ..reply(200, json!(null))
     }]);
@@ -487,7 +530,7 @@ endpoint = "{lambda}"
         let _ = producer.send(BaseRecord::<(), _>::to("task-in").payload(&value));
     }
     producer.flush(Duration::from_secs(10)).expect("produced");
-    let mut daemon = start_daemon(&config);
+    let mut daemon = Daemon::start(&config);
     let mut results = HashSet::new();
     let mut wrong = None;
     read_topic(brokers, "task-results", Duration::from_secs(90), |v| {
@@ -507,21 +550,17 @@ endpoint = "{lambda}"
         }
         forwarded.len() as u64 == TASK_EVENTS
     });
-    let _ = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status();
-    let _ = daemon.wait();
-    (
-        "kafka: Tasks in the daemon call a Lambda function and produce to a topic (kafka:produce)",
-        if results.len() as u64 == TASK_EVENTS && forwarded.len() as u64 == TASK_EVENTS {
-            Ok(())
-        } else {
-            Err(format!(
+    let _ = daemon.sigterm();
+    daemon.exit_within(Duration::from_secs(30));
+    verdict(
+        results.len() as u64 == TASK_EVENTS && forwarded.len() as u64 == TASK_EVENTS,
+        || {
+            format!(
                 "{} results, {} records in task-out of {TASK_EVENTS}; odd result {wrong:?}; log:\n{}",
                 results.len(),
                 forwarded.len(),
-                std::fs::read_to_string(config.with_extension("log")).unwrap_or_default()
-            ))
+                daemon.log()
+            )
         },
     )
 }

@@ -1,0 +1,214 @@
+//! The command line, as users and the conformance runner call it: the `expressway` binary run
+//! from the checkout's root.
+
+use crate::harness::{group, verdict, Group, Verdict};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn group() -> Group<Cli> {
+    group!(
+        "cli",
+        || Ok(Cli::new()),
+        [
+            validate_reports_every_problem_as_file_pointer_code_and_exits_1,
+            validate_accepts_valid_asl_it_cannot_run_yet_saying_unsupported,
+            validate_accepts_a_valid_definition_silently,
+            exec_prints_one_json_line_with_the_outcome,
+            exec_rejects_an_input_that_is_not_json_with_exit_2,
+            exec_refuses_a_task_resource_no_integration_serves_naming_where_it_is,
+            validate_config_refuses_a_task_resource_the_deployment_does_not_serve,
+            every_shipped_config_validates_as_the_daemon_would_load_it,
+        ]
+    )
+}
+
+/// The binary, and a temporary directory for the files the checks write (removed on drop).
+pub struct Cli {
+    root: &'static Path,
+    temp: PathBuf,
+}
+
+impl Cli {
+    fn new() -> Self {
+        let temp = std::env::temp_dir().join(format!("expressway-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&temp).expect("temp dir");
+        Cli {
+            root: Path::new(env!("CARGO_MANIFEST_DIR")),
+            temp,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_expressway"))
+            .args(args)
+            .current_dir(self.root)
+            .output()
+            .expect("the expressway binary runs")
+    }
+
+    /// Writes `text` to a temporary file; its path.
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.temp.join(name);
+        std::fs::write(&path, text).expect("temp file");
+        path.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Cli {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.temp);
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn validate_reports_every_problem_as_file_pointer_code_and_exits_1(cli: &mut Cli) -> Verdict {
+    let bad = cli.write(
+        "bad.json",
+        r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nowhere"}, "B": {"Type": "Succeed"}}}"#,
+    );
+    let out = cli.run(&["validate", &bad]);
+    let text = stdout(&out);
+    let wanted = [
+        format!("{bad}:/States/A/Next: UNKNOWN_STATE"),
+        format!("{bad}:/States/B: UNREACHABLE_STATE"),
+    ];
+    verdict(
+        out.status.code() == Some(1)
+            && wanted
+                .iter()
+                .all(|w| text.lines().any(|l| l.starts_with(w.as_str()))),
+        || format!("exit {:?}, stdout {text:?}", out.status.code()),
+    )
+}
+
+fn validate_accepts_valid_asl_it_cannot_run_yet_saying_unsupported(cli: &mut Cli) -> Verdict {
+    let item_reader = cli.write(
+        "item-reader.json",
+        r#"{"StartAt": "M", "States": {"M": {"Type": "Map", "End": true,
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "b", "Key": "k"}},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}}}"#,
+    );
+    let out = cli.run(&["validate", &item_reader]);
+    let text = stdout(&out);
+    verdict(
+        out.status.success() && text.contains(": UNSUPPORTED "),
+        || format!("exit {:?}, stdout {text:?}", out.status.code()),
+    )
+}
+
+fn validate_accepts_a_valid_definition_silently(cli: &mut Cli) -> Verdict {
+    let out = cli.run(&["validate", "config/state-machines/sensor-alert.asl.json"]);
+    verdict(out.status.success() && out.stdout.is_empty(), || {
+        format!("exit {:?}, stdout {:?}", out.status.code(), stdout(&out))
+    })
+}
+
+fn exec_prints_one_json_line_with_the_outcome(cli: &mut Cli) -> Verdict {
+    let out = cli.run(&[
+        "exec",
+        "--definition",
+        "config/state-machines/sensor-alert.asl.json",
+        "--input",
+        "config/state-machines/sensor-alert.input.json",
+        "--mock-config",
+        "config/state-machines/sensor-alert.mocks.json",
+        "--test-case",
+        "SnsDown",
+    ]);
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    verdict(
+        out.status.success()
+            && line["status"] == "SUCCEEDED"
+            && line["output"]["alertError"]["Error"] == "SNS.InternalErrorException",
+        || format!("exit {:?}, stdout {line}", out.status.code()),
+    )
+}
+
+fn exec_rejects_an_input_that_is_not_json_with_exit_2(cli: &mut Cli) -> Verdict {
+    let out = cli.run(&[
+        "exec",
+        "--definition",
+        "config/state-machines/sensor-alert.asl.json",
+        "--input",
+        "Cargo.toml",
+        "--mock-config",
+        "config/state-machines/sensor-alert.mocks.json",
+        "--test-case",
+        "HappyPath",
+    ]);
+    verdict(
+        out.status.code() == Some(2) && stderr(&out).contains("not JSON"),
+        || format!("exit {:?}, stderr {:?}", out.status.code(), stderr(&out)),
+    )
+}
+
+fn exec_refuses_a_task_resource_no_integration_serves_naming_where_it_is(cli: &mut Cli) -> Verdict {
+    let out = cli.run(&[
+        "exec",
+        "--definition",
+        "config/state-machines/sensor-alert.asl.json",
+        "--input",
+        "config/state-machines/sensor-alert.input.json",
+    ]);
+    verdict(
+        out.status.code() == Some(2)
+            && stderr(&out).contains("/States/Notify/Resource: UNKNOWN_RESOURCE"),
+        || format!("exit {:?}, stderr {:?}", out.status.code(), stderr(&out)),
+    )
+}
+
+fn validate_config_refuses_a_task_resource_the_deployment_does_not_serve(cli: &mut Cli) -> Verdict {
+    let config = cli.write(
+        "unserved.toml",
+        &format!(
+            r#"
+[kafka]
+brokers = "embedded"
+[[state_machines]]
+name = "alerts"
+definition = "{}"
+[[sources]]
+name = "in"
+type = "kafka"
+topics = ["in"]
+state_machine = "alerts"
+"#,
+            cli.root
+                .join("config/state-machines/sensor-alert.asl.json")
+                .display()
+        ),
+    );
+    let out = cli.run(&["validate", "--config", &config]);
+    let text = stdout(&out);
+    verdict(
+        out.status.code() == Some(1) && text.contains("/States/Notify/Resource: UNKNOWN_RESOURCE"),
+        || format!("exit {:?}, stdout {text:?}", out.status.code()),
+    )
+}
+
+/// Regression: config/api.toml named a state machine calling SNS, which `run` refuses.
+fn every_shipped_config_validates_as_the_daemon_would_load_it(cli: &mut Cli) -> Verdict {
+    let mut shipped: Vec<PathBuf> = std::fs::read_dir(cli.root.join("config"))
+        .expect("config/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    shipped.push(cli.root.join("loadtest/lambda/daemon.toml"));
+    let refused: Vec<String> = shipped
+        .iter()
+        .filter_map(|config| {
+            let out = cli.run(&["validate", "--config", &config.to_string_lossy()]);
+            (!out.status.success()).then(|| format!("{}: {}", config.display(), stdout(&out)))
+        })
+        .collect();
+    verdict(refused.is_empty(), || refused.join("\n"))
+}

@@ -1,0 +1,145 @@
+//! Checks over definitions this checkout does not own: the conformance corpus and the
+//! benchmark workflows in `../shared`. Skipped, saying so, when `../shared` is not there.
+
+use crate::cases::{case_files, outcome_json, START_MS};
+use crate::harness::{group, verdict, Group, Problem, Verdict};
+use expressway::asl::{compile, ExecutionOptions, Program};
+use expressway::runner::{run_to_completion, Clock, NoResources};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub fn group() -> Group<()> {
+    group!(
+        "corpus",
+        || Ok(()),
+        [
+            definitions_survive_odd_inputs,
+            iot_enrich_jsonata_does_what_iot_enrich_does
+        ]
+    )
+}
+
+/// `../shared/<path>`, or a skip naming it.
+fn shared(path: &str) -> Result<PathBuf, Problem> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(path);
+    if dir.is_dir() {
+        Ok(dir)
+    } else {
+        Err(Problem::Skipped(format!("{} not found", dir.display())))
+    }
+}
+
+/// Every definition of the conformance corpus, run on inputs it was not written for, ends
+/// with an outcome. Any panic is a bug: bad input must end as a failure with a cause.
+fn definitions_survive_odd_inputs(_: &mut ()) -> Verdict {
+    let dir = shared("conformance/cases")?;
+    let mut deep = json!(1);
+    for _ in 0..100 {
+        deep = json!({ "a": [deep] });
+    }
+    let odd_inputs = [
+        json!(null),
+        json!({}),
+        json!([]),
+        json!("text"),
+        json!(-1.5),
+        json!({"items": [1, "2", null, {"x": []}], "Values": {}, "waitSeconds": -3}),
+        deep,
+    ];
+    let mut files = Vec::new();
+    case_files(&dir, &mut files);
+    let mut runs = 0;
+    let mut panicked = Vec::new();
+    for file in &files {
+        let case: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        let Ok(program) = compile(&case["definition"]) else {
+            continue;
+        };
+        let program = Arc::new(program);
+        for input in odd_inputs.iter().chain([&case["input"]]) {
+            runs += 1;
+            let run = std::panic::catch_unwind(|| {
+                let mut clock = Clock::Virtual { now: START_MS };
+                let opts = ExecutionOptions::default();
+                run_to_completion(
+                    program.clone(),
+                    input.clone(),
+                    opts,
+                    &NoResources,
+                    &mut clock,
+                )
+                .outcome()
+                .is_some()
+            });
+            if !matches!(run, Ok(true)) {
+                panicked.push(format!("{} panicked on input {input}", file.display()));
+            }
+        }
+    }
+    println!(
+        "corpus: {runs} executions of corpus definitions on odd inputs, {} panicked",
+        panicked.len()
+    );
+    verdict(panicked.is_empty(), || panicked.join("\n    "))
+}
+
+/// `benches/iot-enrich-jsonata.asl.json` must do what the JSONPath `iot-enrich` does, or the
+/// benchmark compares different work: same outcome on every input variant.
+fn iot_enrich_jsonata_does_what_iot_enrich_does(_: &mut ()) -> Verdict {
+    let shared = shared("bench/workflows")?;
+    let read = |path: PathBuf| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    };
+    let program = |definition: Value| Arc::new(compile(&definition).expect("compiles"));
+    let jsonpath = program(read(shared.join("iot-enrich.asl.json")));
+    let jsonata = program(read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/iot-enrich-jsonata.asl.json"),
+    ));
+    let run = |program: &Arc<Program>, input: &Value| {
+        let mut clock = Clock::Virtual { now: START_MS };
+        let exec = run_to_completion(
+            program.clone(),
+            input.clone(),
+            ExecutionOptions::default(),
+            &NoResources,
+            &mut clock,
+        );
+        (outcome_json(exec.outcome().unwrap()), exec.transitions())
+    };
+    let mut inputs = vec![read(shared.join("iot-enrich.input.json"))];
+    inputs.extend(
+        read(shared.join("iot-enrich.variants.json"))
+            .as_array()
+            .unwrap()
+            .clone(),
+    );
+    let differences: Vec<String> = inputs
+        .iter()
+        .filter_map(|input| {
+            let (want, got) = (run(&jsonpath, input), run(&jsonata, input));
+            (!same_numbers_aside(&want.0, &got.0) || want.1 != got.1)
+                .then(|| format!("input {input}: JSONPath {want:?}, JSONata {got:?}"))
+        })
+        .collect();
+    verdict(differences.is_empty(), || differences.join("\n    "))
+}
+
+/// Equal JSON, where numbers compare by value: JSONata's numbers are doubles, so AWS (like
+/// us) writes `1000.0` from JSONata as `1000`, while JSONPath keeps the input's `1000.0`.
+fn same_numbers_aside(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_numbers_aside(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_numbers_aside(v, w)))
+        }
+        _ => a == b,
+    }
+}
