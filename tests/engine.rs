@@ -209,22 +209,16 @@ fn corpus_definitions_survive_odd_inputs() -> usize {
     panics
 }
 
-/// `benches/iot-enrich-jsonata.asl.json` must do what the JSONPath `iot-enrich` does, or the
-/// benchmark compares different work: same outcome on every input variant.
-fn jsonata_bench_matches_jsonpath() -> Option<(&'static str, Result<(), String>)> {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/workflows");
-    if !shared.is_dir() {
-        println!("bench twin: skipped, {} not found", shared.display());
-        return None;
-    }
+/// `benches/workflows/iot-enrich-jsonata.asl.json` must do what the JSONPath `iot-enrich`
+/// does, or the benchmark compares different work: same outcome on every input variant.
+fn jsonata_bench_matches_jsonpath() -> (&'static str, Result<(), String>) {
+    let workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/workflows");
     let read = |path: PathBuf| -> Value {
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
     };
     let program = |definition: Value| Arc::new(compile(&definition).expect("compiles"));
-    let jsonpath = program(read(shared.join("iot-enrich.asl.json")));
-    let jsonata = program(read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/iot-enrich-jsonata.asl.json"),
-    ));
+    let jsonpath = program(read(workflows.join("iot-enrich.asl.json")));
+    let jsonata = program(read(workflows.join("iot-enrich-jsonata.asl.json")));
     let run = |program: &Arc<expressway::asl::Program>, input: &Value| {
         let mut clock = Clock::Virtual { now: START_MS };
         let exec = run_to_completion(
@@ -236,9 +230,9 @@ fn jsonata_bench_matches_jsonpath() -> Option<(&'static str, Result<(), String>)
         );
         (outcome_json(exec.outcome().unwrap()), exec.transitions())
     };
-    let mut inputs = vec![read(shared.join("iot-enrich.input.json"))];
+    let mut inputs = vec![read(workflows.join("iot-enrich.input.json"))];
     inputs.extend(
-        read(shared.join("iot-enrich.variants.json"))
+        read(workflows.join("iot-enrich.variants.json"))
             .as_array()
             .unwrap()
             .clone(),
@@ -251,14 +245,14 @@ fn jsonata_bench_matches_jsonpath() -> Option<(&'static str, Result<(), String>)
                 .then(|| format!("input {input}: JSONPath {want:?}, JSONata {got:?}"))
         })
         .collect();
-    Some((
+    (
         "bench: iot-enrich-jsonata does what iot-enrich does on every input variant",
         if differences.is_empty() {
             Ok(())
         } else {
             Err(differences.join("\n    "))
         },
-    ))
+    )
 }
 
 /// Equal JSON, where numbers compare by value: JSONata's numbers are doubles, so AWS (like
@@ -544,7 +538,7 @@ fn main() {
     };
     for (name, result) in cli_checks()
         .into_iter()
-        .chain(jsonata_bench_matches_jsonpath())
+        .chain([jsonata_bench_matches_jsonpath()])
         .chain(integrations::checks())
         .chain(kafka_checks)
         .chain(api_checks)
