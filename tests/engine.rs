@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex};
 mod integrations;
 #[path = "support/kafka.rs"]
 mod kafka;
+#[path = "support/readme.rs"]
+mod readme;
 
 #[path = "support/api.rs"]
 mod api;
@@ -540,6 +542,7 @@ fn main() {
     };
     for (name, result) in cli_checks()
         .into_iter()
+        .chain(readme::checks())
         .chain([jsonata_bench_matches_jsonpath()])
         .chain(integrations::checks())
         .chain(kafka_checks)
