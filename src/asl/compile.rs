@@ -44,7 +44,9 @@ pub fn compile(definition: &Value) -> Result<Program, Vec<Diagnostic>> {
         translation
     } else {
         // The compiler's other diagnostics restate what validation already reported.
-        let jsonata = translation.into_iter().filter(|d| d.code == INVALID_JSONATA);
+        let jsonata = translation
+            .into_iter()
+            .filter(|d| d.code == INVALID_JSONATA);
         validation.into_iter().chain(jsonata).collect()
     };
     diags.extend(unsupported::find(definition));

@@ -36,7 +36,9 @@ pub fn checks() -> Vec<(&'static str, Result<(), String>)> {
     ];
     for want in expected {
         if !commands.iter().any(|c| c == want) {
-            results.push(format!("`{want}` not found in README.md's \"Run it\" section"));
+            results.push(format!(
+                "`{want}` not found in README.md's \"Run it\" section"
+            ));
         }
     }
     vec![(
