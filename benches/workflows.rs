@@ -1,7 +1,7 @@
-//! Single-thread throughput of the VM on the shared benchmark workflows
-//! (`../shared/bench/workflows`). Criterion's "elements" are state transitions, so its
-//! throughput line reads directly as transitions/s. `iot-enrich-jsonata` (in `benches/`) is
-//! iot-enrich written in JSONata, to compare the two query languages on the same work.
+//! Single-thread throughput of the VM on the benchmark workflows (`benches/workflows`).
+//! Criterion's "elements" are state transitions, so its throughput line reads directly as
+//! transitions/s. `iot-enrich-jsonata` is iot-enrich written in JSONata, to compare the two
+//! query languages on the same work.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use expressway::asl::{compile, ExecutionOptions, Outcome};
@@ -17,10 +17,7 @@ fn workflows_dir() -> PathBuf {
     let dir = std::env::var_os("EXPRESSWAY_BENCH_WORKFLOWS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../shared/bench/workflows"
-            ))
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/workflows"))
         });
     assert!(
         dir.is_dir(),
@@ -38,17 +35,16 @@ fn read_json(path: PathBuf) -> Value {
 fn bench_workflows(c: &mut Criterion) {
     let dir = workflows_dir();
     let mut group = c.benchmark_group("transitions");
-    let ours = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/benches"));
-    // (benchmark, definition, input): iot-enrich-jsonata is ours, run on iot-enrich's input.
+    // (benchmark, input): iot-enrich-jsonata runs on iot-enrich's input.
     let cases = [
-        ("pass-chain", &dir, "pass-chain"),
-        ("choice-loop", &dir, "choice-loop"),
-        ("iot-enrich", &dir, "iot-enrich"),
-        ("iot-enrich-jsonata", &ours, "iot-enrich"),
-        ("parallel", &dir, "parallel"),
+        ("pass-chain", "pass-chain"),
+        ("choice-loop", "choice-loop"),
+        ("iot-enrich", "iot-enrich"),
+        ("iot-enrich-jsonata", "iot-enrich"),
+        ("parallel", "parallel"),
     ];
-    for (name, definition_dir, input_name) in cases {
-        let definition = read_json(definition_dir.join(format!("{name}.asl.json")));
+    for (name, input_name) in cases {
+        let definition = read_json(dir.join(format!("{name}.asl.json")));
         let input = read_json(dir.join(format!("{input_name}.input.json")));
         let program = Arc::new(compile(&definition).unwrap_or_else(|d| panic!("{name}: {d:?}")));
         let opts = ExecutionOptions::default();

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Runs the AWS-recorded conformance corpus (../shared/conformance) against `expressway exec`
-and fails if any category passes fewer cases than recorded in conformance/baseline.json.
+"""Runs the AWS-recorded conformance corpus, an external suite (../shared/conformance, or
+$EXPRESSWAY_CONFORMANCE_DIR), against `expressway exec` and fails if any category passes
+fewer cases than recorded in conformance/baseline.json.
 
 The pure cases and those that call Lambda run; the runner serves each case's functions over
 the Lambda Invoke API and `exec --lambda-endpoint` sends every Lambda call there.
@@ -14,8 +15,10 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.environ.get("EXPRESSWAY_SHARED", os.path.join(ROOT, "..", "shared"))
-RUNNER = os.path.join(SHARED, "conformance", "run.py")
+CONFORMANCE = os.environ.get(
+    "EXPRESSWAY_CONFORMANCE_DIR", os.path.join(ROOT, "..", "shared", "conformance")
+)
+RUNNER = os.path.join(CONFORMANCE, "run.py")
 BASELINE = os.path.join(ROOT, "conformance", "baseline.json")
 BINARY = os.path.join(ROOT, "target", "release", "expressway")
 CMD = (

@@ -107,7 +107,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { config, files } => match config {
             Some(config) => validate_config(&config),
-            None => validate(&files, None),
+            None => validate(&files),
         },
         Command::Run { config } => run(&config),
         Command::Exec(args) => exec(args),
@@ -139,42 +139,58 @@ fn load_definition(
             )]))
         }
     };
-    let program = compile(&definition);
-    if let (Some(served), Ok(_)) = (served, &program) {
-        let unserved = expressway::integrations::unserved_resources(&definition, served);
-        if !unserved.is_empty() {
-            return Ok(Err(unserved));
+    let unserved = served
+        .map(|served| expressway::integrations::unserved_resources(&definition, served))
+        .unwrap_or_default();
+    Ok(match compile(&definition) {
+        Ok(program) if unserved.is_empty() => Ok(program),
+        Ok(_) => Err(unserved),
+        Err(mut diags) => {
+            diags.extend(unserved);
+            Err(diags)
         }
-    }
-    Ok(program)
+    })
 }
 
-/// Prints every diagnostic; only errors fail. `UNSUPPORTED` ones mark valid ASL that this
-/// engine cannot run yet: reported, but the definition is valid.
-/// Validates definitions; with `served`, as a deployment serving that would load them.
-fn validate(files: &[PathBuf], served: Option<Served>) -> Result<ExitCode> {
-    let mut failed = false;
+/// Validates definitions: prints every diagnostic, and `FILE: ok` for each file without
+/// errors; returns whether all were valid. Alone, `UNSUPPORTED` marks valid ASL that this
+/// engine cannot run yet: reported, not an error. With `served` (a deployment's view:
+/// `validate --config`) it is one, since the daemon refuses such a definition.
+fn validate_files(files: &[PathBuf], served: Option<Served>) -> Result<bool> {
+    let mut all_valid = true;
     let mut out = std::io::stdout().lock();
     for file in files {
-        if let Err(diags) = load_definition(file, served)? {
-            for d in diags {
-                failed |= d.code != codes::UNSUPPORTED;
-                writeln!(
-                    out,
-                    "{}:{}: {} {}",
-                    file.display(),
-                    d.pointer,
-                    d.code,
-                    d.message
-                )?;
-            }
+        let diags = load_definition(file, served)?.err().unwrap_or_default();
+        let mut valid = true;
+        for d in diags {
+            valid &= d.code == codes::UNSUPPORTED && served.is_none();
+            writeln!(
+                out,
+                "{}:{}: {} {}",
+                file.display(),
+                d.pointer,
+                d.code,
+                d.message
+            )?;
         }
+        if valid {
+            writeln!(out, "{}: ok", file.display())?;
+        }
+        all_valid &= valid;
     }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
+    Ok(all_valid)
+}
+
+fn validate(files: &[PathBuf]) -> Result<ExitCode> {
+    Ok(exit_code(validate_files(files, None)?))
+}
+
+fn exit_code(valid: bool) -> ExitCode {
+    if valid {
         ExitCode::SUCCESS
-    })
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// Every config problem and every diagnostic of the definitions it names, at once.
@@ -191,7 +207,11 @@ fn validate_config(path: &Path) -> Result<ExitCode> {
         .iter()
         .map(|sm| sm.definition.clone())
         .collect();
-    validate(&files, Some(expressway::daemon::run::served(&config)))
+    let valid = validate_files(&files, Some(expressway::daemon::run::served(&config)))?;
+    if valid {
+        println!("{}: ok", path.display());
+    }
+    Ok(exit_code(valid))
 }
 
 fn run(path: &Path) -> Result<ExitCode> {

@@ -24,6 +24,8 @@ mod integrations;
 mod kafka;
 #[path = "support/python.rs"]
 mod python;
+#[path = "support/readme.rs"]
+mod readme;
 #[path = "support/sqs.rs"]
 mod sqs;
 
@@ -34,7 +36,9 @@ fn main() {
     let groups: Vec<Box<dyn Suite>> = vec![
         Box::new(cases::group()),
         Box::new(corpus::group()),
+        Box::new(corpus::bench_group()),
         Box::new(cli::group()),
+        Box::new(readme::group()),
         Box::new(integrations::group()),
         Box::new(kafka::group()),
         Box::new(api::group()),

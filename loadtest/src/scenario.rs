@@ -171,8 +171,8 @@ impl Scenario {
 mod tests {
     use super::*;
 
-    /// Every scenario shipped loads: its workflow and inputs are found (the shared
-    /// benchmark workflows beside the checkout included) and its settings are valid.
+    /// Every scenario shipped loads: its workflow and inputs are found (the benchmark
+    /// workflows in `benches/workflows` included) and its settings are valid.
     #[test]
     fn shipped_scenarios_load() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");

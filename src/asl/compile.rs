@@ -21,18 +21,17 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Validates and compiles a definition.
+/// Validates and compiles a definition; on failure, every problem found.
 pub fn compile(definition: &Value) -> Result<Program, Vec<Diagnostic>> {
-    let mut diags = validate(definition);
-    diags.extend(unsupported::find(definition));
-    if !diags.is_empty() {
-        return Err(diags);
-    }
+    let validation = validate(definition);
+    // Translated even when invalid: JSONata is parsed only here, and its syntax errors belong
+    // next to the structural ones (the compiler never panics on invalid input).
+    let mut translation = Vec::new();
     let mut c = Compiler {
         jsonata: false,
         states: Vec::new(),
         machines: Vec::new(),
-        diags: &mut diags,
+        diags: &mut translation,
     };
     c.machine(definition, "", false);
     let program = Program {
@@ -41,6 +40,16 @@ pub fn compile(definition: &Value) -> Result<Program, Vec<Diagnostic>> {
         states: c.states.into_iter().flatten().collect(),
         machines: c.machines,
     };
+    let mut diags = if validation.is_empty() {
+        translation
+    } else {
+        // The compiler's other diagnostics restate what validation already reported.
+        let jsonata = translation
+            .into_iter()
+            .filter(|d| d.code == INVALID_JSONATA);
+        validation.into_iter().chain(jsonata).collect()
+    };
+    diags.extend(unsupported::find(definition));
     if diags.is_empty() {
         Ok(program)
     } else {

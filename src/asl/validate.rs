@@ -1532,6 +1532,7 @@ fn describe(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::asl::compile;
     use serde_json::json;
     use std::path::Path;
 
@@ -1598,7 +1599,8 @@ mod tests {
     }
 
     /// Data-driven cases: `tests/validate/*.json` hold a definition and exactly the
-    /// diagnostics (code and pointer) it must produce.
+    /// diagnostics (code and pointer) it must produce: everything `expressway validate`
+    /// reports, so through `compile` (JSONata syntax and unsupported features included).
     #[test]
     fn invalid_definitions_report_expected_diagnostics() {
         let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/validate"));
@@ -1617,7 +1619,7 @@ mod tests {
                 })
                 .collect();
             expected.sort();
-            let diags = validate(&case["definition"]);
+            let diags = compile(&case["definition"]).err().unwrap_or_default();
             let actual = codes_and_pointers(&diags);
             seen_codes.extend(actual.iter().map(|(c, _)| c.clone()));
             if actual != expected {
@@ -1711,7 +1713,8 @@ mod tests {
         assert_eq!(validate(&def), vec![]);
     }
 
-    /// Whatever the input, validation reports and never panics.
+    /// Whatever the input, validation (and the compiler, which runs on invalid definitions
+    /// too) reports and never panics.
     #[test]
     fn junk_never_panics() {
         let junk = [
@@ -1731,7 +1734,7 @@ mod tests {
             json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Parameters": {"a.$": 1, "b": [{"c.$": "$..x"}]}, "InputPath": "$[", "End": "yes"}}}),
         ];
         for def in &junk {
-            let _ = validate(def);
+            let _ = compile(def);
         }
         // Deep nesting through Parallel branches.
         let mut def = json!({"StartAt": "A", "States": {"A": {"Type": "Succeed"}}});
@@ -1741,7 +1744,7 @@ mod tests {
         assert_eq!(validate(&def), vec![]);
     }
 
-    /// Random mutations of accepted definitions: never a panic.
+    /// Random mutations of accepted definitions: never a panic, in validation or compiler.
     #[test]
     fn mutated_definitions_never_panic() {
         let dir = Path::new(concat!(
@@ -1779,7 +1782,7 @@ mod tests {
             for _ in 0..20 {
                 let mut d = def.clone();
                 mutate(&mut d, &mut rng, &junk);
-                let _ = validate(&d);
+                let _ = compile(&d);
             }
         }
     }

@@ -13,7 +13,7 @@ pub fn group() -> Group<Cli> {
         [
             validate_reports_every_problem_as_file_pointer_code_and_exits_1,
             validate_accepts_valid_asl_it_cannot_run_yet_saying_unsupported,
-            validate_accepts_a_valid_definition_silently,
+            validate_accepts_a_valid_definition_with_one_ok_line,
             exec_prints_one_json_line_with_the_outcome,
             exec_rejects_an_input_that_is_not_json_with_exit_2,
             exec_refuses_a_task_resource_no_integration_serves_naming_where_it_is,
@@ -105,9 +105,10 @@ fn validate_accepts_valid_asl_it_cannot_run_yet_saying_unsupported(cli: &mut Cli
     )
 }
 
-fn validate_accepts_a_valid_definition_silently(cli: &mut Cli) -> Verdict {
+fn validate_accepts_a_valid_definition_with_one_ok_line(cli: &mut Cli) -> Verdict {
     let out = cli.run(&["validate", "config/state-machines/sensor-alert.asl.json"]);
-    verdict(out.status.success() && out.stdout.is_empty(), || {
+    let ok_line = b"config/state-machines/sensor-alert.asl.json: ok\n";
+    verdict(out.status.success() && out.stdout == ok_line, || {
         format!("exit {:?}, stdout {:?}", out.status.code(), stdout(&out))
     })
 }

@@ -10,21 +10,25 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub fn group() -> Group<()> {
+    group!("corpus", || Ok(()), [definitions_survive_odd_inputs])
+}
+
+/// The benchmark workflows of `benches/workflows`.
+pub fn bench_group() -> Group<()> {
     group!(
-        "corpus",
+        "bench",
         || Ok(()),
-        [
-            definitions_survive_odd_inputs,
-            iot_enrich_jsonata_does_what_iot_enrich_does
-        ]
+        [iot_enrich_jsonata_does_what_iot_enrich_does]
     )
 }
 
-/// `../shared/<path>`, or a skip naming it.
-fn shared(path: &str) -> Result<PathBuf, Problem> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .join(path);
+/// The conformance suite's cases: `$EXPRESSWAY_CONFORMANCE_CASES` (set by `scripts/test`), by
+/// default `../shared/conformance/cases`; or a skip naming where it was looked for.
+fn conformance_cases() -> Result<PathBuf, Problem> {
+    let dir = match std::env::var_os("EXPRESSWAY_CONFORMANCE_CASES") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases"),
+    };
     if dir.is_dir() {
         Ok(dir)
     } else {
@@ -35,7 +39,7 @@ fn shared(path: &str) -> Result<PathBuf, Problem> {
 /// Every definition of the conformance corpus, run on inputs it was not written for, ends
 /// with an outcome. Any panic is a bug: bad input must end as a failure with a cause.
 fn definitions_survive_odd_inputs(_: &mut ()) -> Verdict {
-    let dir = shared("conformance/cases")?;
+    let dir = conformance_cases()?;
     let mut deep = json!(1);
     for _ in 0..100 {
         deep = json!({ "a": [deep] });
@@ -86,18 +90,16 @@ fn definitions_survive_odd_inputs(_: &mut ()) -> Verdict {
     verdict(panicked.is_empty(), || panicked.join("\n    "))
 }
 
-/// `benches/iot-enrich-jsonata.asl.json` must do what the JSONPath `iot-enrich` does, or the
-/// benchmark compares different work: same outcome on every input variant.
+/// `benches/workflows/iot-enrich-jsonata.asl.json` must do what the JSONPath `iot-enrich`
+/// does, or the benchmark compares different work: same outcome on every input variant.
 fn iot_enrich_jsonata_does_what_iot_enrich_does(_: &mut ()) -> Verdict {
-    let shared = shared("bench/workflows")?;
+    let workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/workflows");
     let read = |path: PathBuf| -> Value {
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
     };
     let program = |definition: Value| Arc::new(compile(&definition).expect("compiles"));
-    let jsonpath = program(read(shared.join("iot-enrich.asl.json")));
-    let jsonata = program(read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/iot-enrich-jsonata.asl.json"),
-    ));
+    let jsonpath = program(read(workflows.join("iot-enrich.asl.json")));
+    let jsonata = program(read(workflows.join("iot-enrich-jsonata.asl.json")));
     let run = |program: &Arc<Program>, input: &Value| {
         let mut clock = Clock::Virtual { now: START_MS };
         let exec = run_to_completion(
@@ -109,9 +111,9 @@ fn iot_enrich_jsonata_does_what_iot_enrich_does(_: &mut ()) -> Verdict {
         );
         (outcome_json(exec.outcome().unwrap()), exec.transitions())
     };
-    let mut inputs = vec![read(shared.join("iot-enrich.input.json"))];
+    let mut inputs = vec![read(workflows.join("iot-enrich.input.json"))];
     inputs.extend(
-        read(shared.join("iot-enrich.variants.json"))
+        read(workflows.join("iot-enrich.variants.json"))
             .as_array()
             .unwrap()
             .clone(),
