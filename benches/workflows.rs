@@ -5,7 +5,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use expressway::asl::{compile, ExecutionOptions, Outcome};
-use expressway::runner::{run_to_completion, Clock, NoResources};
+use expressway::engine::Clock;
+use expressway::runner::{run_to_completion, NoResources};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;

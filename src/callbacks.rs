@@ -14,11 +14,14 @@
 //! on every access, soonest first from a heap: memory stays bounded by what is parked within
 //! one expiry period.
 
+use crate::asl::arn::is_activity_arn;
 use crate::asl::context::{is_task_token, new_task_token};
+use crate::asl::effect::TaskCall;
+use crate::asl::effect::EXPRESS_MAX_DURATION_MS;
 use crate::asl::error::{json_text, names, Failure};
-use crate::asl::vm::{is_activity_arn, Millis, EXPRESS_MAX_DURATION_MS};
-use crate::resource::{TaskCall, TaskReply, TaskResource};
-use crate::runner::wall_millis;
+use crate::asl::time::Millis;
+use crate::engine::wall_millis;
+use crate::resource::{TaskReply, TaskResource};
 use serde_json::Value;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -591,8 +594,9 @@ impl TaskResource for ActivityResource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::asl::vm::{ExecutionOptions, Outcome};
-    use crate::runner::{run_to_completion, Clock};
+    use crate::asl::effect::{ExecutionOptions, Outcome};
+    use crate::engine::Clock;
+    use crate::runner::run_to_completion;
     use serde_json::json;
     use std::sync::mpsc;
     use std::thread;

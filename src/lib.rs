@@ -7,6 +7,8 @@ pub mod config_reader;
 pub mod daemon;
 pub mod engine;
 pub mod integrations;
+#[cfg(test)]
+mod layout;
 pub mod mock;
 pub mod resource;
 pub mod runner;

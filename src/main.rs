@@ -3,14 +3,15 @@
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 use expressway::asl::diagnostic::{codes, Diagnostic};
+use expressway::asl::effect::WorkflowType;
 use expressway::asl::error::json_text;
-use expressway::asl::vm::WorkflowType;
 use expressway::asl::{compile, ExecutionOptions, Outcome, Program};
+use expressway::engine::Clock;
 use expressway::integrations::lambda::LambdaConfig;
 use expressway::integrations::sqs::SqsConfig;
 use expressway::integrations::{Integrations, IntegrationsConfig, Served};
 use expressway::resource::TaskResource;
-use expressway::runner::{run_to_completion, Clock};
+use expressway::runner::run_to_completion;
 use serde_json::{json, Value};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -310,7 +311,7 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
         {
             None
         } else {
-            Some(expressway::asl::vm::EXPRESS_MAX_DURATION_MS)
+            Some(expressway::asl::effect::EXPRESS_MAX_DURATION_MS)
         },
         ..ExecutionOptions::default()
     };
@@ -345,7 +346,7 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
             let line = json!({
                 "id": e.id,
                 "type": e.kind,
-                "timestamp": expressway::asl::context::iso8601(e.timestamp),
+                "timestamp": expressway::asl::time::iso8601(e.timestamp),
                 "state": e.state.as_deref(),
                 "details": e.details,
             });

@@ -21,8 +21,9 @@
 //! concurrent Map state take invocation numbers in the order they call.
 
 use crate::asl::diagnostic::{pointer_push, Diagnostic};
+use crate::asl::effect::TaskCall;
 use crate::asl::error::{names, Failure};
-use crate::resource::{TaskCall, TaskReply, TaskResource};
+use crate::resource::{TaskReply, TaskResource};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -11,8 +11,7 @@ use crate::asl::error::Failure;
 use serde_json::Value;
 use std::sync::{Arc, OnceLock};
 
-pub use crate::asl::arn::Arn;
-pub use crate::asl::effect::TaskCall;
+use crate::asl::effect::TaskCall;
 
 /// Delivers the result of one [`TaskCall`]. Called exactly once.
 pub type Completion = Box<dyn FnOnce(Result<Value, Failure>) + Send>;

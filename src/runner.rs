@@ -2,17 +2,18 @@
 //! test suites and the benchmarks. A [`Driver`] on a virtual (or real) clock whose owner
 //! loop only waits: for a Task result while a call is out, else for the next timer.
 
+use crate::asl::effect::TaskCall;
 use crate::asl::error::{names, Failure};
 use crate::asl::{Execution, ExecutionOptions, Program};
 use crate::engine::{Driver, Inbox, Owned, Start, TaskEvent, Telemetry};
-use crate::resource::{TaskCall, TaskReply, TaskResource};
+use crate::resource::{TaskReply, TaskResource};
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::engine::{wall_millis, Clock};
+use crate::engine::Clock;
 
 /// A resource for when none is configured: every call fails, saying why.
 pub struct NoResources;

@@ -8,8 +8,9 @@
 //! Finished executions are kept in a bounded table (`recent_executions`) for
 //! `DescribeExecution`/`ListExecutions`; running ones are always there.
 
+use crate::asl::effect::{ExecutionOptions, Outcome};
 use crate::asl::error::{json_text, Failure};
-use crate::asl::vm::{ExecutionOptions, Millis, Outcome};
+use crate::asl::time::Millis;
 use crate::asl::Program;
 use crate::engine::{
     wall_millis, Clock, Driver, ExecKey, Inbox, Owned, Start, TaskEvent, Telemetry,

@@ -21,13 +21,14 @@ pub mod test_state;
 
 pub use config::ApiSettings;
 
+use crate::asl::arn::Arn;
 use crate::asl::diagnostic::codes;
+use crate::asl::effect::{ExecutionOptions, WorkflowType};
 use crate::asl::error::Failure;
-use crate::asl::vm::{ExecutionOptions, WorkflowType};
 use crate::callbacks::{CallbackError, Callbacks, WaitForTaskToken};
+use crate::engine::wall_millis;
 use crate::integrations::Served;
 use crate::resource::TaskResource;
-use crate::runner::wall_millis;
 use crate::telemetry::exec_log::ExecutionLogger;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -430,12 +431,13 @@ fn not_found(arn: &str) -> ApiError {
     )
 }
 
+/// `arn:PARTITION:states:REGION:ACCOUNT:execution:STATE_MACHINE:NAME` (or `express:…`), or
+/// `InvalidArn`.
 fn check_execution_arn(arn: &str) -> Result<(), ApiError> {
-    let parts: Vec<&str> = arn.split(':').collect();
-    if parts.len() < 8 || parts[0] != "arn" || parts[2] != "states" {
-        return Err(ApiError::new("InvalidArn", format!("Invalid Arn: '{arn}'")));
+    match Arn::parse(arn) {
+        Some(a) if a.service == "states" && a.resource.split(':').count() >= 3 => Ok(()),
+        _ => Err(ApiError::new("InvalidArn", format!("Invalid Arn: '{arn}'"))),
     }
-    Ok(())
 }
 
 fn describe_execution(state: &ApiState, body: &Body) -> Result<Value, ApiError> {

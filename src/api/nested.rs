@@ -12,10 +12,12 @@
 
 use super::host::{ExecutionRecord, HostHandle, StartRequest, Status};
 use super::registry::Registry;
+use crate::asl::effect::ExecutionOptions;
+use crate::asl::effect::TaskCall;
 use crate::asl::error::{json_text, names, Failure};
-use crate::asl::vm::{ExecutionOptions, Millis};
-use crate::resource::{TaskCall, TaskReply, TaskResource};
-use crate::runner::wall_millis;
+use crate::asl::time::Millis;
+use crate::engine::wall_millis;
+use crate::resource::{TaskReply, TaskResource};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 

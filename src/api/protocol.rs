@@ -4,7 +4,7 @@
 //! "message": …}` — botocore keeps what follows `#` as the error code, which is how
 //! `client.exceptions.ExecutionDoesNotExist` and friends are raised.
 
-use crate::asl::vm::Millis;
+use crate::asl::time::Millis;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};

@@ -2,8 +2,10 @@
 //! `CreateStateMachine` (held in memory). Every one is compiled once, when it is added.
 
 use super::protocol::{valid_name, ApiError};
+use crate::asl::arn::Arn;
 use crate::asl::diagnostic::{codes, Diagnostic};
-use crate::asl::vm::{Millis, WorkflowType};
+use crate::asl::effect::WorkflowType;
+use crate::asl::time::Millis;
 use crate::asl::{compile, Program};
 use crate::integrations::{unserved_resources, Served};
 use std::collections::BTreeMap;
@@ -113,7 +115,7 @@ impl Registry {
             Some(name) if !name.is_empty() => Ok(name),
             _ if arn.starts_with("arn:") => {
                 // Another region/account, or not a state machine ARN at all.
-                if arn.split(':').nth(5) == Some("stateMachine") {
+                if Arn::parse(arn).is_some_and(|a| a.resource_type() == "stateMachine") {
                     Err(ApiError::new(
                         "StateMachineDoesNotExist",
                         format!("State Machine Does Not Exist: '{arn}'"),

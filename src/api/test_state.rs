@@ -11,9 +11,10 @@
 use super::protocol::{ApiError, Body};
 use super::registry::{compile_text, invalid_definition};
 use super::ApiState;
+use crate::asl::effect::{ExecutionOptions, Outcome};
 use crate::asl::error::{json_text, names, Failure};
-use crate::asl::vm::{ExecutionOptions, Outcome};
-use crate::runner::{run_to_completion, Clock};
+use crate::engine::Clock;
+use crate::runner::run_to_completion;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 

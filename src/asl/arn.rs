@@ -38,6 +38,13 @@ impl<'a> Arn<'a> {
         self.resource.split_once(':')
     }
 
+    /// The resource's type: `function` in `…:function:f`, `lambda` in `…:::lambda:invoke`;
+    /// the whole resource when it has no colon.
+    pub fn resource_type(&self) -> &'a str {
+        self.resource_parts()
+            .map_or(self.resource, |(kind, _)| kind)
+    }
+
     /// An activity: `arn:PARTITION:states:REGION:ACCOUNT:activity:NAME`, with every part
     /// non-empty (and an AWS partition).
     pub fn is_activity(&self) -> bool {

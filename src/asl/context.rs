@@ -8,6 +8,7 @@
 use super::effect::{ExecutionOptions, WorkflowType};
 use super::path::{JsonPath, Root, Segment};
 use super::scope::Scope;
+use super::time::iso8601;
 use super::time::Millis;
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
@@ -15,7 +16,6 @@ use std::cell::OnceCell;
 use std::sync::Arc;
 
 // At its old path for callers outside `asl`.
-pub use super::time::iso8601;
 
 /// The per-execution parts of the context object, built on first use.
 pub struct ContextParts {

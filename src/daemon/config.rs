@@ -25,7 +25,7 @@ use super::kafka::config::{
 };
 use super::sqs::config::{read_sqs_source, SqsSourceConfig};
 use crate::api::config::{read_api, ApiSettings};
-use crate::asl::vm::WorkflowType;
+use crate::asl::effect::WorkflowType;
 use crate::config_reader::{check_url, read_document, ConfigError, ConfigErrors, Errors, Section};
 use crate::integrations::config::{read_integrations, IntegrationsConfig};
 use crate::telemetry::config::{read_logs, read_metrics, LogsConfig, MetricsConfig};

@@ -10,8 +10,9 @@ pub mod config;
 use super::shard::{
     CommitPoint, Control, Delivery, Msg, OutRecord, RecordKind, Sink, SourceCoords, SourceEvent,
 };
+use crate::asl::effect::TaskCall;
 use crate::asl::error::{names, Failure};
-use crate::resource::{TaskCall, TaskReply, TaskResource};
+use crate::resource::{TaskReply, TaskResource};
 use crate::telemetry::{self, CommitResult};
 use crossbeam_channel::{Receiver, Sender};
 use rdkafka::config::ClientConfig;

@@ -22,10 +22,10 @@ use super::shard::{
 };
 use super::sqs::{SourceSettings, SqsSink, SqsSource};
 use crate::asl::{compile, Program};
+use crate::engine::wall_millis;
 use crate::integrations::sqs::{Sqs, SqsConfig};
 use crate::integrations::{unserved_resources, Integrations, Limits, Served};
 use crate::resource::TaskResource;
-use crate::runner::wall_millis;
 use crate::telemetry::config::LogDestination;
 use crate::telemetry::exec_log::{ExecutionLogger, LogLevel};
 use crate::telemetry::{self, SourceMetrics, SqsMetrics, StateMachineMetrics};

@@ -13,9 +13,11 @@
 //! `docs/kafka-ack-contract.md`).
 
 use super::offsets::PartitionTracker;
+use crate::asl::effect::{ExecutionOptions, Outcome, WorkflowType};
 use crate::asl::error::{json_text, Failure};
 use crate::asl::size::PAYLOAD_LIMIT_BYTES;
-use crate::asl::vm::{Execution, ExecutionOptions, Millis, Outcome, WorkflowType};
+use crate::asl::time::Millis;
+use crate::asl::vm::Execution;
 use crate::asl::Program;
 use crate::engine::{wall_millis, Clock, Driver, Inbox, Owned, Start, TaskEvent, Telemetry};
 use crate::resource::TaskResource;
@@ -788,7 +790,7 @@ mod tests {
     struct TokenTaker(Mutex<crossbeam_channel::Sender<Arc<str>>>);
 
     impl TaskResource for TokenTaker {
-        fn invoke(&self, call: crate::resource::TaskCall, reply: TaskReply) {
+        fn invoke(&self, call: crate::asl::effect::TaskCall, reply: TaskReply) {
             let token = call.task_token.expect("a callback task has a token");
             let _ = self.0.lock().unwrap().send(token);
             reply.complete(Ok(json!({})));

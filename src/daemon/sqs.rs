@@ -21,7 +21,7 @@ pub mod config;
 use super::shard::{
     Delivery, MessageAck, Msg, OutRecord, RecordKind, Sink, SourceCoords, SourceEvent,
 };
-use crate::asl::vm::EXPRESS_MAX_DURATION_MS;
+use crate::asl::effect::EXPRESS_MAX_DURATION_MS;
 use crate::integrations::sqs::Sqs;
 use crate::telemetry::SqsMetrics;
 use crossbeam_channel::Sender;

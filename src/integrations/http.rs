@@ -9,10 +9,10 @@
 
 use super::lambda::error_chain;
 use super::{Limits, Pool};
+use crate::asl::effect::TaskCall;
+use crate::asl::error::data_limit_exceeded;
 use crate::asl::error::Failure;
 use crate::asl::size::PAYLOAD_LIMIT_BYTES;
-use crate::asl::vm::data_limit_exceeded;
-use crate::resource::TaskCall;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;

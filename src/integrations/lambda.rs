@@ -10,10 +10,10 @@
 //! `Lambda.SdkClientException`.
 
 use super::{Limits, Pool};
+use crate::asl::effect::TaskCall;
+use crate::asl::error::data_limit_exceeded;
 use crate::asl::error::{names, Failure};
 use crate::asl::size::PAYLOAD_LIMIT_BYTES;
-use crate::asl::vm::data_limit_exceeded;
-use crate::resource::TaskCall;
 use reqwest::header::HeaderMap;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;

@@ -15,11 +15,13 @@ pub mod sqs;
 
 pub use config::{IntegrationsConfig, Limits};
 
+use crate::asl::arn::is_activity_arn;
+use crate::asl::arn::Arn;
 use crate::asl::diagnostic::{codes, pointer_push, Diagnostic};
+use crate::asl::effect::TaskCall;
 use crate::asl::error::Failure;
-use crate::asl::vm::is_activity_arn;
 use crate::asl::walk::{each_machine, states};
-use crate::resource::{Arn, TaskCall, TaskReply, TaskResource};
+use crate::resource::{TaskReply, TaskResource};
 use crate::telemetry::{self, Integration};
 use serde_json::Value;
 use std::future::Future;

@@ -15,8 +15,8 @@
 
 use super::lambda::{error_chain, sdk_http_metadata, train_case};
 use super::{Limits, Pool};
+use crate::asl::effect::TaskCall;
 use crate::asl::error::Failure;
-use crate::resource::TaskCall;
 use reqwest::header::HeaderMap;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;

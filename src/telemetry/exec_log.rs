@@ -41,8 +41,8 @@ use std::str::FromStr;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
+use crate::asl::arn::Arn;
 use crate::asl::vm::HistoryEvent;
-use crate::resource::Arn;
 
 /// Which history events a logger writes: Step Functions' `LoggingConfiguration.level`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
@@ -167,7 +167,9 @@ impl ExecutionLogger {
             return Ok(());
         }
         // AWS's TaskScheduled carries the execution's region.
-        let region = execution_arn.split(':').nth(3).filter(|r| !r.is_empty());
+        let region = Arn::parse(execution_arn)
+            .map(|arn| arn.region)
+            .filter(|r| !r.is_empty());
         // Only TaskScheduled names the resource; later Task events of the same state reuse it.
         let mut resources: Vec<(&str, &str)> = Vec::new();
         for ev in events {
@@ -389,8 +391,9 @@ struct Truncated {
 mod tests {
     use super::*;
     use crate::asl::compile::compile;
-    use crate::asl::vm::ExecutionOptions;
-    use crate::runner::{run_to_completion, Clock, NoResources};
+    use crate::asl::effect::ExecutionOptions;
+    use crate::engine::Clock;
+    use crate::runner::{run_to_completion, NoResources};
     use serde_json::json;
     use std::sync::{Arc, Mutex};
 

@@ -15,11 +15,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::resource::Arn;
+use crate::asl::arn::Arn;
 use metrics::{Counter, Gauge, Histogram, Unit};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 
-use crate::asl::vm::Outcome;
+use crate::asl::effect::Outcome;
 
 /// Every metric name. `docs/metrics.md` lists each of them (a test checks it).
 pub mod names {
@@ -351,12 +351,11 @@ impl Integration {
         let Some(arn) = Arn::parse(resource) else {
             return Integration::Other;
         };
-        let rest = arn.resource.split(':').next().unwrap_or("");
         match arn.service {
             "lambda" => Integration::Lambda,
             // `arn:aws:states:::<service>:<action>` is an optimised integration;
             // `arn:aws:states:<region>:<account>:activity:<name>` an activity.
-            "states" => match rest {
+            "states" => match arn.resource_type() {
                 "lambda" => Integration::Lambda,
                 "sqs" => Integration::Sqs,
                 "sns" => Integration::Sns,

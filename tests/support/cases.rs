@@ -9,10 +9,12 @@
 //! clock), `transitions`, and `events` (the history event types, in order).
 
 use crate::harness::Group;
+use expressway::asl::effect::TaskCall;
 use expressway::asl::{compile, ExecutionOptions, Outcome};
+use expressway::engine::Clock;
 use expressway::mock::MockConfig;
-use expressway::resource::{TaskCall, TaskReply, TaskResource};
-use expressway::runner::{run_to_completion, Clock, NoResources};
+use expressway::resource::{TaskReply, TaskResource};
+use expressway::runner::{run_to_completion, NoResources};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -4,7 +4,8 @@
 use crate::cases::{case_files, outcome_json, START_MS};
 use crate::harness::{group, verdict, Group, Problem, Verdict};
 use expressway::asl::{compile, ExecutionOptions, Program};
-use expressway::runner::{run_to_completion, Clock, NoResources};
+use expressway::engine::Clock;
+use expressway::runner::{run_to_completion, NoResources};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -29,17 +29,11 @@ mod task;
 #[cfg(test)]
 mod tests;
 
+use super::effect::{Effect, ExecutionOptions, Outcome, Token};
+use super::error::data_limit_exceeded;
+use super::time::Millis;
 use history::entered_event;
 pub use history::HistoryEvent;
-
-// The vocabulary this module used to define, at its old paths for callers outside `asl`.
-pub use super::arn::is_activity_arn;
-pub use super::effect::{
-    needs_task_token, Effect, ExecutionOptions, Outcome, TaskCall, Token, WorkflowType,
-    EXPRESS_MAX_DURATION_MS,
-};
-pub use super::error::data_limit_exceeded;
-pub use super::time::Millis;
 
 const DEADLINE_FRAME: u32 = u32::MAX;
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::asl::effect::TaskCall;
 use serde_json::json;
 
 fn suspended(definition: Value) -> Execution {
