@@ -309,6 +309,10 @@ struct Worker {
 impl Worker {
     fn run(mut self) {
         loop {
+            if self.rx.is_empty() {
+                // About to wait: what the logs hold goes out now, not when the buffer fills.
+                self.driver.flush_logs();
+            }
             let msg = match self.driver.next_due() {
                 Some(at) => {
                     let wait = (at - wall_millis()).max(0) as u64;

@@ -278,6 +278,10 @@ impl Shard {
             let timeout = wake.map_or(Duration::from_secs(3600), |at| {
                 Duration::from_millis((at - now).max(0) as u64)
             });
+            if self.rx.is_empty() {
+                // About to wait: what the logs hold goes out now, not when the buffer fills.
+                self.driver.flush_logs();
+            }
             match self.rx.recv_timeout(timeout) {
                 Ok(msg) => self.handle(msg),
                 Err(RecvTimeoutError::Timeout) => {}

@@ -374,7 +374,8 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
         });
     }
 
-    /// Writes out buffered execution logs (at shutdown).
+    /// Writes out buffered execution logs. Owners call it before their loop waits and at
+    /// shutdown: lines are batched under load and never held back while idle.
     pub fn flush_logs(&mut self) {
         if let Some(logger) = &mut self.telemetry.logger {
             let _ = logger.flush();
