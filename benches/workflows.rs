@@ -6,7 +6,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use expressway::asl::{compile, ExecutionOptions, Outcome};
 use expressway::engine::Clock;
-use expressway::runner::{run_to_completion, NoResources};
+use expressway::runner::{NoResources, Runner};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -49,17 +49,12 @@ fn bench_workflows(c: &mut Criterion) {
         let input = read_json(dir.join(format!("{input_name}.input.json")));
         let program = Arc::new(compile(&definition).unwrap_or_else(|d| panic!("{name}: {d:?}")));
         let opts = ExecutionOptions::default();
-        let run = || {
+        let mut runner = Runner::new(&NoResources);
+        let mut run = || {
             let mut clock = Clock::Virtual {
                 now: 1_700_000_000_000,
             };
-            run_to_completion(
-                program.clone(),
-                input.clone(),
-                opts.clone(),
-                &NoResources,
-                &mut clock,
-            )
+            runner.run(program.clone(), input.clone(), opts.clone(), &mut clock)
         };
         // One execution up front: it must succeed, and it tells the transitions per run.
         let first = run();
@@ -69,7 +64,7 @@ fn bench_workflows(c: &mut Criterion) {
             first.outcome()
         );
         group.throughput(Throughput::Elements(first.transitions()));
-        group.bench_function(name, |b| b.iter(run));
+        group.bench_function(name, |b| b.iter(&mut run));
     }
     group.finish();
 }

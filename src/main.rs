@@ -11,7 +11,7 @@ use expressway::integrations::lambda::LambdaConfig;
 use expressway::integrations::sqs::SqsConfig;
 use expressway::integrations::{Integrations, IntegrationsConfig, Served};
 use expressway::resource::TaskResource;
-use expressway::runner::run_to_completion;
+use expressway::runner::Runner;
 use serde_json::{json, Value};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -318,6 +318,7 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let mut transitions = 0u64;
     let mut last = None;
+    let mut runner = Runner::new(&*resources);
     for i in 0..args.repeat.max(1) {
         let opts = ExecutionOptions {
             name: Arc::from(format!("exec-{i}")),
@@ -328,13 +329,7 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
         } else {
             Clock::virtual_at_wall_time()
         };
-        let exec = run_to_completion(
-            program.clone(),
-            input.clone(),
-            opts,
-            &*resources,
-            &mut clock,
-        );
+        let exec = runner.run(program.clone(), input.clone(), opts, &mut clock);
         transitions += exec.transitions();
         last = Some(exec);
     }

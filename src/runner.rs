@@ -58,30 +58,59 @@ pub fn run_to_completion(
     resources: &dyn TaskResource,
     clock: &mut Clock,
 ) -> Execution {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let mut driver = Driver::new(resources, ChannelInbox(tx), *clock, Telemetry::none());
-    let key = driver.start(Start {
-        program,
-        input,
-        opts,
-        metrics: None,
-        owned: Alone,
-    });
-    let exec = loop {
-        if let Some(done) = driver.pop_finished() {
-            break done.exec;
+    Runner::new(resources).run(program, input, opts, clock)
+}
+
+/// Runs executions one after another on the current thread, reusing one driver: what
+/// `exec --repeat`, the benchmarks and the load harness's engine mode loop over.
+pub struct Runner<'r> {
+    driver: Driver<Alone, ChannelInbox, &'r dyn TaskResource>,
+    answers: Receiver<TaskEvent>,
+}
+
+impl<'r> Runner<'r> {
+    pub fn new(resources: &'r dyn TaskResource) -> Self {
+        let (tx, answers) = crossbeam_channel::unbounded();
+        let clock = Clock::Virtual { now: 0 };
+        Runner {
+            driver: Driver::new(resources, ChannelInbox(tx), clock, Telemetry::none()),
+            answers,
         }
-        if !wait_for_something(&mut driver, &rx) {
-            // Unreachable while the VM keeps its effect protocol; end rather than hang.
-            let stalled = Failure::new(
-                names::RUNTIME,
-                "Internal error: the execution stalled with no pending task or timer",
-            );
-            break driver.abort(key, stalled).expect("running").exec;
-        }
-    };
-    *clock = driver.clock();
-    exec
+    }
+
+    /// Runs an execution to its end on `clock`, and leaves `clock` where it ended.
+    pub fn run(
+        &mut self,
+        program: Arc<Program>,
+        input: Value,
+        opts: ExecutionOptions,
+        clock: &mut Clock,
+    ) -> Execution {
+        let driver = &mut self.driver;
+        driver.reset_clock(*clock);
+        let key = driver.start(Start {
+            program,
+            input,
+            opts,
+            metrics: None,
+            owned: Alone,
+        });
+        let exec = loop {
+            if let Some(done) = driver.pop_finished() {
+                break done.exec;
+            }
+            if !wait_for_something(driver, &self.answers) {
+                // Unreachable while the VM keeps its effect protocol; end rather than hang.
+                let stalled = Failure::new(
+                    names::RUNTIME,
+                    "Internal error: the execution stalled with no pending task or timer",
+                );
+                break driver.abort(key, stalled).expect("running").exec;
+            }
+        };
+        *clock = driver.clock();
+        exec
+    }
 }
 
 /// Lets the next thing happen: a Task result, else the next timer (at once on a virtual

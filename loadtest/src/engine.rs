@@ -1,7 +1,7 @@
 //! Engine mode: executions in-process on N worker threads, no broker, no daemon: the
-//! ceiling of the engine itself. Each thread runs one execution after another with
-//! `run_to_completion` on a virtual clock (so Wait states take no real time), the same loop
-//! `expressway exec` and the benchmarks use.
+//! ceiling of the engine itself. Each thread runs one execution after another with a
+//! `Runner` on a virtual clock (so Wait states take no real time), the same loop
+//! `expressway exec --repeat` and the benchmarks use.
 
 use crate::proc_stats::cpu_secs;
 use crate::report::{timeline, Percentiles, RunReport};
@@ -10,7 +10,7 @@ use crate::stats::Recorder;
 use anyhow::{anyhow, bail, Result};
 use expressway::asl::{compile, ExecutionOptions, Outcome, Program};
 use expressway::engine::{wall_millis, Clock};
-use expressway::runner::{run_to_completion, NoResources};
+use expressway::runner::{run_to_completion, NoResources, Runner};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -93,6 +93,7 @@ pub fn run(
                     let (mut succeeded, mut failed) = (0, 0);
                     // Threads start at different inputs so that they do not run in lockstep.
                     let mut n = t;
+                    let mut runner = Runner::new(&NoResources);
                     let mut now = Instant::now();
                     while now < deadline {
                         let input = inputs[n % inputs.len()].clone();
@@ -100,13 +101,7 @@ pub fn run(
                         let mut clock = Clock::Virtual {
                             now: 1_700_000_000_000,
                         };
-                        let exec = run_to_completion(
-                            program.clone(),
-                            input,
-                            opts.clone(),
-                            &NoResources,
-                            &mut clock,
-                        );
+                        let exec = runner.run(program.clone(), input, opts.clone(), &mut clock);
                         let end = Instant::now();
                         match exec.outcome() {
                             Some(Outcome::Succeeded(_)) => succeeded += 1,

@@ -139,6 +139,15 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
         self.clock
     }
 
+    /// Replaces the clock, between executions only (a running one would see time jump).
+    pub fn reset_clock(&mut self, clock: Clock) {
+        assert!(
+            self.executions.is_empty(),
+            "reset_clock with executions running"
+        );
+        self.clock = clock;
+    }
+
     /// Whether executions record their history (they do when it is logged).
     pub fn records_history(&self) -> bool {
         self.telemetry.logger.is_some()
