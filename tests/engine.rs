@@ -4,7 +4,8 @@
 //!
 //! `cargo test --release --test engine -- FILTER` runs the checks whose name (`group::check`,
 //! a case is `cases::<path under tests/cases>`) contains FILTER, setting up only their groups;
-//! `-- --list` prints the names. `EXPRESSWAY_SKIP_KAFKA=1` (`_API`, `_SQS`) skips a group.
+//! `-- --list` prints the names. `EXPRESSWAY_SKIP_KAFKA=1` (`_API`, `_SQS`, `_PARITY`) skips a
+//! group; `parity` needs Kafka, SQS and the API, so any of them skips it.
 
 #[path = "support/api.rs"]
 mod api;
@@ -22,6 +23,8 @@ mod harness;
 mod integrations;
 #[path = "support/kafka.rs"]
 mod kafka;
+#[path = "support/parity.rs"]
+mod parity;
 #[path = "support/python.rs"]
 mod python;
 #[path = "support/readme.rs"]
@@ -43,6 +46,7 @@ fn main() {
         Box::new(kafka::group()),
         Box::new(api::group()),
         Box::new(sqs::group()),
+        Box::new(parity::group()),
     ];
     let selection = Selection::from_args();
     if selection.list {

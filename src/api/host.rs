@@ -147,6 +147,8 @@ enum Msg {
 pub struct HostHandle {
     tx: Sender<Msg>,
     recent: Arc<Mutex<Recent>>,
+    /// The worker thread, once spawned: [`HostHandle::shutdown`] waits for it.
+    worker: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl HostHandle {
@@ -202,9 +204,14 @@ impl HostHandle {
         recent.list().filter(|r| filter(r)).cloned().collect()
     }
 
-    /// Ends the worker thread (running executions are dropped).
+    /// Ends the worker thread (running executions are dropped) and waits for it, so that
+    /// the execution logs it buffered are written before the process exits.
     pub fn shutdown(&self) {
         let _ = self.tx.send(Msg::Shutdown);
+        let worker = self.worker.lock().expect("worker lock").take();
+        if let Some(worker) = worker {
+            let _ = worker.join();
+        }
     }
 }
 
@@ -245,6 +252,7 @@ impl Host {
             handle: HostHandle {
                 tx,
                 recent: Arc::new(Mutex::new(Recent::new(recent_executions))),
+                worker: Arc::new(Mutex::new(None)),
             },
         }
     }
@@ -268,9 +276,10 @@ impl Host {
             by_arn: HashMap::new(),
             metrics: HashMap::new(),
         };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("api-host".into())
             .spawn(move || worker.run())?;
+        *handle.worker.lock().expect("worker lock") = Some(thread);
         Ok(handle)
     }
 }

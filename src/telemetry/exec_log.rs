@@ -135,10 +135,16 @@ impl FromStr for LogLevel {
 const MAX_DATA_BYTES: usize = 248 * 1024;
 
 /// Writes execution history events as JSON lines.
+///
+/// Every shard and the API's executions host has a logger of its own, all appending to the
+/// same destination: a line goes into the buffer whole, so that the buffer is only ever
+/// written out at a line's end and the writers' lines never interleave mid-line.
 pub struct ExecutionLogger {
     level: LogLevel,
     include_execution_data: bool,
     out: BufWriter<Box<dyn Write + Send>>,
+    /// The line being made (kept for its allocation).
+    line: Vec<u8>,
 }
 
 impl ExecutionLogger {
@@ -147,6 +153,7 @@ impl ExecutionLogger {
             level,
             include_execution_data,
             out: BufWriter::new(out),
+            line: Vec::new(),
         }
     }
 
@@ -196,8 +203,10 @@ impl ExecutionLogger {
                 // Express executions are never redriven.
                 redrive_count: "0",
             };
-            serde_json::to_writer(&mut self.out, &record)?;
-            self.out.write_all(b"\n")?;
+            self.line.clear();
+            serde_json::to_writer(&mut self.line, &record)?;
+            self.line.push(b'\n');
+            self.out.write_all(&self.line)?;
         }
         Ok(())
     }
@@ -797,6 +806,44 @@ mod tests {
         logger.flush().expect("flush");
         assert_eq!(sink.text().lines().count(), 4);
         assert!(sink.text().ends_with('\n'));
+    }
+
+    /// A writer that keeps each write call apart.
+    #[derive(Clone, Default)]
+    struct Writes(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| io::ErrorKind::Other)?
+                .push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_buffer_is_written_out_at_line_ends_only() {
+        // Loggers of several threads append to one file: a write ending mid-line would let
+        // another's lines into the middle of this one's.
+        let writes = Writes::default();
+        let mut logger = ExecutionLogger::new(LogLevel::All, true, Box::new(writes.clone()));
+        let events = history(pass_machine(), json!({"pad": "x".repeat(1000)}));
+        for _ in 0..50 {
+            logger.log(ARN, &events).expect("log");
+        }
+        logger.flush().expect("flush");
+        let writes = writes.0.lock().expect("writes");
+        assert!(writes.len() > 2, "{} writes", writes.len());
+        assert!(writes.iter().all(|w| w.ends_with(b"\n")));
+        let lines: usize = writes
+            .iter()
+            .map(|w| w.iter().filter(|b| **b == b'\n').count())
+            .sum();
+        assert_eq!(lines, 50 * 4);
     }
 
     #[test]

@@ -46,7 +46,7 @@ type Run<F> = Box<dyn Fn(&mut F) -> Verdict>;
 /// Checks sharing one fixture `F`, run in the order they were added.
 pub struct Group<F> {
     name: &'static str,
-    skip_env: Option<&'static str>,
+    skip_env: Vec<&'static str>,
     setup: Setup<F>,
     checks: Vec<(String, Run<F>)>,
 }
@@ -55,15 +55,16 @@ impl<F> Group<F> {
     pub fn new(name: &'static str, setup: impl Fn() -> Result<F, Problem> + 'static) -> Self {
         Group {
             name,
-            skip_env: None,
+            skip_env: Vec::new(),
             setup: Box::new(setup),
             checks: Vec::new(),
         }
     }
 
-    /// Skips the whole group when the environment variable `var` is set.
+    /// Skips the whole group when the environment variable `var` is set (any of them, when
+    /// called more than once).
     pub fn skipped_by(mut self, var: &'static str) -> Self {
-        self.skip_env = Some(var);
+        self.skip_env.push(var);
         self
     }
 
@@ -106,7 +107,7 @@ impl<F> Suite for Group<F> {
         if chosen.is_empty() {
             return;
         }
-        if let Some(var) = self.skip_env.filter(|v| std::env::var_os(v).is_some()) {
+        if let Some(var) = self.skip_env.iter().find(|v| std::env::var_os(v).is_some()) {
             let why = format!("{var} is set");
             for (name, _) in chosen {
                 tally.record(name, Err(Problem::Skipped(why.clone())), Duration::ZERO);

@@ -61,26 +61,19 @@ impl Drop for Server {
     }
 }
 
-/// moto's server from the venv, with a queue for the `sendMessage` checks.
-pub struct Sqs {
-    python: PathBuf,
-    endpoint: String,
-    dir: PathBuf,
-    queue_url: String,
-    /// The `exec` that sent a message to `queue_url`, once: one check reads its output, the
-    /// next reads the message back.
-    sent: Option<Value>,
-    daemon: Option<Result<SqsDaemon, String>>,
-    // Last, so that the daemon above stops before moto does.
+/// moto's server (through `moto_server.py`) from the venv, on a free port; stopped when
+/// dropped. Also used by the `parity` group.
+pub struct Moto {
+    pub python: PathBuf,
+    pub endpoint: String,
     _server: Server,
 }
 
-impl Sqs {
-    fn start() -> Result<Self, Problem> {
+impl Moto {
+    /// Starts it, its log in `dir`; skipped, saying why, when the venv cannot be made.
+    pub fn start(dir: &Path) -> Result<Moto, Problem> {
         let python = python_venv("sqs-venv", &PACKAGES, "moto.server, boto3", &[])
             .map_err(Problem::Skipped)?;
-        let dir = std::env::temp_dir().join(format!("expressway-sqs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("temp dir: {e}"))?;
         let port = free_port();
         let endpoint = format!("http://127.0.0.1:{port}");
         let log = dir.join("moto.log");
@@ -103,27 +96,60 @@ impl Sqs {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        Ok(Moto {
+            python,
+            endpoint,
+            _server: server,
+        })
+    }
+
+    /// Makes a queue (with `attributes`, a Python dict literal); its URL.
+    pub fn create_queue(&self, name: &str, attributes: &str) -> Result<String, String> {
+        create_queue(&self.python, &self.endpoint, name, attributes)
+    }
+
+    /// Sends one message body as it is.
+    pub fn send_body(&self, queue: &str, body: &str) -> Result<String, String> {
+        send_body(&self.python, &self.endpoint, queue, body)
+    }
+}
+
+/// moto's server from the venv, with a queue for the `sendMessage` checks.
+pub struct Sqs {
+    dir: PathBuf,
+    queue_url: String,
+    /// The `exec` that sent a message to `queue_url`, once: one check reads its output, the
+    /// next reads the message back.
+    sent: Option<Value>,
+    daemon: Option<Result<SqsDaemon, String>>,
+    // Last, so that the daemon above stops before moto does.
+    moto: Moto,
+}
+
+impl Sqs {
+    fn start() -> Result<Self, Problem> {
+        let dir = std::env::temp_dir().join(format!("expressway-sqs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("temp dir: {e}"))?;
+        let moto = Moto::start(&dir)?;
         let queue_url = boto3(
-            &python,
-            &endpoint,
+            &moto.python,
+            &moto.endpoint,
             "print(sqs.create_queue(QueueName='expressway')['QueueUrl'])",
             &[],
         )
         .map_err(|e| format!("boto3 does not create a queue on moto: {e}"))?;
         Ok(Sqs {
-            python,
-            endpoint,
             dir,
             queue_url,
             sent: None,
             daemon: None,
-            _server: server,
+            moto,
         })
     }
 
     /// Sends a JSON body with an attribute to `queue_url` (once); the `exec` line.
     fn sent(&mut self) -> &Value {
-        let (queue, endpoint) = (&self.queue_url, &self.endpoint);
+        let (queue, endpoint) = (&self.queue_url, &self.moto.endpoint);
         self.sent.get_or_insert_with(|| {
             let definition = send_task(
                 json!({
@@ -145,8 +171,8 @@ impl Sqs {
     fn daemon(&mut self) -> Result<&mut SqsDaemon, Problem> {
         if self.daemon.is_none() {
             self.daemon = Some(SqsDaemon::configure(
-                &self.python,
-                &self.endpoint,
+                &self.moto.python,
+                &self.moto.endpoint,
                 &self.dir,
             ));
         }
@@ -368,8 +394,8 @@ fn the_queue_holds_the_message_its_body_the_json_text_its_attribute_and_md5_as_s
     let result = s.sent().clone();
     let output = &result["output"];
     let received = boto3(
-        &s.python,
-        &s.endpoint,
+        &s.moto.python,
+        &s.moto.endpoint,
         "r = sqs.receive_message(QueueUrl=sys.argv[1], MaxNumberOfMessages=10, \
          MessageAttributeNames=['All'], WaitTimeSeconds=1)\n\
          print(json.dumps(r.get('Messages', [])))",
@@ -407,7 +433,7 @@ fn a_missing_message_body_fails_with_amazon_sqs_exception_caught(s: &mut Sqs) ->
     let result = exec(
         definition,
         json!({"queue": s.queue_url, "body": null}),
-        &["--sqs-endpoint", &s.endpoint],
+        &["--sqs-endpoint", &s.moto.endpoint],
     );
     let error = &result["output"]["aws_error"];
     verdict(
@@ -425,7 +451,7 @@ fn a_missing_message_body_fails_with_amazon_sqs_exception_caught(s: &mut Sqs) ->
 
 /// Reached through the QueueUrl's own host (no endpoint).
 fn a_queue_that_does_not_exist_fails_with_queue_does_not_exist_exception(s: &mut Sqs) -> Verdict {
-    let missing = format!("{}/123456789012/no-such-queue", s.endpoint);
+    let missing = format!("{}/123456789012/no-such-queue", s.moto.endpoint);
     let result = exec(
         send_task(json!({"QueueUrl": missing, "MessageBody": "x"}), json!({})),
         json!({}),
@@ -726,7 +752,7 @@ fn queue_depth(python: &Path, endpoint: &str, queue: &str) -> Option<u64> {
 }
 
 /// Waits until `done` holds (polling every 200 ms) or `timeout` passes; whether it held.
-fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let started = Instant::now();
     while started.elapsed() < timeout {
         if done() {
