@@ -704,14 +704,16 @@ impl Execution {
                 let state = p.state(self.frame(fid).state);
                 // Only a Task's own timers resume it with an error: a timeout.
                 if matches!(state.kind, Kind::Task(_)) {
-                    self.event("TaskTimedOut", Some(&state.name), now, || Value::Null);
+                    self.event("TaskTimedOut", Some(&state.name), now, || {
+                        failure_details(&f)
+                    });
                 }
                 Flow::Error(f)
             }
             Resume::WaitDone => Flow::Next(std::mem::take(&mut self.frame(fid).data)),
             Resume::Task(Err(f)) => {
                 let name = &p.state(self.frame(fid).state).name;
-                self.event("TaskFailed", Some(name), now, || Value::Null);
+                self.event("TaskFailed", Some(name), now, || failure_details(&f));
                 Flow::Error(f)
             }
             Resume::Task(Ok(result)) => {
@@ -725,4 +727,9 @@ impl Execution {
             Resume::ChildrenDone(results, bound) => self.finish_result(p, fid, results, bound, now),
         }
     }
+}
+
+/// The `error` and `cause` of a failure event's details, as AWS's history carries them.
+fn failure_details(f: &Failure) -> Value {
+    serde_json::json!({ "error": f.error, "cause": f.cause })
 }
