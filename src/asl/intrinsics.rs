@@ -4,6 +4,10 @@
 //! literal arguments (as JSON values), paths (as [`JsonPath`]) and, for `States.Format` with a
 //! literal template, the template itself. Evaluation then only selects and computes.
 //!
+//! The file is long because AWS defines eighteen functions, each with its own argument kinds
+//! and error texts, plus the argument parser and `States.Format`'s rendering; all of them read
+//! one `Func` table, which splitting the file would scatter.
+//!
 //! Where AWS's behaviour is observable but undocumented, the comments say what we follow.
 //! AWS runs on the JVM: "integer" arguments are Java `int`s, fractional numbers are truncated
 //! (except `States.MathAdd`, which rounds), and `States.Format` prints values the way Java's
