@@ -115,11 +115,30 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader went away (`expressway validate … | head -1`): nothing more to say to
+        // it, and no one to say it to. Quietly, as ripgrep does.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// One line on standard output; an error (a closed pipe) instead of println!'s panic.
+fn print_line(line: std::fmt::Arguments) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(line)?;
+    out.write_all(b"\n")?;
+    Ok(())
 }
 
 /// Reads and compiles a definition; diagnostics come back as `Err` with their text.
@@ -140,14 +159,18 @@ fn load_definition(
             )]))
         }
     };
-    let unserved = served
-        .map(|served| expressway::integrations::unserved_resources(&definition, served))
-        .unwrap_or_default();
+    // A parsed value keeps only the last of two equal keys: the text tells.
+    let mut problems = expressway::asl::validate::duplicate_keys(&text);
+    problems.extend(
+        served
+            .map(|served| expressway::integrations::unserved_resources(&definition, served))
+            .unwrap_or_default(),
+    );
     Ok(match compile(&definition) {
-        Ok(program) if unserved.is_empty() => Ok(program),
-        Ok(_) => Err(unserved),
+        Ok(program) if problems.is_empty() => Ok(program),
+        Ok(_) => Err(problems),
         Err(mut diags) => {
-            diags.extend(unserved);
+            diags.extend(problems);
             Err(diags)
         }
     })
@@ -157,11 +180,23 @@ fn load_definition(
 /// errors; returns whether all were valid. Alone, `UNSUPPORTED` marks valid ASL that this
 /// engine cannot run yet: reported, not an error. With `served` (a deployment's view:
 /// `validate --config`) it is one, since the daemon refuses such a definition.
-fn validate_files(files: &[PathBuf], served: Option<Served>) -> Result<bool> {
+///
+/// A directory stands for the `.json` files under it (sorted, recursively). A file that
+/// cannot be read, or a directory without any, is an error said on stderr; the others are
+/// still checked, and the result is then `Unreadable`.
+fn validate_files(files: &[PathBuf], served: Option<Served>) -> Result<Checked> {
     let mut all_valid = true;
+    let mut unreadable = false;
     let mut out = std::io::stdout().lock();
-    for file in files {
-        let diags = load_definition(file, served)?.err().unwrap_or_default();
+    for file in expand_directories(files, &mut unreadable) {
+        let diags = match load_definition(&file, served) {
+            Ok(loaded) => loaded.err().unwrap_or_default(),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                unreadable = true;
+                continue;
+            }
+        };
         let mut valid = true;
         for d in diags {
             valid &= d.code == codes::UNSUPPORTED && served.is_none();
@@ -179,18 +214,67 @@ fn validate_files(files: &[PathBuf], served: Option<Served>) -> Result<bool> {
         }
         all_valid &= valid;
     }
-    Ok(all_valid)
+    Ok(match (unreadable, all_valid) {
+        (true, _) => Checked::Unreadable,
+        (false, true) => Checked::Valid,
+        (false, false) => Checked::Invalid,
+    })
+}
+
+/// What checking definitions found; its exit code: 0, 1 (diagnostics), 2 (a file unread).
+#[derive(Clone, Copy, PartialEq)]
+enum Checked {
+    Valid,
+    Invalid,
+    Unreadable,
+}
+
+/// The files to check: each argument, or the `.json` files under a directory argument.
+fn expand_directories(args: &[PathBuf], unreadable: &mut bool) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for arg in args {
+        if !arg.is_dir() {
+            files.push(arg.clone());
+            continue;
+        }
+        let mut found = Vec::new();
+        let mut stack = vec![arg.clone()];
+        while let Some(dir) = stack.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", dir.display());
+                    *unreadable = true;
+                    continue;
+                }
+            };
+            for path in entries.flatten().map(|e| e.path()) {
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "json") {
+                    found.push(path);
+                }
+            }
+        }
+        if found.is_empty() {
+            eprintln!("error: {}: a directory with no .json file", arg.display());
+            *unreadable = true;
+        }
+        found.sort();
+        files.extend(found);
+    }
+    files
 }
 
 fn validate(files: &[PathBuf]) -> Result<ExitCode> {
     Ok(exit_code(validate_files(files, None)?))
 }
 
-fn exit_code(valid: bool) -> ExitCode {
-    if valid {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+fn exit_code(checked: Checked) -> ExitCode {
+    match checked {
+        Checked::Valid => ExitCode::SUCCESS,
+        Checked::Invalid => ExitCode::from(1),
+        Checked::Unreadable => ExitCode::from(2),
     }
 }
 
@@ -199,7 +283,7 @@ fn validate_config(path: &Path) -> Result<ExitCode> {
     let config = match expressway::daemon::config::load(path) {
         Ok(c) => c,
         Err(errors) => {
-            println!("{}: {errors}", path.display());
+            print_line(format_args!("{}: {errors}", path.display()))?;
             return Ok(ExitCode::from(1));
         }
     };
@@ -208,11 +292,11 @@ fn validate_config(path: &Path) -> Result<ExitCode> {
         .iter()
         .map(|sm| sm.definition.clone())
         .collect();
-    let valid = validate_files(&files, Some(expressway::daemon::run::served(&config)))?;
-    if valid {
-        println!("{}: ok", path.display());
+    let checked = validate_files(&files, Some(expressway::daemon::run::served(&config)))?;
+    if checked == Checked::Valid {
+        print_line(format_args!("{}: ok", path.display()))?;
     }
-    Ok(exit_code(valid))
+    Ok(exit_code(checked))
 }
 
 fn run(path: &Path) -> Result<ExitCode> {
@@ -360,7 +444,7 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
     let outcome = exec
         .into_outcome()
         .expect("run_to_completion returns a finished execution");
-    println!("{}", json_text(&outcome_json(&outcome)));
+    print_line(format_args!("{}", json_text(&outcome_json(&outcome))))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -110,4 +110,9 @@ pub mod codes {
     pub const INVALID_FIELD: &str = "INVALID_FIELD";
     /// The definition is not JSON.
     pub const INVALID_JSON: &str = "INVALID_JSON";
+    /// Two states of one `States` object with the same name (AWS's code); pointer: the
+    /// second one. Found in the definition's text, where a parsed value would keep only it.
+    pub const DUPLICATE_STATE_NAME: &str = "DUPLICATE_STATE_NAME";
+    /// A key given twice in any other object of the definition; pointer: that member.
+    pub const DUPLICATE_FIELD: &str = "DUPLICATE_FIELD";
 }

@@ -4,6 +4,7 @@
 //! effect protocol.
 
 pub mod config;
+pub mod dead_letter;
 pub mod demo;
 pub mod kafka;
 pub mod offsets;

@@ -66,7 +66,8 @@ pub fn compile_state_machines(config: &Config) -> Result<HashMap<String, Arc<Pro
             }
         };
         let compiled = compile(&definition).and_then(|p| {
-            let unserved = unserved_resources(&definition, served(config));
+            let mut unserved = crate::asl::validate::duplicate_keys(&text);
+            unserved.extend(unserved_resources(&definition, served(config)));
             if unserved.is_empty() {
                 Ok(p)
             } else {

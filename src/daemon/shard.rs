@@ -12,6 +12,7 @@
 //! record has been acknowledged by the sink; only then may its offset be committed (see
 //! `docs/kafka-ack-contract.md`).
 
+use super::dead_letter::DeadLetterPayload;
 use super::offsets::PartitionTracker;
 use crate::asl::effect::{ExecutionOptions, Outcome, WorkflowType};
 use crate::asl::error::{json_text, Failure};
@@ -25,7 +26,6 @@ use crate::telemetry::exec_log::ExecutionLogger;
 use crate::telemetry::{DlqReason, RejectReason, ShardMetrics, SourceMetrics, StateMachineMetrics};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -612,6 +612,7 @@ struct DeadLetterRecord<'a> {
     execution: &'a str,
     state_machine: &'a str,
     source: DeadLetterSource<'a>,
+    #[serde(flatten)]
     payload: DeadLetterPayload<'a>,
 }
 
@@ -628,24 +629,6 @@ struct KafkaCoords<'a> {
     topic: &'a str,
     partition: i32,
     offset: i64,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum DeadLetterPayload<'a> {
-    /// Embedded as received, byte for byte: nothing re-parsed or reformatted.
-    Json(&'a RawValue),
-    /// Not JSON: as text (lossy for bytes that are not UTF-8).
-    Text(std::borrow::Cow<'a, str>),
-}
-
-impl<'a> DeadLetterPayload<'a> {
-    fn of(payload: &'a [u8]) -> Self {
-        match serde_json::from_slice(payload) {
-            Ok(json) => DeadLetterPayload::Json(json),
-            Err(_) => DeadLetterPayload::Text(String::from_utf8_lossy(payload)),
-        }
-    }
 }
 
 /// Deterministic: a redelivered event gets the same execution name.

@@ -4,7 +4,7 @@
 use crate::harness::{group, verdict, Group, Verdict};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 pub fn group() -> Group<Cli> {
     group!(
@@ -19,6 +19,9 @@ pub fn group() -> Group<Cli> {
             exec_refuses_a_task_resource_no_integration_serves_naming_where_it_is,
             validate_config_refuses_a_task_resource_the_deployment_does_not_serve,
             every_shipped_config_validates_as_the_daemon_would_load_it,
+            validate_checks_the_json_files_of_a_directory_and_goes_on_past_it,
+            validate_reports_duplicate_state_names_and_fields,
+            validate_into_a_closed_pipe_exits_quietly_without_a_panic,
         ]
     )
 }
@@ -212,4 +215,99 @@ fn every_shipped_config_validates_as_the_daemon_would_load_it(cli: &mut Cli) -> 
         })
         .collect();
     verdict(refused.is_empty(), || refused.join("\n"))
+}
+
+/// Regression: `validate a.json DIR b.json` stopped at DIR with "cannot read". A directory
+/// stands for its `.json` files; an unreadable argument is said on stderr, the rest checked,
+/// and the exit code is then 2.
+fn validate_checks_the_json_files_of_a_directory_and_goes_on_past_it(cli: &mut Cli) -> Verdict {
+    let dir = cli.temp.join("defs");
+    std::fs::create_dir_all(dir.join("nested")).expect("temp dir");
+    let good = r#"{"StartAt": "A", "States": {"A": {"Type": "Succeed"}}}"#;
+    let bad = r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nowhere"}}}"#;
+    std::fs::write(dir.join("one.json"), good).expect("temp file");
+    std::fs::write(dir.join("nested/two.json"), bad).expect("temp file");
+    std::fs::write(dir.join("notes.txt"), "not a definition").expect("temp file");
+    let a = cli.write("a.json", good);
+    let b = cli.write("b.json", good);
+    let d = dir.to_string_lossy().into_owned();
+    let out = cli.run(&["validate", &a, &d, &b]);
+    let text = stdout(&out);
+    let wanted = [
+        format!("{a}: ok"),
+        format!("{d}/nested/two.json:/States/A/Next: UNKNOWN_STATE"),
+        format!("{d}/one.json: ok"),
+        format!("{b}: ok"),
+    ];
+    let lines: Vec<&str> = text.lines().collect();
+    let in_order = wanted.len() == lines.len()
+        && wanted
+            .iter()
+            .zip(&lines)
+            .all(|(w, l)| l.starts_with(w.as_str()));
+    let missing = cli.temp.join("missing.json").to_string_lossy().into_owned();
+    let out2 = cli.run(&["validate", &missing, &b]);
+    verdict(
+        out.status.code() == Some(1)
+            && in_order
+            && out2.status.code() == Some(2)
+            && stdout(&out2) == format!("{b}: ok\n")
+            && stderr(&out2).contains("cannot read"),
+        || {
+            format!(
+                "exit {:?}, stdout {text:?}; missing file: exit {:?}, stdout {:?}, stderr {:?}",
+                out.status.code(),
+                out2.status.code(),
+                stdout(&out2),
+                stderr(&out2)
+            )
+        },
+    )
+}
+
+/// Regression: two states with one name were merged silently (the last won), and so was
+/// any field given twice.
+fn validate_reports_duplicate_state_names_and_fields(cli: &mut Cli) -> Verdict {
+    let dup = cli.write(
+        "dup.json",
+        r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true},
+            "A": {"Type": "Succeed", "Comment": "x", "Comment": "y"}}}"#,
+    );
+    let out = cli.run(&["validate", &dup]);
+    let text = stdout(&out);
+    verdict(
+        out.status.code() == Some(1)
+            && text.contains(&format!("{dup}:/States/A: DUPLICATE_STATE_NAME "))
+            && text.contains(&format!("{dup}:/States/A/Comment: DUPLICATE_FIELD ")),
+        || format!("exit {:?}, stdout {text:?}", out.status.code()),
+    )
+}
+
+/// Regression: `expressway validate --config … | head -1` panicked ("failed printing to
+/// stdout") when the reader had gone. Like ripgrep, it now stops quietly with exit 0.
+fn validate_into_a_closed_pipe_exits_quietly_without_a_panic(cli: &mut Cli) -> Verdict {
+    let mut failures = Vec::new();
+    for args in [
+        vec!["validate", "--config", "config/demo.toml"],
+        vec!["validate", "tests/validate"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_expressway"))
+            .args(&args)
+            .current_dir(cli.root)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the expressway binary runs");
+        // The reader is gone before the first line is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("it ends");
+        if out.status.code() != Some(0) || !out.stderr.is_empty() {
+            failures.push(format!(
+                "{args:?}: exit {:?}, stderr {:?}",
+                out.status.code(),
+                stderr(&out)
+            ));
+        }
+    }
+    verdict(failures.is_empty(), || failures.join("\n"))
 }

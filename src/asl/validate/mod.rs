@@ -9,6 +9,7 @@
 //! Pointers are RFC 6901. A missing field is reported where it would be (`/States/T/Resource`);
 //! "one of several fields" and transition problems are reported at the state itself.
 
+mod duplicates;
 mod fields;
 mod map;
 mod retry_catch;
@@ -16,6 +17,8 @@ mod states;
 #[cfg(test)]
 mod tests;
 mod values;
+
+pub use duplicates::duplicate_keys;
 
 use crate::asl::diagnostic::{pointer_push, type_name, Diagnostic};
 use fields::{Lang, Machine, Obj, JSONATA};

@@ -90,7 +90,15 @@ fn invalid_definitions_report_expected_diagnostics() {
             })
             .collect();
         expected.sort();
-        let diags = compile(&case["definition"]).err().unwrap_or_default();
+        // The definition as written, so that duplicate keys are seen as `validate` sees them.
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            definition: Box<serde_json::value::RawValue>,
+        }
+        let text = std::fs::read_to_string(f).expect("readable file");
+        let raw: Raw = serde_json::from_str(&text).expect("a definition");
+        let mut diags = compile(&case["definition"]).err().unwrap_or_default();
+        diags.extend(duplicate_keys(raw.definition.get()));
         let actual = codes_and_pointers(&diags);
         seen_codes.extend(actual.iter().map(|(c, _)| c.clone()));
         if actual != expected {
@@ -119,6 +127,8 @@ fn invalid_definitions_report_expected_diagnostics() {
         UNKNOWN_ERROR_NAME,
         MUTUALLY_EXCLUSIVE_FIELDS,
         INVALID_INTRINSIC,
+        DUPLICATE_STATE_NAME,
+        DUPLICATE_FIELD,
     ];
     let missing: Vec<_> = all.iter().filter(|c| !seen_codes.contains(**c)).collect();
     assert!(missing.is_empty(), "no data-driven case covers {missing:?}");

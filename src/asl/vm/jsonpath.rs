@@ -229,8 +229,11 @@ impl Execution {
                     Some(t) => Some(t.eval(&self.scope(p, f, &input))?),
                     None => match input {
                         Cow::Owned(v) => Some(v),
-                        // The effective input is the raw input: move it, don't copy.
-                        Cow::Borrowed(_) => None,
+                        // The effective input is the raw input itself (`InputPath` `$`):
+                        // move it, don't copy.
+                        Cow::Borrowed(v) if std::ptr::eq(v, raw) => None,
+                        // A single node selected inside it (`$.a`, `$.x[1]`).
+                        Cow::Borrowed(v) => Some(v.clone()),
                     },
                 }
             }

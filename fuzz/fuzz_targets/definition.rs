@@ -1,0 +1,15 @@
+//! A definition's text through everything `expressway validate` does: duplicate keys,
+//! validation, compilation. Any panic is a bug ("No panics on input", ARCHITECTURE.md).
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = expressway::asl::validate::duplicate_keys(text);
+    if let Ok(definition) = serde_json::from_str::<serde_json::Value>(text) {
+        let _ = expressway::asl::validate::validate(&definition);
+        let _ = expressway::asl::compile(&definition);
+    }
+});
