@@ -13,6 +13,8 @@ mod api;
 mod cases;
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/random_definitions.rs"]
+mod random_definitions;
 #[path = "support/corpus.rs"]
 mod corpus;
 #[path = "support/daemon.rs"]
@@ -41,6 +43,7 @@ fn main() {
         Box::new(corpus::group()),
         Box::new(corpus::bench_group()),
         Box::new(cli::group()),
+        Box::new(random_definitions::group()),
         Box::new(readme::group()),
         Box::new(integrations::group()),
         Box::new(kafka::group()),
