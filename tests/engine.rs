@@ -13,8 +13,6 @@ mod api;
 mod cases;
 #[path = "support/cli.rs"]
 mod cli;
-#[path = "support/random_definitions.rs"]
-mod random_definitions;
 #[path = "support/corpus.rs"]
 mod corpus;
 #[path = "support/daemon.rs"]
@@ -29,6 +27,8 @@ mod kafka;
 mod parity;
 #[path = "support/python.rs"]
 mod python;
+#[path = "support/random_definitions.rs"]
+mod random_definitions;
 #[path = "support/readme.rs"]
 mod readme;
 #[path = "support/sqs.rs"]

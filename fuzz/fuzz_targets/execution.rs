@@ -27,7 +27,12 @@ fuzz_target!(|data: &[u8]| {
         record_history: true,
         ..ExecutionOptions::default()
     };
-    let mut clock = Clock::Virtual { now: 1_700_000_000_000 };
+    let mut clock = Clock::Virtual {
+        now: 1_700_000_000_000,
+    };
     let exec = Runner::new(&NoResources).run(Arc::new(program), input, opts, &mut clock);
-    assert!(exec.into_outcome().is_some(), "the runner returned an unfinished execution");
+    assert!(
+        exec.into_outcome().is_some(),
+        "the runner returned an unfinished execution"
+    );
 });

@@ -14,9 +14,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(call) = Intrinsic::parse(call) else {
         return;
     };
-    let input: Value = serde_json::from_str(doc).unwrap_or_else(|_| {
-        json!({"a": [1, 2, 3], "s": "a,b,c", "n": 42, "o": {"k": "v"}, "b64": "aGVsbG8="})
-    });
+    let input: Value = serde_json::from_str(doc).unwrap_or_else(
+        |_| json!({"a": [1, 2, 3], "s": "a,b,c", "n": 42, "o": {"k": "v"}, "b64": "aGVsbG8="}),
+    );
     let context = json!({"Execution": {"Id": "x"}, "State": {"Name": "S"}});
     let _ = call.eval(&DocScope {
         input: &input,

@@ -13,9 +13,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(path) = JsonPath::parse(path) else {
         return;
     };
-    let mut doc: Value = serde_json::from_str(doc).unwrap_or_else(|_| {
-        json!({"a": {"b": [1, 2, {"c": "d"}], "e f": null}, "x": [[0], {"y": true}], "n": 1.5})
-    });
+    let mut doc: Value = serde_json::from_str(doc).unwrap_or_else(
+        |_| json!({"a": {"b": [1, 2, {"c": "d"}], "e f": null}, "x": [[0], {"y": true}], "n": 1.5}),
+    );
     let _ = path.select(&doc);
     let _ = path.missing_message(&doc);
     let _ = path.take(&mut doc.clone());

@@ -4,11 +4,11 @@
 //! - A payload that is exactly one JSON value (no surrounding whitespace) nested at most
 //!   [`MAX_EMBEDDED_DEPTH`] deep is embedded as it is, byte for byte: `"payload": {...}`.
 //! - Any other UTF-8 payload (not JSON, JSON nested deeper, JSON with surrounding
-//!   whitespace) is a string: `"payload": "...", "payload_encoding": "text"`.
+//!   whitespace) is a string: `"payload": "...", "encoding": "text"`.
 //! - Anything else (bytes that are not UTF-8) is base64 (standard alphabet, padded):
-//!   `"payload": "...", "payload_encoding": "base64"`.
+//!   `"payload": "...", "encoding": "base64"`.
 //!
-//! `payload_encoding` is absent exactly when the payload is embedded JSON.
+//! `encoding` is absent exactly when the payload is embedded JSON.
 
 use base64::Engine as _;
 use serde::ser::{SerializeMap, Serializer};
@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 /// this goes as text instead.
 pub const MAX_EMBEDDED_DEPTH: usize = 126;
 
-/// Serialises as the `payload` field (and `payload_encoding` when it is not embedded JSON):
+/// Serialises as the `payload` field (and `encoding` when it is not embedded JSON):
 /// a record holds it with `#[serde(flatten)]`.
 #[derive(Debug)]
 pub struct DeadLetterPayload<'a>(Repr<'a>);
@@ -57,11 +57,11 @@ impl Serialize for DeadLetterPayload<'_> {
             Repr::Json(raw) => map.serialize_entry("payload", raw)?,
             Repr::Text(text) => {
                 map.serialize_entry("payload", text)?;
-                map.serialize_entry("payload_encoding", "text")?;
+                map.serialize_entry("encoding", "text")?;
             }
             Repr::Base64(b64) => {
                 map.serialize_entry("payload", b64)?;
-                map.serialize_entry("payload_encoding", "base64")?;
+                map.serialize_entry("encoding", "base64")?;
             }
         }
         map.end()
@@ -115,7 +115,7 @@ mod tests {
         };
         let text = serde_json::to_vec(&record).unwrap();
         let v: Value = serde_json::from_slice(&text).expect("the record parses");
-        let bytes = match v.get("payload_encoding").and_then(Value::as_str) {
+        let bytes = match v.get("encoding").and_then(Value::as_str) {
             None => {
                 // Embedded: the bytes are in the record as they came.
                 let raw: Box<RawValue> = serde_json::from_slice::<Record2>(&text).unwrap().payload;
@@ -140,7 +140,7 @@ mod tests {
         let payload = br#"{"b": 1,  "a":[1.50, "\u00e9"]}"#;
         let (v, bytes) = round_trip(payload);
         assert_eq!(v["payload"], json!({"a": [1.5, "é"], "b": 1}));
-        assert!(v.get("payload_encoding").is_none());
+        assert!(v.get("encoding").is_none());
         assert_eq!(bytes, payload);
     }
 
@@ -148,7 +148,7 @@ mod tests {
     fn non_utf8_payloads_are_base64_not_replacement_characters() {
         let payload = b"{\"a\": \"\xff\xfe\x00\"}\xc3";
         let (v, bytes) = round_trip(payload);
-        assert_eq!(v["payload_encoding"], "base64");
+        assert_eq!(v["encoding"], "base64");
         assert!(!v.to_string().contains('\u{FFFD}'));
         assert_eq!(bytes, payload);
     }
@@ -157,7 +157,7 @@ mod tests {
     fn deeply_nested_json_payloads_are_text_and_the_record_stays_parseable() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         let (v, bytes) = round_trip(deep.as_bytes());
-        assert_eq!(v["payload_encoding"], "text");
+        assert_eq!(v["encoding"], "text");
         assert_eq!(bytes, deep.as_bytes());
         // Just under the limit: embedded, and the record still parses.
         let ok = format!(
@@ -166,7 +166,7 @@ mod tests {
             "]".repeat(MAX_EMBEDDED_DEPTH)
         );
         let (v, bytes) = round_trip(ok.as_bytes());
-        assert!(v.get("payload_encoding").is_none());
+        assert!(v.get("encoding").is_none());
         assert_eq!(bytes, ok.as_bytes());
         // Brackets inside strings do not count.
         let strings = format!("[\"{}\\\"\"]", "[".repeat(500));
@@ -177,12 +177,12 @@ mod tests {
     fn text_and_whitespace_are_kept_exactly() {
         for payload in [&b"{not json"[..], b" {\"a\":1}\n", b"", b"\"quoted\"x"] {
             let (v, bytes) = round_trip(payload);
-            assert_eq!(v["payload_encoding"], "text", "{v}");
+            assert_eq!(v["encoding"], "text", "{v}");
             assert_eq!(bytes, payload);
         }
         // A JSON string stays embedded: its quotes tell it from text.
         let (v, _) = round_trip(b"\"quoted\"");
         assert_eq!(v["payload"], "quoted");
-        assert!(v.get("payload_encoding").is_none());
+        assert!(v.get("encoding").is_none());
     }
 }

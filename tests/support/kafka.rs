@@ -151,14 +151,17 @@ listen = "127.0.0.1:{port}"
         }
         self.produce(0..EVENTS);
         for poison in [
-            "{not json".to_string(),
-            json!({"id": "f", "fail": true}).to_string(),
+            // Not JSON, and not UTF-8 either: its dead letter carries it as base64.
+            NOT_UTF8_NOT_JSON.to_vec(),
+            json!({"id": "f", "fail": true}).to_string().into_bytes(),
             // Valid JSON over the 256 KiB Express payload limit.
-            json!({"id": "big", "pad": "x".repeat(300 * 1024)}).to_string(),
+            json!({"id": "big", "pad": "x".repeat(300 * 1024)})
+                .to_string()
+                .into_bytes(),
         ] {
             let _ = self
                 .producer
-                .send(BaseRecord::<(), _>::to("in").payload(&poison));
+                .send(BaseRecord::<(), _>::to("in").payload(&poison[..]));
         }
         self.flush(30);
     }
@@ -367,10 +370,24 @@ fn second_instance_joining_mid_stream_loses_nothing(k: &mut Kafka) -> Verdict {
     })
 }
 
+/// The poison event that is neither JSON nor UTF-8.
+const NOT_UTF8_NOT_JSON: &[u8] = b"{not json \xff\xfe\x00 \xc3";
+
+/// Also a regression: a payload that is not UTF-8 was embedded with U+FFFD in place of its
+/// bytes; now it is base64 (`"encoding": "base64"`), byte for byte.
 fn poison_events_reach_the_dead_letter_topic_with_error_and_cause(k: &mut Kafka) -> Verdict {
     k.settled()?;
     let mut reasons = Vec::new();
+    let mut lossless = false;
     read_topic(&k.brokers, "dlq", Duration::from_secs(30), |v| {
+        if v["reason"] == "invalid_json" {
+            use base64::Engine as _;
+            lossless |= v["encoding"] == "base64"
+                && v["payload"]
+                    .as_str()
+                    .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                    == Some(NOT_UTF8_NOT_JSON.to_vec());
+        }
         reasons.push((
             v["reason"].as_str().unwrap_or("").to_string(),
             v["error"].clone(),
@@ -390,8 +407,9 @@ fn poison_events_reach_the_dead_letter_topic_with_error_and_cause(k: &mut Kafka)
                 .any(|(r, e, c)| r == "failed" && e == "Rejected" && c == "asked to fail")
             && reasons
                 .iter()
-                .any(|(r, e, _)| r == "oversize_payload" && e == "States.DataLimitExceeded"),
-        || format!("{reasons:?}"),
+                .any(|(r, e, _)| r == "oversize_payload" && e == "States.DataLimitExceeded")
+            && lossless,
+        || format!("{reasons:?}; invalid_json payload as base64 of its bytes: {lossless}"),
     )
 }
 
