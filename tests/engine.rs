@@ -27,6 +27,8 @@ mod kafka;
 mod parity;
 #[path = "support/python.rs"]
 mod python;
+#[path = "support/random_definitions.rs"]
+mod random_definitions;
 #[path = "support/readme.rs"]
 mod readme;
 #[path = "support/sqs.rs"]
@@ -41,6 +43,7 @@ fn main() {
         Box::new(corpus::group()),
         Box::new(corpus::bench_group()),
         Box::new(cli::group()),
+        Box::new(random_definitions::group()),
         Box::new(readme::group()),
         Box::new(integrations::group()),
         Box::new(kafka::group()),
