@@ -23,7 +23,7 @@ pub fn group() -> Group<()> {
     )
 }
 
-const CAP_MS: u64 = 60_000;
+const CAP_MS: i64 = 60_000;
 
 fn random_definitions_run_to_an_end_within_the_cap(_: &mut ()) -> Verdict {
     let mut rng = fastrand::Rng::with_seed(17);
