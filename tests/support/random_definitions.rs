@@ -30,7 +30,8 @@ fn random_definitions_run_to_an_end_within_the_cap(_: &mut ()) -> Verdict {
     let mut problems = Vec::new();
     let (mut ran, mut invalid) = (0, 0);
     for case in 0..400 {
-        let definition = machine(&mut rng, 2 + rng.usize(0..8), 0);
+        let states = 2 + rng.usize(0..8);
+        let definition = machine(&mut rng, states, 0);
         let program = match compile(&definition) {
             Ok(p) => Arc::new(p),
             // Unreachable states and the like: the generator does not avoid them.
