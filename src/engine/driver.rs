@@ -408,7 +408,8 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
             r.queued = true;
             self.ready.push_back(key);
             if self.clock.is_virtual() {
-                self.clock.advance_to(now.saturating_add(VIRTUAL_SLICE_COST_MS));
+                self.clock
+                    .advance_to(now.saturating_add(VIRTUAL_SLICE_COST_MS));
             }
         }
     }
