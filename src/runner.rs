@@ -123,6 +123,12 @@ fn wait_for_something<R: TaskResource>(
         driver.task_event(event);
         return true;
     }
+    if driver.has_ready() {
+        // The execution yielded after a slice (on a virtual clock, charged virtual time for
+        // it): timers due by now fire first, then it runs on.
+        driver.fire_due_timers();
+        return true;
+    }
     if driver.skip_to_next_timer() {
         return true;
     }

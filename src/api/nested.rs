@@ -9,6 +9,11 @@
 //! child's description (JSON text) as the cause. `.waitForTaskToken` is the callbacks
 //! wrapper's (`callbacks::WaitForTaskToken`, which sits outside this resource): it parks the
 //! Task and calls `startExecution` here without the suffix.
+//!
+//! Nesting is bounded: an execution started here is at most [`MAX_NESTING_DEPTH`] levels
+//! below an execution started from outside (a state machine that starts itself would
+//! otherwise nest without end, one live execution per level). The Task that would start a
+//! deeper one fails with `StepFunctions.ExecutionLimitExceededException`.
 
 use super::host::{ExecutionRecord, HostHandle, StartRequest, Status};
 use super::registry::Registry;
@@ -19,7 +24,22 @@ use crate::asl::time::Millis;
 use crate::engine::wall_millis;
 use crate::resource::{TaskReply, TaskResource};
 use serde_json::{json, Map, Value};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
+/// How many levels of nested executions may run below one started from outside: ample for
+/// real parent/child workflows, small enough that self-recursion fails quickly and cleanly.
+pub const MAX_NESTING_DEPTH: u32 = 32;
+
+/// The nesting depth of every running execution started here, by execution name (what a
+/// Task call knows of its execution); an execution absent from it was started from outside
+/// (depth 0). Entries go when their execution ends.
+static DEPTHS: LazyLock<Mutex<HashMap<String, u32>>> = LazyLock::new(Default::default);
+
+fn depth_of(name: &str) -> u32 {
+    let depths = DEPTHS.lock().unwrap_or_else(|e| e.into_inner());
+    depths.get(name).copied().unwrap_or(0)
+}
 
 const START_EXECUTION: &str = "arn:aws:states:::states:startExecution";
 
@@ -114,18 +134,41 @@ impl NestedExecutions {
             },
             Some(v) => v.clone(),
         };
+        let depth = depth_of(&call.execution_name) + 1;
+        if depth > MAX_NESTING_DEPTH {
+            return reply.complete(Err(Failure::new(
+                "StepFunctions.ExecutionLimitExceededException",
+                format!(
+                    "Nested executions may be at most {MAX_NESTING_DEPTH} levels deep: \
+                     execution '{}' is at that depth and cannot start another",
+                    call.execution_name
+                ),
+            )));
+        }
         let name = match params.get("Name").and_then(Value::as_str) {
             Some(n) => n.to_string(),
             None => uuid::Uuid::new_v4().to_string(),
+        };
+        DEPTHS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.clone(), depth);
+        let forget = name.clone();
+        let forget = move || {
+            let mut depths = DEPTHS.lock().unwrap_or_else(|e| e.into_inner());
+            if depths.get(&forget) == Some(&depth) {
+                depths.remove(&forget);
+            }
         };
         let arn = execution_arn(&self.registry, &sm.name, &name);
         let start_ms: Millis = wall_millis();
         let on_finish: Option<super::host::OnFinish> = match pattern {
             Pattern::RequestResponse => {
                 reply.complete(Ok(json!({"ExecutionArn": arn, "StartDate": start_ms})));
-                None
+                Some(Box::new(move |_: &ExecutionRecord| forget()))
             }
             Pattern::Sync | Pattern::Sync2 => Some(Box::new(move |record: &ExecutionRecord| {
+                forget();
                 let described = description(record, pattern == Pattern::Sync2);
                 if record.status == Status::Succeeded {
                     reply.complete(Ok(described));

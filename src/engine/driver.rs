@@ -13,6 +13,16 @@
 //!
 //! The driver never blocks: it does not wait for task results or timers, its owner's event
 //! loop does ([`Driver::next_due`] says how long it may sleep).
+//!
+//! Nor does one execution hold it: each runs for at most [`SLICE_TRANSITIONS`] state
+//! transitions at a time, then yields and is queued behind the other ready work (see
+//! [`Driver::fire_due_timers`]). So timers fire — the Express cap and `TimeoutSeconds` end
+//! a loop that never waits — and other executions and the owner's messages (a Start, a
+//! Stop, SIGTERM) are served between slices. On a virtual clock, where time only moves when
+//! something waits, each yield costs [`VIRTUAL_SLICE_COST_MS`] of virtual time.
+//!
+//! The driver also accounts the bytes its executions hold ([`Driver::held_bytes`], see
+//! [`Execution::held_bytes`]) for its owner's admission control.
 
 use super::clock::Clock;
 use super::slab::{ExecKey, Slab};
@@ -27,6 +37,18 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The most state transitions an execution makes before it yields to other work. Small
+/// enough that a slice takes well under a millisecond for typical states, large enough that
+/// almost every execution ends (or waits) within its first slice, paying nothing for it.
+pub const SLICE_TRANSITIONS: u64 = 1_000;
+
+/// Virtual time charged for a slice that ran out of budget (0.1 ms a transition). A virtual
+/// clock only jumps to timers, so without this a loop that never waits would never reach
+/// its deadline: with it, a runaway loop meets the 5-minute Express cap after 3 million
+/// transitions (about a second of real time). Executions that wait within every thousand
+/// transitions, as nearly all do, see exactly the times they saw before.
+pub const VIRTUAL_SLICE_COST_MS: Millis = 100;
 
 /// What a Task call sends back to the driver that made it, from whatever thread answers.
 pub enum TaskEvent {
@@ -102,6 +124,10 @@ struct Running<X> {
     metrics: Option<StateMachineMetrics>,
     started_at: Instant,
     owned: X,
+    /// In the driver's ready queue (it yielded with work left).
+    queued: bool,
+    /// Its share of the driver's `held_bytes`, as of its last step.
+    bytes: usize,
 }
 
 pub struct Driver<X, I, R = Arc<dyn TaskResource>> {
@@ -115,6 +141,10 @@ pub struct Driver<X, I, R = Arc<dyn TaskResource>> {
     /// is out).
     tasks_out: usize,
     finished: VecDeque<Finished<X>>,
+    /// Executions that yielded with work left, in the order they yielded.
+    ready: VecDeque<ExecKey>,
+    /// Bytes held by running executions (the sum of their `bytes`).
+    held_bytes: usize,
 }
 
 impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
@@ -128,6 +158,8 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
             telemetry,
             tasks_out: 0,
             finished: VecDeque::new(),
+            ready: VecDeque::new(),
+            held_bytes: 0,
         }
     }
 
@@ -168,6 +200,8 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
             metrics: start.metrics,
             started_at: Instant::now(),
             owned: start.owned,
+            queued: false,
+            bytes: 0,
         });
         self.advance(key);
         key
@@ -202,7 +236,8 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
         self.advance(key);
     }
 
-    /// Fires every timer due by now.
+    /// Fires every timer due by now, then gives each execution that was ready (it yielded
+    /// with work left) one more slice. Owners call it on every turn of their loop.
     pub fn fire_due_timers(&mut self) {
         let now = self.clock.now();
         while let Some((id, key, token)) = self.timers.pop_due(now) {
@@ -212,17 +247,42 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
                 self.advance(key);
             }
         }
+        // Only those ready now: one that yields again goes to the back, for the next turn.
+        for _ in 0..self.ready.len() {
+            let Some(key) = self.ready.pop_front() else {
+                break;
+            };
+            if let Some(r) = self.executions.get_mut(key) {
+                r.queued = false;
+                self.advance(key);
+            }
+        }
     }
 
-    /// When the earliest timer is due.
+    /// When the owner must call [`fire_due_timers`](Self::fire_due_timers) next: now if an
+    /// execution is ready to run, else when the earliest timer is due.
     pub fn next_due(&self) -> Option<Millis> {
+        if !self.ready.is_empty() {
+            return Some(self.clock.now());
+        }
         self.timers.next_due()
     }
 
-    /// With a virtual clock and no Task call out, nothing but a timer can happen next: jumps
-    /// to it and fires what is due. Returns whether it did.
+    /// Whether an execution yielded and waits for its next slice.
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// Bytes held by the running executions, as of their last step (see
+    /// [`Execution::held_bytes`]): what owners admit new executions against.
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
+    /// With a virtual clock, no Task call out and no execution ready, nothing but a timer
+    /// can happen next: jumps to it and fires what is due. Returns whether it did.
     pub fn skip_to_next_timer(&mut self) -> bool {
-        if !self.clock.is_virtual() || self.tasks_out > 0 {
+        if !self.clock.is_virtual() || self.tasks_out > 0 || !self.ready.is_empty() {
             return false;
         }
         let Some(at) = self.timers.next_due() else {
@@ -290,6 +350,7 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
 
     fn remove(&mut self, key: ExecKey) -> Option<Finished<X>> {
         let r = self.executions.remove(key)?;
+        self.held_bytes -= r.bytes;
         for id in &r.timers {
             self.timers.remove(id);
         }
@@ -306,7 +367,7 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
         let Some(r) = self.executions.get_mut(key) else {
             return;
         };
-        r.exec.run(now);
+        let yielded = r.exec.run_for(now, SLICE_TRANSITIONS);
         let finished = r.exec.outcome().is_some();
         // Taken out so that effects can be carried out while the execution is borrowed.
         let effects: Vec<Effect> = r.exec.drain_effects().collect();
@@ -333,6 +394,23 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
         }
         if finished {
             self.finish(key);
+            return;
+        }
+        let Some(r) = self.executions.get_mut(key) else {
+            return;
+        };
+        // Most executions end in their first step and never get here: the hot path does
+        // not pay for the accounting.
+        let bytes = r.exec.held_bytes();
+        self.held_bytes = self.held_bytes - r.bytes + bytes;
+        r.bytes = bytes;
+        if yielded && !r.queued {
+            r.queued = true;
+            self.ready.push_back(key);
+            if self.clock.is_virtual() {
+                self.clock
+                    .advance_to(now.saturating_add(VIRTUAL_SLICE_COST_MS));
+            }
         }
     }
 
@@ -362,6 +440,7 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
         let Some(r) = self.executions.remove(key) else {
             return;
         };
+        self.held_bytes -= r.bytes;
         for id in &r.timers {
             self.timers.remove(id);
         }

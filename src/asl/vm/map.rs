@@ -3,7 +3,7 @@
 
 use super::fields::*;
 use super::jsonpath::*;
-use super::{Execution, Flow, Frame, Join, Phase};
+use super::{Execution, Flow, Frame, Join, Phase, Resume};
 use crate::asl::context::StateScope;
 use crate::asl::error::{json_text, names, EvalError};
 use crate::asl::jsonata::{Env, NoContext};
@@ -48,12 +48,25 @@ impl Execution {
             }
             None => &items,
         };
-        let queue = self.map_iterations(p, f, spec, &input, units, now)?;
+        // Only the iterations that start now are made now (so that an ItemSelector error
+        // there fails the state before it starts, as it always did); the rest wait as the
+        // raw items, made one by one as slots free up. A Map over 1000 items whose
+        // ItemSelector builds 1000-item arrays holds its items, not a million values.
+        let limit = concurrency_limit(max_concurrency, spec.distributed);
+        let eager = units.len().min(limit);
+        let queue = self.map_iterations(p, f, spec, &input, &units[..eager], now)?;
+        let lazy: VecDeque<(u32, Value)> = units[eager..]
+            .iter()
+            .enumerate()
+            .map(|(i, u)| ((eager + i) as u32, u.clone()))
+            .collect();
+        // The raw items are (part of) the state's input: its bound bounds them.
+        let lazy_bytes = if lazy.is_empty() { 0 } else { f.size_bound };
+        let n = units.len();
         let vars = match spec.distributed {
             true => None,
             false => f.vars.clone(),
         };
-        let n = queue.len();
         let tolerated = tolerated_failures(tolerated_count, tolerated_pct, n);
         let name = &p.state(f.state).name;
         self.event("MapStateStarted", Some(name), now, || Value::Null);
@@ -62,14 +75,12 @@ impl Execution {
             results: vec![Value::Null; n],
             results_bound: 2,
             pending: n,
+            queued_bytes: queue.iter().map(|q| q.2).sum::<usize>() + lazy_bytes,
             queue,
+            lazy,
             machine: spec.processor,
             running: 0,
-            limit: if max_concurrency == 0 {
-                usize::MAX
-            } else {
-                max_concurrency
-            },
+            limit,
             failures: 0,
             tolerated,
             vars,
@@ -92,6 +103,25 @@ impl Execution {
     ) -> Result<VecDeque<(u32, Value, usize)>, EvalError> {
         let mut queue = VecDeque::with_capacity(units.len());
         for (i, item) in units.iter().enumerate() {
+            let (iter_input, bound) = self.iteration_input(p, f, spec, input, i, item, now)?;
+            queue.push_back((i as u32, iter_input, bound));
+        }
+        Ok(queue)
+    }
+
+    /// One iteration's input (`ItemSelector` over its item or batch) and a bound on its size.
+    #[allow(clippy::too_many_arguments)]
+    fn iteration_input(
+        &self,
+        p: &Program,
+        f: &Frame,
+        spec: &MapSpec,
+        input: &Value,
+        i: usize,
+        item: &Value,
+        now: Millis,
+    ) -> Result<(Value, usize), EvalError> {
+        {
             let item_scope = || StateScope {
                 map_item: Some((i, item)),
                 ..self.scope(p, f, input)
@@ -115,22 +145,79 @@ impl Execution {
                 (Some(_), _) | (_, Some(_)) => size::json_len(&iter_input),
                 _ => derived_bound(spec.item_selector.as_ref(), f.size_bound, &iter_input),
             };
-            queue.push_back((i as u32, iter_input, bound));
+            Ok((iter_input, bound))
         }
-        Ok(queue)
+    }
+
+    /// Makes the input of a Map iteration that waited as its raw item. Its ItemSelector
+    /// sees the Map state as it was when it started (the frame still holds its input).
+    fn lazy_iteration_input(
+        &self,
+        p: &Program,
+        pid: u32,
+        slot: u32,
+        item: &Value,
+        now: Millis,
+    ) -> Result<(Value, usize), EvalError> {
+        let f = self.frames[pid as usize].as_ref().expect("frame");
+        let state = p.state(f.state);
+        let Kind::Map(spec) = &state.kind else {
+            unreachable!("a Map's join belongs to a Map state")
+        };
+        let input = match &state.io {
+            StateIo::Jsonata(_) => Cow::Borrowed(&f.data),
+            StateIo::JsonPath(io) => self.select(p, f, &io.input_path, &f.data)?,
+        };
+        self.iteration_input(p, f, spec, &input, slot as usize, item, now)
     }
 
     /// Starts queued Map iterations while below the concurrency limit.
     pub(super) fn start_queued(&mut self, p: &Program, pid: u32, now: Millis) {
         let pstate = &p.state(self.frame(pid).state).name;
         loop {
+            let live = self.frames.len() - self.free.len();
             let Phase::Children(join) = &mut self.frame(pid).phase else {
                 return;
             };
-            if join.running >= join.limit {
+            // Past the execution's frame cap, a join keeps one iteration going (so that
+            // every join progresses and none waits on a slot another holds) and starts
+            // the rest as its own iterations end.
+            if join.running >= join.limit || (join.running > 0 && live >= MAX_LIVE_FRAMES) {
                 return;
             }
-            let Some((slot, input, bound)) = join.queue.pop_front() else {
+            let queued = join.queue.pop_front();
+            let next = match queued {
+                Some(q) => {
+                    join.queued_bytes = join.queued_bytes.saturating_sub(q.2);
+                    Ok(q)
+                }
+                None => {
+                    let Some((slot, item)) = join.lazy.pop_front() else {
+                        return;
+                    };
+                    if join.lazy.is_empty() {
+                        join.queued_bytes = 0;
+                    }
+                    self.lazy_iteration_input(p, pid, slot, &item, now)
+                        .map(|(input, bound)| (slot, input, bound))
+                }
+            };
+            let (slot, input, bound) = match next {
+                Ok(next) => next,
+                Err(e) => {
+                    // As when it fails before the Map starts: the state fails, its Retry
+                    // and Catch decide.
+                    let failure = self.wrap(p, pid, e);
+                    self.release_children(pid);
+                    self.event("MapStateFailed", Some(pstate), now, || Value::Null);
+                    let f = self.frame(pid);
+                    f.gen = f.gen.wrapping_add(1);
+                    f.phase = Phase::Resume(Resume::Error(failure));
+                    self.runnable.push_back(pid);
+                    return;
+                }
+            };
+            let Phase::Children(join) = &mut self.frame(pid).phase else {
                 return;
             };
             let machine = join.machine;
@@ -147,6 +234,31 @@ impl Execution {
             }
             self.runnable.push_back(child);
         }
+    }
+}
+
+/// The most iterations an inline Map runs at once: AWS's documented limit ("In this mode,
+/// the Map state supports up to 40 concurrent iterations"). `MaxConcurrency: 0` (or absent)
+/// means as many as possible, which is this many; a larger `MaxConcurrency` is capped to it.
+pub const INLINE_MAP_MAX_CONCURRENCY: usize = 40;
+
+/// The same for a distributed Map, whose iterations also run as frames of this execution
+/// (AWS runs up to 10,000 child workflows; each of ours costs a frame, not an execution).
+pub const DISTRIBUTED_MAP_MAX_CONCURRENCY: usize = 1000;
+
+/// Live frames (iterations and branches) one execution may hold before its Maps stop
+/// starting more than one iteration each: with nested Maps, 40 × 40 × 40 iterations could
+/// otherwise run at once. Parallel branches are not held back (a definition has few).
+pub const MAX_LIVE_FRAMES: usize = 2_000;
+
+fn concurrency_limit(max_concurrency: usize, distributed: bool) -> usize {
+    let cap = match distributed {
+        true => DISTRIBUTED_MAP_MAX_CONCURRENCY,
+        false => INLINE_MAP_MAX_CONCURRENCY,
+    };
+    match max_concurrency {
+        0 => cap,
+        n => n.min(cap),
     }
 }
 

@@ -100,6 +100,11 @@ struct Join {
     /// Iteration inputs not started yet (Map with MaxConcurrency), in order.
     /// `(slot, input, bound on the input's size)`.
     queue: VecDeque<(u32, Value, usize)>,
+    /// Iterations whose input is made when they start: `(slot, raw item or batch)`, after
+    /// those in `queue`.
+    lazy: VecDeque<(u32, Value)>,
+    /// The sum of the size bounds in `queue`, and a bound on `lazy`'s items.
+    queued_bytes: usize,
     machine: MachineId,
     running: usize,
     /// MaxConcurrency; `usize::MAX` when unlimited.
@@ -139,9 +144,14 @@ pub struct Execution {
     /// The top-level state the execution failed or timed out in.
     failed_state: Option<Arc<str>>,
     transitions: u64,
+    /// Where the current slice ends: [`run_for`](Self::run_for) stops (and the execution
+    /// yields to its driver) once `transitions` reaches it.
+    slice_end: u64,
     rng: fastrand::Rng,
     /// Seeds JSONata's `$random()` and `$uuid()`.
     seed: u64,
+    /// The input's size, held while the context object keeps the input (`$$.Execution.Input`).
+    input_bytes: usize,
 }
 
 impl Execution {
@@ -164,8 +174,10 @@ impl Execution {
             history: Vec::new(),
             failed_state: None,
             transitions: 0,
+            slice_end: u64::MAX,
             rng: fastrand::Rng::with_seed(seed),
             seed,
+            input_bytes: 0,
             program,
         };
         exec.event("ExecutionStarted", None, now, || Value::Null);
@@ -179,6 +191,9 @@ impl Execution {
             );
             return exec;
         };
+        if exec.program.reads_execution_input {
+            exec.input_bytes = input_size;
+        }
         let deadline = [
             exec.program.timeout_secs.map(|s| s as Millis * 1000),
             exec.opts.max_duration_ms,
@@ -200,14 +215,35 @@ impl Execution {
 
     /// Runs every runnable frame until all wait or the execution ends.
     pub fn run(&mut self, now: Millis) {
+        self.run_for(now, u64::MAX);
+    }
+
+    /// Runs runnable frames until all wait, the execution ends, or `budget` more state
+    /// transitions were made. Returns `true` when it stopped on the budget with work left:
+    /// the execution has yielded, and its driver calls `run_for` again after letting other
+    /// work (timers, other executions) go first. A loop that never waits therefore cannot
+    /// hold its thread, and the Express cap (a timer) gets the chance to end it.
+    pub fn run_for(&mut self, now: Millis, budget: u64) -> bool {
         let program = self.program.clone();
+        self.slice_end = self.transitions.saturating_add(budget);
         while let Some(fid) = self.runnable.pop_front() {
             if self.outcome.is_some() {
-                self.runnable.clear();
                 break;
             }
             self.drive(&program, fid, now);
+            if self.transitions >= self.slice_end && self.outcome.is_none() {
+                return !self.runnable.is_empty();
+            }
         }
+        if self.outcome.is_some() {
+            self.runnable.clear();
+        }
+        false
+    }
+
+    /// Whether frames are ready to run: the execution yielded (see [`run_for`](Self::run_for)).
+    pub fn is_runnable(&self) -> bool {
+        self.outcome.is_none() && !self.runnable.is_empty()
     }
 
     /// Effects produced since the last call, in order.
@@ -250,6 +286,7 @@ impl Execution {
                                 size_of::<Join>()
                                     + j.results.capacity() * size_of::<Value>()
                                     + j.queue.capacity() * size_of::<(u32, Value, usize)>()
+                                    + j.lazy.capacity() * size_of::<(u32, Value)>()
                             }
                             _ => 0,
                         }
@@ -259,6 +296,28 @@ impl Execution {
             + self.runnable.capacity() * size_of::<u32>()
             + self.effects.capacity() * size_of::<Effect>()
             + self.history.capacity() * size_of::<HistoryEvent>()
+    }
+
+    /// An estimate of the bytes this execution holds: [`footprint_bytes`](Self::footprint_bytes)
+    /// plus its JSON data as the VM already bounds it without measuring — each frame's
+    /// current data (its size bound, at most the 256 KiB payload limit), each Map or
+    /// Parallel's results so far and its queued iteration inputs, and the execution input
+    /// while `$$.Execution.Input` keeps it. Workflow variables are not counted (they are
+    /// shared between frames and measured only when assigned). O(frames).
+    pub fn held_bytes(&self) -> usize {
+        let data: usize = self
+            .frames
+            .iter()
+            .flatten()
+            .map(|f| {
+                f.size_bound
+                    + match &f.phase {
+                        Phase::Children(j) => j.results_bound + j.queued_bytes,
+                        _ => 0,
+                    }
+            })
+            .sum();
+        self.footprint_bytes() + data + self.input_bytes
     }
 
     /// States entered so far (Map iterations and Parallel branches included).
@@ -492,6 +551,11 @@ impl Execution {
                 }
             };
             if !self.settle(p, fid, flow, now) {
+                return;
+            }
+            if self.transitions >= self.slice_end {
+                // Out of budget: the frame goes first when the execution runs again.
+                self.runnable.push_front(fid);
                 return;
             }
         }

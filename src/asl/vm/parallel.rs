@@ -40,6 +40,8 @@ impl Execution {
             results_bound: 2,
             pending: branches.len(),
             queue: VecDeque::new(),
+            lazy: VecDeque::new(),
+            queued_bytes: 0,
             machine: 0,
             running: branches.len(),
             limit: usize::MAX,
