@@ -29,6 +29,8 @@ mod parity;
 mod python;
 #[path = "support/readme.rs"]
 mod readme;
+#[path = "support/security.rs"]
+mod security;
 #[path = "support/sqs.rs"]
 mod sqs;
 
@@ -45,6 +47,7 @@ fn main() {
         Box::new(integrations::group()),
         Box::new(kafka::group()),
         Box::new(api::group()),
+        Box::new(security::group()),
         Box::new(sqs::group()),
         Box::new(parity::group()),
     ];
