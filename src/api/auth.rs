@@ -240,8 +240,7 @@ fn verify_sigv4(
     );
     let signing_key =
         aws_sigv4::sign::v4::generate_signing_key(secret, time.into(), region, SERVICE);
-    let expected =
-        aws_sigv4::sign::v4::calculate_signature(signing_key, string_to_sign.as_bytes());
+    let expected = aws_sigv4::sign::v4::calculate_signature(signing_key, string_to_sign.as_bytes());
     if constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
         Ok(())
     } else {
@@ -456,7 +455,10 @@ mod tests {
             if last == '0' { '1' } else { '0' }
         );
         tampered.insert("authorization", flipped.parse().unwrap());
-        assert_eq!(code(run(&tampered, b"{}", now)), "InvalidSignatureException");
+        assert_eq!(
+            code(run(&tampered, b"{}", now)),
+            "InvalidSignatureException"
+        );
         // A signed header changed.
         let mut retargeted = headers.clone();
         retargeted.insert(
@@ -474,7 +476,11 @@ mod tests {
         let stale = signed(SECRET, now - Duration::from_secs(600), b"{}");
         let e = run(&stale, b"{}", now).unwrap_err();
         assert_eq!(e.code, "InvalidSignatureException");
-        assert!(e.message.starts_with("Signature expired: "), "{}", e.message);
+        assert!(
+            e.message.starts_with("Signature expired: "),
+            "{}",
+            e.message
+        );
         let ahead = signed(SECRET, now + Duration::from_secs(600), b"{}");
         let e = run(&ahead, b"{}", now).unwrap_err();
         assert!(

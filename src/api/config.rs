@@ -190,7 +190,9 @@ fn read_security(section: &mut Section<'_>, listen: SocketAddr) -> ApiSecurity {
     let access_key_id = section.string("access_key_id").map(str::to_string);
     if let Some(id) = &access_key_id {
         let ok = (1..=128).contains(&id.len())
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !ok {
             section.error(
                 "access_key_id",
@@ -242,8 +244,12 @@ fn read_security(section: &mut Section<'_>, listen: SocketAddr) -> ApiSecurity {
         1,
         1 << 20,
     );
-    let max_state_machines =
-        section.uint("max_state_machines", defaults.max_state_machines, 1, 1_000_000);
+    let max_state_machines = section.uint(
+        "max_state_machines",
+        defaults.max_state_machines,
+        1,
+        1_000_000,
+    );
     let security = ApiSecurity {
         sigv4,
         bearer_token,
@@ -314,7 +320,10 @@ colour = "blue"
         let key = api.security.sigv4.as_ref().unwrap();
         assert_eq!(key.access_key_id, "AKIDEXPRESSWAY");
         assert_eq!(key.secret_access_key.expose(), "0123456789abcdefXYZ");
-        assert!(!format!("{api:?}").contains("0123456789abcdefXYZ"), "secrets are not Debug");
+        assert!(
+            !format!("{api:?}").contains("0123456789abcdefXYZ"),
+            "secrets are not Debug"
+        );
         assert_eq!(
             api.security.bearer_token.as_ref().map(Secret::expose),
             Some("a-token-of-16-chars")
@@ -334,14 +343,13 @@ colour = "blue"
             ],
         );
         assert_section_errors(
-            read_section(
-                "[api]\naccess_key_id = \"AKID/x\"\n",
-                "api",
-                read_api,
-            ),
+            read_section("[api]\naccess_key_id = \"AKID/x\"\n", "api", read_api),
             &[
                 ("api.access_key_id", "must be 1 to 128 of A-Z a-z 0-9 _ -"),
-                ("api.secret_access_key", "missing (required with access_key_id)"),
+                (
+                    "api.secret_access_key",
+                    "missing (required with access_key_id)",
+                ),
             ],
         );
         assert_section_errors(

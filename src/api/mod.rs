@@ -186,7 +186,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
-    let max = limits.max_connections.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+    let max = limits
+        .max_connections
+        .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
     let slots = Arc::new(tokio::sync::Semaphore::new(max));
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);

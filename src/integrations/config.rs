@@ -157,7 +157,10 @@ fn read_http_connection(mut section: Section<'_>) -> HttpConnection {
     // under the connection's URL prefix.
     let arn = section.required_string("arn").map(str::to_owned);
     if arn.as_deref().is_some_and(str::is_empty) {
-        section.error("arn", "must not be empty (the Tasks' Authentication.ConnectionArn)");
+        section.error(
+            "arn",
+            "must not be empty (the Tasks' Authentication.ConnectionArn)",
+        );
     }
     let url_prefix = section.required_string("url_prefix").map(str::to_owned);
     if let Some(prefix) = &url_prefix {

@@ -217,7 +217,11 @@ fn allowed<'c>(
              and the url_prefix it may call",
         ));
     };
-    let mut named = config.connections.iter().filter(|c| c.arn == arn).peekable();
+    let mut named = config
+        .connections
+        .iter()
+        .filter(|c| c.arn == arn)
+        .peekable();
     if named.peek().is_none() {
         return Err(invalid(format!(
             "No connection '{arn}': configure [[integrations.http.connections]] with \
@@ -380,13 +384,18 @@ mod tests {
             if let Some(arn) = arn {
                 p["Authentication"] = json!({"ConnectionArn": arn});
             }
-            build(&client, &config, &p).map(|_| ()).map_err(|f| f.cause.unwrap_or_default())
+            build(&client, &config, &p)
+                .map(|_| ())
+                .map_err(|f| f.cause.unwrap_or_default())
         };
         let arn = Some("arn:aws:events:us-east-1:123456789012:connection/api/1");
         assert_eq!(call("https://api.example/v1/items?x=1", arn), Ok(()));
         // No connection named: the metadata endpoint, loopback, anything, refused.
         let no_arn = call("http://169.254.169.254/latest/meta-data/", None).unwrap_err();
-        assert!(no_arn.contains("'Authentication.ConnectionArn' is required"), "{no_arn}");
+        assert!(
+            no_arn.contains("'Authentication.ConnectionArn' is required"),
+            "{no_arn}"
+        );
         let unknown = call("https://api.example/v1/", Some("arn:other")).unwrap_err();
         assert!(unknown.contains("No connection 'arn:other'"), "{unknown}");
         for outside in [

@@ -15,7 +15,7 @@
 //! binary built from before it>` runs the same checks against that binary, configured the old
 //! way (`auth = "<key id>"`, which it also accepts as a bearer token).
 
-use crate::harness::{Group, Problem, Verdict};
+use crate::harness::{verdict, Group, Problem, Verdict};
 use crate::python::python_venv;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -131,8 +131,7 @@ impl Security {
             &["aws"],
         )
         .map_err(Problem::Skipped)?;
-        let dir =
-            std::env::temp_dir().join(format!("expressway-security-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("expressway-security-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("temp dir: {e}"))?;
         std::fs::write(
             dir.join("hello.asl.json"),
@@ -244,7 +243,11 @@ impl Drop for Security {
 }
 
 /// POSTs `body` with `headers` on a new connection; the status and the JSON answer.
-fn post(addr: SocketAddr, headers: &[(String, String)], body: &str) -> Result<(u16, Value), String> {
+fn post(
+    addr: SocketAddr,
+    headers: &[(String, String)],
+    body: &str,
+) -> Result<(u16, Value), String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(60))
         .map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(60)))
@@ -336,12 +339,16 @@ fn expect(found: Result<(u16, Value), String>, status: u16, code: &str) -> Verdi
     }
 }
 
-fn a_signature_tampered_after_signing_is_invalid_signature_exception(
-    s: &mut Security,
-) -> Verdict {
+fn a_signature_tampered_after_signing_is_invalid_signature_exception(s: &mut Security) -> Verdict {
     s.listening()?;
     let body = "{}";
-    let mut headers = signed(s.addr(), "ListStateMachines", body, SECRET, SystemTime::now());
+    let mut headers = signed(
+        s.addr(),
+        "ListStateMachines",
+        body,
+        SECRET,
+        SystemTime::now(),
+    );
     // The same request, correctly signed, is let in ...
     let ok = post(s.addr(), &headers, body)?;
     if ok.0 != 200 {
@@ -354,7 +361,11 @@ fn a_signature_tampered_after_signing_is_invalid_signature_exception(
         .ok_or("no authorization header")?;
     let last = auth.1.pop().ok_or("empty")?;
     auth.1.push(if last == '0' { '1' } else { '0' });
-    expect(post(s.addr(), &headers, body), 400, "InvalidSignatureException")
+    expect(
+        post(s.addr(), &headers, body),
+        400,
+        "InvalidSignatureException",
+    )
 }
 
 fn a_body_changed_after_signing_is_invalid_signature_exception(s: &mut Security) -> Verdict {
@@ -405,7 +416,11 @@ fn the_access_key_id_alone_no_longer_authenticates(s: &mut Security) -> Verdict 
             "0".repeat(64)
         ),
     ));
-    expect(post(s.addr(), &headers, "{}"), 400, "InvalidSignatureException")
+    expect(
+        post(s.addr(), &headers, "{}"),
+        400,
+        "InvalidSignatureException",
+    )
 }
 
 fn a_bearer_token_authenticates_and_a_wrong_one_does_not(s: &mut Security) -> Verdict {
@@ -518,10 +533,9 @@ fn a_secret_shorter_than_16_characters_is_refused_at_load(_: &mut Security) -> V
 /// An API on every interface with no credential would serve anyone who can reach the host.
 fn a_non_loopback_listen_without_credentials_is_refused_at_load(_: &mut Security) -> Verdict {
     let (ok, printed) = validate_api_config("listen = \"0.0.0.0:8083\"\n")?;
-    verdict(
-        !ok && printed.contains("is not a loopback address"),
-        || format!("exit ok={ok}: {printed}"),
-    )?;
+    verdict(!ok && printed.contains("is not a loopback address"), || {
+        format!("exit ok={ok}: {printed}")
+    })?;
     // With a credential it may listen there.
     let (ok, printed) = validate_api_config(&format!(
         "listen = \"0.0.0.0:8083\"\nbearer_token = \"{BEARER}\"\n"
