@@ -164,7 +164,7 @@ impl ApiSecurity {
 fn read_secret(section: &mut Section<'_>, key: &'static str) -> Option<Secret> {
     let text = section.string(key)?;
     let chars = text.chars().count();
-    if chars < MIN_SECRET_LEN || chars > MAX_SECRET_LEN || text.trim() != text {
+    if !(MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&chars) || text.trim() != text {
         section.error(
             key,
             format!(
