@@ -7,6 +7,7 @@ use expressway::asl::effect::WorkflowType;
 use expressway::asl::error::json_text;
 use expressway::asl::{compile, ExecutionOptions, Outcome, Program};
 use expressway::engine::Clock;
+use expressway::integrations::http::{HttpConfig, HttpConnection};
 use expressway::integrations::lambda::LambdaConfig;
 use expressway::integrations::sqs::SqsConfig;
 use expressway::integrations::{Integrations, IntegrationsConfig, Served};
@@ -95,6 +96,11 @@ struct ExecArgs {
     /// when `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are set.
     #[arg(long, env = "AWS_ENDPOINT_URL_SQS")]
     sqs_endpoint: Option<String>,
+    /// A connection `http:invoke` Tasks may call through, as `ARN=URL_PREFIX` (repeatable):
+    /// a Task names it in `Authentication.ConnectionArn` and may call only URLs under the
+    /// prefix (`[[integrations.http.connections]]` in a daemon's config).
+    #[arg(long = "http-connection", value_name = "ARN=URL_PREFIX")]
+    http_connections: Vec<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -366,6 +372,23 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
                 sqs: SqsConfig {
                     endpoint: args.sqs_endpoint.clone(),
                     ..SqsConfig::default()
+                },
+                http: HttpConfig {
+                    connections: args
+                        .http_connections
+                        .iter()
+                        .map(|c| match c.split_once('=') {
+                            Some((arn, url_prefix)) => Ok(HttpConnection {
+                                arn: arn.to_owned(),
+                                url_prefix: url_prefix.to_owned(),
+                                ..HttpConnection::default()
+                            }),
+                            None => Err(anyhow::anyhow!(
+                                "--http-connection {c:?}: expected ARN=URL_PREFIX"
+                            )),
+                        })
+                        .collect::<Result<_>>()?,
+                    ..HttpConfig::default()
                 },
                 ..IntegrationsConfig::default()
             };

@@ -31,6 +31,8 @@ mod python;
 mod random_definitions;
 #[path = "support/readme.rs"]
 mod readme;
+#[path = "support/security.rs"]
+mod security;
 #[path = "support/sqs.rs"]
 mod sqs;
 
@@ -48,6 +50,7 @@ fn main() {
         Box::new(integrations::group()),
         Box::new(kafka::group()),
         Box::new(api::group()),
+        Box::new(security::group()),
         Box::new(sqs::group()),
         Box::new(parity::group()),
     ];

@@ -3,6 +3,7 @@
 //! axum on a tokio runtime of its own.
 //!
 //! - `config.rs` — the `[api]` section of the daemon's config.
+//! - `auth.rs` — who may call: bearer tokens and verified SigV4 signatures.
 //! - `protocol.rs` — wire format: bodies, AWS-shaped errors, timestamps, paging.
 //! - `registry.rs` — the state machines (from the config, or created through the API).
 //! - `host.rs` — the executions host: a worker thread running API-started executions.
@@ -12,6 +13,7 @@
 //! Start it with [`spawn`] (its own runtime and thread) or build the [`Router`] with
 //! [`router`] and serve it yourself.
 
+pub mod auth;
 pub mod config;
 pub mod host;
 pub mod nested;
@@ -30,9 +32,8 @@ use crate::engine::wall_millis;
 use crate::integrations::Served;
 use crate::resource::TaskResource;
 use crate::telemetry::exec_log::ExecutionLogger;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use host::{ExecutionRecord, Host, HostHandle, StartRequest};
@@ -71,7 +72,10 @@ pub fn build(
     served: Served,
     logger: Option<ExecutionLogger>,
 ) -> anyhow::Result<Arc<ApiState>> {
-    let registry = Arc::new(Registry::new(&settings.region, &settings.account, served));
+    let registry = Arc::new(
+        Registry::new(&settings.region, &settings.account, served)
+            .with_max_state_machines(settings.security.max_state_machines),
+    );
     let now = wall_millis();
     for seed in seeds {
         registry
@@ -128,7 +132,9 @@ impl ApiServer {
 }
 
 /// Binds `state.settings.listen` (errors surface here) and serves the API on a tokio
-/// runtime of its own, on a thread of its own.
+/// runtime of its own, on a thread of its own: HTTP/1 connections, at most
+/// `max_connections` at once (more wait in the listen backlog), each closed when it has not
+/// sent a whole request head within `header_read_timeout_secs` (idle keep-alive ones too).
 pub fn spawn(state: Arc<ApiState>) -> anyhow::Result<ApiServer> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -142,20 +148,17 @@ pub fn spawn(state: Arc<ApiState>) -> anyhow::Result<ApiServer> {
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let host = state.host.clone();
+    let limits = ListenerLimits {
+        max_connections: state.settings.security.max_connections,
+        header_read_timeout: state.settings.security.header_read_timeout,
+    };
     let app = router(state);
     let thread = std::thread::Builder::new()
         .name("api-server".into())
         .spawn(move || {
-            runtime.block_on(async move {
-                let served = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.await;
-                    })
-                    .await;
-                if let Err(e) = served {
-                    eprintln!("expressway: api server: {e}");
-                }
-            });
+            runtime.block_on(serve(listener, app, limits, async move {
+                let _ = rx.await;
+            }));
         })?;
     Ok(ApiServer {
         addr,
@@ -165,9 +168,115 @@ pub fn spawn(state: Arc<ApiState>) -> anyhow::Result<ApiServer> {
     })
 }
 
-async fn handle(State(state): State<Arc<ApiState>>, headers: HeaderMap, body: Bytes) -> Response {
+/// What every listener we own bounds.
+#[derive(Clone, Copy, Debug)]
+pub struct ListenerLimits {
+    pub max_connections: usize,
+    pub header_read_timeout: std::time::Duration,
+}
+
+/// Serves `app` on `listener` until `shutdown`, then lets the requests in progress finish.
+/// A connection slot is taken before `accept`, so past the cap connections wait in the
+/// kernel's backlog rather than costing a task and a descriptor each; hyper's header-read
+/// timer closes those that do not send a request head in time.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ListenerLimits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let max = limits
+        .max_connections
+        .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+    let slots = Arc::new(tokio::sync::Semaphore::new(max));
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("never closed"),
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    // Out of descriptors, or a connection reset before it was accepted.
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut closing = closing.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = closing.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    // Every slot back: every connection closed.
+    let _ = slots.acquire_many(max as u32).await;
+}
+
+async fn handle(
+    State(state): State<Arc<ApiState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let mut response = match dispatch(&state, &headers, &body).await {
+    let security = &state.settings.security;
+    let limit = security.max_request_bytes;
+    // The body within the header-read timeout again: a slow body holds a slot like a slow head.
+    let read = tokio::time::timeout(
+        security.header_read_timeout,
+        axum::body::to_bytes(body, limit),
+    )
+    .await;
+    let result = match read {
+        Ok(Ok(body)) => {
+            let request = auth::Request {
+                method: &method,
+                uri: &uri,
+                headers: &headers,
+                body: &body,
+            };
+            dispatch(&state, &request).await
+        }
+        Ok(Err(_)) => Err(ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            ..ApiError::new(
+                "ValidationException",
+                format!(
+                    "Request body too large: the limit is {limit} bytes (api.max_request_bytes)"
+                ),
+            )
+        }),
+        Err(_) => Err(ApiError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            ..ApiError::new(
+                "RequestTimeoutException",
+                "The request body did not arrive in time (api.header_read_timeout_secs)",
+            )
+        }),
+    };
+    let mut response = match result {
         Ok(v) => ok(v),
         Err(e) => e.into_response(),
     };
@@ -177,42 +286,17 @@ async fn handle(State(state): State<Arc<ApiState>>, headers: HeaderMap, body: By
     response
 }
 
-/// Checks the `Authorization` header against `auth`; constant time in the secret's length.
-fn authorized(auth: &str, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
-        return Err(ApiError::new(
-            "MissingAuthenticationTokenException",
-            "Missing Authentication Token",
-        ));
-    };
-    let presented = if let Some(token) = value.strip_prefix("Bearer ") {
-        token.trim()
-    } else {
-        value
-            .split_once("Credential=")
-            .and_then(|(_, rest)| rest.split('/').next())
-            .unwrap_or("")
-    };
-    let same = presented.len() == auth.len()
-        && presented
-            .bytes()
-            .zip(auth.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            "UnrecognizedClientException",
-            "The security token included in the request is invalid.",
-        ))
+async fn dispatch(state: &ApiState, request: &auth::Request<'_>) -> Result<Value, ApiError> {
+    let security = &state.settings.security;
+    if security.authenticates() {
+        auth::check(
+            security,
+            &state.settings.region,
+            request,
+            std::time::SystemTime::now(),
+        )?;
     }
-}
-
-async fn dispatch(state: &ApiState, headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
-    if let Some(auth) = &state.settings.auth {
-        authorized(auth, headers)?;
-    }
+    let (headers, body) = (request.headers, request.body);
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -238,7 +322,7 @@ async fn dispatch(state: &ApiState, headers: &HeaderMap, body: &[u8]) -> Result<
             state.registry.delete(body.str("stateMachineArn")?)?;
             Ok(json!({}))
         }
-        "ValidateStateMachineDefinition" => validate_definition(&body),
+        "ValidateStateMachineDefinition" => validate_definition(state, &body),
         "TestState" => test_state::test_state(state, &body).await,
         "SendTaskSuccess" => {
             let token = body.str("taskToken")?;
@@ -470,12 +554,46 @@ async fn stop_execution(state: &ApiState, body: &Body) -> Result<Value, ApiError
     }
 }
 
+/// botocore's `ExecutionStatus` enum.
+const EXECUTION_STATUSES: &[&str] = &[
+    "RUNNING",
+    "SUCCEEDED",
+    "FAILED",
+    "TIMED_OUT",
+    "ABORTED",
+    "PENDING_REDRIVE",
+];
+
+/// A definition within `max_definition_bytes`, or the `ValidationException` AWS answers for
+/// its `Definition` shape's `max: 1048576`.
+pub fn check_definition_size(state: &ApiState, definition: &str) -> Result<(), ApiError> {
+    let max = state.settings.security.max_definition_bytes;
+    if definition.len() > max {
+        return Err(ApiError::new(
+            "ValidationException",
+            format!("1 validation error detected: Value at 'definition' failed to satisfy constraint: Member must have length less than or equal to {max}"),
+        ));
+    }
+    Ok(())
+}
+
 fn list_executions(state: &ApiState, body: &Body) -> Result<Value, ApiError> {
     let sm_arn = match body.opt_str("stateMachineArn")? {
         Some(arn) => Some(state.registry.resolve(arn)?.arn.clone()),
         None => None,
     };
     let status = body.opt_str("statusFilter")?;
+    if let Some(s) = status {
+        if !EXECUTION_STATUSES.contains(&s) {
+            return Err(ApiError::new(
+                "ValidationException",
+                format!(
+                    "1 validation error detected: Value '{s}' at 'statusFilter' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+                    EXECUTION_STATUSES.join(", ")
+                ),
+            ));
+        }
+    }
     let records = state.host.list(|r| {
         sm_arn.as_ref().is_none_or(|a| *a == r.state_machine_arn)
             && status.is_none_or(|s| s == r.status.as_str())
@@ -560,7 +678,9 @@ fn workflow_type(body: &Body) -> Result<WorkflowType, ApiError> {
 fn create_state_machine(state: &ApiState, body: &Body) -> Result<Value, ApiError> {
     let name = body.str("name")?;
     let definition = body.str("definition")?;
-    let role = body.opt_str("roleArn")?;
+    // Required by botocore's model (CreateStateMachineInput: name, definition, roleArn).
+    let role = Some(body.str("roleArn")?);
+    check_definition_size(state, definition)?;
     let sm = state
         .registry
         .create(name, definition, workflow_type(body)?, role, wall_millis())?;
@@ -571,6 +691,9 @@ fn update_state_machine(state: &ApiState, body: &Body) -> Result<Value, ApiError
     let arn = body.str("stateMachineArn")?;
     let definition = body.opt_str("definition")?;
     let role = body.opt_str("roleArn")?;
+    if let Some(d) = definition {
+        check_definition_size(state, d)?;
+    }
     if definition.is_none() && role.is_none() {
         return Err(ApiError::new(
             "MissingRequiredParameter",
@@ -583,8 +706,9 @@ fn update_state_machine(state: &ApiState, body: &Body) -> Result<Value, ApiError
 
 /// `ValidateStateMachineDefinition`: every diagnostic, `UNSUPPORTED` ones as warnings
 /// (valid ASL this engine does not run yet).
-fn validate_definition(body: &Body) -> Result<Value, ApiError> {
+fn validate_definition(state: &ApiState, body: &Body) -> Result<Value, ApiError> {
     let definition = body.str("definition")?;
+    check_definition_size(state, definition)?;
     let with_warnings = match body.opt_str("severity")? {
         None | Some("ERROR") => false,
         Some("WARNING") => true,

@@ -29,6 +29,8 @@ pub struct Registry {
     machines: RwLock<BTreeMap<String, Arc<StateMachine>>>,
     /// What Task resources this deployment serves: others make a definition invalid.
     served: Served,
+    /// State machines held at once; creating one more is `StateMachineLimitExceeded`.
+    max_state_machines: usize,
 }
 
 /// Parses and compiles a definition; every diagnostic on failure. Diagnostics with code
@@ -71,7 +73,14 @@ impl Registry {
             account: account.to_string(),
             machines: RwLock::new(BTreeMap::new()),
             served,
+            max_state_machines: usize::MAX,
         }
+    }
+
+    /// Caps the number of state machines (`api.max_state_machines`).
+    pub fn with_max_state_machines(mut self, max: usize) -> Registry {
+        self.max_state_machines = max;
+        self
     }
 
     /// Compiles a definition to run here: valid ASL whose Task resources are all served.
@@ -182,6 +191,17 @@ impl Registry {
             return Err(ApiError::new(
                 "StateMachineAlreadyExists",
                 format!("State Machine Already Exists: '{}'", existing.arn),
+            ));
+        }
+        if machines.len() >= self.max_state_machines {
+            // AWS's exception (botocore: CreateStateMachine's StateMachineLimitExceeded).
+            return Err(ApiError::new(
+                "StateMachineLimitExceeded",
+                format!(
+                    "The maximum number of state machines ({}) has been reached. Existing state \
+                     machines must be deleted before a new state machine can be created.",
+                    self.max_state_machines
+                ),
             ));
         }
         let sm = Arc::new(StateMachine {

@@ -13,7 +13,10 @@ fn server() -> ApiServer {
 fn server_with(auth: Option<&str>) -> ApiServer {
     let settings = ApiSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
-        auth: auth.map(str::to_string),
+        security: config::ApiSecurity {
+            bearer_token: auth.map(|a| config::Secret(a.to_string())),
+            ..config::ApiSecurity::default()
+        },
         recent_executions: 3,
         ..ApiSettings::default()
     };
@@ -426,7 +429,7 @@ fn validate_and_test_state() {
 
 #[test]
 fn auth_by_bearer_token_or_access_key_id() {
-    let s = server_with(Some("sekrit"));
+    let s = server_with(Some("sekrit-of-16-chars"));
     let body = json!({}).to_string();
     let (_, v, _) = post_raw(&s, Some("ListStateMachines"), "", &body);
     assert_eq!(
@@ -446,13 +449,20 @@ fn auth_by_bearer_token_or_access_key_id() {
     let (status, _, _) = post_raw(
         &s,
         Some("ListStateMachines"),
-        "Authorization: Bearer sekrit\r\n",
+        "Authorization: Bearer sekrit-of-16-chars\r\n",
         &body,
     );
     assert_eq!(status, 200);
+    // The secret as a SigV4 access key id no longer lets anyone in (issue 17).
     let sigv4 = "Authorization: AWS4-HMAC-SHA256 Credential=sekrit/20260101/us-east-1/states/aws4_request, SignedHeaders=host, Signature=abc\r\n";
-    let (status, _, _) = post_raw(&s, Some("ListStateMachines"), sigv4, &body);
-    assert_eq!(status, 200);
+    let (status, v, _) = post_raw(&s, Some("ListStateMachines"), sigv4, &body);
+    assert_eq!(
+        (status, v["__type"].as_str()),
+        (
+            400,
+            Some("com.amazonaws.swf.service.v2.model#UnrecognizedClientException")
+        )
+    );
     s.shutdown();
 }
 

@@ -153,13 +153,25 @@ fn read_limits(section: &mut Section<'_>) -> Limits {
 }
 
 fn read_http_connection(mut section: Section<'_>) -> HttpConnection {
-    let arn = section.string("arn").map(str::to_owned);
-    let url_prefix = section.string("url_prefix").map(str::to_owned);
-    if arn.is_none() && url_prefix.is_none() {
+    // Both required (issue 17): a Task calls only through a connection it names, and only
+    // under the connection's URL prefix.
+    let arn = section.required_string("arn").map(str::to_owned);
+    if arn.as_deref().is_some_and(str::is_empty) {
         section.error(
             "arn",
-            "missing: a connection needs \"arn\" (the Task's Authentication.ConnectionArn) or \"url_prefix\"",
+            "must not be empty (the Tasks' Authentication.ConnectionArn)",
         );
+    }
+    let url_prefix = section.required_string("url_prefix").map(str::to_owned);
+    if let Some(prefix) = &url_prefix {
+        check_url(&section, "url_prefix", prefix);
+        let has_path = reqwest::Url::parse(prefix).is_ok_and(|u| u.host_str().is_some());
+        if prefix.starts_with("http") && !has_path {
+            section.error(
+                "url_prefix",
+                "must be a URL with a host, such as \"https://api.example/v1/\"",
+            );
+        }
     }
     let mut string_map = |key: &'static str| {
         let mut out = BTreeMap::new();
@@ -179,8 +191,8 @@ fn read_http_connection(mut section: Section<'_>) -> HttpConnection {
     let query = string_map("query");
     section.finish();
     HttpConnection {
-        arn,
-        url_prefix,
+        arn: arn.unwrap_or_default(),
+        url_prefix: url_prefix.unwrap_or_default(),
         headers,
         query,
     }
@@ -234,6 +246,7 @@ endpoint = "http://127.0.0.1:9000"
 functions = { geocode = "http://127.0.0.1:9001" }
 max_concurrency = 8
 [[integrations.http.connections]]
+arn = "arn:aws:events:us-east-1:123456789012:connection/api/1"
 url_prefix = "https://api.example/"
 headers = { Authorization = "Bearer x" }
 "#;
@@ -250,7 +263,8 @@ headers = { Authorization = "Bearer x" }
             &[
                 (r#"integrations.lambda."functions.f""#, "expected a URL string"),
                 (r#"integrations.lambda."functions.g""#, "is not an http:// or https:// URL"),
-                ("integrations.http.connections[0].arn", "missing: a connection needs"),
+                ("integrations.http.connections[0].arn", "missing (required: a string)"),
+                ("integrations.http.connections[0].url_prefix", "missing (required: a string)"),
                 (r#"integrations.http.connections[0]."query.a""#, "expected a string"),
             ],
         );

@@ -4,8 +4,16 @@
 //! (`States.Http.StatusCode.<code>`, `States.Http.Socket`).
 //!
 //! Where AWS takes credentials from an EventBridge connection (`Authentication.ConnectionArn`),
-//! Expressway takes them from the config: a connection names the ARN it stands for, or a URL
-//! prefix, and the headers and query parameters to add.
+//! Expressway takes them from the config: a connection names the ARN it stands for, the URL
+//! prefix it may call, and the headers and query parameters to add.
+//!
+//! Only what a connection allows is called (issue 17: a TestState or StartSyncExecution
+//! caller could otherwise make the daemon fetch loopback or cloud-metadata URLs and read the
+//! answer): as on AWS, a Task must name its connection (`Authentication.ConnectionArn`), the
+//! connection must be configured, and the endpoint must lie under its `url_prefix` (same
+//! scheme, host and port; the path starting with the prefix's). Redirects are not followed:
+//! a 3xx answer is the Task's result (`States.Http.StatusCode.3xx`), never a second request
+//! to wherever it points.
 
 use super::lambda::error_chain;
 use super::{Limits, Pool};
@@ -26,13 +34,14 @@ pub struct HttpConfig {
     pub connections: Vec<HttpConnection>,
 }
 
-/// Credentials for the calls it matches, in place of an EventBridge connection.
+/// A destination Tasks may call and the credentials to call it with, in place of an
+/// EventBridge connection.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HttpConnection {
     /// Matches Tasks whose `Authentication.ConnectionArn` is this.
-    pub arn: Option<String>,
-    /// Matches calls whose URL starts with this.
-    pub url_prefix: Option<String>,
+    pub arn: String,
+    /// What such Tasks may call: URLs under this one.
+    pub url_prefix: String,
     pub headers: BTreeMap<String, String>,
     pub query: BTreeMap<String, String>,
 }
@@ -46,8 +55,15 @@ const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPT
 
 impl Http {
     pub fn new(config: &HttpConfig) -> Result<Http, String> {
+        let mut pool = Pool::new(&config.limits)?;
+        // No redirects: each would be a request to a destination no connection allowed.
+        pool.client = reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
         Ok(Http {
-            pool: Pool::new(&config.limits)?,
+            pool,
             config: Arc::new(config.clone()),
         })
     }
@@ -104,18 +120,9 @@ fn build(
     let url = reqwest::Url::parse(endpoint)
         .map_err(|e| invalid(format!("'ApiEndpoint' is not a URL ({e}): {endpoint}")))?;
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a listed method");
-    let mut request = client.request(method, url);
+    let mut request = client.request(method, url.clone());
 
-    let arn = parameters
-        .pointer("/Authentication/ConnectionArn")
-        .and_then(Value::as_str);
-    let connection = config.connections.iter().find(|c| match (&c.arn, arn) {
-        (Some(want), Some(have)) => want == have,
-        _ => c
-            .url_prefix
-            .as_deref()
-            .is_some_and(|p| endpoint.starts_with(p)),
-    });
+    let connection = Some(allowed(config, parameters, &url)?);
 
     let mut query: Vec<(String, String)> = Vec::new();
     if let Some(q) = parameters.get("QueryParameters") {
@@ -191,6 +198,59 @@ fn build(
         }
     }
     Ok(request)
+}
+
+/// The connection that allows this call: the one the Task names whose `url_prefix` the
+/// endpoint lies under; otherwise why not (`States.Runtime`, nothing is sent).
+fn allowed<'c>(
+    config: &'c HttpConfig,
+    parameters: &Value,
+    url: &reqwest::Url,
+) -> Result<&'c HttpConnection, Failure> {
+    let Some(arn) = parameters
+        .pointer("/Authentication/ConnectionArn")
+        .and_then(Value::as_str)
+    else {
+        return Err(invalid(
+            "The field 'Authentication.ConnectionArn' is required: an HTTP Task calls only \
+             through a connection, configured as [[integrations.http.connections]] with that arn \
+             and the url_prefix it may call",
+        ));
+    };
+    let mut named = config
+        .connections
+        .iter()
+        .filter(|c| c.arn == arn)
+        .peekable();
+    if named.peek().is_none() {
+        return Err(invalid(format!(
+            "No connection '{arn}': configure [[integrations.http.connections]] with \
+             arn = \"{arn}\" and the url_prefix its Tasks may call"
+        )));
+    }
+    named
+        .find(|c| under_prefix(url, &c.url_prefix))
+        .ok_or_else(|| {
+            invalid(format!(
+                "'ApiEndpoint' {url} is not under the url_prefix of connection '{arn}': it may \
+                 not be called"
+            ))
+        })
+}
+
+/// Whether `url` is under `prefix`: same scheme, host and port, and its path starts with the
+/// prefix's (compared on parsed URLs, so `https://api.example@evil/` is host `evil`).
+pub fn under_prefix(url: &reqwest::Url, prefix: &str) -> bool {
+    let Ok(prefix) = reqwest::Url::parse(prefix) else {
+        return false;
+    };
+    url.scheme() == prefix.scheme()
+        && url.host_str().is_some()
+        && url.host_str() == prefix.host_str()
+        && url.port_or_known_default() == prefix.port_or_known_default()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.path().starts_with(prefix.path())
 }
 
 /// A header or query value: strings as they are, other scalars as JSON text.
@@ -306,6 +366,51 @@ mod tests {
         assert_eq!(encode("BRACKETS"), "k%5B%5D=a+b&k%5B%5D=2");
         assert_eq!(encode("REPEAT"), "k=a+b&k=2");
         assert_eq!(encode("COMMAS"), "k=a+b%2C2");
+    }
+
+    #[test]
+    fn only_what_a_configured_connection_allows_is_called() {
+        let config = HttpConfig {
+            connections: vec![HttpConnection {
+                arn: "arn:aws:events:us-east-1:123456789012:connection/api/1".into(),
+                url_prefix: "https://api.example/v1/".into(),
+                ..HttpConnection::default()
+            }],
+            ..HttpConfig::default()
+        };
+        let client = reqwest::Client::new();
+        let call = |endpoint: &str, arn: Option<&str>| {
+            let mut p = json!({"ApiEndpoint": endpoint, "Method": "GET"});
+            if let Some(arn) = arn {
+                p["Authentication"] = json!({"ConnectionArn": arn});
+            }
+            build(&client, &config, &p)
+                .map(|_| ())
+                .map_err(|f| f.cause.unwrap_or_default())
+        };
+        let arn = Some("arn:aws:events:us-east-1:123456789012:connection/api/1");
+        assert_eq!(call("https://api.example/v1/items?x=1", arn), Ok(()));
+        // No connection named: the metadata endpoint, loopback, anything, refused.
+        let no_arn = call("http://169.254.169.254/latest/meta-data/", None).unwrap_err();
+        assert!(
+            no_arn.contains("'Authentication.ConnectionArn' is required"),
+            "{no_arn}"
+        );
+        let unknown = call("https://api.example/v1/", Some("arn:other")).unwrap_err();
+        assert!(unknown.contains("No connection 'arn:other'"), "{unknown}");
+        for outside in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://127.0.0.1:8083/",
+            "https://api.example/v2/",
+            "https://api.example.evil/v1/",
+            "https://api.example@evil.example/v1/",
+            "https://api.example:8443/v1/",
+            "http://api.example/v1/",
+            "https://user@api.example/v1/",
+        ] {
+            let e = call(outside, arn).unwrap_err();
+            assert!(e.contains("is not under the url_prefix"), "{outside}: {e}");
+        }
     }
 
     #[test]

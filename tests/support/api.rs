@@ -87,7 +87,8 @@ listen = ""
 
 [api]
 listen = "127.0.0.1:{port}"
-auth = "AKIDEXPRESSWAY"
+access_key_id = "AKIDEXPRESSWAY"
+secret_access_key = "expressway-api-test-secret"
 
 [integrations]
 allow_callbacks = true

@@ -4,7 +4,7 @@ Usage: api_clients.py ENDPOINT AWS_CLI_PATH [CHECK...]
 
 Runs the named checks (every one without a name) and prints one line per check: `ok NAME`
 or `FAIL NAME: reason`, and `skip NAME: reason`. Run by tests/support/api.rs, which starts
-the daemon (with `auth = "AKIDEXPRESSWAY"`, a state machine `hello` and the definitions
+the daemon (with the key pair KEY/SECRET, a state machine `hello` and the definitions
 below), makes the venv, and runs each check on its own: it finds them by the `@check` line
 above their `def`.
 """
@@ -22,6 +22,7 @@ AWS = sys.argv[2]
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 KEY = "AKIDEXPRESSWAY"
+SECRET = "expressway-api-test-secret"
 HELLO = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:hello"
 
 os.environ.update(
@@ -29,7 +30,7 @@ os.environ.update(
         # aws-cli and boto3 prepend `sync-` to the host for StartSyncExecution/TestState.
         "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
         "AWS_ACCESS_KEY_ID": KEY,
-        "AWS_SECRET_ACCESS_KEY": "not-checked",
+        "AWS_SECRET_ACCESS_KEY": SECRET,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_CONFIG_FILE": "/dev/null",
@@ -68,7 +69,7 @@ def client(key=KEY):
         endpoint_url=ENDPOINT,
         region_name=REGION,
         aws_access_key_id=key,
-        aws_secret_access_key="not-checked",
+        aws_secret_access_key=SECRET,
         config=botocore.config.Config(
             retries={"max_attempts": 1}, read_timeout=90, inject_host_prefix=False
         ),

@@ -189,6 +189,9 @@ pub fn group() -> Group<()> {
             an_unreachable_lambda_endpoint_fails_with_lambda_sdk_client_exception,
             http_invoke_sends_method_query_headers_and_body_and_returns_aws_response_shape,
             an_http_404_is_states_http_status_code_404_caught_by_a_catch_naming_it,
+            http_invoke_without_a_connection_arn_calls_nothing,
+            http_invoke_outside_its_connections_url_prefix_calls_nothing,
+            http_invoke_does_not_follow_a_redirect,
         ]
     )
 }
@@ -290,12 +293,21 @@ fn an_unreachable_lambda_endpoint_fails_with_lambda_sdk_client_exception(_: &mut
     )
 }
 
+/// The connection the HTTP Tasks name (`Authentication.ConnectionArn`).
+const CONNECTION: &str = "arn:aws:events:us-east-1:123456789012:connection/devices/1";
+
+/// `--http-connection` allowing [`CONNECTION`] to call under `prefix`.
+fn connection(prefix: &str) -> String {
+    format!("{CONNECTION}={prefix}")
+}
+
 /// An HTTP Task calling `{url}/devices`, with a Catch on States.Http.StatusCode.404 if `catch_404`.
 fn http_task(url: &str, catch_404: bool) -> Value {
     let mut state = json!({
         "Type": "Task", "Resource": "arn:aws:states:::http:invoke",
         "Parameters": {
             "ApiEndpoint": format!("{url}/devices"), "Method": "POST",
+            "Authentication": {"ConnectionArn": CONNECTION},
             "Headers": {"X-Device": "d1"},
             "QueryParameters": {"unit": "C"},
             "RequestBody": {"id.$": "$.id"}},
@@ -313,7 +325,11 @@ fn http_invoke_sends_method_query_headers_and_body_and_returns_aws_response_shap
     _: &mut (),
 ) -> Verdict {
     let (url, seen) = serve(vec![reply(200, json!({"temperature": 21.5}))]);
-    let ok = exec(http_task(&url, false), json!({"id": "d1"}), &[]);
+    let ok = exec(
+        http_task(&url, false),
+        json!({"id": "d1"}),
+        &["--http-connection", &connection(&format!("{url}/"))],
+    );
     let first = seen.lock().unwrap().first().cloned();
     verdict(
         ok["output"]["ResponseBody"] == json!({"temperature": 21.5})
@@ -330,9 +346,77 @@ fn http_invoke_sends_method_query_headers_and_body_and_returns_aws_response_shap
 
 fn an_http_404_is_states_http_status_code_404_caught_by_a_catch_naming_it(_: &mut ()) -> Verdict {
     let (url, _) = serve(vec![reply(404, json!({"message": "no such device"}))]);
-    let missing = exec(http_task(&url, true), json!({"id": "d2"}), &[]);
+    let missing = exec(
+        http_task(&url, true),
+        json!({"id": "d2"}),
+        &["--http-connection", &connection(&format!("{url}/"))],
+    );
     verdict(
         missing["output"]["error"]["Error"] == json!("States.Http.StatusCode.404"),
         || missing.to_string(),
+    )
+}
+
+/// SSRF (issue 17): a Task naming no connection called any URL it liked and handed the answer
+/// back — loopback services, the cloud metadata endpoint. Now it calls nothing.
+fn http_invoke_without_a_connection_arn_calls_nothing(_: &mut ()) -> Verdict {
+    let (url, seen) = serve(vec![reply(200, json!({"secret": "metadata"}))]);
+    let mut definition = http_task(&url, false);
+    definition["States"]["Call"]["Parameters"]
+        .as_object_mut()
+        .unwrap()
+        .remove("Authentication");
+    let result = exec(
+        definition,
+        json!({"id": "d1"}),
+        &["--http-connection", &connection(&format!("{url}/"))],
+    );
+    let calls = seen.lock().unwrap().len();
+    verdict(
+        result["status"] == json!("FAILED")
+            && result["error"] == json!("States.Runtime")
+            && calls == 0,
+        || format!("{result} after {calls} calls"),
+    )
+}
+
+/// A connection allows its `url_prefix` only: the same host under another path is refused.
+fn http_invoke_outside_its_connections_url_prefix_calls_nothing(_: &mut ()) -> Verdict {
+    let (url, seen) = serve(vec![reply(200, json!({"secret": "admin"}))]);
+    let result = exec(
+        http_task(&url, false),
+        json!({"id": "d1"}),
+        &["--http-connection", &connection(&format!("{url}/public/"))],
+    );
+    let calls = seen.lock().unwrap().len();
+    verdict(
+        result["status"] == json!("FAILED")
+            && result["error"] == json!("States.Runtime")
+            && result["cause"]
+                .as_str()
+                .is_some_and(|c| c.contains("url_prefix"))
+            && calls == 0,
+        || format!("{result} after {calls} calls"),
+    )
+}
+
+/// A redirect is the Task's answer, never a second request to where it points.
+fn http_invoke_does_not_follow_a_redirect(_: &mut ()) -> Verdict {
+    let (elsewhere, seen) = serve(vec![reply(200, json!({"secret": "metadata"}))]);
+    let (allowed, _) = serve(vec![Reply {
+        headers: vec![("Location", format!("{elsewhere}/latest/meta-data/"))],
+        ..reply(302, json!({}))
+    }]);
+    let result = exec(
+        http_task(&allowed, false),
+        json!({"id": "d1"}),
+        &["--http-connection", &connection(&format!("{allowed}/"))],
+    );
+    let calls = seen.lock().unwrap().len();
+    verdict(
+        result["status"] == json!("FAILED")
+            && result["error"] == json!("States.Http.StatusCode.302")
+            && calls == 0,
+        || format!("{result} after {calls} calls elsewhere"),
     )
 }

@@ -140,6 +140,7 @@ impl Parity {
         let call = |url: &str| {
             json!({"Type": "Task", "Resource": "arn:aws:states:::http:invoke",
                    "Parameters": {"ApiEndpoint": format!("{url}/readings"), "Method": "POST",
+                                  "Authentication": {"ConnectionArn": "arn:aws:events:us-east-1:123456789012:connection/readings/1"},
                                   "RequestBody": {"id.$": "$.id"}}})
         };
         let mut ok_call = call(&ok);
@@ -210,6 +211,12 @@ listen = "127.0.0.1:{api_port}"
 [integrations.sqs]
 access_key_id = "testing"
 secret_access_key = "testing"
+[[integrations.http.connections]]
+arn = "arn:aws:events:us-east-1:123456789012:connection/readings/1"
+url_prefix = "{ok}/readings"
+[[integrations.http.connections]]
+arn = "arn:aws:events:us-east-1:123456789012:connection/readings/1"
+url_prefix = "{broken}/readings"
 "#
             ),
         )
