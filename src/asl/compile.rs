@@ -12,6 +12,7 @@ use super::intrinsics::{is_intrinsic, Intrinsic};
 use super::jsonata::{expression_text, JTemplate};
 use super::path::{JsonPath, Root};
 use super::program::*;
+use super::size::{self, Extent};
 use super::template::Template;
 use super::timestamp;
 use super::unsupported;
@@ -592,17 +593,16 @@ impl Compiler<'_> {
 /// Bounds a state's output size from its input size where the compiler can (see
 /// [`SizeBound`]): selections never grow data; a Pass adds its result.
 fn size_bound(kind: &Kind, io: &Io) -> SizeBound {
+    let as_input = SizeBound::Linear {
+        constant: Extent::default(),
+        per_input: 1,
+    };
     let result = match kind {
-        Kind::Choice { .. } | Kind::Wait(_) | Kind::Succeed | Kind::Fail { .. } => {
-            return SizeBound::Linear {
-                constant: 0,
-                per_input: 1,
-            }
-        }
-        Kind::Pass { result: Some(r) } => Some((super::size::json_len(r), 0)),
+        Kind::Choice { .. } | Kind::Wait(_) | Kind::Succeed | Kind::Fail { .. } => return as_input,
+        Kind::Pass { result: Some(r) } => Some((size::extent(r), 0)),
         Kind::Pass { result: None } => match &io.parameters {
             Some(t) => t.size_bound(),
-            None => Some((0, 1)),
+            None => Some((Extent::default(), 1)),
         },
         _ => None,
     };
@@ -614,13 +614,11 @@ fn size_bound(kind: &Kind, io: &Io) -> SizeBound {
             constant,
             per_input,
         },
-        ResultPath::Discard => SizeBound::Linear {
-            constant: 0,
-            per_input: 1,
-        },
-        // The input, plus the result under keys no longer than the path's text.
+        ResultPath::Discard => as_input,
+        // The input, plus the result under keys no longer than the path's text, as deep
+        // as the path is long.
         ResultPath::At(path) => SizeBound::Linear {
-            constant: constant + 4 * path.as_str().len() + 8,
+            constant: constant.nested(path.segments().len(), 4 * path.as_str().len() + 8),
             per_input: per_input + 1,
         },
     }

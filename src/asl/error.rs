@@ -93,6 +93,21 @@ pub fn data_limit_exceeded(state: &str) -> Failure {
     )
 }
 
+/// The failure for a state's output `value` that [`size::measure`](super::size::measure)
+/// refused: too large, or nested too deep.
+pub fn output_limit_exceeded(state: &str, value: &serde_json::Value) -> Failure {
+    if !super::size::too_deep(value) {
+        return data_limit_exceeded(state);
+    }
+    Failure::new(
+        names::DATA_LIMIT_EXCEEDED,
+        format!(
+            "The state/task '{state}' returned a result nesting deeper than the limit of {} levels of arrays and objects.",
+            super::size::MAX_DEPTH
+        ),
+    )
+}
+
 /// An error raised while evaluating an expression inside a state. `detail` is the part of
 /// the cause after AWS's "An error occurred while executing the state ..." prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]

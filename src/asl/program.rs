@@ -10,6 +10,7 @@ use super::choice::ChoiceRule;
 use super::intrinsics::Intrinsic;
 use super::jsonata::JTemplate;
 use super::path::JsonPath;
+use super::size::Extent;
 use super::template::Template;
 use super::vars::Assign;
 use serde_json::Value;
@@ -67,12 +68,12 @@ pub struct JsonataIo {
     pub output: Option<JTemplate>,
 }
 
-/// What the compiler knows of a state's output size, so that the VM can enforce the payload
-/// limit without measuring every output.
+/// What the compiler knows of a state's output extent (size and depth), so that the VM can
+/// enforce the payload and nesting limits without measuring every output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SizeBound {
-    /// At most `constant + per_input * size(input)` bytes.
-    Linear { constant: usize, per_input: usize },
+    /// At most `constant.with_input(per_input, input)` (see [`Extent::with_input`]).
+    Linear { constant: Extent, per_input: usize },
     /// Unknown until measured (task results, intrinsic calls, Map and Parallel results).
     Measure,
 }

@@ -1,81 +1,179 @@
-//! Payload size as AWS counts it: the bytes of the value's compact JSON text.
+//! Payload size and nesting depth, as the limits count them: the bytes of the value's
+//! compact JSON text (AWS's 256 KiB) and how many arrays and objects are nested in it.
 //!
-//! Computed by walking the value, with no allocation, and cut short once past the limit, so
-//! that checking every state output stays cheap.
+//! Computed by walking the value, with no allocation, and cut short once past a limit, so
+//! that checking every state output stays cheap. The walk recurses at most [`MAX_DEPTH`]
+//! levels: the VM fails any value deeper than that where it is produced, so every other
+//! recursive walk over an execution's values (clone, drop, serialise, compare) stays shallow.
 
 use serde_json::Value;
 
 /// The Step Functions payload limit: 256 KiB of UTF-8 JSON.
 pub const PAYLOAD_LIMIT_BYTES: usize = 256 * 1024;
 
-/// Whether `v` serialises to more than `limit` bytes.
+/// The deepest nesting of arrays and objects a value may have. AWS documents none; deeper
+/// values would overflow the stack of recursive walks, and 100 stays below serde_json's
+/// parse limit (127 levels) with room for the envelope a sink wraps a result in, so every
+/// output can be read back by common JSON clients.
+pub const MAX_DEPTH: usize = 100;
+
+/// A value's size and nesting depth, or a bound on them. A scalar has depth 0, `[1]` 1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Extent {
+    pub bytes: usize,
+    pub depth: usize,
+}
+
+impl Extent {
+    pub const fn new(bytes: usize, depth: usize) -> Extent {
+        Extent { bytes, depth }
+    }
+
+    /// Within `limit` bytes and [`MAX_DEPTH`].
+    pub fn within(self, limit: usize) -> bool {
+        self.bytes <= limit && self.depth <= MAX_DEPTH
+    }
+
+    /// Two values side by side (in one container, or one inserted into the other at the
+    /// top): their bytes add, the deeper one sets the depth.
+    pub fn beside(self, other: Extent) -> Extent {
+        Extent {
+            bytes: self.bytes.saturating_add(other.bytes),
+            depth: self.depth.max(other.depth),
+        }
+    }
+
+    /// `levels` containers deeper, adding `bytes` of their own text.
+    pub fn nested(self, levels: usize, bytes: usize) -> Extent {
+        Extent {
+            bytes: self.bytes.saturating_add(bytes),
+            depth: self.depth.saturating_add(levels),
+        }
+    }
+
+    /// The bound of a value built from a skeleton of extent `self` holding up to `copies`
+    /// parts of an input of extent `input`, each at most the skeleton's depth down.
+    pub fn with_input(self, copies: usize, input: Extent) -> Extent {
+        if copies == 0 {
+            return self;
+        }
+        Extent {
+            bytes: self
+                .bytes
+                .saturating_add(copies.saturating_mul(input.bytes)),
+            depth: self.depth.saturating_add(input.depth),
+        }
+    }
+}
+
+/// Whether `v` serialises to more than `limit` bytes or nests deeper than [`MAX_DEPTH`].
 pub fn exceeds(v: &Value, limit: usize) -> bool {
+    measure(v, limit).is_none()
+}
+
+/// A bound on the extent of `v` (exact but for floats), or `None` when `v` exceeds `limit`
+/// bytes or [`MAX_DEPTH`].
+pub fn measure(v: &Value, limit: usize) -> Option<Extent> {
     // Floats are costly to measure exactly; count them at their longest first, and measure
     // exactly only when that bound does not settle it.
-    let mut budget = limit as isize;
-    if fits(v, &mut budget, false) {
-        return false;
+    let mut walk = Walk::new(limit, false);
+    if walk.fits(v, 0) {
+        return Some(walk.extent(limit));
     }
-    let mut budget = limit as isize;
-    !fits(v, &mut budget, true)
+    if walk.too_deep {
+        return None;
+    }
+    let mut walk = Walk::new(limit, true);
+    walk.fits(v, 0).then(|| walk.extent(limit))
 }
 
-/// An upper bound on the size of `v` (exact but for floats), or `None` when `v` exceeds
-/// `limit` bytes.
-pub fn measure(v: &Value, limit: usize) -> Option<usize> {
-    let mut budget = limit as isize;
-    if fits(v, &mut budget, false) {
-        return Some((limit as isize - budget) as usize);
-    }
-    let mut budget = limit as isize;
-    fits(v, &mut budget, true).then(|| (limit as isize - budget) as usize)
+/// Whether `v` nests deeper than [`MAX_DEPTH`]: to say which limit a failed [`measure`] hit.
+pub fn too_deep(v: &Value) -> bool {
+    let mut walk = Walk::new(usize::MAX / 2, false);
+    !walk.fits(v, 0) && walk.too_deep
 }
 
-/// Exact compact-JSON length of `v` (as `serde_json::to_string(v).len()`).
+/// The exact extent of `v`, a value within [`MAX_DEPTH`] (past it, the count stops there).
+pub fn extent(v: &Value) -> Extent {
+    let limit = isize::MAX as usize;
+    let mut walk = Walk::new(limit, true);
+    walk.fits(v, 0);
+    walk.extent(limit)
+}
+
+/// Exact compact-JSON length of `v` (as `serde_json::to_string(v).len()`), a value within
+/// [`MAX_DEPTH`].
 pub fn json_len(v: &Value) -> usize {
-    let mut budget = isize::MAX;
-    fits(v, &mut budget, true);
-    (isize::MAX - budget) as usize
+    extent(v).bytes
 }
 
 /// The longest text serde_json writes for an f64, e.g. `-2.2250738585072014e-308`.
 const MAX_FLOAT_LEN: usize = 24;
 
-fn fits(v: &Value, budget: &mut isize, exact: bool) -> bool {
-    let n = match v {
-        Value::Null => 4,
-        Value::Bool(b) => 4 + usize::from(!b),
-        Value::Number(n) if !exact && n.is_f64() => MAX_FLOAT_LEN,
-        Value::Number(n) => number_len(n),
-        Value::String(s) if !exact => string_len_bound(s),
-        Value::String(s) => string_len(s),
-        Value::Array(a) => {
-            *budget -= (2 + a.len().saturating_sub(1)) as isize;
-            for x in a {
-                if !fits(x, budget, exact) {
-                    return false;
-                }
-            }
-            0
+struct Walk {
+    budget: isize,
+    exact: bool,
+    depth: usize,
+    too_deep: bool,
+}
+
+impl Walk {
+    fn new(limit: usize, exact: bool) -> Walk {
+        Walk {
+            budget: limit as isize,
+            exact,
+            depth: 0,
+            too_deep: false,
         }
-        Value::Object(m) => {
-            // braces, and per entry a colon plus a comma between entries
-            *budget -= (2 + m.len() + m.len().saturating_sub(1)) as isize;
-            for (k, x) in m {
-                *budget -= if exact {
-                    string_len(k)
-                } else {
-                    string_len_bound(k)
-                } as isize;
-                if !fits(x, budget, exact) {
-                    return false;
-                }
+    }
+
+    fn extent(&self, limit: usize) -> Extent {
+        Extent::new((limit as isize - self.budget) as usize, self.depth)
+    }
+
+    /// Counts `v`, found `level` containers down, against the budget.
+    fn fits(&mut self, v: &Value, level: usize) -> bool {
+        let n = match v {
+            Value::Null => 4,
+            Value::Bool(b) => 4 + usize::from(!b),
+            Value::Number(n) if !self.exact && n.is_f64() => MAX_FLOAT_LEN,
+            Value::Number(n) => number_len(n),
+            Value::String(s) if !self.exact => string_len_bound(s),
+            Value::String(s) => string_len(s),
+            Value::Array(_) | Value::Object(_) if level == MAX_DEPTH => {
+                self.too_deep = true;
+                return false;
             }
-            0
-        }
-    };
-    *budget -= n as isize;
-    *budget >= 0
+            Value::Array(a) => {
+                self.depth = self.depth.max(level + 1);
+                self.budget -= (2 + a.len().saturating_sub(1)) as isize;
+                for x in a {
+                    if !self.fits(x, level + 1) {
+                        return false;
+                    }
+                }
+                0
+            }
+            Value::Object(m) => {
+                self.depth = self.depth.max(level + 1);
+                // braces, and per entry a colon plus a comma between entries
+                self.budget -= (2 + m.len() + m.len().saturating_sub(1)) as isize;
+                for (k, x) in m {
+                    self.budget -= if self.exact {
+                        string_len(k)
+                    } else {
+                        string_len_bound(k)
+                    } as isize;
+                    if !self.fits(x, level + 1) {
+                        return false;
+                    }
+                }
+                0
+            }
+        };
+        self.budget -= n as isize;
+        self.budget >= 0
+    }
 }
 
 fn number_len(n: &serde_json::Number) -> usize {
@@ -168,6 +266,24 @@ mod tests {
         let v = json!([0.5, 0.25]); // 10 bytes exactly, 50 by the bound
         assert!(!exceeds(&v, 10));
         assert!(exceeds(&v, 9));
+    }
+
+    #[test]
+    fn depth_counts_nested_containers_and_stops_past_the_limit() {
+        assert_eq!(extent(&json!(1)).depth, 0);
+        assert_eq!(extent(&json!({"a": [1, {"b": []}]})).depth, 4);
+        let mut v = json!(0);
+        for _ in 0..MAX_DEPTH {
+            v = json!([v]);
+        }
+        assert_eq!(
+            measure(&v, PAYLOAD_LIMIT_BYTES).map(|e| e.depth),
+            Some(MAX_DEPTH)
+        );
+        assert!(!too_deep(&v));
+        let v = json!({ "a": v });
+        assert_eq!(measure(&v, PAYLOAD_LIMIT_BYTES), None);
+        assert!(too_deep(&v));
     }
 
     #[test]

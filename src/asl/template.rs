@@ -9,6 +9,7 @@ use super::error::{json_text, EvalError};
 use super::intrinsics::{is_intrinsic, Intrinsic};
 use super::path::{JsonPath, Root};
 use super::scope::Scope;
+use super::size::{self, Extent};
 use serde_json::{Map, Value};
 use std::convert::Infallible;
 
@@ -17,9 +18,12 @@ use std::convert::Infallible;
 pub struct Template {
     root: Node,
     /// See [`bound_besides_calls`](Self::bound_besides_calls).
-    bound_besides_calls: (usize, usize),
+    bound_besides_calls: (Extent, usize),
     /// How many intrinsic calls the template makes.
     calls: usize,
+    /// Whether every path reads the input (`$`), not the context object or a variable,
+    /// whose size the input's does not bound.
+    reads_only_input: bool,
     /// The path fields in template order, when the template is
     /// [`consumable`](Self::consumable).
     consumed_paths: Option<Vec<JsonPath>>,
@@ -66,21 +70,22 @@ impl Template {
         Ok(Template {
             bound_besides_calls: root.bound_besides_calls(),
             calls: root.calls(),
+            reads_only_input: root.reads_only_input(),
             consumed_paths,
             root,
         })
     }
 
-    /// A bound on the size of this template's output as `(constant, per_input)`: at most
-    /// `constant + per_input * size(input)` bytes. `None` when an intrinsic call makes it
-    /// unknowable without evaluating.
-    pub fn size_bound(&self) -> Option<(usize, usize)> {
-        (self.calls == 0).then_some(self.bound_besides_calls)
+    /// A bound on the extent of this template's output as `(skeleton, per_input)`: see
+    /// [`Extent::with_input`]. `None` when an intrinsic call or a path outside the input
+    /// makes it unknowable without evaluating.
+    pub fn size_bound(&self) -> Option<(Extent, usize)> {
+        (self.calls == 0 && self.reads_only_input).then_some(self.bound_besides_calls)
     }
 
     /// Like [`size_bound`](Self::size_bound), counting intrinsic call results as empty: add
-    /// their measured sizes to get a bound.
-    pub fn bound_besides_calls(&self) -> (usize, usize) {
+    /// their measured extents, each at most the skeleton's depth down, to get a bound.
+    pub fn bound_besides_calls(&self) -> (Extent, usize) {
         self.bound_besides_calls
     }
 
@@ -175,20 +180,37 @@ impl Node {
         }
     }
 
-    fn bound_besides_calls(&self) -> (usize, usize) {
+    fn bound_besides_calls(&self) -> (Extent, usize) {
         match self {
-            Node::Const(v) => (super::size::json_len(v), 0),
-            Node::Object { fields, .. } => fields.iter().fold((2, 0), |(c, k), (key, t)| {
-                let (tc, tk) = t.bound_besides_calls();
-                // quotes, colon and comma around each key (escapes at most double it)
-                (c + key.len() * 2 + 4 + tc, k + tk)
-            }),
-            Node::Array(items) => items.iter().fold((2, 0), |(c, k), t| {
-                let (tc, tk) = t.bound_besides_calls();
-                (c + 1 + tc, k + tk)
-            }),
-            Node::Path { .. } => (0, 1),
-            Node::Call { .. } => (0, 0),
+            Node::Const(v) => (size::extent(v), 0),
+            Node::Object { fields, .. } => {
+                let (inner, k) = fields
+                    .iter()
+                    .fold((Extent::default(), 0), |(c, k), (key, t)| {
+                        let (tc, tk) = t.bound_besides_calls();
+                        // quotes, colon and comma around each key (escapes at most double it)
+                        (c.beside(tc.nested(0, key.len() * 2 + 4)), k + tk)
+                    });
+                (inner.nested(1, 2), k)
+            }
+            Node::Array(items) => {
+                let (inner, k) = items.iter().fold((Extent::default(), 0), |(c, k), t| {
+                    let (tc, tk) = t.bound_besides_calls();
+                    (c.beside(tc.nested(0, 1)), k + tk)
+                });
+                (inner.nested(1, 2), k)
+            }
+            Node::Path { .. } => (Extent::default(), 1),
+            Node::Call { .. } => (Extent::default(), 0),
+        }
+    }
+
+    fn reads_only_input(&self) -> bool {
+        match self {
+            Node::Const(_) | Node::Call { .. } => true,
+            Node::Object { fields, .. } => fields.iter().all(|(_, t)| t.reads_only_input()),
+            Node::Array(a) => a.iter().all(Node::reads_only_input),
+            Node::Path { path, .. } => path.root() == Root::Input,
         }
     }
 

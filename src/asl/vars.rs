@@ -62,12 +62,14 @@ pub fn apply(vars: &mut Vars, values: Map<String, Value>) -> Result<(), EvalErro
     let mut total = 0usize;
     for (name, v) in &values {
         let Some(n) = size::measure(v, VALUE_LIMIT_BYTES) else {
-            return Err(EvalError::new(
-                names::DATA_LIMIT_EXCEEDED,
-                format!("The variable '{name}' has a size exceeding the maximum of {VALUE_LIMIT_BYTES} bytes."),
-            ));
+            let cause = if size::too_deep(v) {
+                format!("The variable '{name}' nests deeper than the limit of {} levels of arrays and objects.", size::MAX_DEPTH)
+            } else {
+                format!("The variable '{name}' has a size exceeding the maximum of {VALUE_LIMIT_BYTES} bytes.")
+            };
+            return Err(EvalError::new(names::DATA_LIMIT_EXCEEDED, cause));
         };
-        total += n + name.len();
+        total += n.bytes + name.len();
     }
     if total > VALUE_LIMIT_BYTES {
         return Err(EvalError::new(

@@ -1,5 +1,6 @@
 //! serde_json values to and from jsonata-core's `JValue`.
 
+use crate::asl::size;
 use jsonata_core::value::JValue;
 use serde_json::{Map, Number, Value};
 
@@ -18,31 +19,48 @@ pub fn to_jvalue(v: &Value) -> JValue {
     }
 }
 
-/// A JSON value; `None` for what JSON cannot hold (functions, regexes, non-finite numbers).
-/// Integral numbers become JSON integers, as AWS prints them. `undefined` inside arrays and
-/// objects is dropped, as JSONata drops it when it serialises.
-pub fn from_jvalue(v: &JValue) -> Option<Value> {
-    Some(match v {
+/// Why a JSONata value has no JSON form.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NotJson {
+    /// A function, a regex or a non-finite number.
+    Unsupported,
+    /// Arrays and objects nested deeper than [`size::MAX_DEPTH`].
+    TooDeep,
+}
+
+/// A JSON value for a JSONata one. Integral numbers become JSON integers, as AWS prints
+/// them. `undefined` inside arrays and objects is dropped, as JSONata drops it when it
+/// serialises. Converting stops at [`size::MAX_DEPTH`], so that a value an expression nests
+/// thousands deep fails the state instead of the stack.
+pub fn from_jvalue(v: &JValue) -> Result<Value, NotJson> {
+    convert(v, 0)
+}
+
+fn convert(v: &JValue, level: usize) -> Result<Value, NotJson> {
+    Ok(match v {
         JValue::Null | JValue::Undefined => Value::Null,
         JValue::Bool(b) => Value::Bool(*b),
-        JValue::Number(n) => number(*n)?,
+        JValue::Number(n) => number(*n).ok_or(NotJson::Unsupported)?,
         JValue::String(s) => Value::String(s.to_string()),
+        JValue::Array(_) | JValue::Object(_) if level == size::MAX_DEPTH => {
+            return Err(NotJson::TooDeep)
+        }
         JValue::Array(a) => Value::Array(
             a.iter()
                 .filter(|x| !x.is_undefined())
-                .map(from_jvalue)
-                .collect::<Option<Vec<_>>>()?,
+                .map(|x| convert(x, level + 1))
+                .collect::<Result<Vec<_>, _>>()?,
         ),
         JValue::Object(m) => {
             let mut out = Map::with_capacity(m.len());
             for (k, x) in m.iter() {
                 if !x.is_undefined() {
-                    out.insert(k.clone(), from_jvalue(x)?);
+                    out.insert(k.clone(), convert(x, level + 1)?);
                 }
             }
             Value::Object(out)
         }
-        _ => return None,
+        _ => return Err(NotJson::Unsupported),
     })
 }
 

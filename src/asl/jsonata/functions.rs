@@ -127,7 +127,7 @@ fn hash(args: &[JValue]) -> Result {
         Some(JValue::String(s)) => s.to_string(),
         Some(v) if !v.is_undefined() => from_jvalue(v)
             .map(|j| crate::asl::error::json_text(&j))
-            .ok_or_else(|| fail("hash", "the value cannot be hashed"))?,
+            .map_err(|_| fail("hash", "the value cannot be hashed"))?,
         _ => return Err(fail("hash", "the first argument must be a string")),
     };
     let algorithm = args

@@ -29,7 +29,7 @@ use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::fmt;
 
-pub use convert::{from_jvalue, to_jvalue};
+pub use convert::{from_jvalue, to_jvalue, NotJson};
 
 /// A runaway expression (unbounded recursion, a huge `$range`) must not stall a shard.
 const EVAL_TIMEOUT_MS: u64 = 1_000;
@@ -111,9 +111,20 @@ impl Expr {
         if result.is_undefined() {
             return Ok(None);
         }
-        from_jvalue(&result)
-            .map(Some)
-            .ok_or_else(|| self.error(field, "returned an unsupported result type."))
+        match from_jvalue(&result) {
+            Ok(v) => Ok(Some(v)),
+            Err(NotJson::Unsupported) => {
+                Err(self.error(field, "returned an unsupported result type."))
+            }
+            Err(NotJson::TooDeep) => Err(EvalError::new(
+                names::DATA_LIMIT_EXCEEDED,
+                format!(
+                    "The JSONata expression '{}' specified for the field '{field}' returned a value nesting deeper than the limit of {} levels of arrays and objects.",
+                    self.text,
+                    crate::asl::size::MAX_DEPTH
+                ),
+            )),
+        }
     }
 
     fn eval_full(&self, env: &Env) -> Result<JValue, String> {

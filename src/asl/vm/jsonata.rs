@@ -73,7 +73,7 @@ impl Execution {
                     }
                     None => f.data.clone(),
                 };
-                let bound = size::json_len(&param);
+                let bound = size::extent(&param);
                 self.start_parallel(p, fid, branches, param, bound, now);
                 Ok(Flow::Blocked)
             }

@@ -10,7 +10,7 @@ use crate::asl::jsonata::Env;
 use crate::asl::path::{JsonPath, Root};
 use crate::asl::program::*;
 use crate::asl::scope::Scope;
-use crate::asl::size;
+use crate::asl::size::{self, Extent};
 use crate::asl::template::Template;
 use crate::asl::time::Millis;
 use crate::asl::vars::{self, Assign};
@@ -88,14 +88,15 @@ impl Execution {
         f: &Frame,
         t: &Template,
         input: &mut Value,
-        input_size: usize,
-    ) -> Result<(Value, Option<usize>), EvalError> {
+        input_size: Extent,
+    ) -> Result<(Value, Option<Extent>), EvalError> {
         let calls = t.eval_calls(&self.scope(p, f, input));
         if let Ok(calls) = calls {
             let limit = self.opts.payload_limit_bytes;
             let (c, k) = t.bound_besides_calls();
-            let bound = calls.iter().try_fold(c + k * input_size, |b, v| {
-                size::measure(v, limit).map(|n| b + n)
+            // Each call's result sits at most the skeleton's depth down.
+            let bound = calls.iter().try_fold(c.with_input(k, input_size), |b, v| {
+                size::measure(v, limit).map(|n| b.beside(n.nested(c.depth, 0)))
             });
             if let Some(v) = t.eval_consuming(input, calls) {
                 return Ok((v, bound));
@@ -250,7 +251,9 @@ impl Execution {
             (&io.result_path, &result, state.size_bound)
         {
             if let Some(n) = size::measure(r, self.opts.payload_limit_bytes) {
-                let bound = f.size_bound + n + 4 * path.as_str().len() + 8;
+                let bound = f
+                    .size_bound
+                    .beside(n.nested(path.segments().len(), 4 * path.as_str().len() + 8));
                 self.frame(fid).output_bound = Some(bound);
             }
         }
@@ -394,20 +397,22 @@ impl Execution {
         fid: u32,
         io: &Io,
         result: Value,
-        result_size: usize,
+        result_size: Extent,
     ) -> Flow {
         let state = p.state(self.frame(fid).state);
         // Bound the output from the result's size, so that it need not be measured.
         let selected_size = match &io.result_selector {
             None => Some(result_size),
-            Some(t) => t.size_bound().map(|(c, k)| c + k * result_size),
+            Some(t) => t.size_bound().map(|(c, k)| c.with_input(k, result_size)),
         };
         if let Some(n) = selected_size {
             let input_size = self.frame(fid).size_bound;
             self.frame(fid).output_bound = Some(match &io.result_path {
                 ResultPath::Replace => n,
                 ResultPath::Discard => input_size,
-                ResultPath::At(path) => input_size + n + 4 * path.as_str().len() + 8,
+                ResultPath::At(path) => {
+                    input_size.beside(n.nested(path.segments().len(), 4 * path.as_str().len() + 8))
+                }
             });
         }
         let run = |this: &mut Self| -> Result<Value, EvalError> {
@@ -438,17 +443,17 @@ impl Execution {
     }
 }
 
-/// A bound on the size of `value`, made by `template` (if any) from an input of at most
-/// `input_bound` bytes; measured when the template cannot say.
+/// A bound on the extent of `value`, made by `template` (if any) from an input within
+/// `input_bound`; measured when the template cannot say.
 pub(super) fn derived_bound(
     template: Option<&Template>,
-    input_bound: usize,
+    input_bound: Extent,
     value: &Value,
-) -> usize {
+) -> Extent {
     match template.map(Template::size_bound) {
         None => input_bound,
-        Some(Some((c, k))) => c.saturating_add(k.saturating_mul(input_bound)),
-        Some(None) => size::json_len(value),
+        Some(Some((c, k))) => c.with_input(k, input_bound),
+        Some(None) => size::extent(value),
     }
 }
 

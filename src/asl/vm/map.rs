@@ -3,14 +3,14 @@
 
 use super::fields::*;
 use super::jsonpath::*;
-use super::{Execution, Flow, Frame, Join, Phase, Resume};
+use super::{Execution, Flow, Frame, Join, Phase, Resume, EMPTY_ARRAY};
 use crate::asl::context::StateScope;
 use crate::asl::error::{json_text, names, EvalError};
 use crate::asl::jsonata::{Env, NoContext};
 use crate::asl::path::Root;
 use crate::asl::program::*;
 use crate::asl::scope::Scope;
-use crate::asl::size;
+use crate::asl::size::{self, Extent};
 use crate::asl::time::Millis;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -61,7 +61,11 @@ impl Execution {
             .map(|(i, u)| ((eager + i) as u32, u.clone()))
             .collect();
         // The raw items are (part of) the state's input: its bound bounds them.
-        let lazy_bytes = if lazy.is_empty() { 0 } else { f.size_bound };
+        let lazy_bytes = if lazy.is_empty() {
+            0
+        } else {
+            f.size_bound.bytes
+        };
         let n = units.len();
         let vars = match spec.distributed {
             true => None,
@@ -73,9 +77,9 @@ impl Execution {
         let join = Join {
             is_map: true,
             results: vec![Value::Null; n],
-            results_bound: 2,
+            results_bound: EMPTY_ARRAY,
             pending: n,
-            queued_bytes: queue.iter().map(|q| q.2).sum::<usize>() + lazy_bytes,
+            queued_bytes: queue.iter().map(|q| q.2.bytes).sum::<usize>() + lazy_bytes,
             queue,
             lazy,
             machine: spec.processor,
@@ -100,7 +104,7 @@ impl Execution {
         input: &Value,
         units: &[Value],
         now: Millis,
-    ) -> Result<VecDeque<(u32, Value, usize)>, EvalError> {
+    ) -> Result<VecDeque<(u32, Value, Extent)>, EvalError> {
         let mut queue = VecDeque::with_capacity(units.len());
         for (i, item) in units.iter().enumerate() {
             let (iter_input, bound) = self.iteration_input(p, f, spec, input, i, item, now)?;
@@ -120,7 +124,7 @@ impl Execution {
         i: usize,
         item: &Value,
         now: Millis,
-    ) -> Result<(Value, usize), EvalError> {
+    ) -> Result<(Value, Extent), EvalError> {
         {
             let item_scope = || StateScope {
                 map_item: Some((i, item)),
@@ -142,7 +146,7 @@ impl Execution {
             };
             let bound = match (&spec.batcher, &spec.jsonata_selector) {
                 // A batch is a new array, a JSONata selector any value: measure it.
-                (Some(_), _) | (_, Some(_)) => size::json_len(&iter_input),
+                (Some(_), _) | (_, Some(_)) => size::extent(&iter_input),
                 _ => derived_bound(spec.item_selector.as_ref(), f.size_bound, &iter_input),
             };
             Ok((iter_input, bound))
@@ -158,7 +162,7 @@ impl Execution {
         slot: u32,
         item: &Value,
         now: Millis,
-    ) -> Result<(Value, usize), EvalError> {
+    ) -> Result<(Value, Extent), EvalError> {
         let f = self.frames[pid as usize].as_ref().expect("frame");
         let state = p.state(f.state);
         let Kind::Map(spec) = &state.kind else {
@@ -188,7 +192,7 @@ impl Execution {
             let queued = join.queue.pop_front();
             let next = match queued {
                 Some(q) => {
-                    join.queued_bytes = join.queued_bytes.saturating_sub(q.2);
+                    join.queued_bytes = join.queued_bytes.saturating_sub(q.2.bytes);
                     Ok(q)
                 }
                 None => {

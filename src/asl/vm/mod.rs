@@ -12,7 +12,7 @@
 use super::context::ContextParts;
 use super::error::{json_text, names, EvalError, Failure};
 use super::program::*;
-use super::size;
+use super::size::{self, Extent};
 use super::vars::Vars;
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -30,12 +30,15 @@ mod task;
 mod tests;
 
 use super::effect::{Effect, ExecutionOptions, Outcome, Token};
-use super::error::data_limit_exceeded;
+use super::error::output_limit_exceeded;
 use super::time::Millis;
 use history::entered_event;
 pub use history::HistoryEvent;
 
 const DEADLINE_FRAME: u32 = u32::MAX;
+
+/// The extent of `[]`: where a Map's or Parallel's results array starts.
+const EMPTY_ARRAY: Extent = Extent::new(2, 1);
 
 struct Frame {
     /// Bumped whenever the frame starts waiting, so stale results and timers are ignored.
@@ -49,11 +52,11 @@ struct Frame {
     entered_at: Millis,
     /// Attempts made per retrier of the current state; empty until a retry happens.
     attempts: Vec<u32>,
-    /// An upper bound on the JSON size of `data` (see [`SizeBound`]).
-    size_bound: usize,
+    /// A bound on the size and depth of `data` (see [`SizeBound`]).
+    size_bound: Extent,
     /// A bound on the current state's output found while running it, for states whose
     /// compiled bound is [`SizeBound::Measure`].
-    output_bound: Option<usize>,
+    output_bound: Option<Extent>,
     /// The pending failure is a missed heartbeat: reported as `States.Timeout`, and also
     /// matched by retriers and catchers naming `States.HeartbeatTimeout`.
     heartbeat_missed: bool,
@@ -87,7 +90,7 @@ enum Phase {
 enum Resume {
     Task(Result<Value, Failure>),
     WaitDone,
-    ChildrenDone(Value, usize),
+    ChildrenDone(Value, Extent),
     Error(Failure),
 }
 
@@ -95,11 +98,11 @@ struct Join {
     is_map: bool,
     results: Vec<Value>,
     /// A bound on the size of `results` as a JSON array.
-    results_bound: usize,
+    results_bound: Extent,
     pending: usize,
     /// Iteration inputs not started yet (Map with MaxConcurrency), in order.
     /// `(slot, input, bound on the input's size)`.
-    queue: VecDeque<(u32, Value, usize)>,
+    queue: VecDeque<(u32, Value, Extent)>,
     /// Iterations whose input is made when they start: `(slot, raw item or batch)`, after
     /// those in `queue`.
     lazy: VecDeque<(u32, Value)>,
@@ -182,17 +185,19 @@ impl Execution {
         };
         exec.event("ExecutionStarted", None, now, || Value::Null);
         let Some(input_size) = size::measure(&input, exec.opts.payload_limit_bytes) else {
+            let cause = if size::too_deep(&input) {
+                format!("The execution input nests deeper than the limit of {} levels of arrays and objects.", size::MAX_DEPTH)
+            } else {
+                "The execution input exceeds the maximum number of bytes service limit.".into()
+            };
             exec.finish(
-                Outcome::Failed(Failure::new(
-                    names::DATA_LIMIT_EXCEEDED,
-                    "The execution input exceeds the maximum number of bytes service limit.",
-                )),
+                Outcome::Failed(Failure::new(names::DATA_LIMIT_EXCEEDED, cause)),
                 now,
             );
             return exec;
         };
         if exec.program.reads_execution_input {
-            exec.input_bytes = input_size;
+            exec.input_bytes = input_size.bytes;
         }
         let deadline = [
             exec.program.timeout_secs.map(|s| s as Millis * 1000),
@@ -285,7 +290,7 @@ impl Execution {
                             Phase::Children(j) => {
                                 size_of::<Join>()
                                     + j.results.capacity() * size_of::<Value>()
-                                    + j.queue.capacity() * size_of::<(u32, Value, usize)>()
+                                    + j.queue.capacity() * size_of::<(u32, Value, Extent)>()
                                     + j.lazy.capacity() * size_of::<(u32, Value)>()
                             }
                             _ => 0,
@@ -310,9 +315,9 @@ impl Execution {
             .iter()
             .flatten()
             .map(|f| {
-                f.size_bound
+                f.size_bound.bytes
                     + match &f.phase {
-                        Phase::Children(j) => j.results_bound + j.queued_bytes,
+                        Phase::Children(j) => j.results_bound.bytes + j.queued_bytes,
                         _ => 0,
                     }
             })
@@ -445,7 +450,7 @@ impl Execution {
         state: StateId,
         input: Value,
         parent: Option<(u32, u32)>,
-        size_bound: usize,
+        size_bound: Extent,
         vars: Vars,
     ) -> u32 {
         let frame = Frame {
@@ -601,18 +606,18 @@ impl Execution {
         true
     }
 
-    /// Enforces the payload limit on a state's output and returns a bound on its size.
-    /// Measures only when the compiled bound (from the input's bound) does not settle it.
+    /// Enforces the payload and nesting limits on a state's output and returns a bound on
+    /// its extent. Measures only when the compiled bound (from the input's) does not settle it.
     fn check_size(
         &self,
         p: &Program,
         fid: u32,
         out: &Value,
         bound: SizeBound,
-    ) -> Result<usize, Failure> {
+    ) -> Result<Extent, Failure> {
         let f = self.frames[fid as usize].as_ref().expect("frame");
         let limit = self.opts.payload_limit_bytes;
-        if let Some(b) = f.output_bound.filter(|b| *b <= limit) {
+        if let Some(b) = f.output_bound.filter(|b| b.within(limit)) {
             return Ok(b);
         }
         if let SizeBound::Linear {
@@ -620,12 +625,12 @@ impl Execution {
             per_input,
         } = bound
         {
-            let b = constant.saturating_add(per_input.saturating_mul(f.size_bound));
-            if b <= limit {
+            let b = constant.with_input(per_input, f.size_bound);
+            if b.within(limit) {
                 return Ok(b);
             }
         }
-        size::measure(out, limit).ok_or_else(|| data_limit_exceeded(&p.state(f.state).name))
+        size::measure(out, limit).ok_or_else(|| output_limit_exceeded(&p.state(f.state).name, out))
     }
 
     /// Ends a frame: the execution if it is the top level, else one child of a join.
@@ -636,7 +641,7 @@ impl Execution {
         result: Result<Value, Failure>,
         now: Millis,
     ) -> bool {
-        let mut size = 0;
+        let mut size = Extent::default();
         if let Ok(out) = &result {
             let bound = p.state(self.frame(fid).state).size_bound;
             match self.check_size(p, fid, out, bound) {
@@ -712,13 +717,13 @@ impl Execution {
         }
     }
 
-    /// A Task, Parallel or Map result of at most `result_size` bytes, made the state's output.
+    /// A Task, Parallel or Map result of at most `result_size`, made the state's output.
     fn finish_result(
         &mut self,
         p: &Program,
         fid: u32,
         result: Value,
-        result_size: usize,
+        result_size: Extent,
         now: Millis,
     ) -> Flow {
         let state = p.state(self.frame(fid).state);
@@ -785,7 +790,7 @@ impl Execution {
                 self.event("TaskSucceeded", Some(name), now, || Value::Null);
                 match size::measure(&result, self.opts.payload_limit_bytes) {
                     Some(n) => self.finish_result(p, fid, result, n, now),
-                    None => Flow::Error(data_limit_exceeded(name)),
+                    None => Flow::Error(output_limit_exceeded(name, &result)),
                 }
             }
             Resume::ChildrenDone(results, bound) => self.finish_result(p, fid, results, bound, now),

@@ -1,11 +1,11 @@
 //! The Parallel state, and the join both Parallel and Map wait on: results by slot, the
 //! tolerated failures, and what ends the join.
 
-use super::{Execution, Join, Phase, Resume};
+use super::{Execution, Join, Phase, Resume, EMPTY_ARRAY};
 use crate::asl::effect::Outcome;
 use crate::asl::error::{names, Failure};
 use crate::asl::program::*;
-use crate::asl::size;
+use crate::asl::size::{self, Extent};
 use crate::asl::time::Millis;
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -18,7 +18,7 @@ impl Execution {
         fid: u32,
         branches: &[MachineId],
         param: Value,
-        bound: usize,
+        bound: Extent,
         now: Millis,
     ) {
         let name = &p.state(self.frame(fid).state).name;
@@ -37,7 +37,7 @@ impl Execution {
         let join = Join {
             is_map: false,
             results: vec![Value::Null; branches.len()],
-            results_bound: 2,
+            results_bound: EMPTY_ARRAY,
             pending: branches.len(),
             queue: VecDeque::new(),
             lazy: VecDeque::new(),
@@ -58,7 +58,7 @@ impl Execution {
         let f = self.frame(fid);
         f.gen = f.gen.wrapping_add(1);
         if join.pending == 0 {
-            f.phase = Phase::Resume(Resume::ChildrenDone(Value::Array(Vec::new()), 2));
+            f.phase = Phase::Resume(Resume::ChildrenDone(Value::Array(Vec::new()), EMPTY_ARRAY));
             self.runnable.push_back(fid);
             return;
         }
@@ -73,7 +73,7 @@ impl Execution {
         pid: u32,
         slot: u32,
         result: Result<Value, Failure>,
-        size_bound: usize,
+        size_bound: Extent,
         now: Millis,
     ) {
         let pstate = &p.state(self.frame(pid).state).name;
@@ -86,7 +86,7 @@ impl Execution {
         let failure = match result {
             Ok(v) => {
                 join.results[slot as usize] = v;
-                join.results_bound += size_bound + 1;
+                join.results_bound = join.results_bound.beside(size_bound.nested(1, 1));
                 None
             }
             Err(f) => {
@@ -100,7 +100,7 @@ impl Execution {
             match exceeded {
                 Some(false) if f.error.as_deref() != Some(names::RUNTIME) => {
                     let v = serde_json::json!({ "Error": f.error, "Cause": f.cause });
-                    join.results_bound += size::json_len(&v) + 1;
+                    join.results_bound = join.results_bound.beside(size::extent(&v).nested(1, 1));
                     join.results[slot as usize] = v;
                     None
                 }
