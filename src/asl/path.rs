@@ -111,6 +111,7 @@ impl JsonPath {
             s: rest.as_bytes(),
             text: rest,
             pos: 0,
+            filter_operators: 0,
         };
         let mut segments = parser.segments(false).map_err(|r| err(&r))?;
         if let Some(name) = variable {
@@ -518,10 +519,16 @@ fn compare(l: &Value, op: CmpOp, r: &Value) -> bool {
     }
 }
 
+/// The most operators (`&&`, `||`, `!`, parentheses) a path's filters may hold together.
+/// Filters are parsed, evaluated and dropped recursively; this keeps that shallow whatever
+/// a definition contains.
+const MAX_FILTER_OPERATORS: usize = 256;
+
 struct Parser<'a> {
     s: &'a [u8],
     text: &'a str,
     pos: usize,
+    filter_operators: usize,
 }
 
 impl Parser<'_> {
@@ -637,7 +644,10 @@ impl Parser<'_> {
     }
 
     fn quoted(&mut self) -> Result<String, String> {
-        let q = self.peek().ok_or("expected a quoted name")?;
+        let q = self
+            .peek()
+            .filter(|q| matches!(q, b'\'' | b'"'))
+            .ok_or("expected a quoted name")?;
         self.pos += 1;
         let mut out = String::new();
         loop {
@@ -698,11 +708,23 @@ impl Parser<'_> {
         })
     }
 
+    /// Counts one more filter operator against [`MAX_FILTER_OPERATORS`].
+    fn filter_operator(&mut self) -> Result<(), String> {
+        self.filter_operators += 1;
+        if self.filter_operators > MAX_FILTER_OPERATORS {
+            return Err(format!(
+                "filters may hold at most {MAX_FILTER_OPERATORS} operators and parentheses"
+            ));
+        }
+        Ok(())
+    }
+
     fn filter_or(&mut self) -> Result<FilterExpr, String> {
         let mut left = self.filter_and()?;
         loop {
             self.skip_ws();
             if self.s[self.pos..].starts_with(b"||") {
+                self.filter_operator()?;
                 self.pos += 2;
                 let right = self.filter_and()?;
                 left = FilterExpr::Or(Box::new(left), Box::new(right));
@@ -717,6 +739,7 @@ impl Parser<'_> {
         loop {
             self.skip_ws();
             if self.s[self.pos..].starts_with(b"&&") {
+                self.filter_operator()?;
                 self.pos += 2;
                 let right = self.filter_atom()?;
                 left = FilterExpr::And(Box::new(left), Box::new(right));
@@ -729,9 +752,11 @@ impl Parser<'_> {
     fn filter_atom(&mut self) -> Result<FilterExpr, String> {
         self.skip_ws();
         if self.eat(b'!') {
+            self.filter_operator()?;
             return Ok(FilterExpr::Not(Box::new(self.filter_atom()?)));
         }
         if self.eat(b'(') {
+            self.filter_operator()?;
             let e = self.filter_or()?;
             self.skip_ws();
             if !self.eat(b')') {
@@ -843,6 +868,27 @@ mod tests {
         for bad in ["a.b", "$.", "$[", "$.a[?(@.x >)]", "$[abc]", "$.a b"] {
             assert!(JsonPath::parse(bad).is_err(), "{bad} should not parse");
         }
+    }
+
+    #[test]
+    fn a_name_list_item_that_is_not_quoted_is_an_error_not_a_char_boundary_panic() {
+        // Found by fuzzing (fuzz/regressions/jsonpath-path-rs-657-not-a-char-boundary-min).
+        assert!(JsonPath::parse("$['',\u{512}").is_err());
+        assert!(JsonPath::parse("$['a',b]").is_err());
+    }
+
+    #[test]
+    fn filters_nested_twenty_thousand_deep_are_an_error_not_a_stack_overflow() {
+        let n = 20_000;
+        let nested = format!("$.a[?({}@.b == 1{})]", "(".repeat(n), ")".repeat(n));
+        let negated = format!("$.a[?({}@.b)]", "!".repeat(n));
+        let chained = format!("$.a[?(@.b{})]", " && @.b".repeat(n));
+        for path in [nested, negated, chained] {
+            let e = JsonPath::parse(&path).unwrap_err();
+            assert!(e.to_string().contains("at most 256 operators"), "{e}");
+        }
+        let fine = format!("$.a[?({}@.b == 1{})]", "(".repeat(100), ")".repeat(100));
+        assert!(JsonPath::parse(&fine).is_ok());
     }
 
     #[test]
