@@ -9,6 +9,7 @@ pub mod engine;
 pub mod integrations;
 #[cfg(test)]
 mod layout;
+pub mod memory_budget;
 pub mod mock;
 pub mod resource;
 pub mod runner;

@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: expressway::memory_budget::Metered<mimalloc::MiMalloc> =
+    expressway::memory_budget::Metered(mimalloc::MiMalloc);
 
 #[derive(Parser)]
 #[command(

@@ -38,6 +38,11 @@ mod sqs;
 
 use harness::{Selection, Suite, Tally};
 
+// As in the binary: cases run in this process, and JSONata's memory budget needs it.
+#[global_allocator]
+static GLOBAL: expressway::memory_budget::Metered<std::alloc::System> =
+    expressway::memory_budget::Metered(std::alloc::System);
+
 fn main() {
     // In the order they run: the fast ones first.
     let groups: Vec<Box<dyn Suite>> = vec![

@@ -37,6 +37,7 @@ pub fn register(ev: &mut Evaluator, now: Millis, seed: u64) {
     let _ = ev.register_fn("range", range);
     let _ = ev.register_fn("hash", hash);
     let _ = ev.register_fn("parse", parse);
+    let _ = ev.register_fn_override("pad", pad);
     let uuid_rng = rng.clone();
     let _ = ev.register_fn("uuid", move |_: &[JValue]| -> Result {
         let bytes = uuid_rng.borrow_mut().u128(..).to_le_bytes();
@@ -144,6 +145,51 @@ fn hash(args: &[JValue]) -> Result {
                 ),
             )
         })
+}
+
+/// The widest `$pad` result, in characters: four times the payload limit, as no output can
+/// hold more; `$pad("x", -1000000000)` would otherwise build a 1 GB string in one allocation,
+/// past any memory budget.
+const MAX_PAD_WIDTH: usize = 4 * crate::asl::size::PAYLOAD_LIMIT_BYTES;
+
+/// `$pad(str, width, char)`, as jsonata-core's (and jsonata-js's) but refusing widths over
+/// [`MAX_PAD_WIDTH`].
+fn pad(args: &[JValue]) -> Result {
+    let string = match args.first() {
+        Some(JValue::String(s)) => s.clone(),
+        Some(JValue::Null) => return Ok(JValue::Null),
+        Some(JValue::Undefined) | None => return Ok(JValue::Undefined),
+        _ => return Err(fail("pad", "the first argument must be a string")),
+    };
+    // An undefined width leaves the string as it is (jsonata-js: `NaN > 0` is false).
+    let width = match args.get(1) {
+        Some(JValue::Number(n)) => *n as i32,
+        Some(JValue::Undefined) | None => return Ok(JValue::String(string)),
+        _ => return Err(fail("pad", "the second argument must be a number")),
+    };
+    let abs_width = width.unsigned_abs() as usize;
+    if abs_width > MAX_PAD_WIDTH {
+        return Err(fail(
+            "pad",
+            &format!("the width {width} is beyond the limit of {MAX_PAD_WIDTH} characters"),
+        ));
+    }
+    let fill: Vec<char> = match args.get(2) {
+        Some(JValue::String(s)) if !s.is_empty() => s.chars().collect(),
+        _ => vec![' '],
+    };
+    let Some(needed) = abs_width
+        .checked_sub(string.chars().count())
+        .filter(|n| *n > 0)
+    else {
+        return Ok(JValue::String(string));
+    };
+    let padding: String = fill.iter().cycle().take(needed).collect();
+    Ok(JValue::string(if width < 0 {
+        format!("{padding}{string}")
+    } else {
+        format!("{string}{padding}")
+    }))
 }
 
 /// `$parse(text)`: JSON text to a value.

@@ -22,7 +22,7 @@ use super::error::{json_text, names, EvalError};
 use super::path::JsonPath;
 use super::time::Millis;
 use jsonata_core::ast::AstNode;
-use jsonata_core::evaluator::{Context, Evaluator, EvaluatorOptions};
+use jsonata_core::evaluator::{CancelToken, Context, Evaluator, EvaluatorOptions};
 use jsonata_core::value::JValue;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -33,6 +33,14 @@ pub use convert::{from_jvalue, to_jvalue, NotJson};
 
 /// A runaway expression (unbounded recursion, a huge `$range`) must not stall a shard.
 const EVAL_TIMEOUT_MS: u64 = 1_000;
+
+/// The longest sequence (a range, a `$map` result) an evaluation may build: a 256 KiB input
+/// holds at most ~130,000 items, and a 10,000,000-item range alone takes 400 MB.
+const MAX_SEQUENCE_LENGTH: usize = 1_000_000;
+
+/// The memory one evaluation may hold (see [`crate::memory_budget`]): far above what any
+/// expression over a 256 KiB input needs, far below what a runaway one asks for.
+const EVAL_MEMORY_BYTES: usize = 64 << 20;
 
 /// The expression inside a `{% ... %}` string, or `None` if `s` is not one.
 pub fn expression_text(s: &str) -> Option<&str> {
@@ -135,15 +143,25 @@ impl Expr {
                 context.bind(name.to_string(), to_jvalue(v));
             }
         }
+        let cancel = CancelToken::new();
         let options = EvaluatorOptions {
             timeout_ms: Some(EVAL_TIMEOUT_MS),
+            cancel: Some(cancel.clone()),
+            max_sequence_length: Some(MAX_SEQUENCE_LENGTH),
             ..EvaluatorOptions::default()
         };
         let mut evaluator = Evaluator::with_options(context, options);
         functions::register(&mut evaluator, env.now, env.seed);
-        evaluator
-            .evaluate(&self.ast, &JValue::Undefined)
-            .map_err(|e| e.message().to_string())
+        let (result, spent) = crate::memory_budget::limit(EVAL_MEMORY_BYTES, &cancel, || {
+            evaluator.evaluate(&self.ast, &JValue::Undefined)
+        });
+        match result {
+            Err(_) if spent => Err(format!(
+                "it needed more than {} MiB of memory",
+                EVAL_MEMORY_BYTES >> 20
+            )),
+            r => r.map_err(|e| e.message().to_string()),
+        }
     }
 
     /// AWS's cause for this expression: "The JSONata expression '…' specified for the field
