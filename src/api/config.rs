@@ -85,8 +85,8 @@ pub fn read_api(mut section: Section<'_>) -> ApiSettings {
 
 // ---- Security (issue 17): authentication, listener limits, API quotas -------------------
 // Keys: access_key_id, secret_access_key, bearer_token, header_read_timeout_secs,
-// max_connections, max_request_bytes, max_definition_bytes, max_state_machines (and the
-// retired `auth`). docs/security.md is the threat model they serve.
+// max_connections, max_request_bytes, max_definition_bytes, max_state_machines,
+// max_running_executions, max_held_bytes (and the retired `auth`). docs/security.md is the threat model they serve.
 
 /// The shortest secret (SigV4 secret access key, bearer token) the config accepts.
 pub const MIN_SECRET_LEN: usize = 16;
@@ -137,6 +137,12 @@ pub struct ApiSecurity {
     /// `max_state_machines`: state machines held at once, configured ones included (AWS's
     /// default quota: 10,000 per account and region).
     pub max_state_machines: usize,
+    /// `max_running_executions`: executions the host runs at once (StartExecution,
+    /// StartSyncExecution, nested); past it a start is refused with `ThrottlingException`.
+    pub max_running_executions: usize,
+    /// `max_held_bytes`: the bytes the running executions may hold (inputs, states' data,
+    /// Map and Parallel results); a start that would pass it is refused the same way.
+    pub max_held_bytes: usize,
 }
 
 impl Default for ApiSecurity {
@@ -149,6 +155,8 @@ impl Default for ApiSecurity {
             max_request_bytes: 1 << 20,
             max_definition_bytes: 1 << 20,
             max_state_machines: 10_000,
+            max_running_executions: 10_000,
+            max_held_bytes: 1 << 30,
         }
     }
 }
@@ -250,6 +258,18 @@ fn read_security(section: &mut Section<'_>, listen: SocketAddr) -> ApiSecurity {
         1,
         1_000_000,
     );
+    let max_running_executions = section.uint(
+        "max_running_executions",
+        defaults.max_running_executions,
+        1,
+        10_000_000,
+    );
+    let max_held_bytes = section.uint(
+        "max_held_bytes",
+        defaults.max_held_bytes,
+        1 << 20,
+        usize::MAX,
+    );
     let security = ApiSecurity {
         sigv4,
         bearer_token,
@@ -258,6 +278,8 @@ fn read_security(section: &mut Section<'_>, listen: SocketAddr) -> ApiSecurity {
         max_request_bytes,
         max_definition_bytes,
         max_state_machines,
+        max_running_executions,
+        max_held_bytes,
     };
     let tried = ["auth", "access_key_id", "secret_access_key", "bearer_token"]
         .iter()
@@ -300,7 +322,7 @@ colour = "blue"
                 ("api.region", "\"US East\" is not a region name such as \"us-east-1\""),
                 ("api.account", "\"12\" is not a 12-digit account id"),
                 ("api.recent_executions", "must be at least 0, got -1"),
-                ("api.colour", "unknown key (known here: listen, auth, access_key_id, secret_access_key, bearer_token, header_read_timeout_secs, max_connections, max_request_bytes, max_definition_bytes, max_state_machines, region, account, recent_executions)"),
+                ("api.colour", "unknown key (known here: listen, auth, access_key_id, secret_access_key, bearer_token, header_read_timeout_secs, max_connections, max_request_bytes, max_definition_bytes, max_state_machines, max_running_executions, max_held_bytes, region, account, recent_executions)"),
             ],
         );
         assert_section_errors(

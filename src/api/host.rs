@@ -22,6 +22,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,6 +68,8 @@ pub struct ExecutionRecord {
 /// Running executions and the last `capacity` finished ones, by ARN.
 pub struct Recent {
     capacity: usize,
+    /// Records with status `RUNNING`.
+    running: usize,
     records: HashMap<String, ExecutionRecord>,
     /// Finished ARNs, oldest first: the eviction order.
     finished: VecDeque<String>,
@@ -78,6 +81,7 @@ impl Recent {
     pub fn new(capacity: usize) -> Self {
         Recent {
             capacity,
+            running: 0,
             records: HashMap::new(),
             finished: VecDeque::new(),
             order: VecDeque::new(),
@@ -93,14 +97,24 @@ impl Recent {
         self.order.iter().rev().filter_map(|a| self.records.get(a))
     }
 
+    /// Executions running now.
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
     fn insert(&mut self, record: ExecutionRecord) {
         self.order.push_back(record.arn.clone());
-        self.records.insert(record.arn.clone(), record);
+        self.running += usize::from(record.status == Status::Running);
+        if let Some(old) = self.records.insert(record.arn.clone(), record) {
+            self.running -= usize::from(old.status == Status::Running);
+        }
     }
 
     fn finish(&mut self, arn: &str, update: impl FnOnce(&mut ExecutionRecord)) {
         if let Some(r) = self.records.get_mut(arn) {
+            let was_running = r.status == Status::Running;
             update(r);
+            self.running -= usize::from(was_running && r.status != Status::Running);
             self.finished.push_back(arn.to_string());
         }
         while self.finished.len() > self.capacity {
@@ -128,6 +142,24 @@ pub struct StartRequest {
     pub state_machine_arn: String,
     pub start_ms: Millis,
     pub on_finish: Option<OnFinish>,
+    /// The input bytes [`HostHandle::admit`] reserved for it, released once it runs.
+    pub reserved_bytes: usize,
+}
+
+/// What the host admits (`[api]` `max_running_executions` and `max_held_bytes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostLimits {
+    pub max_running: usize,
+    pub max_held_bytes: usize,
+}
+
+/// Admission state shared by the handles and the worker.
+struct Admission {
+    limits: HostLimits,
+    /// The bytes the driver's executions hold, as of the worker's last loop.
+    held: AtomicUsize,
+    /// Inputs admitted but not yet started by the worker.
+    reserved: AtomicUsize,
 }
 
 enum Msg {
@@ -147,11 +179,41 @@ enum Msg {
 pub struct HostHandle {
     tx: Sender<Msg>,
     recent: Arc<Mutex<Recent>>,
+    admission: Arc<Admission>,
     /// The worker thread, once spawned: [`HostHandle::shutdown`] waits for it.
     worker: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl HostHandle {
+    /// Admits one more execution with `input_bytes` of input, reserving them until it
+    /// starts, or says why not: too many running, or the bytes held would pass the budget.
+    /// The API answers `ThrottlingException`; a nested start fails its Task.
+    pub fn admit(&self, input_bytes: usize) -> Result<(), String> {
+        let limits = self.admission.limits;
+        let running = self.recent.lock().expect("recent lock").running();
+        if running >= limits.max_running {
+            return Err(format!(
+                "Rate exceeded: {running} executions are running, the most this host runs at once (max_running_executions)"
+            ));
+        }
+        let reserved = self
+            .admission
+            .reserved
+            .fetch_add(input_bytes, Ordering::Relaxed);
+        let held = self.admission.held.load(Ordering::Relaxed);
+        if held + reserved + input_bytes > limits.max_held_bytes {
+            self.admission
+                .reserved
+                .fetch_sub(input_bytes, Ordering::Relaxed);
+            return Err(format!(
+                "Rate exceeded: the running executions hold {} bytes; another {input_bytes} would pass the host's budget of {} (max_held_bytes)",
+                held + reserved,
+                limits.max_held_bytes
+            ));
+        }
+        Ok(())
+    }
+
     /// Registers the execution as RUNNING (visible to `DescribeExecution` at once) and
     /// hands it to the worker.
     pub fn start(&self, req: StartRequest) {
@@ -245,13 +307,18 @@ pub struct Host {
 
 impl Host {
     /// A host keeping the last `recent_executions` finished executions.
-    pub fn new(recent_executions: usize) -> Host {
+    pub fn new(recent_executions: usize, limits: HostLimits) -> Host {
         let (tx, rx) = crossbeam_channel::unbounded();
         Host {
             rx,
             handle: HostHandle {
                 tx,
                 recent: Arc::new(Mutex::new(Recent::new(recent_executions))),
+                admission: Arc::new(Admission {
+                    limits,
+                    held: AtomicUsize::new(0),
+                    reserved: AtomicUsize::new(0),
+                }),
                 worker: Arc::new(Mutex::new(None)),
             },
         }
@@ -272,6 +339,7 @@ impl Host {
         let worker = Worker {
             rx: self.rx,
             recent: self.handle.recent.clone(),
+            admission: self.handle.admission.clone(),
             driver: Driver::new(resources, inbox, Clock::Real, Telemetry::new(logger)),
             by_arn: HashMap::new(),
             metrics: HashMap::new(),
@@ -309,6 +377,7 @@ impl Inbox for HostInbox {
 struct Worker {
     rx: Receiver<Msg>,
     recent: Arc<Mutex<Recent>>,
+    admission: Arc<Admission>,
     driver: Driver<ApiExecution, HostInbox>,
     by_arn: HashMap<String, ExecKey>,
     /// Per state machine, made on its first execution.
@@ -352,6 +421,9 @@ impl Worker {
             }
             self.driver.fire_due_timers();
             self.take_finished();
+            self.admission
+                .held
+                .store(self.driver.held_bytes(), Ordering::Relaxed);
         }
         self.driver.flush_logs();
     }
@@ -363,6 +435,7 @@ impl Worker {
             .or_insert_with_key(|name| StateMachineMetrics::new(name))
             .clone();
         let arn = req.arn.clone();
+        let reserved = req.reserved_bytes;
         let key = self.driver.start(Start {
             program: req.program,
             input: req.input,
@@ -374,6 +447,10 @@ impl Worker {
             },
         });
         self.by_arn.insert(arn, key);
+        // The driver's held bytes count it from now on.
+        self.admission
+            .reserved
+            .fetch_sub(reserved, Ordering::Relaxed);
     }
 
     /// `StopExecution`: ABORTED. Returns the stop date, `None` if it was not running.

@@ -36,7 +36,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use host::{ExecutionRecord, Host, HostHandle, StartRequest};
+use host::{ExecutionRecord, Host, HostHandle, HostLimits, StartRequest};
 use protocol::{ok, timestamp, valid_name, ApiError, Body};
 use registry::Registry;
 use serde_json::{json, Map, Value};
@@ -82,7 +82,13 @@ pub fn build(
             .create(&seed.name, &seed.definition, seed.workflow_type, None, now)
             .map_err(|e| anyhow::anyhow!("state machine {}: {}", seed.name, e.message))?;
     }
-    let host = Host::new(settings.recent_executions);
+    let host = Host::new(
+        settings.recent_executions,
+        HostLimits {
+            max_running: settings.security.max_running_executions,
+            max_held_bytes: settings.security.max_held_bytes,
+        },
+    );
     // Outermost the callbacks wrapper (it parks `.waitForTaskToken` Tasks and runs
     // activities), then nested executions, then the integrations.
     let resources: Arc<dyn TaskResource> = Arc::new(WaitForTaskToken::new(
@@ -435,6 +441,11 @@ async fn start_execution(state: &ApiState, body: &Body, sync: bool) -> Result<Va
         Some(n) => n.to_string(),
         None => uuid::Uuid::new_v4().to_string(),
     };
+    let reserved_bytes = input_text.len();
+    state
+        .host
+        .admit(reserved_bytes)
+        .map_err(|why| ApiError::new("ThrottlingException", why))?;
     let arn = nested::execution_arn(&state.registry, &sm.name, &name);
     let start_ms = wall_millis();
     let (tx, rx) = tokio::sync::oneshot::channel::<ExecutionRecord>();
@@ -458,6 +469,7 @@ async fn start_execution(state: &ApiState, body: &Body, sync: bool) -> Result<Va
         state_machine_arn: sm.arn.clone(),
         start_ms,
         on_finish,
+        reserved_bytes,
     });
     if !sync {
         return Ok(json!({"executionArn": arn, "startDate": timestamp(start_ms)}));

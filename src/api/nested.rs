@@ -145,6 +145,13 @@ impl NestedExecutions {
                 ),
             )));
         }
+        let reserved_bytes = crate::asl::size::json_len(&input);
+        if let Err(why) = self.host.admit(reserved_bytes) {
+            return reply.complete(Err(Failure::new(
+                "StepFunctions.ExecutionLimitExceededException",
+                why,
+            )));
+        }
         let name = match params.get("Name").and_then(Value::as_str) {
             Some(n) => n.to_string(),
             None => uuid::Uuid::new_v4().to_string(),
@@ -192,6 +199,7 @@ impl NestedExecutions {
             state_machine_arn: sm.arn.clone(),
             start_ms,
             on_finish,
+            reserved_bytes,
         });
     }
 }

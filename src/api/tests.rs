@@ -519,7 +519,7 @@ fn one_host_thread_holds_many_waiting_executions() {
             "P": {"Type": "Pass", "End": true}}}))
         .unwrap(),
     );
-    let host = Host::new(10);
+    let host = Host::new(10, UNLIMITED);
     let handle = host
         .spawn(Arc::new(crate::runner::NoResources), None)
         .unwrap();
@@ -538,6 +538,7 @@ fn one_host_thread_holds_many_waiting_executions() {
             on_finish: Some(Box::new(move |r: &ExecutionRecord| {
                 let _ = tx.send(r.status);
             })),
+            reserved_bytes: 0,
         });
     }
     for _ in 0..N {
@@ -549,5 +550,67 @@ fn one_host_thread_holds_many_waiting_executions() {
     assert!(elapsed < std::time::Duration::from_secs(10), "{elapsed:?}");
     // Only the last 10 finished are kept.
     assert_eq!(handle.list(|_| true).len(), 10);
+    handle.shutdown();
+}
+
+const UNLIMITED: HostLimits = HostLimits {
+    max_running: usize::MAX,
+    max_held_bytes: usize::MAX,
+};
+
+/// An execution waiting a minute, with an input of about `reserved_bytes`.
+fn waiting_request(i: usize, reserved_bytes: usize) -> StartRequest {
+    StartRequest {
+        program: Arc::new(
+            crate::asl::compile(&json!({"StartAt": "W", "States": {
+                "W": {"Type": "Wait", "Seconds": 60, "End": true}}}))
+            .unwrap(),
+        ),
+        input: json!({"pad": "x".repeat(reserved_bytes)}),
+        opts: ExecutionOptions::default(),
+        arn: format!("arn:aws:states:us-east-1:123456789012:express:w:{i}:x"),
+        state_machine_arn: "arn:aws:states:us-east-1:123456789012:stateMachine:w".into(),
+        start_ms: wall_millis(),
+        on_finish: None,
+        reserved_bytes,
+    }
+}
+
+#[test]
+fn the_host_refuses_starts_past_max_running_executions() {
+    let limits = HostLimits {
+        max_running: 2,
+        ..UNLIMITED
+    };
+    let handle = Host::new(10, limits)
+        .spawn(Arc::new(crate::runner::NoResources), None)
+        .unwrap();
+    for i in 0..2 {
+        handle.admit(10).unwrap();
+        handle.start(waiting_request(i, 10));
+    }
+    let refused = handle.admit(10).unwrap_err();
+    assert!(refused.contains("max_running_executions"), "{refused}");
+    handle.shutdown();
+}
+
+#[test]
+fn the_host_refuses_starts_past_max_held_bytes() {
+    let limits = HostLimits {
+        max_held_bytes: 100_000,
+        ..UNLIMITED
+    };
+    let handle = Host::new(10, limits)
+        .spawn(Arc::new(crate::runner::NoResources), None)
+        .unwrap();
+    // Reserved but not yet started, admitted inputs count.
+    handle.admit(60_000).unwrap();
+    let refused = handle.admit(60_000).unwrap_err();
+    assert!(refused.contains("max_held_bytes"), "{refused}");
+    handle.start(waiting_request(0, 60_000));
+    // Once running, the execution's own held bytes count instead.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(handle.admit(60_000).is_err());
+    assert!(handle.admit(1_000).is_ok());
     handle.shutdown();
 }

@@ -121,6 +121,9 @@ pub struct WorkersConfig {
     pub shards: usize,
     /// At least 1. When a shard holds this many executions its partitions are paused.
     pub max_in_flight_per_shard: usize,
+    /// At least 1 MiB. When a shard's executions hold this many bytes (inputs, states'
+    /// data, Map and Parallel results) its sources pause, as for `max_in_flight_per_shard`.
+    pub max_held_bytes_per_shard: usize,
     pub shutdown_grace_secs: u64,
     /// At least 1.
     pub commit_interval_ms: u64,
@@ -131,6 +134,7 @@ impl Default for WorkersConfig {
         Self {
             shards: 0,
             max_in_flight_per_shard: 10_000,
+            max_held_bytes_per_shard: 1 << 30,
             shutdown_grace_secs: 30,
             commit_interval_ms: 1_000,
         }
@@ -423,6 +427,12 @@ fn read_workers(mut section: Section<'_>) -> WorkersConfig {
             "max_in_flight_per_shard",
             defaults.max_in_flight_per_shard,
             1,
+            usize::MAX,
+        ),
+        max_held_bytes_per_shard: section.uint(
+            "max_held_bytes_per_shard",
+            defaults.max_held_bytes_per_shard,
+            1 << 20,
             usize::MAX,
         ),
         shutdown_grace_secs: section.uint(
@@ -756,6 +766,7 @@ state_machine = "iot-enrich"
             WorkersConfig {
                 shards: 0,
                 max_in_flight_per_shard: 10_000,
+                max_held_bytes_per_shard: 1 << 30,
                 shutdown_grace_secs: 30,
                 commit_interval_ms: 1_000,
             }

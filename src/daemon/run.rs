@@ -34,7 +34,7 @@ use crossbeam_channel::{Receiver, Sender};
 use rdkafka::consumer::Consumer;
 use rdkafka::mocking::MockCluster;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -212,8 +212,11 @@ pub fn run(config: Config) -> Result<()> {
         None => (None, integrations),
     };
     let runtime = integration_runtime.handle();
-    let (bindings, sqs_sources) = build_bindings(&config, &programs, &cluster, runtime)?;
-    let shards = start_shards(&config, bindings, resources)?;
+    // Shards over their byte budget; the SQS sources receive nothing while there are any.
+    let shards_over_budget = Arc::new(AtomicUsize::new(0));
+    let (bindings, sqs_sources) =
+        build_bindings(&config, &programs, &cluster, runtime, &shards_over_budget)?;
+    let shards = start_shards(&config, bindings, resources, &shards_over_budget)?;
     let consumer = start_consumer(&config, &cluster.brokers, &shards.senders)?;
     for source in &sqs_sources {
         source.receive_into(shards.senders.clone());
@@ -317,6 +320,7 @@ fn build_bindings(
     programs: &HashMap<String, Arc<Program>>,
     cluster: &KafkaCluster,
     runtime: &tokio::runtime::Handle,
+    shards_over_budget: &Arc<AtomicUsize>,
 ) -> Result<(Bindings, Vec<Arc<SqsSource>>)> {
     let mut bindings = HashMap::new();
     let mut sqs_sources = Vec::new();
@@ -361,6 +365,7 @@ fn build_bindings(
                     receivers: sqs.receivers,
                     release_failures: sqs.release_failures,
                     capacity: config.workers.shard_count() * config.workers.max_in_flight_per_shard,
+                    shards_over_budget: shards_over_budget.clone(),
                 },
                 sqs_client,
                 runtime.clone(),
@@ -417,6 +422,7 @@ fn start_shards(
     config: &Config,
     bindings: Bindings,
     resources: Arc<dyn TaskResource>,
+    shards_over_budget: &Arc<AtomicUsize>,
 ) -> Result<Shards> {
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     let mut senders = Vec::new();
@@ -426,6 +432,8 @@ fn start_shards(
             ShardConfig {
                 index,
                 max_in_flight: config.workers.max_in_flight_per_shard,
+                max_held_bytes: config.workers.max_held_bytes_per_shard,
+                shards_over_budget: shards_over_budget.clone(),
                 logger: logger(config)?,
             },
             bindings.clone(),

@@ -29,6 +29,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -174,6 +175,12 @@ pub type Bindings = Arc<HashMap<Arc<str>, Arc<Binding>>>;
 pub struct ShardConfig {
     pub index: usize,
     pub max_in_flight: usize,
+    /// Pause when the executions hold this many bytes (`max_held_bytes_per_shard`; see
+    /// [`Driver::held_bytes`]), resume below half.
+    pub max_held_bytes: usize,
+    /// How many shards are over their byte budget now, shared with the SQS sources, which
+    /// receive nothing meanwhile (messages go to every shard in turn).
+    pub shards_over_budget: Arc<AtomicUsize>,
     /// Execution logs; `None` logs nothing (and records no history).
     pub logger: Option<ExecutionLogger>,
 }
@@ -230,6 +237,8 @@ pub struct Shard {
     /// Records sent to a sink and not yet acknowledged: shutdown waits for them.
     unacknowledged: usize,
     paused: bool,
+    /// Over `max_held_bytes` (and counted in `shards_over_budget`).
+    over_budget: bool,
     metrics: ShardMetrics,
     shutdown_deadline: Option<Millis>,
     stats: ShardStats,
@@ -257,6 +266,7 @@ impl Shard {
             trackers: HashMap::new(),
             unacknowledged: 0,
             paused: false,
+            over_budget: false,
             metrics: ShardMetrics::new(config.index),
             shutdown_deadline: None,
             stats: ShardStats::default(),
@@ -583,18 +593,33 @@ impl Shard {
         self.apply_backpressure();
     }
 
-    /// Pauses this shard's partitions when it holds `max_in_flight` executions, and resumes
-    /// them below half of that (hysteresis, so the consumer is not toggled per message).
+    /// Pauses this shard's partitions when it holds `max_in_flight` executions or
+    /// `max_held_bytes`, and resumes them when both are below half of that (hysteresis, so
+    /// the consumer is not toggled per message).
     fn apply_backpressure(&mut self) {
         let partitions = || self.trackers.keys().cloned().collect::<Vec<_>>();
         let in_flight = self.driver.len();
         self.metrics.in_flight(in_flight);
-        if !self.paused && in_flight >= self.config.max_in_flight {
+        let held = self.driver.held_bytes();
+        let max_held = self.config.max_held_bytes;
+        if !self.over_budget && held >= max_held {
+            self.over_budget = true;
+            self.config
+                .shards_over_budget
+                .fetch_add(1, Ordering::Relaxed);
+        } else if self.over_budget && held <= max_held / 2 {
+            self.over_budget = false;
+            self.config
+                .shards_over_budget
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+        let full = in_flight >= self.config.max_in_flight || self.over_budget;
+        if !self.paused && full {
             self.paused = true;
             let paused = partitions();
             self.metrics.partitions_paused(paused.len());
             let _ = self.control.send(Control::Pause(paused));
-        } else if self.paused && in_flight <= self.config.max_in_flight / 2 {
+        } else if self.paused && in_flight <= self.config.max_in_flight / 2 && !self.over_budget {
             self.paused = false;
             self.metrics.partitions_paused(0);
             let _ = self.control.send(Control::Resume(partitions()));
@@ -693,6 +718,15 @@ mod tests {
         resources: Arc<dyn TaskResource>,
     ) -> Harness {
         let (shard, tx, sink, control) = unstarted(definition, max_in_flight, resources);
+        start(shard, tx, sink, control)
+    }
+
+    fn start(
+        shard: Shard,
+        tx: Sender<Msg>,
+        sink: Arc<VecSink>,
+        control: Receiver<Control>,
+    ) -> Harness {
         let thread = std::thread::spawn(move || shard.run());
         Harness {
             tx,
@@ -706,6 +740,22 @@ mod tests {
     fn unstarted(
         definition: Value,
         max_in_flight: usize,
+        resources: Arc<dyn TaskResource>,
+    ) -> (Shard, Sender<Msg>, Arc<VecSink>, Receiver<Control>) {
+        unstarted_with(
+            definition,
+            max_in_flight,
+            usize::MAX,
+            Arc::default(),
+            resources,
+        )
+    }
+
+    fn unstarted_with(
+        definition: Value,
+        max_in_flight: usize,
+        max_held_bytes: usize,
+        shards_over_budget: Arc<AtomicUsize>,
         resources: Arc<dyn TaskResource>,
     ) -> (Shard, Sender<Msg>, Arc<VecSink>, Receiver<Control>) {
         let program = Arc::new(crate::asl::compile(&definition).expect("valid definition"));
@@ -726,6 +776,8 @@ mod tests {
             ShardConfig {
                 index: 0,
                 max_in_flight,
+                max_held_bytes,
+                shards_over_budget,
                 logger: None,
             },
             bindings,
@@ -926,6 +978,32 @@ mod tests {
         assert_eq!(first, Control::Pause(vec![(Arc::from("in"), 0)]));
         let second = h.control.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(second, Control::Resume(vec![(Arc::from("in"), 0)]));
+        stop(h);
+    }
+
+    #[test]
+    fn a_shard_over_its_byte_budget_pauses_and_resumes_when_drained() {
+        let over = Arc::new(AtomicUsize::new(0));
+        let (shard, tx, sink, control) = unstarted_with(
+            waits_for_input_seconds(),
+            100,
+            4096,
+            over.clone(),
+            Arc::new(NoResources),
+        );
+        let h = start(shard, tx, sink, control);
+        // Two executions of ~3 KB each hold more than 4 KiB: far below 100 executions.
+        let pad = "x".repeat(3000);
+        h.tx.send(event(0, &format!(r#"{{"wait": 1, "pad": "{pad}"}}"#)))
+            .unwrap();
+        h.tx.send(event(1, &format!(r#"{{"wait": 1, "pad": "{pad}"}}"#)))
+            .unwrap();
+        let first = h.control.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(first, Control::Pause(vec![(Arc::from("in"), 0)]));
+        assert_eq!(over.load(Ordering::Relaxed), 1, "the SQS sources see it");
+        let second = h.control.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(second, Control::Resume(vec![(Arc::from("in"), 0)]));
+        assert_eq!(over.load(Ordering::Relaxed), 0);
         stop(h);
     }
 

@@ -11,7 +11,8 @@
 //! wanted), [`MessageAck::done`], the message is deleted (DeleteMessageBatch);
 //! [`MessageAck::release`] makes it visible again at once, so the queue delivers it again and
 //! its redrive policy counts the attempt. Backpressure: no ReceiveMessage while the source
-//! holds as many messages as its shards may run (`shards × max_in_flight_per_shard`).
+//! holds as many messages as its shards may run (`shards × max_in_flight_per_shard`), nor
+//! while a shard is over its byte budget (`max_held_bytes_per_shard`).
 //!
 //! Sink: SendMessageBatch, up to 10 records (and 256 KiB) a call, several calls in flight;
 //! a record counts as delivered when SQS accepted its entry.
@@ -52,6 +53,9 @@ pub struct SourceSettings {
     pub release_failures: bool,
     /// Messages in flight at most (received and not yet deleted or released).
     pub capacity: usize,
+    /// Shards over their byte budget (`max_held_bytes_per_shard`): nothing is received
+    /// while there are any.
+    pub shards_over_budget: Arc<AtomicUsize>,
 }
 
 struct InFlight {
@@ -156,7 +160,7 @@ impl SqsSource {
         while !self.stop.load(Ordering::Relaxed) {
             // Backpressure: ask for no more than the room left, none when full.
             let room = s.capacity.saturating_sub(self.lock().len()).min(BATCH);
-            if room == 0 {
+            if room == 0 || s.shards_over_budget.load(Ordering::Relaxed) > 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
