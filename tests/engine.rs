@@ -19,6 +19,8 @@ mod corpus;
 mod daemon;
 #[path = "support/harness.rs"]
 mod harness;
+#[path = "support/hostile.rs"]
+mod hostile;
 #[path = "support/integrations.rs"]
 mod integrations;
 #[path = "support/kafka.rs"]
@@ -56,6 +58,7 @@ fn main() {
         Box::new(kafka::group()),
         Box::new(api::group()),
         Box::new(security::group()),
+        Box::new(hostile::group()),
         Box::new(sqs::group()),
         Box::new(parity::group()),
     ];

@@ -61,11 +61,20 @@ pub struct Failure {
     pub cause: Option<String>,
 }
 
+/// The longest cause AWS keeps (`ExecutionFailed`'s `cause`: 32,768 characters). Longer
+/// ones are cut: a chain of nested executions each quoting its child's failure would
+/// otherwise grow its cause exponentially with the depth.
+pub const MAX_CAUSE_CHARS: usize = 32_768;
+
 impl Failure {
     pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
+        let mut cause = cause.into();
+        if let Some((cut, _)) = cause.char_indices().nth(MAX_CAUSE_CHARS) {
+            cause.truncate(cut);
+        }
         Failure {
             error: Some(error.into()),
-            cause: Some(cause.into()),
+            cause: Some(cause),
         }
     }
 

@@ -245,7 +245,7 @@ impl Drop for Security {
 }
 
 /// POSTs `body` with `headers` on a new connection; the status and the JSON answer.
-fn post(
+pub fn post(
     addr: SocketAddr,
     headers: &[(String, String)],
     body: &str,
@@ -279,7 +279,7 @@ fn post(
 }
 
 /// The headers of a JSON-protocol request to `target`, without credentials.
-fn base_headers(addr: SocketAddr, target: &str) -> Vec<(String, String)> {
+pub fn base_headers(addr: SocketAddr, target: &str) -> Vec<(String, String)> {
     vec![
         ("host".into(), addr.to_string()),
         ("content-type".into(), "application/x-amz-json-1.0".into()),
@@ -325,7 +325,7 @@ fn signed(
     headers
 }
 
-fn error_type(v: &Value) -> &str {
+pub fn error_type(v: &Value) -> &str {
     v["__type"]
         .as_str()
         .and_then(|t| t.rsplit('#').next())

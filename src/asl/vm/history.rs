@@ -9,6 +9,10 @@ use crate::asl::time::Millis;
 use serde_json::Value;
 use std::sync::Arc;
 
+/// The most events an execution's history holds: AWS's limit for a Standard execution's
+/// history (25,000 events).
+pub const MAX_HISTORY_EVENTS: usize = 25_000;
+
 /// An entry of the execution history, named as in Step Functions' `GetExecutionHistory`.
 #[derive(Clone, Debug)]
 pub struct HistoryEvent {
@@ -20,6 +24,9 @@ pub struct HistoryEvent {
 }
 
 impl Execution {
+    /// Records an event. Past [`MAX_HISTORY_EVENTS`] only the execution's own events
+    /// (`Execution*`) are kept: a loop running until the Express cap would otherwise hold
+    /// hundreds of millions of them.
     pub(super) fn event(
         &mut self,
         kind: &'static str,
@@ -28,7 +35,9 @@ impl Execution {
         details: impl FnOnce() -> Value,
     ) -> u64 {
         self.events += 1;
-        if self.opts.record_history {
+        if self.opts.record_history
+            && (self.history.len() < MAX_HISTORY_EVENTS || kind.starts_with("Execution"))
+        {
             self.history.push(HistoryEvent {
                 id: self.events,
                 kind,
