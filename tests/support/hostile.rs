@@ -53,7 +53,7 @@ impl Hostile {
         let started = Instant::now();
         while std::net::TcpStream::connect(addr).is_err() {
             if started.elapsed() > Duration::from_secs(20) {
-                return Err(format!("the API does not listen: {}", daemon.log()));
+                return Err(format!("the API does not listen: {}", daemon.log()).into());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
