@@ -915,6 +915,7 @@ mod tests {
 
     fn activity_call(arn: &str) -> TaskCall {
         TaskCall {
+            nesting_depth: 0,
             resource: Arc::from(arn),
             payload: json!({}),
             state_name: Arc::from("S"),

@@ -793,6 +793,7 @@ mod tests {
 
     fn call_of(execution: &str, state: &str) -> TaskCall {
         TaskCall {
+            nesting_depth: 0,
             resource: "arn:aws:states:::lambda:invoke".into(),
             payload: json!({}),
             state_name: state.into(),

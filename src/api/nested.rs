@@ -13,7 +13,8 @@
 //! Nesting is bounded: an execution started here is at most [`MAX_NESTING_DEPTH`] levels
 //! below an execution started from outside (a state machine that starts itself would
 //! otherwise nest without end, one live execution per level). The Task that would start a
-//! deeper one fails with `StepFunctions.ExecutionLimitExceededException`.
+//! deeper one fails with `StepFunctions.ExecutionLimitExceededException`. The depth travels
+//! with the execution (`ExecutionOptions::nesting_depth`, copied into each `TaskCall`).
 
 use super::host::{ExecutionRecord, HostHandle, StartRequest, Status};
 use super::registry::Registry;
@@ -24,22 +25,11 @@ use crate::asl::time::Millis;
 use crate::engine::wall_millis;
 use crate::resource::{TaskReply, TaskResource};
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::Arc;
 
 /// How many levels of nested executions may run below one started from outside: ample for
 /// real parent/child workflows, small enough that self-recursion fails quickly and cleanly.
 pub const MAX_NESTING_DEPTH: u32 = 32;
-
-/// The nesting depth of every running execution started here, by execution name (what a
-/// Task call knows of its execution); an execution absent from it was started from outside
-/// (depth 0). Entries go when their execution ends.
-static DEPTHS: LazyLock<Mutex<HashMap<String, u32>>> = LazyLock::new(Default::default);
-
-fn depth_of(name: &str) -> u32 {
-    let depths = DEPTHS.lock().unwrap_or_else(|e| e.into_inner());
-    depths.get(name).copied().unwrap_or(0)
-}
 
 const START_EXECUTION: &str = "arn:aws:states:::states:startExecution";
 
@@ -134,7 +124,7 @@ impl NestedExecutions {
             },
             Some(v) => v.clone(),
         };
-        let depth = depth_of(&call.execution_name) + 1;
+        let depth = call.nesting_depth + 1;
         if depth > MAX_NESTING_DEPTH {
             return reply.complete(Err(Failure::new(
                 "StepFunctions.ExecutionLimitExceededException",
@@ -156,26 +146,14 @@ impl NestedExecutions {
             Some(n) => n.to_string(),
             None => uuid::Uuid::new_v4().to_string(),
         };
-        DEPTHS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.clone(), depth);
-        let forget = name.clone();
-        let forget = move || {
-            let mut depths = DEPTHS.lock().unwrap_or_else(|e| e.into_inner());
-            if depths.get(&forget) == Some(&depth) {
-                depths.remove(&forget);
-            }
-        };
         let arn = execution_arn(&self.registry, &sm.name, &name);
         let start_ms: Millis = wall_millis();
         let on_finish: Option<super::host::OnFinish> = match pattern {
             Pattern::RequestResponse => {
                 reply.complete(Ok(json!({"ExecutionArn": arn, "StartDate": start_ms})));
-                Some(Box::new(move |_: &ExecutionRecord| forget()))
+                None
             }
             Pattern::Sync | Pattern::Sync2 => Some(Box::new(move |record: &ExecutionRecord| {
-                forget();
                 let described = description(record, pattern == Pattern::Sync2);
                 if record.status == Status::Succeeded {
                     reply.complete(Ok(described));
@@ -193,6 +171,7 @@ impl NestedExecutions {
                 region: Arc::from(self.registry.region()),
                 account: Arc::from(self.registry.account()),
                 role_arn: Arc::from(sm.role_arn.as_str()),
+                nesting_depth: depth,
                 ..ExecutionOptions::default()
             },
             arn,

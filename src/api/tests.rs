@@ -11,13 +11,18 @@ fn server() -> ApiServer {
 }
 
 fn server_with(auth: Option<&str>) -> ApiServer {
+    server_keeping(auth, 3)
+}
+
+/// A server keeping the last `recent_executions` finished executions.
+fn server_keeping(auth: Option<&str>, recent_executions: usize) -> ApiServer {
     let settings = ApiSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         security: config::ApiSecurity {
             bearer_token: auth.map(|a| config::Secret(a.to_string())),
             ..config::ApiSecurity::default()
         },
-        recent_executions: 3,
+        recent_executions,
         ..ApiSettings::default()
     };
     let seeds = vec![Seed {
@@ -613,4 +618,52 @@ fn the_host_refuses_starts_past_max_held_bytes() {
     assert!(handle.admit(60_000).is_err());
     assert!(handle.admit(1_000).is_ok());
     handle.shutdown();
+}
+
+#[test]
+fn a_state_machine_starting_itself_stops_at_the_nesting_depth_whatever_names_it_picks() {
+    // The depth used to be looked up by execution name in a process-wide map, so unrelated
+    // executions sharing a name shared a depth; it now travels with the execution
+    // (`ExecutionOptions::nesting_depth`), and each level here reuses one name.
+    let s = server_keeping(None, 100);
+    let itself = json!({"StartAt": "Again", "States": {"Again": {"Type": "Task",
+        "Resource": "arn:aws:states:::states:startExecution.sync:2",
+        "Parameters": {"StateMachineArn": "itself", "Name": "same-name-every-time"}, "End": true}}});
+    let (status, v) = post(
+        &s,
+        "CreateStateMachine",
+        json!({"name": "itself", "roleArn": "r", "definition": itself.to_string()}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let (_, v) = post(
+        &s,
+        "StartSyncExecution",
+        json!({"stateMachineArn": v["stateMachineArn"]}),
+    );
+    assert_eq!(v["status"], "FAILED", "{v}");
+    // Each level quotes its child's failure: cut at AWS's cause limit, not exponential.
+    let cause = v["cause"].as_str().unwrap();
+    assert!(cause.chars().count() <= crate::asl::error::MAX_CAUSE_CHARS);
+    // The one started from outside, and MAX_NESTING_DEPTH levels below it.
+    let (_, listed) = post(
+        &s,
+        "ListExecutions",
+        json!({"stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:itself"}),
+    );
+    let executions = listed["executions"].as_array().expect("executions");
+    assert_eq!(
+        executions.len() as u32,
+        nested::MAX_NESTING_DEPTH + 1,
+        "{listed}"
+    );
+    let (_, innermost) = post(
+        &s,
+        "DescribeExecution",
+        json!({"executionArn": executions[0]["executionArn"]}),
+    );
+    assert_eq!(
+        innermost["error"], "StepFunctions.ExecutionLimitExceededException",
+        "{innermost}"
+    );
+    s.shutdown();
 }

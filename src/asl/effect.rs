@@ -39,6 +39,9 @@ pub struct TaskCall {
     pub state_name: Arc<str>,
     /// The execution's name; resources with per-execution state (mocks) key on it.
     pub execution_name: Arc<str>,
+    /// How many nested-execution levels its execution is below one started from outside
+    /// (see [`ExecutionOptions::nesting_depth`]).
+    pub nesting_depth: u32,
     /// `TimeoutSeconds` as resolved for this call, if any. The VM enforces it itself.
     pub timeout_secs: Option<u64>,
     /// `HeartbeatSeconds` as resolved for this call, if any. The VM enforces it itself;
@@ -104,6 +107,9 @@ pub struct ExecutionOptions {
     /// `$$.Execution.Source`: where the daemon took the input from (an SQS message's id,
     /// receive count and attributes); absent when `None`.
     pub source: Option<Arc<serde_json::Value>>,
+    /// 0 for an execution started from outside; one more than its parent's for one a
+    /// `states:startExecution` Task started (which bounds it).
+    pub nesting_depth: u32,
 }
 
 impl Default for ExecutionOptions {
@@ -119,6 +125,7 @@ impl Default for ExecutionOptions {
             payload_limit_bytes: size::PAYLOAD_LIMIT_BYTES,
             record_history: false,
             source: None,
+            nesting_depth: 0,
         }
     }
 }

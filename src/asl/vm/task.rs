@@ -27,6 +27,7 @@ impl Execution {
             payload,
             state_name: state.name.clone(),
             execution_name: self.opts.name.clone(),
+            nesting_depth: self.opts.nesting_depth,
             timeout_secs: resolve_count(task.timeout.as_ref(), scope, env)?,
             heartbeat_secs: resolve_count(task.heartbeat.as_ref(), scope, env)?,
             task_token,
