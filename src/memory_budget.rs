@@ -76,6 +76,14 @@ fn charge(bytes: isize) {
 /// Runs `f` with a budget of `bytes` net allocation on this thread, cancelling `token` once
 /// it is spent. Returns `f`'s result and whether the budget ran out.
 pub fn limit<T>(bytes: usize, token: &CancelToken, f: impl FnOnce() -> T) -> (T, bool) {
+    /// Puts the outer meter back even if `f` unwinds, so that no allocation after it can
+    /// reach the token through a dangling pointer.
+    struct Restore(Meter);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            METER.with(|m| m.set(self.0));
+        }
+    }
     let outer = METER.with(|m| {
         m.replace(Meter {
             left: isize::try_from(bytes).unwrap_or(isize::MAX),
@@ -83,8 +91,10 @@ pub fn limit<T>(bytes: usize, token: &CancelToken, f: impl FnOnce() -> T) -> (T,
             token,
         })
     });
+    let restore = Restore(outer);
     let out = f();
-    let spent = METER.with(|m| m.replace(outer)).spent;
+    let spent = METER.with(|m| m.get()).spent;
+    drop(restore);
     (out, spent)
 }
 

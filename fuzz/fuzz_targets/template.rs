@@ -11,6 +11,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (template, doc) = text.split_once('\n').unwrap_or((text, ""));
+    // Two evaluations of a random intrinsic differ by design: compare only the others.
+    let random = template.contains("Random") || template.contains("UUID");
     let Ok(template) = serde_json::from_str::<Value>(template) else {
         return;
     };
@@ -29,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
     if template.consumable() {
         if let Ok(calls) = template.eval_calls(&scope) {
             let consumed = template.eval_consuming(&mut input, calls);
-            if let (Ok(a), Some(b)) = (&plain, &consumed) {
+            if let (false, Ok(a), Some(b)) = (random, &plain, &consumed) {
                 assert_eq!(a, b, "consuming evaluation differs from the plain one");
             }
         }

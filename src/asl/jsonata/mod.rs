@@ -153,14 +153,27 @@ impl Expr {
         let mut evaluator = Evaluator::with_options(context, options);
         functions::register(&mut evaluator, env.now, env.seed);
         let (result, spent) = crate::memory_budget::limit(EVAL_MEMORY_BYTES, &cancel, || {
-            evaluator.evaluate(&self.ast, &JValue::Undefined)
+            // jsonata-core panics on some inputs (`$fromMillis(0, "[,D1o]")` slices a
+            // picture out of bounds): that fails this expression, not the thread running
+            // every execution of a shard.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                evaluator.evaluate(&self.ast, &JValue::Undefined)
+            }))
         });
         match result {
-            Err(_) if spent => Err(format!(
+            Err(panic) => Err(format!(
+                "the evaluator failed: {}",
+                panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("panic")
+            )),
+            Ok(Err(_)) if spent => Err(format!(
                 "it needed more than {} MiB of memory",
                 EVAL_MEMORY_BYTES >> 20
             )),
-            r => r.map_err(|e| e.message().to_string()),
+            Ok(r) => r.map_err(|e| e.message().to_string()),
         }
     }
 
