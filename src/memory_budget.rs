@@ -4,11 +4,10 @@
 //!
 //! The binaries' global allocator is [`Metered`]: while [`limit`] runs a closure, it counts
 //! the thread's net allocation of buffers of 4 KiB and more (allocations minus frees) and,
-//! once past the budget, cancels
-//! the closure's [`CancelToken`]; the JSONata evaluator stops at its next step. Memory is
-//! never refused (a refused allocation aborts the process): the budget may be overshot by
-//! the one allocation that crosses it. Without `Metered` installed (unit tests), budgets
-//! are inert.
+//! once past the budget, cancels the closure's [`CancelToken`]; the JSONata evaluator stops
+//! at its next step. Memory is never refused (a refused allocation aborts the process): the
+//! budget may be overshot by the one allocation that crosses it. Without `Metered` installed
+//! (unit tests), budgets are inert.
 
 use jsonata_core::evaluator::CancelToken;
 use std::alloc::{GlobalAlloc, Layout};
