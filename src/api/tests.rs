@@ -563,6 +563,13 @@ const UNLIMITED: HostLimits = HostLimits {
     max_held_bytes: usize::MAX,
 };
 
+/// A host with `limits` and no Task resources, its worker running.
+fn running_host(limits: HostLimits) -> HostHandle {
+    Host::new(10, limits)
+        .spawn(Arc::new(crate::runner::NoResources), None)
+        .unwrap()
+}
+
 /// An execution waiting a minute, with an input of about `reserved_bytes`.
 fn waiting_request(i: usize, reserved_bytes: usize) -> StartRequest {
     StartRequest {
@@ -583,13 +590,10 @@ fn waiting_request(i: usize, reserved_bytes: usize) -> StartRequest {
 
 #[test]
 fn the_host_refuses_starts_past_max_running_executions() {
-    let limits = HostLimits {
+    let handle = running_host(HostLimits {
         max_running: 2,
         ..UNLIMITED
-    };
-    let handle = Host::new(10, limits)
-        .spawn(Arc::new(crate::runner::NoResources), None)
-        .unwrap();
+    });
     for i in 0..2 {
         handle.admit(10).unwrap();
         handle.start(waiting_request(i, 10));
@@ -601,13 +605,10 @@ fn the_host_refuses_starts_past_max_running_executions() {
 
 #[test]
 fn the_host_refuses_starts_past_max_held_bytes() {
-    let limits = HostLimits {
+    let handle = running_host(HostLimits {
         max_held_bytes: 100_000,
         ..UNLIMITED
-    };
-    let handle = Host::new(10, limits)
-        .spawn(Arc::new(crate::runner::NoResources), None)
-        .unwrap();
+    });
     // Reserved but not yet started, admitted inputs count.
     handle.admit(60_000).unwrap();
     let refused = handle.admit(60_000).unwrap_err();

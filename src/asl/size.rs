@@ -66,11 +66,6 @@ impl Extent {
     }
 }
 
-/// Whether `v` serialises to more than `limit` bytes or nests deeper than [`MAX_DEPTH`].
-pub fn exceeds(v: &Value, limit: usize) -> bool {
-    measure(v, limit).is_none()
-}
-
 /// A bound on the extent of `v` (exact but for floats), or `None` when `v` exceeds `limit`
 /// bytes or [`MAX_DEPTH`].
 pub fn measure(v: &Value, limit: usize) -> Option<Extent> {
@@ -236,6 +231,10 @@ impl std::io::Write for Counter {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn exceeds(v: &Value, limit: usize) -> bool {
+        measure(v, limit).is_none()
+    }
 
     #[test]
     fn json_len_matches_serde_json() {

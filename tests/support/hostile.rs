@@ -88,8 +88,9 @@ fn create(addr: SocketAddr, name: &str, definition: &Value) -> Result<(u16, Valu
     )
 }
 
-/// StartSyncExecution, retried while the host throttles (as the SDKs retry).
+/// StartSyncExecution, retried while the host throttles (as the SDKs retry), for a minute.
 fn start_sync(addr: SocketAddr, name: &str, input: &Value) -> Result<(u16, Value), String> {
+    let asked = Instant::now();
     loop {
         let answer = call(
             addr,
@@ -98,6 +99,9 @@ fn start_sync(addr: SocketAddr, name: &str, input: &Value) -> Result<(u16, Value
         )?;
         if error_type(&answer.1) != "ThrottlingException" {
             return Ok(answer);
+        }
+        if asked.elapsed() > Duration::from_secs(60) {
+            return Err(format!("{name}: still throttled after 60 s: {}", answer.1));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
