@@ -5,7 +5,7 @@
 use crate::asl::effect::TaskCall;
 use crate::asl::error::{names, Failure};
 use crate::asl::{Execution, ExecutionOptions, Program};
-use crate::engine::{Driver, Inbox, Owned, Start, TaskEvent, Telemetry};
+use crate::engine::{Driver, Inbox, Owned, Start, TaskEvent, Telemetry, DEFAULT_BYTE_BUDGET};
 use crate::resource::{TaskReply, TaskResource};
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
@@ -72,10 +72,9 @@ impl<'r> Runner<'r> {
     pub fn new(resources: &'r dyn TaskResource) -> Self {
         let (tx, answers) = crossbeam_channel::unbounded();
         let clock = Clock::Virtual { now: 0 };
-        Runner {
-            driver: Driver::new(resources, ChannelInbox(tx), clock, Telemetry::none()),
-            answers,
-        }
+        let mut driver = Driver::new(resources, ChannelInbox(tx), clock, Telemetry::none());
+        driver.share_byte_budget(DEFAULT_BYTE_BUDGET);
+        Runner { driver, answers }
     }
 
     /// Runs an execution to its end on `clock`, and leaves `clock` where it ended.

@@ -3,7 +3,12 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+#[path = "contained_panics.rs"]
+mod contained_panics;
+
+fuzz_target!(
+    init: contained_panics::let_jsonata_core_panics_unwind(),
+    |data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };

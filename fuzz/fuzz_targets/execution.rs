@@ -7,10 +7,15 @@ use expressway::asl::{compile, ExecutionOptions};
 use expressway::engine::Clock;
 use expressway::runner::{NoResources, Runner};
 use libfuzzer_sys::fuzz_target;
+
+#[path = "contained_panics.rs"]
+mod contained_panics;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(
+    init: contained_panics::let_jsonata_core_panics_unwind(),
+    |data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };

@@ -3,9 +3,14 @@
 #![no_main]
 use expressway::asl::jsonata::{Env, Expr, NoContext};
 use libfuzzer_sys::fuzz_target;
+
+#[path = "contained_panics.rs"]
+mod contained_panics;
 use serde_json::{json, Value};
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(
+    init: contained_panics::let_jsonata_core_panics_unwind(),
+    |data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };

@@ -156,7 +156,7 @@ impl Default for ApiSecurity {
             max_definition_bytes: 1 << 20,
             max_state_machines: 10_000,
             max_running_executions: 10_000,
-            max_held_bytes: 1 << 30,
+            max_held_bytes: crate::engine::DEFAULT_BYTE_BUDGET,
         }
     }
 }

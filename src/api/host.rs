@@ -13,7 +13,7 @@ use crate::asl::error::{json_text, Failure};
 use crate::asl::time::Millis;
 use crate::asl::Program;
 use crate::engine::{
-    wall_millis, Clock, Driver, ExecKey, Inbox, Owned, Start, TaskEvent, Telemetry,
+    wall_millis, Clock, Driver, ExecKey, Inbox, Owned, Start, TaskEvent, Telemetry, BUDGET_SHARES,
 };
 use crate::resource::TaskResource;
 use crate::telemetry::exec_log::ExecutionLogger;
@@ -65,9 +65,21 @@ pub struct ExecutionRecord {
     pub cause: Option<String>,
 }
 
-/// Running executions and the last `capacity` finished ones, by ARN.
+impl ExecutionRecord {
+    /// The bytes of its texts: what keeping it costs beyond a fixed size.
+    fn text_bytes(&self) -> usize {
+        let optional = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+        self.input.len() + optional(&self.output) + optional(&self.error) + optional(&self.cause)
+    }
+}
+
+/// Running executions and the last `capacity` finished ones, by ARN, the finished ones'
+/// texts within `max_bytes`.
 pub struct Recent {
     capacity: usize,
+    max_bytes: usize,
+    /// The text bytes of the finished records (see [`ExecutionRecord::text_bytes`]).
+    finished_bytes: usize,
     /// Records with status `RUNNING`.
     running: usize,
     records: HashMap<String, ExecutionRecord>,
@@ -78,9 +90,11 @@ pub struct Recent {
 }
 
 impl Recent {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
         Recent {
             capacity,
+            max_bytes,
+            finished_bytes: 0,
             running: 0,
             records: HashMap::new(),
             finished: VecDeque::new(),
@@ -115,11 +129,15 @@ impl Recent {
             let was_running = r.status == Status::Running;
             update(r);
             self.running -= usize::from(was_running && r.status != Status::Running);
+            self.finished_bytes += r.text_bytes();
             self.finished.push_back(arn.to_string());
         }
-        while self.finished.len() > self.capacity {
-            if let Some(old) = self.finished.pop_front() {
-                self.records.remove(&old);
+        while self.finished.len() > self.capacity || self.finished_bytes > self.max_bytes {
+            let Some(old) = self.finished.pop_front() else {
+                break;
+            };
+            if let Some(r) = self.records.remove(&old) {
+                self.finished_bytes -= r.text_bytes();
             }
         }
         if self.order.len() > 2 * (self.records.len() + 16) {
@@ -313,7 +331,12 @@ impl Host {
             rx,
             handle: HostHandle {
                 tx,
-                recent: Arc::new(Mutex::new(Recent::new(recent_executions))),
+                // Finished records keep inputs and outputs of up to 256 KiB each: their
+                // texts get the same share of the byte budget as one execution.
+                recent: Arc::new(Mutex::new(Recent::new(
+                    recent_executions,
+                    limits.max_held_bytes / BUDGET_SHARES,
+                ))),
                 admission: Arc::new(Admission {
                     limits,
                     held: AtomicUsize::new(0),
@@ -336,11 +359,13 @@ impl Host {
     ) -> std::io::Result<HostHandle> {
         let handle = self.handle.clone();
         let inbox = HostInbox(self.handle.tx.clone());
+        let mut driver = Driver::new(resources, inbox, Clock::Real, Telemetry::new(logger));
+        driver.share_byte_budget(self.handle.admission.limits.max_held_bytes);
         let worker = Worker {
             rx: self.rx,
             recent: self.handle.recent.clone(),
             admission: self.handle.admission.clone(),
-            driver: Driver::new(resources, inbox, Clock::Real, Telemetry::new(logger)),
+            driver,
             by_arn: HashMap::new(),
             metrics: HashMap::new(),
         };
@@ -488,5 +513,47 @@ impl Worker {
                 f(&rec);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(arn: &str, input_bytes: usize) -> ExecutionRecord {
+        ExecutionRecord {
+            arn: arn.into(),
+            state_machine_arn: "sm".into(),
+            name: arn.into(),
+            status: Status::Running,
+            start_ms: 0,
+            stop_ms: None,
+            input: "x".repeat(input_bytes),
+            output: None,
+            error: None,
+            cause: None,
+        }
+    }
+
+    #[test]
+    fn finished_records_past_the_byte_share_are_forgotten_oldest_first() {
+        // 1,000 finished records of 256 KiB inputs and outputs were kept whatever their size.
+        let mut recent = Recent::new(1000, 1_000_000);
+        for i in 0..5 {
+            let arn = format!("e{i}");
+            recent.insert(running(&arn, 200_000));
+            recent.finish(&arn, |r| {
+                r.status = Status::Succeeded;
+                r.output = Some("y".repeat(100_000));
+            });
+        }
+        // Three of 300 KB fit in 1 MB; the two oldest went.
+        let kept: Vec<&str> = recent.list().map(|r| r.arn.as_str()).collect();
+        assert_eq!(kept, ["e4", "e3", "e2"]);
+        assert_eq!(recent.finished_bytes, 900_000);
+        // A running record is never evicted, however large.
+        recent.insert(running("big", 5_000_000));
+        assert!(recent.get("big").is_some());
+        assert_eq!(recent.running(), 1);
     }
 }

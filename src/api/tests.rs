@@ -606,16 +606,23 @@ fn the_host_refuses_starts_past_max_running_executions() {
 #[test]
 fn the_host_refuses_starts_past_max_held_bytes() {
     let handle = running_host(HostLimits {
-        max_held_bytes: 100_000,
+        max_held_bytes: 400_000,
         ..UNLIMITED
     });
     // Reserved but not yet started, admitted inputs count.
-    handle.admit(60_000).unwrap();
-    let refused = handle.admit(60_000).unwrap_err();
+    for _ in 0..4 {
+        handle.admit(90_000).unwrap();
+    }
+    let refused = handle.admit(90_000).unwrap_err();
     assert!(refused.contains("max_held_bytes"), "{refused}");
-    handle.start(waiting_request(0, 60_000));
-    // Once running, the execution's own held bytes count instead.
+    // Once running (each within its quarter of the budget), the executions' own held
+    // bytes count instead.
+    for i in 0..4 {
+        handle.start(waiting_request(i, 90_000));
+    }
     std::thread::sleep(std::time::Duration::from_millis(200));
+    let running = handle.list(|r| r.status == host::Status::Running);
+    assert_eq!(running.len(), 4, "each within its share keeps running");
     assert!(handle.admit(60_000).is_err());
     assert!(handle.admit(1_000).is_ok());
     handle.shutdown();

@@ -208,4 +208,8 @@ impl Scope for StateScope<'_> {
     fn input(&self) -> &Value {
         self.input
     }
+
+    fn payload_limit(&self) -> usize {
+        self.opts.payload_limit_bytes
+    }
 }

@@ -16,6 +16,7 @@
 use super::error::{json_text, names, EvalError};
 use super::path::JsonPath;
 use super::scope::Scope;
+use super::size::Budget;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -36,6 +37,10 @@ const MAX_RANGE_ITEMS: i64 = 1000;
 /// AWS's cap on the length (in UTF-16 units, as Java counts) of strings that
 /// `States.Base64Encode`, `States.Base64Decode` and `States.Hash` accept.
 const MAX_ENCODED_INPUT: usize = 10_000;
+
+/// How many items `States.Array` builds before they are measured as they come (see
+/// [`Budget`]): up to this many copies of a payload are held without measuring.
+const UNGUARDED_ITEMS: usize = 16;
 
 /// A parsed intrinsic function call.
 #[derive(Clone, Debug, PartialEq)]
@@ -378,11 +383,18 @@ impl Call {
                 }
             }
             Func::JsonToString => Value::String(json_text(&*self.arg(0, scope)?)),
-            Func::Array => Value::Array(
-                (0..self.args.len())
-                    .map(|i| self.arg(i, scope).map(Cow::into_owned))
-                    .collect::<Result<_, _>>()?,
-            ),
+            Func::Array => {
+                let mut budget = self.fans_out().then(|| Budget::new(scope.payload_limit()));
+                let mut items = Vec::with_capacity(self.args.len());
+                for i in 0..self.args.len() {
+                    let item = self.arg(i, scope)?.into_owned();
+                    if budget.as_mut().is_some_and(|b| !b.charge(&item)) {
+                        return Err(self.too_large(scope));
+                    }
+                    items.push(item);
+                }
+                Value::Array(items)
+            }
             Func::ArrayPartition => {
                 let items = self.array_arg(0, scope)?;
                 let size = self.int_arg(1, scope)?;
@@ -528,6 +540,7 @@ impl Call {
         if template.placeholders != self.args.len() - 1 {
             return Err(self.func.invalid());
         }
+        let limit = scope.payload_limit();
         let mut out = String::with_capacity(template.text_len);
         let mut next = 1;
         for piece in &template.pieces {
@@ -538,8 +551,29 @@ impl Call {
                     next += 1;
                 }
             }
+            if out.len() > limit {
+                return Err(self.too_large(scope));
+            }
         }
         Ok(out)
+    }
+
+    /// Whether this `States.Array` may copy its input more than [`UNGUARDED_ITEMS`] times
+    /// (directly, or through nested calls), so that its items are charged to a
+    /// [`Budget`] as they are built.
+    fn fans_out(&self) -> bool {
+        self.args.len() > UNGUARDED_ITEMS || self.args.iter().any(|a| matches!(a, Arg::Call(_)))
+    }
+
+    fn too_large(&self, scope: &dyn Scope) -> EvalError {
+        EvalError::new(
+            names::DATA_LIMIT_EXCEEDED,
+            format!(
+                "{} built a value exceeding the maximum of {} bytes.",
+                self.func.name(),
+                scope.payload_limit()
+            ),
+        )
     }
 }
 

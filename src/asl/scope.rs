@@ -13,6 +13,11 @@ pub trait Scope {
 
     /// The state's effective input, quoted by error causes.
     fn input(&self) -> &Value;
+
+    /// The payload limit, in bytes, that values built here are held to.
+    fn payload_limit(&self) -> usize {
+        super::size::PAYLOAD_LIMIT_BYTES
+    }
 }
 
 /// A scope over plain documents, for tests and for callers that have the context at hand.

@@ -102,6 +102,43 @@ pub fn json_len(v: &Value) -> usize {
     extent(v).bytes
 }
 
+/// The bytes left for a value built from many parts (a template's fields, the arguments of
+/// `States.Array`, the pieces of `States.Format`). Each part is charged as it is built, so
+/// that building stops once the parts alone pass the limit, before the value holds
+/// thousands of copies of a payload. A part nested too deep is not charged: the state's own
+/// check reports it.
+pub struct Budget {
+    left: usize,
+}
+
+impl Budget {
+    pub fn new(limit: usize) -> Budget {
+        Budget { left: limit }
+    }
+
+    /// Charges `v`'s bytes; false once the parts so far are over the limit.
+    pub fn charge(&mut self, v: &Value) -> bool {
+        match measure(v, self.left) {
+            Some(e) => {
+                self.left -= e.bytes;
+                true
+            }
+            None => too_deep(v),
+        }
+    }
+
+    /// Charges `bytes` of text; false once the parts so far are over the limit.
+    pub fn charge_bytes(&mut self, bytes: usize) -> bool {
+        match self.left.checked_sub(bytes) {
+            Some(left) => {
+                self.left = left;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// The longest text serde_json writes for an f64, e.g. `-2.2250738585072014e-308`.
 const MAX_FLOAT_LEN: usize = 24;
 
@@ -230,6 +267,19 @@ impl std::io::Write for Counter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_budget_charges_parts_until_they_pass_the_limit_and_leaves_depth_to_the_state() {
+        let mut b = Budget::new(10);
+        assert!(b.charge(&json!("abc"))); // 5 bytes
+        assert!(b.charge_bytes(5));
+        assert!(!b.charge(&json!(1)));
+        let mut deep = json!(1);
+        for _ in 0..=MAX_DEPTH {
+            deep = json!([deep]);
+        }
+        assert!(Budget::new(10_000).charge(&deep));
+    }
     use serde_json::json;
 
     fn exceeds(v: &Value, limit: usize) -> bool {

@@ -5,13 +5,18 @@
 //! size bound, whether it can consume its input, each object's keys) is worked out then, not
 //! per execution.
 
-use super::error::{json_text, EvalError};
+use super::error::{json_text, names, EvalError};
 use super::intrinsics::{is_intrinsic, Intrinsic};
 use super::path::{JsonPath, Root};
 use super::scope::Scope;
-use super::size::{self, Extent};
+use super::size::{self, Budget, Extent};
 use serde_json::{Map, Value};
 use std::convert::Infallible;
+
+/// How many path and call fields a template builds before their values are measured as
+/// they come (see [`Budget`]): each is at most about a payload, so up to this many copies
+/// of one are held without measuring, and the common templates pay nothing.
+const UNGUARDED_PARTS: usize = 16;
 
 /// A compiled template.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,6 +26,9 @@ pub struct Template {
     bound_besides_calls: (Extent, usize),
     /// How many intrinsic calls the template makes.
     calls: usize,
+    /// Whether it has more than [`UNGUARDED_PARTS`] path and call fields, so that
+    /// [`eval`](Self::eval) charges their values to a [`Budget`] as it builds them.
+    fans_out: bool,
     /// Whether every path reads the input (`$`), not the context object or a variable,
     /// whose size the input's does not bound.
     reads_only_input: bool,
@@ -70,6 +78,7 @@ impl Template {
         Ok(Template {
             bound_besides_calls: root.bound_besides_calls(),
             calls: root.calls(),
+            fans_out: root.parts() > UNGUARDED_PARTS,
             reads_only_input: root.reads_only_input(),
             consumed_paths,
             root,
@@ -131,7 +140,8 @@ impl Template {
     }
 
     pub fn eval(&self, scope: &dyn Scope) -> Result<Value, EvalError> {
-        self.root.eval(scope)
+        let mut budget = self.fans_out.then(|| Budget::new(scope.payload_limit()));
+        self.root.eval(scope, &mut budget)
     }
 }
 
@@ -214,6 +224,16 @@ impl Node {
         }
     }
 
+    /// Path and call fields.
+    fn parts(&self) -> usize {
+        match self {
+            Node::Const(_) => 0,
+            Node::Object { fields, .. } => fields.iter().map(|(_, t)| t.parts()).sum(),
+            Node::Array(a) => a.iter().map(Node::parts).sum(),
+            Node::Path { .. } | Node::Call { .. } => 1,
+        }
+    }
+
     fn calls(&self) -> usize {
         match self {
             Node::Const(_) | Node::Path { .. } => 0,
@@ -270,22 +290,36 @@ impl Node {
         }
     }
 
-    fn eval(&self, scope: &dyn Scope) -> Result<Value, EvalError> {
-        match self {
-            Node::Const(v) => Ok(v.clone()),
-            Node::Object { fields, keys } => object(fields, keys, |t| t.eval(scope)),
-            Node::Array(items) => Ok(Value::Array(
-                items
-                    .iter()
-                    .map(|t| t.eval(scope))
-                    .collect::<Result<_, _>>()?,
-            )),
+    fn eval(&self, scope: &dyn Scope, budget: &mut Option<Budget>) -> Result<Value, EvalError> {
+        let (field, v) = match self {
+            Node::Const(v) => return Ok(v.clone()),
+            Node::Object { fields, keys } => {
+                return object(fields, keys, |t| t.eval(scope, budget))
+            }
+            Node::Array(items) => {
+                return Ok(Value::Array(
+                    items
+                        .iter()
+                        .map(|t| t.eval(scope, budget))
+                        .collect::<Result<_, _>>()?,
+                ))
+            }
             Node::Path { field, path } => match scope.select(path) {
-                Some(v) => Ok(v.into_owned()),
-                None => Err(missing_field(field, path, scope.input())),
+                Some(v) => (field, v.into_owned()),
+                None => return Err(missing_field(field, path, scope.input())),
             },
-            Node::Call { call, .. } => call.eval(scope),
+            Node::Call { field, call } => (field, call.eval(scope)?),
+        };
+        if budget.as_mut().is_some_and(|b| !b.charge(&v)) {
+            return Err(EvalError::new(
+                names::DATA_LIMIT_EXCEEDED,
+                format!(
+                    "The values of the field '{field}' and the fields before it exceed the maximum of {} bytes.",
+                    scope.payload_limit()
+                ),
+            ));
         }
+        Ok(v)
     }
 }
 
@@ -337,6 +371,29 @@ mod tests {
     use super::*;
     use crate::asl::scope::DocScope;
     use serde_json::json;
+
+    #[test]
+    fn many_copies_of_the_input_stop_at_the_first_field_past_the_payload_limit() {
+        let fields: Map<String, Value> =
+            (0..1000).map(|i| (format!("f{i}.$"), json!("$"))).collect();
+        let t = Template::compile(&Value::Object(fields)).unwrap();
+        let input = json!({"s": "x".repeat(100_000)});
+        let context = json!({});
+        let scope = DocScope {
+            input: &input,
+            context: &context,
+        };
+        let e = t.eval(&scope).unwrap_err();
+        assert_eq!(e.error, names::DATA_LIMIT_EXCEEDED);
+        // Two copies of 100 KB fit in 256 KiB, the third does not.
+        assert!(e.detail.contains("'f2.$'"), "{}", e.detail);
+        // Few fields are not measured as they are built: the state's check catches them.
+        let few: Map<String, Value> = (0..3).map(|i| (format!("f{i}.$"), json!("$"))).collect();
+        assert!(Template::compile(&Value::Object(few))
+            .unwrap()
+            .eval(&scope)
+            .is_ok());
+    }
 
     #[test]
     fn dynamic_fields_are_resolved_and_constants_kept() {

@@ -134,7 +134,7 @@ impl Default for WorkersConfig {
         Self {
             shards: 0,
             max_in_flight_per_shard: 10_000,
-            max_held_bytes_per_shard: 1 << 30,
+            max_held_bytes_per_shard: crate::engine::DEFAULT_BYTE_BUDGET,
             shutdown_grace_secs: 30,
             commit_interval_ms: 1_000,
         }

@@ -256,7 +256,8 @@ impl Shard {
     ) -> (Shard, Sender<Msg>) {
         let (tx, rx) = crossbeam_channel::unbounded();
         let telemetry = Telemetry::new(config.logger.take());
-        let driver = Driver::new(resources, ShardInbox(tx.clone()), Clock::Real, telemetry);
+        let mut driver = Driver::new(resources, ShardInbox(tx.clone()), Clock::Real, telemetry);
+        driver.share_byte_budget(config.max_held_bytes);
         let shard = Shard {
             bindings,
             rx,
@@ -987,17 +988,18 @@ mod tests {
         let (shard, tx, sink, control) = unstarted_with(
             waits_for_input_seconds(),
             100,
-            4096,
+            16_384,
             over.clone(),
             Arc::new(NoResources),
         );
         let h = start(shard, tx, sink, control);
-        // Two executions of ~3 KB each hold more than 4 KiB: far below 100 executions.
+        // Six executions of ~3 KB each (each within its quarter of the budget) hold more
+        // than 16 KiB: far below 100 executions.
         let pad = "x".repeat(3000);
-        h.tx.send(event(0, &format!(r#"{{"wait": 1, "pad": "{pad}"}}"#)))
-            .unwrap();
-        h.tx.send(event(1, &format!(r#"{{"wait": 1, "pad": "{pad}"}}"#)))
-            .unwrap();
+        for i in 0..6 {
+            h.tx.send(event(i, &format!(r#"{{"wait": 1, "pad": "{pad}"}}"#)))
+                .unwrap();
+        }
         let first = h.control.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(first, Control::Pause(vec![(Arc::from("in"), 0)]));
         assert_eq!(over.load(Ordering::Relaxed), 1, "the SQS sources see it");

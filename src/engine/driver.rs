@@ -22,12 +22,13 @@
 //! something waits, each yield costs [`VIRTUAL_SLICE_COST_MS`] of virtual time.
 //!
 //! The driver also accounts the bytes its executions hold ([`Driver::held_bytes`], see
-//! [`Execution::held_bytes`]) for its owner's admission control.
+//! [`Execution::held_bytes`]) for its owner's admission control, and ends an execution
+//! that alone holds more than its share of that budget ([`Driver::share_byte_budget`]).
 
 use super::clock::Clock;
 use super::slab::{ExecKey, Slab};
 use super::timers::{TimerId, Timers};
-use crate::asl::error::Failure;
+use crate::asl::error::{names, Failure};
 use crate::asl::{Effect, Execution, ExecutionOptions, Millis, Program, Token};
 use crate::resource::{Completion, Heartbeat, TaskReply, TaskResource};
 use crate::telemetry::exec_log::ExecutionLogger;
@@ -130,6 +131,13 @@ struct Running<X> {
     bytes: usize,
 }
 
+/// The byte budget a shard or the API host admits executions against unless configured
+/// otherwise (`max_held_bytes_per_shard`, `[api] max_held_bytes`); the CLI's too.
+pub const DEFAULT_BYTE_BUDGET: usize = 1 << 30;
+
+/// One execution may hold at most this fraction (1/n) of its owner's byte budget.
+pub const BUDGET_SHARES: usize = 4;
+
 pub struct Driver<X, I, R = Arc<dyn TaskResource>> {
     executions: Slab<Running<X>>,
     timers: Timers,
@@ -145,6 +153,8 @@ pub struct Driver<X, I, R = Arc<dyn TaskResource>> {
     ready: VecDeque<ExecKey>,
     /// Bytes held by running executions (the sum of their `bytes`).
     held_bytes: usize,
+    /// The most one execution may hold; see [`Driver::share_byte_budget`].
+    max_execution_bytes: usize,
 }
 
 impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
@@ -160,7 +170,19 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
             finished: VecDeque::new(),
             ready: VecDeque::new(),
             held_bytes: 0,
+            max_execution_bytes: usize::MAX,
         }
+    }
+
+    /// Tells the driver its owner's byte budget (what admission counts [`held_bytes`]
+    /// against). An execution that alone holds more than a [`BUDGET_SHARES`]th of it (by
+    /// [`Execution::held_bytes`]) ends with `States.DataLimitExceeded`: one runaway fan-out
+    /// (nested Maps whose results pile up, say) must not take the whole budget for the five
+    /// minutes until the Express cap while admission turns every other start away.
+    ///
+    /// [`held_bytes`]: Driver::held_bytes
+    pub fn share_byte_budget(&mut self, owner_budget: usize) {
+        self.max_execution_bytes = owner_budget / BUDGET_SHARES;
     }
 
     pub fn now(&self) -> Millis {
@@ -404,6 +426,20 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
         let bytes = r.exec.held_bytes();
         self.held_bytes = self.held_bytes - r.bytes + bytes;
         r.bytes = bytes;
+        if bytes > self.max_execution_bytes {
+            r.exec.abort(
+                Failure::new(
+                    names::DATA_LIMIT_EXCEEDED,
+                    format!(
+                        "The execution held more than {} bytes (its states' data, Map and Parallel results so far, recorded history): the most one execution may hold here.",
+                        self.max_execution_bytes
+                    ),
+                ),
+                now,
+            );
+            self.finish(key);
+            return;
+        }
         if yielded && !r.queued {
             r.queued = true;
             self.ready.push_back(key);

@@ -9,5 +9,7 @@ mod slab;
 mod timers;
 
 pub use clock::{wall_millis, Clock};
-pub use driver::{Driver, Finished, Inbox, Owned, Start, TaskEvent, Telemetry};
+pub use driver::{
+    Driver, Finished, Inbox, Owned, Start, TaskEvent, Telemetry, BUDGET_SHARES, DEFAULT_BYTE_BUDGET,
+};
 pub use slab::ExecKey;

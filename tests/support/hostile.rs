@@ -5,7 +5,8 @@
 //! What each used to do: a Pass<->Choice loop with no exit spun the host thread forever;
 //! data nested deeper each round, a JSONata value 5,000 deep and a string doubled 32 times
 //! crashed the process; `$pad` to a billion characters took 3 GB; three nested Maps of
-//! 1,000 started a billion iterations; a state machine starting itself grew without bound;
+//! 1,000 started a billion iterations; Parameters copying a 150 KB value into 30,000 fields
+//! built 4.5 GB; a state machine starting itself grew without bound;
 //! a JSONPath filter 20,000 deep overflowed the stack while validating; 2,000 starts with
 //! 250 KB inputs held 1.7 GB (now: `ThrottlingException` past `max_held_bytes`, until the
 //! holders end).
@@ -142,12 +143,24 @@ fn failing() -> Vec<(&'static str, Value, &'static str)> {
             jsonata("{% $reduce([1..32], function($a, $x) { $a & $a }, 'x') %}"),
             "States.QueryEvaluationError",
         ),
+        ("fan-out", fan_out(), "States.DataLimitExceeded"),
         (
             "jsonata-pad",
             jsonata("{% $pad('x', -1000000000) %}"),
             "States.QueryEvaluationError",
         ),
     ]
+}
+
+/// Parameters copying a 150 KB value into 30,000 fields: 4.5 GB built before the state's
+/// size check, until templates charged each field as they built it.
+fn fan_out() -> Value {
+    let fields: serde_json::Map<String, Value> = (0..30_000)
+        .map(|i| (format!("a{i}.$"), json!("$")))
+        .collect();
+    json!({"StartAt": "Big", "States": {
+        "Big": {"Type": "Pass", "Result": "x".repeat(150_000), "Next": "Fan"},
+        "Fan": {"Type": "Pass", "Parameters": fields, "End": true}}})
 }
 
 fn the_daemon_survives_every_hostile_input_at_once_and_keeps_completing_others(

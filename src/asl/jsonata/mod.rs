@@ -70,7 +70,8 @@ impl Expr {
     /// Parses the text of an expression (without `{% %}`). The error is jsonata-core's
     /// message, with the JSONata error code (`S0201: ...`).
     pub fn parse(text: &str) -> Result<Expr, String> {
-        let ast = jsonata_core::parser::parse(text).map_err(|e| e.to_string())?;
+        let ast = contained("parser", || jsonata_core::parser::parse(text))?
+            .map_err(|e| e.to_string())?;
         let mut variables = Vec::new();
         collect_variables(&ast, &mut variables);
         variables.sort();
@@ -153,22 +154,12 @@ impl Expr {
         let mut evaluator = Evaluator::with_options(context, options);
         functions::register(&mut evaluator, env.now, env.seed);
         let (result, spent) = crate::memory_budget::limit(EVAL_MEMORY_BYTES, &cancel, || {
-            // jsonata-core panics on some inputs (`$fromMillis(0, "[,D1o]")` slices a
-            // picture out of bounds): that fails this expression, not the thread running
-            // every execution of a shard.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            contained("evaluator", || {
                 evaluator.evaluate(&self.ast, &JValue::Undefined)
-            }))
+            })
         });
         match result {
-            Err(panic) => Err(format!(
-                "the evaluator failed: {}",
-                panic
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("panic")
-            )),
+            Err(panic) => Err(panic),
             Ok(Err(_)) if spent => Err(format!(
                 "it needed more than {} MiB of memory",
                 EVAL_MEMORY_BYTES >> 20
@@ -486,6 +477,20 @@ pub fn unexpected_type(expr: &Expr, field: &str, expected: &str, got: &Value) ->
             json_text(got)
         ),
     )
+}
+
+/// Runs a call into jsonata-core, turning its panics into an error. It panics on some
+/// inputs (`$fromMillis(0, "[,D1o]")` slices a picture out of bounds): that must fail the
+/// expression, not the thread running every execution of a shard.
+fn contained<T>(part: &str, f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("panic");
+        format!("the {part} failed: {message}")
+    })
 }
 
 #[cfg(test)]

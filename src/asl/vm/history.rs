@@ -5,6 +5,7 @@
 use super::Execution;
 use crate::asl::error::json_text;
 use crate::asl::program::*;
+use crate::asl::size;
 use crate::asl::time::Millis;
 use serde_json::Value;
 use std::sync::Arc;
@@ -12,6 +13,10 @@ use std::sync::Arc;
 /// The most events an execution's history holds: AWS's limit for a Standard execution's
 /// history (25,000 events).
 pub const MAX_HISTORY_EVENTS: usize = 25_000;
+
+/// The most bytes of event details an execution's history holds. Events quote state inputs
+/// and outputs of up to 256 KiB each: 25,000 of them could hold gigabytes.
+pub const MAX_HISTORY_BYTES: usize = 64 << 20;
 
 /// An entry of the execution history, named as in Step Functions' `GetExecutionHistory`.
 #[derive(Clone, Debug)]
@@ -24,9 +29,9 @@ pub struct HistoryEvent {
 }
 
 impl Execution {
-    /// Records an event. Past [`MAX_HISTORY_EVENTS`] only the execution's own events
-    /// (`Execution*`) are kept: a loop running until the Express cap would otherwise hold
-    /// hundreds of millions of them.
+    /// Records an event. Past [`MAX_HISTORY_EVENTS`] or [`MAX_HISTORY_BYTES`] only the
+    /// execution's own events (`Execution*`) are kept: a loop running until the Express cap
+    /// would otherwise hold hundreds of millions of them.
     pub(super) fn event(
         &mut self,
         kind: &'static str,
@@ -36,14 +41,17 @@ impl Execution {
     ) -> u64 {
         self.events += 1;
         if self.opts.record_history
-            && (self.history.len() < MAX_HISTORY_EVENTS || kind.starts_with("Execution"))
+            && ((self.history.len() < MAX_HISTORY_EVENTS && self.history_bytes < MAX_HISTORY_BYTES)
+                || kind.starts_with("Execution"))
         {
+            let details = details();
+            self.history_bytes += size::json_len(&details);
             self.history.push(HistoryEvent {
                 id: self.events,
                 kind,
                 timestamp: now,
                 state: state.cloned(),
-                details: details(),
+                details,
             });
         }
         self.events

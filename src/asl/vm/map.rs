@@ -144,10 +144,12 @@ impl Execution {
                 (None, Some(t)) => t.eval(&item_scope())?,
                 (None, None) => item.clone(),
             };
-            let bound = match (&spec.batcher, &spec.jsonata_selector) {
-                // A batch is a new array, a JSONata selector any value: measure it.
-                (Some(_), _) | (_, Some(_)) => size::extent(&iter_input),
-                _ => derived_bound(spec.item_selector.as_ref(), f.size_bound, &iter_input),
+            let bound = match (&spec.batcher, &spec.jsonata_selector, &spec.item_selector) {
+                // A batch is a new array, a JSONata selector any value, and an item alone is
+                // usually far smaller than the Map's input, which would bound it: measure it,
+                // or thousands of iterations would each be accounted as big as their Map.
+                (Some(_), _, _) | (_, Some(_), _) | (_, _, None) => size::extent(&iter_input),
+                (None, None, Some(t)) => derived_bound(Some(t), f.size_bound, &iter_input),
             };
             Ok((iter_input, bound))
         }

@@ -144,6 +144,8 @@ pub struct Execution {
     outcome: Option<Outcome>,
     events: u64,
     history: Vec<HistoryEvent>,
+    /// The JSON bytes of the recorded events' details.
+    history_bytes: usize,
     /// The top-level state the execution failed or timed out in.
     failed_state: Option<Arc<str>>,
     transitions: u64,
@@ -175,6 +177,7 @@ impl Execution {
             outcome: None,
             events: 0,
             history: Vec::new(),
+            history_bytes: 0,
             failed_state: None,
             transitions: 0,
             slice_end: u64::MAX,
@@ -306,9 +309,10 @@ impl Execution {
     /// An estimate of the bytes this execution holds: [`footprint_bytes`](Self::footprint_bytes)
     /// plus its JSON data as the VM already bounds it without measuring — each frame's
     /// current data (its size bound, at most the 256 KiB payload limit), each Map or
-    /// Parallel's results so far and its queued iteration inputs, and the execution input
-    /// while `$$.Execution.Input` keeps it. Workflow variables are not counted (they are
-    /// shared between frames and measured only when assigned). O(frames).
+    /// Parallel's results so far and its queued iteration inputs, the execution input
+    /// while `$$.Execution.Input` keeps it, and the recorded history's details. Workflow
+    /// variables are not counted (they are shared between frames and measured only when
+    /// assigned). O(frames).
     pub fn held_bytes(&self) -> usize {
         let data: usize = self
             .frames
@@ -322,7 +326,7 @@ impl Execution {
                     }
             })
             .sum();
-        self.footprint_bytes() + data + self.input_bytes
+        self.footprint_bytes() + data + self.input_bytes + self.history_bytes
     }
 
     /// States entered so far (Map iterations and Parallel branches included).
