@@ -46,6 +46,31 @@ fn script_checks() -> Vec<String> {
         .collect()
 }
 
+/// The python of the venv with aws-cli and boto3 that the client scripts
+/// (`api_clients.py`, `security_clients.py`, both on `aws_clients.py`) run in.
+pub fn aws_clients_venv() -> Result<PathBuf, Problem> {
+    python_venv(
+        "api-venv",
+        &["awscli", "boto3"],
+        "boto3, botocore",
+        &["aws"],
+    )
+    .map_err(Problem::Skipped)
+}
+
+/// A fresh `expressway-{what}-{pid}` temp dir holding `hello.asl.json`: the state machine
+/// `hello` the client scripts call (`{"who": x}` → `{"greeting": "hello x"}`).
+pub fn dir_with_hello(what: &str) -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("expressway-{what}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("temp dir: {e}"))?;
+    std::fs::write(
+        dir.join("hello.asl.json"),
+        r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"greeting.$": "States.Format('hello {}', $.who)"}, "End": true}}}"#,
+    )
+    .map_err(|e| format!("definition: {e}"))?;
+    Ok(dir)
+}
+
 /// The venv's python, and the API-only daemon on `port`.
 pub struct Api {
     python: PathBuf,
@@ -58,20 +83,8 @@ pub struct Api {
 
 impl Api {
     fn start() -> Result<Self, Problem> {
-        let python = python_venv(
-            "api-venv",
-            &["awscli", "boto3"],
-            "boto3, botocore",
-            &["aws"],
-        )
-        .map_err(Problem::Skipped)?;
-        let dir = std::env::temp_dir().join(format!("expressway-api-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("temp dir: {e}"))?;
-        std::fs::write(
-            dir.join("hello.asl.json"),
-            r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"greeting.$": "States.Format('hello {}', $.who)"}, "End": true}}}"#,
-        )
-        .map_err(|e| format!("definition: {e}"))?;
+        let python = aws_clients_venv()?;
+        let dir = dir_with_hello("api")?;
         let port = free_port();
         let config = dir.join("api.toml");
         std::fs::write(

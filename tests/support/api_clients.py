@@ -10,53 +10,21 @@ above their `def`.
 """
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
-import traceback
 
-ENDPOINT = sys.argv[1]
-AWS = sys.argv[2]
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
+import botocore.exceptions
+from aws_clients import ACCOUNT, REGION, check, eq, main, run_aws, sfn_client, use_credentials
+
 KEY = "AKIDEXPRESSWAY"
 SECRET = "expressway-api-test-secret"
 HELLO = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:hello"
 
-os.environ.update(
-    {
-        # aws-cli and boto3 prepend `sync-` to the host for StartSyncExecution/TestState.
-        "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
-        "AWS_ACCESS_KEY_ID": KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    }
-)
-
-import boto3  # noqa: E402  (after the environment is set)
-import botocore.config  # noqa: E402
-import botocore.exceptions  # noqa: E402
-
-CHECKS = []
-
-
-def check(fn):
-    CHECKS.append(fn)
-    return fn
+use_credentials(KEY, SECRET)
 
 
 def aws(*args, expect_ok=True):
-    out = subprocess.run(
-        [AWS, "stepfunctions", "--endpoint-url", ENDPOINT, "--output", "json", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = run_aws(*args)
     if expect_ok:
         assert out.returncode == 0, f"aws {' '.join(args)}: exit {out.returncode}: {out.stderr.strip()}"
         return json.loads(out.stdout) if out.stdout.strip() else {}
@@ -64,20 +32,7 @@ def aws(*args, expect_ok=True):
 
 
 def client(key=KEY):
-    return boto3.client(
-        "stepfunctions",
-        endpoint_url=ENDPOINT,
-        region_name=REGION,
-        aws_access_key_id=key,
-        aws_secret_access_key=SECRET,
-        config=botocore.config.Config(
-            retries={"max_attempts": 1}, read_timeout=90, inject_host_prefix=False
-        ),
-    )
-
-
-def eq(found, expected, what=""):
-    assert found == expected, f"{what}: expected {expected!r}, found {found!r}"
+    return sfn_client(key, SECRET)
 
 
 # ---- aws-cli -------------------------------------------------------------------------------
@@ -301,29 +256,6 @@ def boto3_wait_for_task_token():
         raise AssertionError("a used token was accepted")
     except (sfn.exceptions.TaskDoesNotExist, sfn.exceptions.InvalidToken, sfn.exceptions.TaskTimedOut):
         pass
-
-
-def main():
-    failed = 0
-    wanted = sys.argv[3:]
-    unknown = set(wanted) - {fn.__name__ for fn in CHECKS}
-    if unknown:
-        sys.exit(f"no such check: {', '.join(sorted(unknown))}")
-    for fn in CHECKS:
-        if wanted and fn.__name__ not in wanted:
-            continue
-        name = fn.__name__
-        try:
-            result = fn()
-            if isinstance(result, str) and result.startswith("skip: "):
-                print(f"skip {name}: {result[6:]}", flush=True)
-            else:
-                print(f"ok {name}", flush=True)
-        except Exception as e:  # noqa: BLE001 — every failure is reported, the others still run
-            failed += 1
-            detail = str(e) or traceback.format_exc().strip().splitlines()[-1]
-            print(f"FAIL {name}: {type(e).__name__}: {detail}".replace("\n", " | "), flush=True)
-    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@
 //! and the non-loopback refusal (already enforced for `auth`) pass.
 
 use crate::harness::{verdict, Group, Problem, Verdict};
-use crate::python::python_venv;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -126,20 +125,8 @@ pub struct Security {
 
 impl Security {
     fn start() -> Result<Self, Problem> {
-        let python = python_venv(
-            "api-venv",
-            &["awscli", "boto3"],
-            "boto3, botocore",
-            &["aws"],
-        )
-        .map_err(Problem::Skipped)?;
-        let dir = std::env::temp_dir().join(format!("expressway-security-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("temp dir: {e}"))?;
-        std::fs::write(
-            dir.join("hello.asl.json"),
-            r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"greeting.$": "States.Format('hello {}', $.who)"}, "End": true}}}"#,
-        )
-        .map_err(|e| format!("definition: {e}"))?;
+        let python = crate::api::aws_clients_venv()?;
+        let dir = crate::api::dir_with_hello("security")?;
         let port = crate::daemon::free_port();
         let legacy = std::env::var_os("EXPRESSWAY_SECURITY_LEGACY_BIN");
         let api = if legacy.is_some() {

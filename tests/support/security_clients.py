@@ -12,69 +12,25 @@ a state machine `hello`, `max_definition_bytes = 4096` and `max_state_machines =
 import datetime
 import json
 import os
-import subprocess
-import sys
-import traceback
 
-ENDPOINT = sys.argv[1]
-AWS = sys.argv[2]
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
+import botocore.auth
+import botocore.exceptions
+from aws_clients import ACCOUNT, REGION, check, eq, main, run_aws, sfn_client, use_credentials
+
 KEY = "AKIDSECURITY"
 SECRET = "security-test-secret-0123"
 HELLO = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:hello"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/r"
 
-os.environ.update(
-    {
-        "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
-        "AWS_ACCESS_KEY_ID": KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    }
-)
-
-import boto3  # noqa: E402  (after the environment is set)
-import botocore.auth  # noqa: E402
-import botocore.config  # noqa: E402
-import botocore.exceptions  # noqa: E402
-
-CHECKS = []
-
-
-def check(fn):
-    CHECKS.append(fn)
-    return fn
+use_credentials(KEY, SECRET)
 
 
 def client(secret=SECRET, validate=True):
-    return boto3.client(
-        "stepfunctions",
-        endpoint_url=ENDPOINT,
-        region_name=REGION,
-        aws_access_key_id=KEY,
-        aws_secret_access_key=secret,
-        config=botocore.config.Config(
-            retries={"max_attempts": 1},
-            read_timeout=60,
-            inject_host_prefix=False,
-            parameter_validation=validate,
-        ),
-    )
+    return sfn_client(KEY, secret, read_timeout=60, validate=validate)
 
 
 def aws(*args, secret=SECRET):
-    env = dict(os.environ, AWS_SECRET_ACCESS_KEY=secret)
-    return subprocess.run(
-        [AWS, "stepfunctions", "--endpoint-url", ENDPOINT, "--output", "json", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    return run_aws(*args, env=dict(os.environ, AWS_SECRET_ACCESS_KEY=secret))
 
 
 def error_code(call):
@@ -83,10 +39,6 @@ def error_code(call):
     except botocore.exceptions.ClientError as e:
         return e.response["Error"]["Code"], e.response["Error"].get("Message", "")
     raise AssertionError("no error")
-
-
-def eq(found, expected, what=""):
-    assert found == expected, f"{what}: expected {expected!r}, found {found!r}"
 
 
 @check
@@ -177,26 +129,6 @@ def the_state_machine_quota_is_state_machine_limit_exceeded():
     finally:
         for arn in made:
             sfn.delete_state_machine(stateMachineArn=arn)
-
-
-def main():
-    failed = 0
-    wanted = sys.argv[3:]
-    unknown = set(wanted) - {fn.__name__ for fn in CHECKS}
-    if unknown:
-        sys.exit(f"no such check: {', '.join(sorted(unknown))}")
-    for fn in CHECKS:
-        if wanted and fn.__name__ not in wanted:
-            continue
-        name = fn.__name__
-        try:
-            fn()
-            print(f"ok {name}", flush=True)
-        except Exception as e:  # noqa: BLE001 — every failure is reported, the others still run
-            failed += 1
-            detail = str(e) or traceback.format_exc().strip().splitlines()[-1]
-            print(f"FAIL {name}: {type(e).__name__}: {detail}".replace("\n", " | "), flush=True)
-    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":
