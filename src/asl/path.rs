@@ -227,6 +227,9 @@ impl JsonPath {
     /// Writes `value` at this (reference) path inside `doc`, creating missing objects on the
     /// way, as `ResultPath` does. Fails when an existing node on the way cannot hold it.
     pub fn assign(&self, doc: &mut Value, value: Value) -> Result<(), String> {
+        // Checked before anything is written: a failed ResultPath quotes the state's input
+        // as it was, not with the parents created on the way (`{"arr": null}`).
+        self.check_assignable(doc)?;
         let mut cur = doc;
         for seg in &self.segments {
             cur = match seg {
@@ -263,6 +266,35 @@ impl JsonPath {
 }
 
 impl JsonPath {
+    /// The error [`assign`](Self::assign) would meet, found without writing: a missing
+    /// field or a null on the way becomes an object, anything else must already be there.
+    fn check_assignable(&self, doc: &Value) -> Result<(), String> {
+        // `None`: a node `assign` would create (null, then an object).
+        let mut cur = Some(doc);
+        for seg in &self.segments {
+            cur = match (seg, cur) {
+                (Segment::Name(_), None | Some(Value::Null)) => None,
+                (Segment::Name(n), Some(Value::Object(m))) => field(m, n),
+                (Segment::Name(n), Some(_)) => {
+                    return Err(format!("cannot set field '{n}' on a non-object"))
+                }
+                (Segment::Index(i), Some(Value::Array(a))) => {
+                    let len = a.len() as i64;
+                    let idx = if *i < 0 { len + *i } else { *i };
+                    if idx < 0 || idx >= len {
+                        return Err(format!("index {i} is out of bounds"));
+                    }
+                    Some(&a[idx as usize])
+                }
+                (Segment::Index(i), _) => {
+                    return Err(format!("cannot set index {i} on a non-array"))
+                }
+                _ => return Err("not a reference path".to_string()),
+            };
+        }
+        Ok(())
+    }
+
     /// Why a definite path selected nothing, in the words of the Jayway library AWS uses:
     /// a missing leaf is "No results for path: $['a']['b']", a missing node on the way is
     /// "Missing property in path $['a']".

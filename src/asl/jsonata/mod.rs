@@ -17,6 +17,7 @@
 mod convert;
 pub mod fast;
 mod functions;
+mod messages;
 
 use super::error::{json_text, names, EvalError};
 use super::path::JsonPath;
@@ -114,7 +115,7 @@ impl Expr {
         let result = self.eval_full(env).map_err(|message| {
             self.error(
                 field,
-                &format!("threw an error during evaluation: {message}"),
+                &format!("threw an error during evaluation. {message}"),
             )
         })?;
         if result.is_undefined() {
@@ -161,10 +162,10 @@ impl Expr {
         match result {
             Err(panic) => Err(panic),
             Ok(Err(_)) if spent => Err(format!(
-                "it needed more than {} MiB of memory",
+                "It needed more than {} MiB of memory.",
                 EVAL_MEMORY_BYTES >> 20
             )),
-            Ok(r) => r.map_err(|e| e.message().to_string()),
+            Ok(r) => r.map_err(|e| messages::aws_wording(e.message()).into_owned()),
         }
     }
 
@@ -489,7 +490,7 @@ fn contained<T>(part: &str, f: impl FnOnce() -> T) -> Result<T, String> {
             .map(String::as_str)
             .or_else(|| panic.downcast_ref::<&str>().copied())
             .unwrap_or("panic");
-        format!("the {part} failed: {message}")
+        format!("The JSONata {part} failed: {message}")
     })
 }
 

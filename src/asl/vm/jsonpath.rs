@@ -192,16 +192,11 @@ impl Execution {
         let result = self.consume(p, f, template, &mut raw, f.size_bound);
         match result {
             Ok((result, bound)) => {
-                if let Some(a) = &state.assign {
-                    self.assign_path(p, fid, a, &result)?;
-                }
+                let values = self.assign_values(p, fid, state.assign.as_deref(), &result)?;
                 self.frame(fid).output_bound = bound;
-                Ok(Flow::Next(self.select_owned(
-                    p,
-                    fid,
-                    &io.output_path,
-                    result,
-                )?))
+                let out = self.select_owned(p, fid, &io.output_path, result)?;
+                self.set_variables(fid, values)?;
+                Ok(Flow::Next(out))
             }
             Err(e) => {
                 self.frame(fid).data = raw;
@@ -222,10 +217,12 @@ impl Execution {
     ) -> Result<Flow, EvalError> {
         let f = self.frames[fid as usize].as_ref().expect("frame");
         let raw = &f.data;
+        // `InputPath` is evaluated even when `Result` replaces the input: a path that
+        // selects nothing fails the state either way.
+        let input = self.select(p, f, &io.input_path, raw)?;
         let result = match result {
             Some(r) => Some(r.clone()),
             None => {
-                let input = self.select(p, f, &io.input_path, raw)?;
                 match &io.parameters {
                     Some(t) => Some(t.eval(&self.scope(p, f, &input))?),
                     None => match input {
@@ -239,11 +236,10 @@ impl Execution {
                 }
             }
         };
-        if let Some(a) = &state.assign {
+        let values = {
             let f = self.frames[fid as usize].as_ref().expect("frame");
-            let values = assign_values(a, &self.scope(p, f, result.as_ref().unwrap_or(&f.data)))?;
-            vars::apply(&mut self.frame(fid).vars, values)?;
-        }
+            self.assign_values(p, fid, state.assign.as_deref(), result.as_ref().unwrap_or(&f.data))?
+        };
         let f = self.frames[fid as usize].as_ref().expect("frame");
         // A result written into the input (a counter, a flag) is usually small:
         // measure it alone rather than the whole output.
@@ -266,12 +262,9 @@ impl Execution {
             }
         }
         .map_err(|d| EvalError::new(names::RESULT_PATH_MATCH_FAILURE, d))?;
-        Ok(Flow::Next(self.select_owned(
-            p,
-            fid,
-            &io.output_path,
-            out,
-        )?))
+        let out = self.select_owned(p, fid, &io.output_path, out)?;
+        self.set_variables(fid, values)?;
+        Ok(Flow::Next(out))
     }
 
     /// A Choice state: the first matching rule's `Next`, else `Default`.
@@ -304,16 +297,12 @@ impl Execution {
             };
             (target.0, values)
         };
-        if let Some(values) = values {
-            vars::apply(&mut self.frame(fid).vars, values)?;
-        }
         match target {
             Some(t) => {
                 let input = self.take_input(p, fid, io)?;
-                Ok(Flow::Goto(
-                    t,
-                    self.select_owned(p, fid, &io.output_path, input)?,
-                ))
+                let out = self.select_owned(p, fid, &io.output_path, input)?;
+                self.set_variables(fid, values)?;
+                Ok(Flow::Goto(t, out))
             }
             None => Err(EvalError::new(names::NO_CHOICE_MATCHED, "No Matches!")),
         }
@@ -340,12 +329,10 @@ impl Execution {
             WaitSpec::TimestampPath(path) => wait_timestamp(path, &self.scope(p, f, &input))?,
             WaitSpec::Jsonata { .. } => now,
         };
-        if let Some(a) = &state.assign {
-            let values = assign_values(a, &self.scope(p, f, &input))?;
-            vars::apply(&mut self.frame(fid).vars, values)?;
-        }
+        let values = self.assign_values(p, fid, state.assign.as_deref(), &input)?;
         let input = self.take_input(p, fid, io)?;
         let out = self.select_owned(p, fid, &io.output_path, input)?;
+        self.set_variables(fid, values)?;
         Ok(self.wait_until(fid, at, out, now))
     }
 
@@ -376,17 +363,35 @@ impl Execution {
         Ok(self.start_task(fid, call, now))
     }
 
-    /// Evaluates a JSONPath `Assign` over `doc` (the state's result) and sets the variables.
-    pub(super) fn assign_path(
-        &mut self,
+    /// The values of a JSONPath `Assign` (if any) over `doc` (the state's result, or its
+    /// input for Choice and Wait), read with the variables as they were before the state.
+    /// They are set by [`set_variables`](Self::set_variables) only once every other field
+    /// has been evaluated: "variables assigned are available from the next state on", so
+    /// not to this state's own `InputPath`, `OutputPath` or paths.
+    pub(super) fn assign_values(
+        &self,
         p: &Program,
         fid: u32,
-        assign: &Assign,
+        assign: Option<&Assign>,
         doc: &Value,
-    ) -> Result<(), EvalError> {
+    ) -> Result<Option<Map<String, Value>>, EvalError> {
+        let Some(a) = assign else {
+            return Ok(None);
+        };
         let f = self.frames[fid as usize].as_ref().expect("frame");
-        let values = assign_values(assign, &self.scope(p, f, doc))?;
-        vars::apply(&mut self.frame(fid).vars, values)
+        assign_values(a, &self.scope(p, f, doc)).map(Some)
+    }
+
+    /// Sets the variables evaluated by [`assign_values`](Self::assign_values).
+    pub(super) fn set_variables(
+        &mut self,
+        fid: u32,
+        values: Option<Map<String, Value>>,
+    ) -> Result<(), EvalError> {
+        match values {
+            Some(values) => vars::apply(&mut self.frame(fid).vars, values),
+            None => Ok(()),
+        }
     }
 
     /// `ResultSelector` → `ResultPath` → `OutputPath` for a Task, Parallel or Map result of
@@ -428,13 +433,13 @@ impl Execution {
                 }
                 None => result,
             };
-            if let Some(a) = &state.assign {
-                this.assign_path(p, fid, a, &result)?;
-            }
+            let values = this.assign_values(p, fid, state.assign.as_deref(), &result)?;
             let raw = std::mem::take(&mut this.frame(fid).data);
             let out = apply_result_path(&io.result_path, raw, result)
                 .map_err(|d| EvalError::new(names::RESULT_PATH_MATCH_FAILURE, d))?;
-            this.select_owned(p, fid, &io.output_path, out)
+            let out = this.select_owned(p, fid, &io.output_path, out)?;
+            this.set_variables(fid, values)?;
+            Ok(out)
         };
         match run(self) {
             Ok(out) => Flow::Next(out),
@@ -506,7 +511,8 @@ pub(super) fn wait_seconds(path: &JsonPath, scope: &dyn Scope) -> Result<Millis,
         )));
     };
     let shown = plain_text(&v);
-    match v.as_i64() {
+    // A number, or a string holding one: AWS parses the value's text as a long.
+    match v.as_i64().or_else(|| v.as_str()?.parse::<i64>().ok()) {
         Some(n) if n < 0 => Err(EvalError::runtime(format!(
             "The SecondsPath parameter references a negative value: {path} == {shown}"
         ))),

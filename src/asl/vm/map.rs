@@ -324,7 +324,12 @@ fn tolerated_percentage(
     let tolerated_pct = match &spec.tolerated_percentage {
         Some(Percentage::Literal(x)) => Some(*x),
         Some(Percentage::Path(path)) => match scope.select(path) {
-            Some(v) => match v.as_f64() {
+            // A number, or a string holding one (AWS parses the value's text, as Java's
+            // `Double.parseDouble` does: surrounding blanks allowed).
+            Some(v) => match v
+                .as_f64()
+                .or_else(|| v.as_str()?.trim().parse::<f64>().ok())
+            {
                 Some(x) => Some(x),
                 None => {
                     return Err(EvalError::runtime(format!(

@@ -70,11 +70,12 @@ impl Execution {
                         }
                     };
                 }
-                if let Some(a) = &c.assign {
-                    if let Err(e) = self.assign_path(p, fid, a, &err_out) {
-                        let f = self.wrap(p, fid, e);
-                        return self.end_frame(p, fid, Err(f), now);
-                    }
+                let assigned = self
+                    .assign_values(p, fid, c.assign.as_deref(), &err_out)
+                    .and_then(|values| self.set_variables(fid, values));
+                if let Err(e) = assigned {
+                    let f = self.wrap(p, fid, e);
+                    return self.end_frame(p, fid, Err(f), now);
                 }
                 let raw = std::mem::take(&mut self.frame(fid).data);
                 return match apply_result_path(&c.result_path, raw, err_out) {
