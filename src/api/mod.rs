@@ -36,7 +36,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use host::{ExecutionRecord, Host, HostHandle, HostLimits, StartRequest};
+use host::{ExecutionRecord, Host, HostHandle, HostLimits, StartRequest, Status};
 use protocol::{ok, timestamp, valid_name, ApiError, Body};
 use registry::Registry;
 use serde_json::{json, Map, Value};
@@ -539,7 +539,13 @@ fn check_execution_arn(arn: &str) -> Result<(), ApiError> {
 fn describe_execution(state: &ApiState, body: &Body) -> Result<Value, ApiError> {
     let arn = body.str("executionArn")?;
     check_execution_arn(arn)?;
-    let r = state.host.describe(arn).ok_or_else(|| not_found(arn))?;
+    let mut r = state.host.describe(arn).ok_or_else(|| not_found(arn))?;
+    if r.status == Status::TimedOut {
+        // AWS's DescribeExecution of a timed-out execution has no error or cause (its
+        // `ExecutionTimedOut` history event carries them).
+        r.error = None;
+        r.cause = None;
+    }
     Ok(record_json(
         &r,
         body.opt_str("includedData")? != Some("METADATA_ONLY"),

@@ -675,3 +675,32 @@ fn a_state_machine_starting_itself_stops_at_the_nesting_depth_whatever_names_it_
     );
     s.shutdown();
 }
+
+#[test]
+fn describe_execution_of_a_timed_out_execution_has_no_error_or_cause() {
+    let s = server();
+    let def = json!({"TimeoutSeconds": 1, "StartAt": "W", "States": {
+        "W": {"Type": "Wait", "Seconds": 5, "End": true}}});
+    let (status, created) = post(
+        &s,
+        "CreateStateMachine",
+        json!({"name": "slow", "roleArn": "arn:aws:iam::123456789012:role/r", "definition": def.to_string()}),
+    );
+    assert_eq!(status, 200, "{created}");
+    let (_, started) = post(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": created["stateMachineArn"], "input": "{}"}),
+    );
+    let arn = started["executionArn"].clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let v = loop {
+        let (_, v) = post(&s, "DescribeExecution", json!({"executionArn": arn}));
+        if v["status"] != "RUNNING" || std::time::Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(v["status"], "TIMED_OUT", "{v}");
+    assert!(v.get("error").is_none() && v.get("cause").is_none(), "{v}");
+}

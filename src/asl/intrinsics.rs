@@ -66,6 +66,11 @@ impl Intrinsic {
         Ok(Intrinsic { call })
     }
 
+    /// The function called, e.g. `States.Format`.
+    pub fn name(&self) -> &'static str {
+        self.call.func.name()
+    }
+
     /// Evaluates the call. A path argument that selects nothing fails with `States.Runtime`;
     /// so do arguments the function rejects (see [`INVALID_ARGUMENTS_ERROR`]).
     pub fn eval(&self, scope: &dyn Scope) -> Result<Value, EvalError> {
@@ -454,7 +459,10 @@ impl Call {
                 if exceeds_java_length(&s, MAX_ENCODED_INPUT) {
                     return Err(func.invalid());
                 }
-                Value::String(String::from_utf8_lossy(&decode_base64_lenient(&s)).into_owned())
+                use base64::Engine as _;
+                let bytes = JAVA_BASE64.decode(&*s).map_err(|_| func.invalid())?;
+                // Like Java's `new String(bytes, UTF_8)`: malformed sequences become U+FFFD.
+                Value::String(String::from_utf8_lossy(&bytes).into_owned())
             }
             Func::Hash => {
                 let data = self.arg(0, scope)?;
@@ -748,33 +756,15 @@ fn exceeds_java_length(s: &str, max: usize) -> bool {
     s.len() > max && s.encode_utf16().count() > max
 }
 
-/// Decodes base64 leniently, as AWS does: characters outside the alphabet (standard or
-/// URL-safe) are skipped, decoding stops at the first `=`, and a trailing partial group
-/// yields the whole bytes it holds.
-fn decode_base64_lenient(s: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len() / 4 * 3 + 2);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for b in s.bytes() {
-        let sextet = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' => break,
-            _ => continue,
-        };
-        acc = (acc << 6) | u32::from(sextet);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
-}
+/// Base64 decoding as Java's `Base64.getDecoder()` does it, which AWS uses: the standard
+/// alphabet only, padding optional (but right when present), trailing bits ignored; any
+/// other character is an error (`States.Base64Decode('bad!')` fails).
+const JAVA_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum HashAlgorithm {
@@ -1030,6 +1020,8 @@ impl<'a> Parser<'a> {
                 (None, '[' | '(') => depth += 1,
                 (None, ']') => depth = depth.saturating_sub(1),
                 (None, ')') if depth > 0 => depth -= 1,
+                // A union inside brackets (`$.l[0,1]`) is part of the path.
+                (None, ',') if depth > 0 => {}
                 (None, ',' | ')') => {
                     end = i;
                     break;
@@ -1307,7 +1299,11 @@ mod tests {
     fn encoding_and_hashing() {
         assert_eq!(eval("States.Base64Encode('hello')"), json!("aGVsbG8="));
         assert_eq!(eval("States.Base64Decode('aGVsbG8=')"), json!("hello"));
-        assert_eq!(eval("States.Base64Decode(' YWJj\\nZA== ')"), json!("abcd"));
+        // Java's basic decoder, as AWS's: no character outside the alphabet, blanks included.
+        for bad in ["' YWJj\\nZA== '", "'bad!'", "'QQ==QQ'"] {
+            let e = eval_err(&format!("States.Base64Decode({bad})"), &json!({}));
+            assert_eq!(e.error, names::RUNTIME, "{bad}");
+        }
         assert_eq!(eval("States.Base64Decode('abc')"), json!("i\u{fffd}"));
         assert_eq!(eval("States.Base64Decode('4pyT')"), json!("✓"));
         assert_eq!(

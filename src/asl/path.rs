@@ -164,14 +164,18 @@ impl JsonPath {
         }
     }
 
-    /// A reference path may only name one node of the input: `$`, `.name`, `['name']`, `[n]`.
+    /// A reference path may only name one node of the input: `$`, `.name`, `['name']`, `[n]`
+    /// (`n` may be negative).
     pub fn is_reference(&self) -> bool {
-        self.root == Root::Input
-            && self.segments.iter().all(|s| match s {
-                Segment::Name(_) => true,
-                Segment::Index(i) => *i >= 0,
-                _ => false,
-            })
+        self.root == Root::Input && self.names_one_node()
+    }
+
+    /// Whether the path is only names and indexes. A negative index (`[-1]`, the last
+    /// item) names one node too: Jayway, the library AWS uses, counts it as definite.
+    pub fn names_one_node(&self) -> bool {
+        self.segments
+            .iter()
+            .all(|s| matches!(s, Segment::Name(_) | Segment::Index(_)))
     }
 
     /// Selects from `doc`. A definite path yields the value it names or `None`; an indefinite

@@ -8,6 +8,7 @@ use super::values::{describe, is_jsonata, PathRule};
 use super::{Machine, Node, Validator, MAX_SECONDS};
 use crate::asl::choice;
 use crate::asl::diagnostic::{pointer_push, type_name};
+use crate::asl::intrinsics::Intrinsic;
 use crate::asl::timestamp;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -265,8 +266,40 @@ impl Validator {
         self.exclusive(st, &["Cause", "CausePath"]);
         self.optional_string(st, "Error");
         self.optional_string(st, "Cause");
-        self.path_or_intrinsic_field(st, "ErrorPath");
-        self.path_or_intrinsic_field(st, "CausePath");
+        for key in ["ErrorPath", "CausePath"] {
+            self.path_or_intrinsic_field(st, key);
+            self.fail_path_intrinsic(st, key);
+        }
+    }
+
+    /// AWS allows only the intrinsics that make text in a Fail state's `ErrorPath` and
+    /// `CausePath`.
+    fn fail_path_intrinsic(&mut self, st: &Obj, key: &str) {
+        const ALLOWED: [&str; 7] = [
+            "States.Format",
+            "States.JsonToString",
+            "States.ArrayGetItem",
+            "States.Base64Encode",
+            "States.Base64Decode",
+            "States.Hash",
+            "States.UUID",
+        ];
+        let Some(Value::String(s)) = st.get(key) else {
+            return;
+        };
+        let Some(name) = Intrinsic::parse(s).ok().map(|c| c.name()) else {
+            return;
+        };
+        if !ALLOWED.contains(&name) {
+            self.report(
+                INVALID_INTRINSIC,
+                &st.at(key),
+                format!(
+                    "'{key}' may not call {name}: only {} are allowed there",
+                    ALLOWED.join(", ")
+                ),
+            );
+        }
     }
 
     fn parallel(&mut self, st: &Obj, lang: Lang) {

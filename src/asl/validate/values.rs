@@ -5,7 +5,7 @@ use super::fields::{Lang, Obj};
 use super::Validator;
 use crate::asl::diagnostic::{pointer_push, type_name};
 use crate::asl::intrinsics::{is_intrinsic, Intrinsic};
-use crate::asl::path::{JsonPath, Root, Segment};
+use crate::asl::path::{JsonPath, Root};
 use serde_json::Value;
 
 use crate::asl::diagnostic::codes::*;
@@ -246,11 +246,7 @@ impl Validator {
                 return;
             }
         };
-        let single_node = path.segments().iter().all(|seg| match seg {
-            Segment::Name(_) => true,
-            Segment::Index(i) => *i >= 0,
-            _ => false,
-        });
+        let single_node = path.names_one_node();
         let problem = match rule {
             PathRule::Any => None,
             PathRule::Reference if variable.is_some() => Some("it cannot name a variable"),
@@ -258,7 +254,7 @@ impl Validator {
                 Some("it cannot point into the context object ($$)")
             }
             PathRule::Reference | PathRule::Sampler if !single_node => {
-                Some("it must select a single node (names and non-negative indexes only)")
+                Some("it must select a single node (names and indexes only)")
             }
             PathRule::Reference | PathRule::Sampler => None,
         };

@@ -238,7 +238,12 @@ impl Execution {
         };
         let values = {
             let f = self.frames[fid as usize].as_ref().expect("frame");
-            self.assign_values(p, fid, state.assign.as_deref(), result.as_ref().unwrap_or(&f.data))?
+            self.assign_values(
+                p,
+                fid,
+                state.assign.as_deref(),
+                result.as_ref().unwrap_or(&f.data),
+            )?
         };
         let f = self.frames[fid as usize].as_ref().expect("frame");
         // A result written into the input (a counter, a flag) is usually small:
