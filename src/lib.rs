@@ -9,6 +9,7 @@ pub mod engine;
 pub mod integrations;
 #[cfg(test)]
 mod layout;
+pub mod listener;
 pub mod memory_budget;
 pub mod mock;
 pub mod resource;

@@ -30,6 +30,7 @@ use crate::asl::error::Failure;
 use crate::callbacks::{CallbackError, Callbacks, WaitForTaskToken};
 use crate::engine::wall_millis;
 use crate::integrations::Served;
+use crate::listener::{serve, ListenerLimits};
 use crate::resource::TaskResource;
 use crate::telemetry::exec_log::ExecutionLogger;
 use axum::extract::State;
@@ -172,71 +173,6 @@ pub fn spawn(state: Arc<ApiState>) -> anyhow::Result<ApiServer> {
         thread: Some(thread),
         host,
     })
-}
-
-/// What every listener we own bounds.
-#[derive(Clone, Copy, Debug)]
-pub struct ListenerLimits {
-    pub max_connections: usize,
-    pub header_read_timeout: std::time::Duration,
-}
-
-/// Serves `app` on `listener` until `shutdown`, then lets the requests in progress finish.
-/// A connection slot is taken before `accept`, so past the cap connections wait in the
-/// kernel's backlog rather than costing a task and a descriptor each; hyper's header-read
-/// timer closes those that do not send a request head in time.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    limits: ListenerLimits,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    let max = limits
-        .max_connections
-        .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
-    let slots = Arc::new(tokio::sync::Semaphore::new(max));
-    let (closing_tx, closing) = tokio::sync::watch::channel(false);
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot.expect("never closed"),
-            () = &mut shutdown => break,
-        };
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => {
-                    // Out of descriptors, or a connection reset before it was accepted.
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let mut closing = closing.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = closing.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
-    }
-    drop(listener);
-    let _ = closing_tx.send(true);
-    // Every slot back: every connection closed.
-    let _ = slots.acquire_many(max as u32).await;
 }
 
 async fn handle(

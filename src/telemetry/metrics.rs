@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::asl::arn::Arn;
+use crate::listener::{serve, ListenerLimits};
 use metrics::{Counter, Gauge, Histogram, Unit};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 
@@ -95,20 +96,70 @@ pub enum TelemetryError {
         #[source]
         source: BuildError,
     },
+    #[error("cannot serve metrics on {listen}: {source}")]
+    Listener {
+        listen: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
+/// The metrics listener's bounds: a scraper needs one connection, and one that stalls is
+/// closed (it used to be served by the exporter's own listener, with neither bound).
+const METRICS_LISTENER: ListenerLimits = ListenerLimits {
+    max_connections: 64,
+    header_read_timeout: Duration::from_secs(10),
+};
+
 /// Installs the global recorder and serves the metrics at `http://<listen>/metrics` (the
-/// listener answers on any path). Runs the exporter on its own thread when called outside a
-/// Tokio runtime. Fails if the address cannot be bound or a recorder is already installed.
+/// listener answers on any path) from a thread of its own, bounded like every listener we
+/// own ([`crate::listener`]). Fails if the address cannot be bound or a recorder is already
+/// installed.
 pub fn install_prometheus(listen: SocketAddr) -> Result<(), TelemetryError> {
-    let err = |source| TelemetryError::Exporter { listen, source };
-    builder()
-        .map_err(err)?
-        .with_http_listener(listen)
-        .install()
-        .map_err(err)?;
+    let io_err = |source| TelemetryError::Listener { listen, source };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io_err)?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(listen))
+        .map_err(io_err)?;
+    let handle = builder()
+        .and_then(PrometheusBuilder::install_recorder)
+        .map_err(|source| TelemetryError::Exporter { listen, source })?;
     describe();
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || runtime.block_on(serve_metrics(listener, handle)))
+        .map_err(io_err)?;
     Ok(())
+}
+
+async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+) {
+    // The exporter's own listener drained histograms every 5 s; without it, we do.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    let app = axum::Router::new().fallback(move || {
+        let body = handle.render();
+        async move {
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4",
+                )],
+                body,
+            )
+        }
+    });
+    serve(listener, app, METRICS_LISTENER, std::future::pending()).await;
 }
 
 /// The exporter's configuration: histograms rendered as Prometheus histograms with the
