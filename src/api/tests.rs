@@ -81,6 +81,17 @@ fn post(server: &ApiServer, target: &str, body: Value) -> (u16, Value) {
 
 const SM: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:hello";
 
+/// Creates state machine `name` and returns its ARN.
+fn create(server: &ApiServer, name: &str, definition: &Value) -> Value {
+    let (status, created) = post(
+        server,
+        "CreateStateMachine",
+        json!({"name": name, "roleArn": "arn:aws:iam::123456789012:role/r", "definition": definition.to_string()}),
+    );
+    assert_eq!(status, 200, "{created}");
+    created["stateMachineArn"].clone()
+}
+
 #[test]
 fn errors_have_aws_shapes() {
     let s = server();
@@ -309,16 +320,11 @@ fn nested_executions() {
         "Fire": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution",
                  "Parameters": {"StateMachineArn": "hello", "Input": "{\"who\": \"later\"}"}, "ResultPath": "$.fired",
                  "OutputPath": "$.Output", "End": true}}});
-    let (status, v) = post(
-        &s,
-        "CreateStateMachine",
-        json!({"name": "parent", "roleArn": "r", "definition": parent.to_string()}),
-    );
-    assert_eq!(status, 200, "{v}");
+    let arn = create(&s, "parent", &parent);
     let (_, v) = post(
         &s,
         "StartSyncExecution",
-        json!({"stateMachineArn": v["stateMachineArn"], "input": "{\"who\": \"child\"}"}),
+        json!({"stateMachineArn": arn, "input": "{\"who\": \"child\"}"}),
     );
     assert_eq!(v["status"], "SUCCEEDED", "{v}");
     assert_eq!(v["output"], "{\"greeting\":\"hello child\"}");
@@ -681,16 +687,11 @@ fn describe_execution_of_a_timed_out_execution_has_no_error_or_cause() {
     let s = server();
     let def = json!({"TimeoutSeconds": 1, "StartAt": "W", "States": {
         "W": {"Type": "Wait", "Seconds": 5, "End": true}}});
-    let (status, created) = post(
-        &s,
-        "CreateStateMachine",
-        json!({"name": "slow", "roleArn": "arn:aws:iam::123456789012:role/r", "definition": def.to_string()}),
-    );
-    assert_eq!(status, 200, "{created}");
+    let arn = create(&s, "slow", &def);
     let (_, started) = post(
         &s,
         "StartExecution",
-        json!({"stateMachineArn": created["stateMachineArn"], "input": "{}"}),
+        json!({"stateMachineArn": arn, "input": "{}"}),
     );
     let arn = started["executionArn"].clone();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
