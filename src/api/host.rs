@@ -121,6 +121,12 @@ impl Recent {
         self.running += usize::from(record.status == Status::Running);
         if let Some(old) = self.records.insert(record.arn.clone(), record) {
             self.running -= usize::from(old.status == Status::Running);
+            if old.status != Status::Running {
+                // A finished record with the same ARN is replaced: it leaves the eviction
+                // order and the byte count with it (else evicting it would take the new one).
+                self.finished_bytes -= old.text_bytes();
+                self.finished.retain(|a| *a != old.arn);
+            }
         }
     }
 
@@ -551,6 +557,12 @@ mod tests {
         let kept: Vec<&str> = recent.list().map(|r| r.arn.as_str()).collect();
         assert_eq!(kept, ["e4", "e3", "e2"]);
         assert_eq!(recent.finished_bytes, 900_000);
+        // The same ARN started again replaces its finished record, bytes and all.
+        recent.insert(running("e4", 10));
+        assert_eq!(recent.finished_bytes, 600_000);
+        assert_eq!(recent.running(), 1);
+        recent.finish("e4", |r| r.status = Status::Succeeded);
+        assert_eq!(recent.finished_bytes, 600_010);
         // A running record is never evicted, however large.
         recent.insert(running("big", 5_000_000));
         assert!(recent.get("big").is_some());

@@ -17,6 +17,7 @@ use super::error::{json_text, names, EvalError};
 use super::path::JsonPath;
 use super::scope::Scope;
 use super::size::Budget;
+use base64::Engine as _;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -447,7 +448,6 @@ impl Call {
             Func::ArrayLength => Value::from(self.array_arg(0, scope)?.len()),
             Func::ArrayUnique => Value::Array(unique(&self.array_arg(0, scope)?)),
             Func::Base64Encode => {
-                use base64::Engine as _;
                 let s = self.string_arg(0, scope)?;
                 if exceeds_java_length(&s, MAX_ENCODED_INPUT) {
                     return Err(func.invalid());
@@ -459,7 +459,6 @@ impl Call {
                 if exceeds_java_length(&s, MAX_ENCODED_INPUT) {
                     return Err(func.invalid());
                 }
-                use base64::Engine as _;
                 let bytes = JAVA_BASE64.decode(&*s).map_err(|_| func.invalid())?;
                 // Like Java's `new String(bytes, UTF_8)`: malformed sequences become U+FFFD.
                 Value::String(String::from_utf8_lossy(&bytes).into_owned())

@@ -102,11 +102,11 @@ pub fn json_len(v: &Value) -> usize {
     extent(v).bytes
 }
 
-/// The bytes left for a value built from many parts (a template's fields, the arguments of
-/// `States.Array`, the pieces of `States.Format`). Each part is charged as it is built, so
-/// that building stops once the parts alone pass the limit, before the value holds
-/// thousands of copies of a payload. A part nested too deep is not charged: the state's own
-/// check reports it.
+/// The bytes left for a value built from many parts (a template's fields, the items of
+/// `States.Array`; `States.Format` checks its text's length itself). Each part is charged
+/// as it is built, so that building stops once the parts alone pass the limit, before the
+/// value holds thousands of copies of a payload. A part nested too deep is not charged: the
+/// state's own check reports it.
 pub struct Budget {
     left: usize,
 }
@@ -124,17 +124,6 @@ impl Budget {
                 true
             }
             None => too_deep(v),
-        }
-    }
-
-    /// Charges `bytes` of text; false once the parts so far are over the limit.
-    pub fn charge_bytes(&mut self, bytes: usize) -> bool {
-        match self.left.checked_sub(bytes) {
-            Some(left) => {
-                self.left = left;
-                true
-            }
-            None => false,
         }
     }
 }
@@ -267,20 +256,20 @@ impl std::io::Write for Counter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_budget_charges_parts_until_they_pass_the_limit_and_leaves_depth_to_the_state() {
         let mut b = Budget::new(10);
         assert!(b.charge(&json!("abc"))); // 5 bytes
-        assert!(b.charge_bytes(5));
-        assert!(!b.charge(&json!(1)));
+        assert!(b.charge(&json!("ab"))); // 4 bytes
+        assert!(!b.charge(&json!([1])));
         let mut deep = json!(1);
         for _ in 0..=MAX_DEPTH {
             deep = json!([deep]);
         }
         assert!(Budget::new(10_000).charge(&deep));
     }
-    use serde_json::json;
 
     fn exceeds(v: &Value, limit: usize) -> bool {
         measure(v, limit).is_none()
