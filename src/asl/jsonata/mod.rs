@@ -159,13 +159,12 @@ impl Expr {
                 evaluator.evaluate(&self.ast, &JValue::Undefined)
             })
         });
-        match result {
-            Err(panic) => Err(panic),
-            Ok(Err(_)) if spent => Err(format!(
+        match result? {
+            Err(_) if spent => Err(format!(
                 "It needed more than {} MiB of memory.",
                 EVAL_MEMORY_BYTES >> 20
             )),
-            Ok(r) => r.map_err(|e| messages::aws_wording(e.message()).into_owned()),
+            r => r.map_err(|e| messages::aws_wording(e.message()).into_owned()),
         }
     }
 
