@@ -111,6 +111,7 @@ enum WorkflowTypeArg {
 }
 
 fn main() -> ExitCode {
+    expressway::asl::jsonata::quiet_contained_panics();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate { config, files } => match config {

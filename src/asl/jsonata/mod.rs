@@ -479,6 +479,22 @@ pub fn unexpected_type(expr: &Expr, field: &str, expected: &str, got: &Value) ->
     )
 }
 
+/// Makes the panics that [`contained`] turns into errors print one line on stderr instead
+/// of the default message and backtrace: any caller who can run an expression could
+/// otherwise fill the daemon's log with backtraces. Other panics print as before.
+pub fn quiet_contained_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        match info
+            .location()
+            .filter(|l| l.file().contains("jsonata-core"))
+        {
+            Some(at) => eprintln!("jsonata-core panicked at {at} (the expression fails)"),
+            None => previous(info),
+        }
+    }));
+}
+
 /// Runs a call into jsonata-core, turning its panics into an error. It panics on some
 /// inputs (`$fromMillis(0, "[,D1o]")` slices a picture out of bounds): that must fail the
 /// expression, not the thread running every execution of a shard.
