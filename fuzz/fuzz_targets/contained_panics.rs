@@ -7,10 +7,7 @@
 pub fn let_jsonata_core_panics_unwind() {
     let abort = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let in_jsonata_core = info
-            .location()
-            .is_some_and(|l| l.file().contains("jsonata-core"));
-        if !in_jsonata_core {
+        if !expressway::asl::jsonata::panicked_in_jsonata_core(info) {
             abort(info);
         }
     }));
