@@ -1,14 +1,17 @@
 //! Kafka through librdkafka: the consumer that feeds the shards and the producer that is
 //! their sink. The only module that knows Kafka.
 //!
-//! The consumer runs on the caller's thread: it polls, routes each message to the shard that
-//! owns its partition, relays the shards' pause/resume requests, and commits offsets, only
-//! as far as the shards' commit points allow (`docs/kafka-ack-contract.md`).
+//! The consumer runs on the caller's thread: it serves rebalances, relays the shards'
+//! pause/resume requests, and commits offsets, only as far as the shards' commit points allow
+//! (`docs/kafka-ack-contract.md`). Messages do not pass through it: each assigned partition's
+//! queue is split off (librdkafka's per-partition queues) and handed to the shard that owns
+//! the partition, which reads the messages in place on its own thread ([`KafkaFeed`]).
 
 pub mod config;
 
 use super::shard::{
-    CommitPoint, Control, Delivery, Msg, OutRecord, RecordKind, Sink, SourceCoords, SourceEvent,
+    CommitPoint, Control, Delivery, EventRef, Msg, OutRecord, PartitionFeed, RecordKind, Sink,
+    SourceCoords, SourceEvent,
 };
 use crate::asl::effect::TaskCall;
 use crate::asl::error::{names, Failure};
@@ -16,15 +19,16 @@ use crate::resource::{TaskReply, TaskResource};
 use crate::telemetry::{self, CommitResult};
 use crossbeam_channel::{Receiver, Sender};
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 /// Which shard owns each assigned partition. A newly assigned partition goes to the shard
@@ -292,6 +296,9 @@ pub struct RebalanceContext {
     routes: std::sync::Mutex<Routes>,
     /// Source name by topic, for the consumer-lag metric.
     pub sources: HashMap<String, String>,
+    /// The consumer this is the context of, to split assigned partitions' queues off it
+    /// (set once it exists; weak, since the consumer owns its context).
+    consumer: OnceLock<Weak<KafkaConsumer>>,
 }
 
 impl ClientContext for RebalanceContext {
@@ -353,11 +360,21 @@ impl ConsumerContext for RebalanceContext {
             Rebalance::Assign(tpl) => {
                 // Placed now, in the assignment's order, so the spread does not depend on
                 // which partition's messages come first.
-                let mut routes = self.routes();
-                for e in tpl.elements() {
-                    routes.route(e.topic(), e.partition());
+                let placed: Vec<(Arc<str>, i32, usize)> = {
+                    let mut routes = self.routes();
+                    tpl.elements()
+                        .iter()
+                        .map(|e| {
+                            let (topic, shard) = routes.route(e.topic(), e.partition());
+                            (topic, e.partition(), shard)
+                        })
+                        .collect()
+                };
+                // Split off before any fetch for them can have completed, so every message
+                // of these partitions reaches its shard through the feed, in order.
+                for (topic, partition, shard) in placed {
+                    self.hand_feed(topic, partition, shard);
                 }
-                drop(routes);
                 // A partition paused for backpressure before it was revoked may come back
                 // still paused in librdkafka, while its new shard state knows of no pause:
                 // start every assignment fetching.
@@ -395,6 +412,60 @@ impl RebalanceContext {
     fn routes(&self) -> std::sync::MutexGuard<'_, Routes> {
         self.routes.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Splits the partition's queue off the consumer and gives it to `shard`. Without the
+    /// consumer (never, once [`consumer`] returned) the partition's messages stay on the
+    /// consumer's own queue, which [`consume`] routes.
+    fn hand_feed(&self, topic: Arc<str>, partition: i32, shard: usize) {
+        let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let Some(mut queue) = consumer.split_partition_queue(&topic, partition) else {
+            return;
+        };
+        let inbox = self.shards[shard].clone();
+        // Called by librdkafka when the queue goes from empty to not empty.
+        queue.set_nonempty_callback(move || {
+            let _ = inbox.send(Msg::Fetch);
+        });
+        let feed = KafkaFeed {
+            topic: topic.clone(),
+            queue,
+        };
+        let _ = self.shards[shard].send(Msg::Feed((topic, partition), Box::new(feed)));
+    }
+}
+
+/// One assigned partition's messages, read by its shard straight from librdkafka's buffers.
+pub struct KafkaFeed {
+    topic: Arc<str>,
+    queue: PartitionQueue<RebalanceContext>,
+}
+
+impl PartitionFeed for KafkaFeed {
+    fn take(&mut self, max: usize, start: &mut dyn FnMut(EventRef<'_>)) -> usize {
+        let mut taken = 0;
+        while taken < max {
+            match self.queue.poll(Duration::ZERO) {
+                Some(Ok(m)) => {
+                    start(EventRef {
+                        coords: SourceCoords {
+                            topic: self.topic.clone(),
+                            partition: m.partition(),
+                            offset: m.offset(),
+                        },
+                        key: m.key(),
+                        payload: m.payload().unwrap_or_default(),
+                        source: None,
+                    });
+                    taken += 1;
+                }
+                Some(Err(e)) => eprintln!("expressway: consumer error: {e}"),
+                None => break,
+            }
+        }
+        taken
+    }
 }
 
 pub type KafkaConsumer = BaseConsumer<RebalanceContext>;
@@ -407,7 +478,7 @@ pub fn consumer(
     shards: Vec<Sender<Msg>>,
     sources: HashMap<String, String>,
     stats_interval: Duration,
-) -> Result<KafkaConsumer, KafkaError> {
+) -> Result<Arc<KafkaConsumer>, KafkaError> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", brokers)
@@ -423,11 +494,14 @@ pub fn consumer(
     for (k, v) in properties {
         config.set(k, v);
     }
-    config.create_with_context(RebalanceContext {
+    let consumer: Arc<KafkaConsumer> = Arc::new(config.create_with_context(RebalanceContext {
         routes: std::sync::Mutex::new(Routes::new(shards.len())),
         shards,
         sources,
-    })
+        consumer: OnceLock::new(),
+    })?);
+    let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
+    Ok(consumer)
 }
 
 fn commit(
@@ -453,7 +527,8 @@ fn partition_list(partitions: &[(Arc<str>, i32)]) -> TopicPartitionList {
     tpl
 }
 
-/// Polls until `stop` is set: routes messages to shards, relays backpressure, commits every
+/// Polls until `stop` is set: serves rebalances, routes what reaches the consumer's own queue
+/// (nothing, once partitions are split off), relays backpressure, commits every
 /// `commit_interval`. Returns when asked to stop; the caller shuts the shards down and makes
 /// the final commit with [`commit_final`].
 pub fn consume(
@@ -468,22 +543,13 @@ pub fn consume(
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 let (topic, shard) = consumer.context().routes().route(m.topic(), m.partition());
-                let headers = m
-                    .headers()
-                    .map(|hs| {
-                        hs.iter()
-                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
                 let event = SourceEvent {
                     coords: SourceCoords {
-                        topic: topic.clone(),
+                        topic,
                         partition: m.partition(),
                         offset: m.offset(),
                     },
                     key: m.key().map(<[u8]>::to_vec),
-                    headers,
                     payload: m.payload().unwrap_or_default().to_vec(),
                     source: None,
                 };

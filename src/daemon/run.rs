@@ -459,7 +459,7 @@ fn start_consumer(
     config: &Config,
     brokers: &str,
     shards: &[Sender<Msg>],
-) -> Result<Option<KafkaConsumer>> {
+) -> Result<Option<Arc<KafkaConsumer>>> {
     if !config.sources.iter().any(|s| s.kind == SourceKind::Kafka) {
         return Ok(None);
     }
@@ -576,7 +576,7 @@ struct Running<'c> {
     cluster: KafkaCluster,
     api: Option<crate::api::ApiServer>,
     shards: Shards,
-    consumer: Option<KafkaConsumer>,
+    consumer: Option<Arc<KafkaConsumer>>,
     sqs_sources: Vec<Arc<SqsSource>>,
     demo: Demo,
 }

@@ -41,17 +41,50 @@ pub struct SourceCoords {
     pub offset: i64,
 }
 
-/// One message from a source, as the shard receives it.
+/// One message from a source, handed to the shard as a [`Msg::Event`].
 #[derive(Clone, Debug)]
 pub struct SourceEvent {
     pub coords: SourceCoords,
     pub key: Option<Vec<u8>>,
-    pub headers: Vec<(String, Vec<u8>)>,
     pub payload: Vec<u8>,
     /// `$$.Execution.Source` of its execution (an SQS message's id, receive count and
     /// attributes), and the `source` of its dead-letter record; `None` for Kafka.
     pub source: Option<Arc<Value>>,
 }
+
+/// A source message as the shard reads it: borrowed from wherever it arrived (a
+/// [`SourceEvent`], or a [`PartitionFeed`]'s buffer), so nothing is copied before the shard
+/// knows what it keeps.
+pub struct EventRef<'a> {
+    pub coords: SourceCoords,
+    pub key: Option<&'a [u8]>,
+    pub payload: &'a [u8],
+    pub source: Option<&'a Arc<Value>>,
+}
+
+impl SourceEvent {
+    fn as_ref(&self) -> EventRef<'_> {
+        EventRef {
+            coords: self.coords.clone(),
+            key: self.key.as_deref(),
+            payload: &self.payload,
+            source: self.source.as_ref(),
+        }
+    }
+}
+
+/// A partition whose messages the shard takes itself, on its own thread, instead of
+/// receiving each as a [`Msg::Event`] from the consumer's thread (Kafka: librdkafka's queue
+/// for that partition). It announces waiting messages with [`Msg::Fetch`].
+pub trait PartitionFeed: Send {
+    /// Hands up to `max` waiting messages to `start`, in order, without blocking; returns
+    /// how many it handed.
+    fn take(&mut self, max: usize, start: &mut dyn FnMut(EventRef<'_>)) -> usize;
+}
+
+/// How many messages a shard takes from one feed before it looks at its inbox again (task
+/// results, delivery reports, commit requests must not wait behind a backlog).
+const FEED_BATCH: usize = 256;
 
 /// What a record written to a sink is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +170,10 @@ pub enum Control {
 /// Everything that can happen to a shard.
 pub enum Msg {
     Event(SourceEvent),
+    /// A newly assigned partition's feed: the shard takes its messages from now on.
+    Feed((Arc<str>, i32), Box<dyn PartitionFeed>),
+    /// A feed that was empty has messages waiting.
+    Fetch,
     /// A Task call's result or heartbeat.
     Task(TaskEvent),
     Delivered {
@@ -244,6 +281,10 @@ pub struct Shard {
     stats: ShardStats,
     /// What every execution starts from (cloned: shared names, no allocation per event).
     default_options: ExecutionOptions,
+    /// The assigned partitions this shard takes messages from itself.
+    feeds: Vec<((Arc<str>, i32), Box<dyn PartitionFeed>)>,
+    /// A feed may hold messages: it announced them, or the last round stopped at a full batch.
+    feeds_waiting: bool,
 }
 
 impl Shard {
@@ -272,6 +313,8 @@ impl Shard {
             shutdown_deadline: None,
             stats: ShardStats::default(),
             default_options: ExecutionOptions::default(),
+            feeds: Vec::new(),
+            feeds_waiting: false,
             config,
         };
         (shard, tx)
@@ -286,9 +329,11 @@ impl Shard {
                 .into_iter()
                 .flatten()
                 .min();
-            let timeout = wake.map_or(Duration::from_secs(3600), |at| {
-                Duration::from_millis((at - now).max(0) as u64)
-            });
+            let timeout = match wake {
+                _ if self.feeds_waiting => Duration::ZERO,
+                Some(at) => Duration::from_millis((at - now).max(0) as u64),
+                None => Duration::from_secs(3600),
+            };
             if self.rx.is_empty() {
                 // About to wait: what the logs hold goes out now, not when the buffer fills.
                 self.driver.flush_logs();
@@ -301,6 +346,9 @@ impl Shard {
             // Take what else is queued before looking at timers: one wake-up, many messages.
             while let Ok(msg) = self.rx.try_recv() {
                 self.handle(msg);
+            }
+            if self.feeds_waiting {
+                self.take_from_feeds();
             }
             self.driver.fire_due_timers();
             self.take_finished();
@@ -318,7 +366,13 @@ impl Shard {
 
     fn handle(&mut self, msg: Msg) {
         match msg {
-            Msg::Event(event) => self.start(event),
+            Msg::Event(event) => self.start(event.as_ref()),
+            Msg::Feed(partition, feed) => {
+                self.feeds.push((partition, feed));
+                // What arrived before its announcement was wired up is waiting already.
+                self.feeds_waiting = true;
+            }
+            Msg::Fetch => self.feeds_waiting = true,
             Msg::Task(event) => {
                 self.driver.task_event(event);
                 self.take_finished();
@@ -360,9 +414,24 @@ impl Shard {
         }
     }
 
+    /// Takes a batch from every feed. A feed that filled its batch may hold more, so the
+    /// loop comes back without waiting; one that ran dry announces its next message.
+    fn take_from_feeds(&mut self) {
+        if self.shutdown_deadline.is_some() {
+            return; // left unread: redelivered after restart
+        }
+        let mut feeds = std::mem::take(&mut self.feeds);
+        let mut full = false;
+        for (_, feed) in &mut feeds {
+            full |= feed.take(FEED_BATCH, &mut |event| self.start(event)) == FEED_BATCH;
+        }
+        self.feeds = feeds;
+        self.feeds_waiting = full;
+    }
+
     /// Starts an execution for one source event, or dead-letters the event if it cannot
     /// start one. Either way the event's offset is tracked until its record is delivered.
-    fn start(&mut self, event: SourceEvent) {
+    fn start(&mut self, event: EventRef<'_>) {
         if self.shutdown_deadline.is_some() {
             return; // not tracked: it will be redelivered after restart
         }
@@ -379,7 +448,7 @@ impl Shard {
         self.stats.events += 1;
         binding.source_metrics.event_consumed();
         let name = execution_name(&event.coords);
-        if event.payload.len() > PAYLOAD_LIMIT_BYTES {
+        let input = if event.payload.len() > PAYLOAD_LIMIT_BYTES {
             binding
                 .source_metrics
                 .payload_rejected(RejectReason::OversizePayload);
@@ -388,13 +457,9 @@ impl Shard {
                 event.payload.len()
             );
             let failure = Failure::new(crate::asl::error::names::DATA_LIMIT_EXCEEDED, cause);
-            let reason = DlqReason::OversizePayload;
-            self.dead_letter(&binding, &name, event, reason, &failure, None);
-            return;
-        }
-        let input: Value = match serde_json::from_slice(&event.payload) {
-            Ok(v) => v,
-            Err(e) => {
+            Err((DlqReason::OversizePayload, failure))
+        } else {
+            serde_json::from_slice::<Value>(event.payload).map_err(|e| {
                 binding
                     .source_metrics
                     .payload_rejected(RejectReason::InvalidJson);
@@ -402,16 +467,31 @@ impl Shard {
                     "Expressway.InvalidJson",
                     format!("The event payload is not JSON: {e}"),
                 );
-                let reason = DlqReason::InvalidJson;
-                self.dead_letter(&binding, &name, event, reason, &failure, None);
+                (DlqReason::InvalidJson, failure)
+            })
+        };
+        // Kept for the record: its key, and the payload itself if it ends as a dead letter.
+        let message = SourceMessage {
+            name,
+            binding,
+            coords: event.coords,
+            key: event.key.map(<[u8]>::to_vec),
+            payload: event.payload.to_vec(),
+            source: event.source.cloned(),
+        };
+        let input = match input {
+            Ok(input) => input,
+            Err((reason, failure)) => {
+                self.dead_letter(message, reason, &failure, None);
                 return;
             }
         };
+        let binding = &message.binding;
         let opts = ExecutionOptions {
-            name: name.clone(),
+            name: message.name.clone(),
             state_machine_name: binding.state_machine.clone(),
             workflow_type: binding.workflow_type,
-            source: event.source.clone(),
+            source: message.source.clone(),
             ..self.default_options.clone()
         };
         self.driver.start(Start {
@@ -419,14 +499,7 @@ impl Shard {
             input,
             opts,
             metrics: Some(binding.state_machine_metrics.clone()),
-            owned: SourceMessage {
-                name,
-                binding,
-                coords: event.coords,
-                key: event.key,
-                payload: event.payload,
-                source: event.source,
-            },
+            owned: message,
         });
         self.take_finished();
         self.apply_backpressure();
@@ -448,35 +521,26 @@ impl Shard {
     fn finish(&mut self, exec: Execution, m: SourceMessage) {
         self.stats.transitions += exec.transitions();
         let failed_state = exec.failed_state().map(str::to_string);
-        let event = SourceEvent {
-            coords: m.coords,
-            key: m.key,
-            headers: Vec::new(),
-            payload: m.payload,
-            source: m.source,
-        };
         match exec.into_outcome() {
             Some(Outcome::Succeeded(output)) => {
                 self.stats.succeeded += 1;
                 let record = OutRecord {
                     kind: RecordKind::Result,
                     dead_letter_reason: None,
-                    headers: source_headers(&event.coords, &m.name),
-                    coords: event.coords,
-                    key: event.key,
+                    headers: source_headers(&m.coords, &m.name),
+                    coords: m.coords,
+                    key: m.key,
                     value: json_text(&output).into_bytes(),
                 };
                 self.send(&m.binding, record);
             }
             Some(Outcome::Failed(f)) => {
                 self.stats.failed += 1;
-                let reason = DlqReason::Failed;
-                self.dead_letter(&m.binding, &m.name, event, reason, &f, failed_state);
+                self.dead_letter(m, DlqReason::Failed, &f, failed_state);
             }
             Some(Outcome::TimedOut(f)) => {
                 self.stats.timed_out += 1;
-                let reason = DlqReason::TimedOut;
-                self.dead_letter(&m.binding, &m.name, event, reason, &f, failed_state);
+                self.dead_letter(m, DlqReason::TimedOut, &f, failed_state);
             }
             None => {}
         }
@@ -484,22 +548,21 @@ impl Shard {
 
     fn dead_letter(
         &mut self,
-        binding: &Binding,
-        name: &str,
-        event: SourceEvent,
+        m: SourceMessage,
         reason: DlqReason,
         failure: &Failure,
         state: Option<String>,
     ) {
+        let binding = &m.binding;
         if let Some(acks) = binding.acks.as_ref().filter(|a| a.releases_failures()) {
             // The queue's own redrive policy decides (config `on_failure = "release"`).
-            acks.release(&event.coords);
+            acks.release(&m.coords);
             return;
         }
         self.stats.dead_letters += 1;
         binding.source_metrics.dlq_record(reason);
-        let c = &event.coords;
-        let source = match event.source.as_deref() {
+        let c = &m.coords;
+        let source = match m.source.as_deref() {
             Some(source) => DeadLetterSource::Queue(source),
             None => DeadLetterSource::Kafka(KafkaCoords {
                 topic: &c.topic,
@@ -512,20 +575,21 @@ impl Shard {
             cause: failure.cause.as_deref(),
             reason: reason.as_str(),
             state: state.as_deref(),
-            execution: name,
+            execution: &m.name,
             state_machine: &binding.state_machine,
             source,
-            payload: DeadLetterPayload::of(&event.payload),
+            payload: DeadLetterPayload::of(&m.payload),
         };
+        let value = serde_json::to_vec(&value).expect("a dead-letter record serialises");
         let record = OutRecord {
             kind: RecordKind::DeadLetter,
             dead_letter_reason: Some(reason),
-            headers: source_headers(c, name),
-            coords: event.coords.clone(),
-            key: event.key,
-            value: serde_json::to_vec(&value).expect("a dead-letter record serialises"),
+            headers: source_headers(c, &m.name),
+            coords: m.coords.clone(),
+            key: m.key,
+            value,
         };
-        self.send(binding, record);
+        self.send(&m.binding, record);
     }
 
     fn send(&mut self, binding: &Binding, record: OutRecord) {
@@ -589,6 +653,8 @@ impl Shard {
                 .any(|(t, p)| *t == c.topic && *p == c.partition)
         };
         self.driver.cancel_where(|m| gone(&m.coords));
+        self.feeds
+            .retain(|((t, p), _)| !partitions.iter().any(|(rt, rp)| rt == t && rp == p));
         self.trackers
             .retain(|(t, p), _| !partitions.iter().any(|(rt, rp)| rt == t && rp == p));
         self.apply_backpressure();
@@ -796,7 +862,6 @@ mod tests {
                 offset,
             },
             key: Some(format!("k{offset}").into_bytes()),
-            headers: Vec::new(),
             payload: payload.as_bytes().to_vec(),
             source: None,
         })

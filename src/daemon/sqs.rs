@@ -242,7 +242,6 @@ impl SqsSource {
                 offset: seq,
             },
             key: Some(message_id.as_bytes().to_vec()),
-            headers: Vec::new(),
             payload: body.as_bytes().to_vec(),
             source: Some(Arc::new(source)),
         };
