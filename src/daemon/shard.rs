@@ -41,6 +41,9 @@ pub struct SourceCoords {
     pub offset: i64,
 }
 
+/// A partition of a topic.
+pub type TopicPartition = (Arc<str>, i32);
+
 /// One message from a source, handed to the shard as a [`Msg::Event`].
 #[derive(Clone, Debug)]
 pub struct SourceEvent {
@@ -171,7 +174,7 @@ pub enum Control {
 pub enum Msg {
     Event(SourceEvent),
     /// A newly assigned partition's feed: the shard takes its messages from now on.
-    Feed((Arc<str>, i32), Box<dyn PartitionFeed>),
+    Feed(TopicPartition, Box<dyn PartitionFeed>),
     /// A feed that was empty has messages waiting.
     Fetch,
     /// A Task call's result or heartbeat.
@@ -282,7 +285,7 @@ pub struct Shard {
     /// What every execution starts from (cloned: shared names, no allocation per event).
     default_options: ExecutionOptions,
     /// The assigned partitions this shard takes messages from itself.
-    feeds: Vec<((Arc<str>, i32), Box<dyn PartitionFeed>)>,
+    feeds: Vec<(TopicPartition, Box<dyn PartitionFeed>)>,
     /// A feed may hold messages: it announced them, or the last round stopped at a full batch.
     feeds_waiting: bool,
 }
