@@ -13,7 +13,8 @@ use crate::asl::error::{json_text, Failure};
 use crate::asl::time::Millis;
 use crate::asl::Program;
 use crate::engine::{
-    wall_millis, Clock, Driver, ExecKey, Inbox, Owned, Start, TaskEvent, Telemetry, BUDGET_SHARES,
+    wall_millis, Clock, Driver, ExecKey, Inbox, MetricsKey, Owned, Start, TaskEvent, Telemetry,
+    BUDGET_SHARES,
 };
 use crate::resource::TaskResource;
 use crate::telemetry::exec_log::ExecutionLogger;
@@ -412,15 +413,15 @@ struct Worker {
     driver: Driver<ApiExecution, HostInbox>,
     by_arn: HashMap<String, ExecKey>,
     /// Per state machine, made on its first execution.
-    metrics: HashMap<Arc<str>, StateMachineMetrics>,
+    metrics: HashMap<Arc<str>, MetricsKey>,
 }
 
 impl Worker {
     fn run(mut self) {
         loop {
             if self.rx.is_empty() {
-                // About to wait: what the logs hold goes out now, not when the buffer fills.
-                self.driver.flush_logs();
+                // About to wait: what the logs and metrics hold goes out now.
+                self.driver.flush();
             }
             let msg = match self.driver.next_due() {
                 Some(at) => {
@@ -456,15 +457,15 @@ impl Worker {
                 .held
                 .store(self.driver.held_bytes(), Ordering::Relaxed);
         }
-        self.driver.flush_logs();
+        self.driver.flush();
     }
 
     fn start(&mut self, req: StartRequest) {
-        let metrics = self
+        let driver = &mut self.driver;
+        let metrics = *self
             .metrics
             .entry(req.opts.state_machine_name.clone())
-            .or_insert_with_key(|name| StateMachineMetrics::new(name))
-            .clone();
+            .or_insert_with_key(|name| driver.count_executions(StateMachineMetrics::new(name)));
         let arn = req.arn.clone();
         let reserved = req.reserved_bytes;
         let key = self.driver.start(Start {

@@ -20,7 +20,9 @@ use crate::asl::size::PAYLOAD_LIMIT_BYTES;
 use crate::asl::time::Millis;
 use crate::asl::vm::Execution;
 use crate::asl::Program;
-use crate::engine::{wall_millis, Clock, Driver, Inbox, Owned, Start, TaskEvent, Telemetry};
+use crate::engine::{
+    wall_millis, Clock, Driver, Inbox, MetricsKey, Owned, Start, TaskEvent, Telemetry,
+};
 use crate::resource::TaskResource;
 use crate::telemetry::exec_log::ExecutionLogger;
 use crate::telemetry::{DlqReason, RejectReason, ShardMetrics, SourceMetrics, StateMachineMetrics};
@@ -203,6 +205,7 @@ pub struct Binding {
     pub state_machine: Arc<str>,
     pub workflow_type: WorkflowType,
     pub sink: Arc<dyn Sink>,
+    /// What each shard counts its executions and events in (it takes its own copies).
     pub state_machine_metrics: StateMachineMetrics,
     pub source_metrics: SourceMetrics,
     /// `Some` for a source acknowledging per message (SQS); `None`: offsets (Kafka).
@@ -211,6 +214,20 @@ pub struct Binding {
 
 /// Bindings by source topic, shared by every shard.
 pub type Bindings = Arc<HashMap<Arc<str>, Arc<Binding>>>;
+
+/// A binding as one shard uses it: with its own batch of the source's metrics, its key to
+/// its driver's state machine metrics and its own copy of the state machine's name, so that
+/// an event touches nothing another shard writes (shared reference counts and counters
+/// cost ~6% of the throughput, `docs/performance.md`).
+struct ShardBinding {
+    binding: Arc<Binding>,
+    state_machine: Arc<str>,
+    source_metrics: SourceMetrics,
+    metrics: MetricsKey,
+}
+
+/// Events after which a shard publishes its counts even if its inbox never empties.
+const PUBLISH_EVERY: u32 = 512;
 
 pub struct ShardConfig {
     pub index: usize,
@@ -229,7 +246,10 @@ pub struct ShardConfig {
 struct SourceMessage {
     /// The execution's name, from its source coordinates.
     name: Arc<str>,
-    binding: Arc<Binding>,
+    /// Index into the shard's bindings.
+    binding: usize,
+    /// The shard's copy of its state machine's name.
+    state_machine: Arc<str>,
     coords: SourceCoords,
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
@@ -238,7 +258,7 @@ struct SourceMessage {
 
 impl Owned for SourceMessage {
     fn execution_arn(&self) -> Cow<'_, str> {
-        Cow::Owned(execution_arn(&self.binding, &self.name))
+        Cow::Owned(execution_arn(&self.state_machine, &self.name))
     }
 }
 
@@ -266,7 +286,11 @@ pub struct ShardStats {
 
 pub struct Shard {
     config: ShardConfig,
-    bindings: Bindings,
+    bindings: Vec<ShardBinding>,
+    /// Index into `bindings`, by source topic.
+    by_topic: HashMap<Arc<str>, usize>,
+    /// Events since the counts were last published.
+    unpublished: u32,
     rx: Receiver<Msg>,
     /// The shard's own inbox, for completions arriving from other threads.
     tx: Sender<Msg>,
@@ -302,8 +326,24 @@ impl Shard {
         let telemetry = Telemetry::new(config.logger.take());
         let mut driver = Driver::new(resources, ShardInbox(tx.clone()), Clock::Real, telemetry);
         driver.share_byte_budget(config.max_held_bytes);
+        let mut by_topic = HashMap::new();
+        let bindings = bindings
+            .iter()
+            .enumerate()
+            .map(|(index, (topic, binding))| {
+                by_topic.insert(topic.clone(), index);
+                ShardBinding {
+                    binding: binding.clone(),
+                    state_machine: Arc::from(&*binding.state_machine),
+                    source_metrics: binding.source_metrics.clone(),
+                    metrics: driver.count_executions(binding.state_machine_metrics.clone()),
+                }
+            })
+            .collect();
         let shard = Shard {
             bindings,
+            by_topic,
+            unpublished: 0,
             rx,
             tx: tx.clone(),
             control,
@@ -338,8 +378,8 @@ impl Shard {
                 None => Duration::from_secs(3600),
             };
             if self.rx.is_empty() {
-                // About to wait: what the logs hold goes out now, not when the buffer fills.
-                self.driver.flush_logs();
+                // About to wait: what the logs and metrics hold goes out now.
+                self.publish();
             }
             match self.rx.recv_timeout(timeout) {
                 Ok(msg) => self.handle(msg),
@@ -362,7 +402,7 @@ impl Shard {
                 }
             }
         }
-        self.driver.flush_logs();
+        self.publish();
         let points = self.commit_points(None);
         (self.stats, points)
     }
@@ -417,6 +457,15 @@ impl Shard {
         }
     }
 
+    /// Writes out the execution logs and publishes the metrics counted since last time.
+    fn publish(&mut self) {
+        self.driver.flush();
+        for b in &mut self.bindings {
+            b.source_metrics.flush();
+        }
+        self.unpublished = 0;
+    }
+
     /// Takes a batch from every feed. A feed that filled its batch may hold more, so the
     /// loop comes back without waiting; one that ran dry announces its next message.
     fn take_from_feeds(&mut self) {
@@ -438,10 +487,10 @@ impl Shard {
         if self.shutdown_deadline.is_some() {
             return; // not tracked: it will be redelivered after restart
         }
-        let Some(binding) = self.bindings.get(&event.coords.topic).cloned() else {
+        let Some(&b) = self.by_topic.get(&event.coords.topic) else {
             return; // not a source topic of this daemon: nothing subscribes to it
         };
-        if binding.acks.is_none() {
+        if self.bindings[b].binding.acks.is_none() {
             let tracker_key = (event.coords.topic.clone(), event.coords.partition);
             let tracker = self.trackers.entry(tracker_key).or_default();
             if !tracker.received(event.coords.offset) {
@@ -449,6 +498,11 @@ impl Shard {
             }
         }
         self.stats.events += 1;
+        self.unpublished += 1;
+        if self.unpublished >= PUBLISH_EVERY {
+            self.publish();
+        }
+        let binding = &mut self.bindings[b];
         binding.source_metrics.event_consumed();
         let name = execution_name(&event.coords);
         let input = if event.payload.len() > PAYLOAD_LIMIT_BYTES {
@@ -476,7 +530,8 @@ impl Shard {
         // Kept for the record: its key, and the payload itself if it ends as a dead letter.
         let message = SourceMessage {
             name,
-            binding,
+            binding: b,
+            state_machine: binding.state_machine.clone(),
             coords: event.coords,
             key: event.key.map(<[u8]>::to_vec),
             payload: event.payload.to_vec(),
@@ -489,19 +544,19 @@ impl Shard {
                 return;
             }
         };
-        let binding = &message.binding;
+        let binding = &self.bindings[b];
         let opts = ExecutionOptions {
             name: message.name.clone(),
-            state_machine_name: binding.state_machine.clone(),
-            workflow_type: binding.workflow_type,
+            state_machine_name: message.state_machine.clone(),
+            workflow_type: binding.binding.workflow_type,
             source: message.source.clone(),
             ..self.default_options.clone()
         };
         self.driver.start(Start {
-            program: binding.program.clone(),
+            program: binding.binding.program.clone(),
             input,
             opts,
-            metrics: Some(binding.state_machine_metrics.clone()),
+            metrics: Some(binding.metrics),
             owned: message,
         });
         self.take_finished();
@@ -535,7 +590,7 @@ impl Shard {
                     key: m.key,
                     value: json_text(&output).into_bytes(),
                 };
-                self.send(&m.binding, record);
+                self.send(m.binding, record);
             }
             Some(Outcome::Failed(f)) => {
                 self.stats.failed += 1;
@@ -556,14 +611,18 @@ impl Shard {
         failure: &Failure,
         state: Option<String>,
     ) {
-        let binding = &m.binding;
+        let ShardBinding {
+            binding,
+            source_metrics,
+            ..
+        } = &mut self.bindings[m.binding];
         if let Some(acks) = binding.acks.as_ref().filter(|a| a.releases_failures()) {
             // The queue's own redrive policy decides (config `on_failure = "release"`).
             acks.release(&m.coords);
             return;
         }
+        source_metrics.dlq_record(reason);
         self.stats.dead_letters += 1;
-        binding.source_metrics.dlq_record(reason);
         let c = &m.coords;
         let source = match m.source.as_deref() {
             Some(source) => DeadLetterSource::Queue(source),
@@ -592,21 +651,27 @@ impl Shard {
             key: m.key,
             value,
         };
-        self.send(&m.binding, record);
+        self.send(m.binding, record);
     }
 
-    fn send(&mut self, binding: &Binding, record: OutRecord) {
+    /// Sends a record to the sink of binding `b`.
+    fn send(&mut self, b: usize, record: OutRecord) {
+        let ShardBinding {
+            binding,
+            source_metrics,
+            ..
+        } = &mut self.bindings[b];
         if !binding.sink.accepts(record.kind) {
             self.complete(&record.coords);
             return;
         }
         if record.kind == RecordKind::Result {
-            binding.source_metrics.result_produced();
+            source_metrics.result_produced();
         }
         self.unacknowledged += 1;
         let tx = self.tx.clone();
         let coords = record.coords.clone();
-        binding.sink.send(
+        self.bindings[b].binding.sink.send(
             record,
             Box::new(move |result| {
                 let _ = tx.send(Msg::Delivered { coords, result });
@@ -616,7 +681,8 @@ impl Shard {
 
     /// The per-message acknowledger of the source `coords` come from, if it has one.
     fn acks_of(&self, coords: &SourceCoords) -> Option<Arc<dyn MessageAck>> {
-        self.bindings.get(&coords.topic)?.acks.clone()
+        let b = *self.by_topic.get(&coords.topic)?;
+        self.bindings[b].binding.acks.clone()
     }
 
     /// The source message is done: its record is durable (or its sink is off).
@@ -732,11 +798,11 @@ fn execution_name(c: &SourceCoords) -> Arc<str> {
 }
 
 /// The execution's ARN as logs name it (Express form; the account is the engine's default).
-fn execution_arn(binding: &Binding, name: &str) -> String {
+fn execution_arn(state_machine: &str, name: &str) -> String {
     let opts = ExecutionOptions::default();
     format!(
         "arn:aws:states:{}:{}:express:{}:{name}",
-        opts.region, opts.account, binding.state_machine
+        opts.region, opts.account, state_machine
     )
 }
 

@@ -10,6 +10,7 @@ mod timers;
 
 pub use clock::{wall_millis, Clock};
 pub use driver::{
-    Driver, Finished, Inbox, Owned, Start, TaskEvent, Telemetry, BUDGET_SHARES, DEFAULT_BYTE_BUDGET,
+    Driver, Finished, Inbox, MetricsKey, Owned, Start, TaskEvent, Telemetry, BUDGET_SHARES,
+    DEFAULT_BYTE_BUDGET,
 };
 pub use slab::ExecKey;

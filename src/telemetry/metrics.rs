@@ -4,8 +4,9 @@
 //! elsewhere), so every metric name, label and bucket is written down once, here. Events
 //! whose labels come from the configuration are emitted through handle structs
 //! ([`StateMachineMetrics`], [`ShardMetrics`], [`SourceMetrics`]) that register their
-//! counters once, when the labels are known: on the hot path an event is an atomic add, with
-//! no label formatted and no name looked up. Rare events are plain functions.
+//! counters once, when the labels are known: on the hot path an event is an add to a
+//! thread's own batch ([`BatchedCounter`]), with no label formatted and no name looked up.
+//! Rare events are plain functions.
 //!
 //! Handles bind to the recorder that is current when they are created: create them after
 //! [`install_prometheus`] (or inside `metrics::with_local_recorder` in tests).
@@ -423,34 +424,104 @@ impl Integration {
     }
 }
 
-/// The metrics of one configured state machine (label `state_machine`).
+/// A counter one thread adds to on every event: the counts gather here and reach the
+/// shared counter in [`flush`](Self::flush). A shared counter is an atomic in one cache
+/// line; with every shard adding to it per event, two cores traded that line (and the
+/// handles' reference counts) often enough to cost ~6% of the daemon's throughput
+/// (`docs/performance.md`). A clone starts with nothing pending.
+#[derive(Debug)]
+pub struct BatchedCounter {
+    shared: Counter,
+    pending: u64,
+}
+
+impl BatchedCounter {
+    fn new(shared: Counter) -> Self {
+        BatchedCounter { shared, pending: 0 }
+    }
+
+    pub fn increment(&mut self, n: u64) {
+        self.pending += n;
+    }
+
+    pub fn flush(&mut self) {
+        if self.pending > 0 {
+            self.shared.increment(std::mem::take(&mut self.pending));
+        }
+    }
+}
+
+impl Clone for BatchedCounter {
+    fn clone(&self) -> Self {
+        BatchedCounter::new(self.shared.clone())
+    }
+}
+
+/// A histogram's samples gathered by one thread and recorded in [`flush`](Self::flush), for
+/// the reason [`BatchedCounter`] gives.
+#[derive(Debug)]
+pub struct BatchedHistogram {
+    shared: Histogram,
+    pending: Vec<f64>,
+}
+
+impl BatchedHistogram {
+    fn new(shared: Histogram) -> Self {
+        BatchedHistogram {
+            shared,
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn record(&mut self, value: f64) {
+        self.pending.push(value);
+    }
+
+    pub fn flush(&mut self) {
+        for value in self.pending.drain(..) {
+            self.shared.record(value);
+        }
+    }
+}
+
+impl Clone for BatchedHistogram {
+    fn clone(&self) -> Self {
+        BatchedHistogram::new(self.shared.clone())
+    }
+}
+
+/// The metrics of one configured state machine (label `state_machine`), as one execution
+/// driver counts them: batched, published by [`flush`](Self::flush).
 #[derive(Clone, Debug)]
 pub struct StateMachineMetrics {
-    started: Counter,
-    succeeded: Counter,
-    failed: Counter,
-    timed_out: Counter,
-    transitions: Counter,
+    started: BatchedCounter,
+    succeeded: BatchedCounter,
+    failed: BatchedCounter,
+    timed_out: BatchedCounter,
+    transitions: BatchedCounter,
     /// Indexed like [`Status::ALL`].
-    duration: [Histogram; 3],
+    duration: [BatchedHistogram; 3],
 }
 
 impl StateMachineMetrics {
     pub fn new(state_machine: &str) -> Self {
         let sm = || state_machine.to_owned();
+        let counter = |name: &'static str| {
+            BatchedCounter::new(metrics::counter!(name, "state_machine" => sm()))
+        };
         let duration = |status: Status| {
-            metrics::histogram!(
+            BatchedHistogram::new(metrics::histogram!(
                 names::EXECUTION_DURATION,
                 "state_machine" => sm(),
                 "status" => status.as_str()
-            )
+            ))
         };
         StateMachineMetrics {
-            started: metrics::counter!(names::EXECUTIONS_STARTED, "state_machine" => sm()),
-            succeeded: metrics::counter!(names::EXECUTIONS_SUCCEEDED, "state_machine" => sm()),
-            failed: metrics::counter!(names::EXECUTIONS_FAILED, "state_machine" => sm()),
-            timed_out: metrics::counter!(names::EXECUTIONS_TIMED_OUT, "state_machine" => sm()),
-            transitions: metrics::counter!(names::STATE_TRANSITIONS, "state_machine" => sm()),
+            started: counter(names::EXECUTIONS_STARTED),
+            succeeded: counter(names::EXECUTIONS_SUCCEEDED),
+            failed: counter(names::EXECUTIONS_FAILED),
+            timed_out: counter(names::EXECUTIONS_TIMED_OUT),
+            transitions: counter(names::STATE_TRANSITIONS),
             duration: [
                 duration(Status::Succeeded),
                 duration(Status::Failed),
@@ -459,21 +530,37 @@ impl StateMachineMetrics {
         }
     }
 
-    pub fn execution_started(&self) {
+    pub fn execution_started(&mut self) {
         self.started.increment(1);
     }
 
     /// An execution ended with `status` after `duration`, having entered `transitions`
     /// states.
-    pub fn execution_finished(&self, status: Status, duration: Duration, transitions: u64) {
+    pub fn execution_finished(&mut self, status: Status, duration: Duration, transitions: u64) {
         let (counter, histogram) = match status {
-            Status::Succeeded => (&self.succeeded, &self.duration[0]),
-            Status::Failed => (&self.failed, &self.duration[1]),
-            Status::TimedOut => (&self.timed_out, &self.duration[2]),
+            Status::Succeeded => (&mut self.succeeded, &mut self.duration[0]),
+            Status::Failed => (&mut self.failed, &mut self.duration[1]),
+            Status::TimedOut => (&mut self.timed_out, &mut self.duration[2]),
         };
         counter.increment(1);
         histogram.record(duration.as_secs_f64());
         self.transitions.increment(transitions);
+    }
+
+    /// Publishes what was counted since the last flush.
+    pub fn flush(&mut self) {
+        for counter in [
+            &mut self.started,
+            &mut self.succeeded,
+            &mut self.failed,
+            &mut self.timed_out,
+            &mut self.transitions,
+        ] {
+            counter.flush();
+        }
+        for histogram in &mut self.duration {
+            histogram.flush();
+        }
     }
 }
 
@@ -538,68 +625,75 @@ impl Default for TaskMetrics {
 
 /// The metrics of one topic of one configured source (labels `source`, `topic`). Sources
 /// reading several topics make one per topic; the per-source counters are then shared (the
-/// recorder keys them by name and labels).
+/// recorder keys them by name and labels). Each shard counts in its own clone, batched
+/// ([`BatchedCounter`]), and publishes with [`flush`](Self::flush).
 #[derive(Clone, Debug)]
 pub struct SourceMetrics {
-    consumed: Counter,
-    results: Counter,
+    consumed: BatchedCounter,
+    results: BatchedCounter,
     /// Indexed like [`DlqReason::ALL`].
-    dlq: Vec<Counter>,
+    dlq: Vec<BatchedCounter>,
     /// Indexed like [`RejectReason::ALL`].
-    rejects: Vec<Counter>,
+    rejects: Vec<BatchedCounter>,
 }
 
 impl SourceMetrics {
     pub fn new(source: &str, topic: &str) -> Self {
         let src = || source.to_owned();
+        let by_reason = |name: &'static str, reason: &'static str| {
+            BatchedCounter::new(metrics::counter!(name, "source" => src(), "reason" => reason))
+        };
         SourceMetrics {
-            consumed: metrics::counter!(
+            consumed: BatchedCounter::new(metrics::counter!(
                 names::EVENTS_CONSUMED,
                 "source" => src(),
                 "topic" => topic.to_owned()
-            ),
-            results: metrics::counter!(names::RESULTS_PRODUCED, "source" => src()),
+            )),
+            results: BatchedCounter::new(metrics::counter!(
+                names::RESULTS_PRODUCED,
+                "source" => src()
+            )),
             dlq: DlqReason::ALL
                 .iter()
-                .map(|r| {
-                    metrics::counter!(names::DLQ_RECORDS, "source" => src(), "reason" => r.as_str())
-                })
+                .map(|r| by_reason(names::DLQ_RECORDS, r.as_str()))
                 .collect(),
             rejects: RejectReason::ALL
                 .iter()
-                .map(|r| {
-                    metrics::counter!(
-                        names::PAYLOAD_REJECTS,
-                        "source" => src(),
-                        "reason" => r.as_str()
-                    )
-                })
+                .map(|r| by_reason(names::PAYLOAD_REJECTS, r.as_str()))
                 .collect(),
         }
     }
 
     /// A record was taken from the consumer.
-    pub fn event_consumed(&self) {
+    pub fn event_consumed(&mut self) {
         self.consumed.increment(1);
     }
 
     /// The broker acknowledged a result record.
-    pub fn result_produced(&self) {
+    pub fn result_produced(&mut self) {
         self.results.increment(1);
     }
 
     /// The broker acknowledged a dead-letter record.
-    pub fn dlq_record(&self, reason: DlqReason) {
-        if let Some(counter) = self.dlq.get(reason as usize) {
+    pub fn dlq_record(&mut self, reason: DlqReason) {
+        if let Some(counter) = self.dlq.get_mut(reason as usize) {
             counter.increment(1);
         }
     }
 
     /// A record's value could not start an execution.
-    pub fn payload_rejected(&self, reason: RejectReason) {
-        if let Some(counter) = self.rejects.get(reason as usize) {
+    pub fn payload_rejected(&mut self, reason: RejectReason) {
+        if let Some(counter) = self.rejects.get_mut(reason as usize) {
             counter.increment(1);
         }
+    }
+
+    /// Publishes what was counted since the last flush.
+    pub fn flush(&mut self) {
+        self.consumed.flush();
+        self.results.flush();
+        self.dlq.iter_mut().for_each(BatchedCounter::flush);
+        self.rejects.iter_mut().for_each(BatchedCounter::flush);
     }
 }
 
@@ -719,8 +813,8 @@ mod tests {
     #[test]
     fn executions_are_counted_per_state_machine_and_status() {
         let text = render(|| {
-            let orders = StateMachineMetrics::new("orders");
-            let refunds = StateMachineMetrics::new("refunds");
+            let mut orders = StateMachineMetrics::new("orders");
+            let mut refunds = StateMachineMetrics::new("refunds");
             for _ in 0..3 {
                 orders.execution_started();
             }
@@ -737,6 +831,8 @@ mod tests {
                 Duration::from_millis(1),
                 1,
             );
+            orders.flush();
+            refunds.flush();
         });
         let v = |s: &str| value(&text, s);
         assert_eq!(
@@ -820,10 +916,25 @@ mod tests {
     }
 
     #[test]
+    fn batched_counts_are_published_by_flush_and_clones_count_apart() {
+        let text = render(|| {
+            let mut shard_0 = SourceMetrics::new("in", "t");
+            let mut shard_1 = shard_0.clone();
+            shard_0.event_consumed();
+            shard_1.event_consumed();
+            shard_1.event_consumed();
+            shard_1.flush();
+            // shard_0's count is not published yet.
+        });
+        let consumed = "expressway_events_consumed_total{source=\"in\",topic=\"t\"}";
+        assert_eq!(value(&text, consumed), Some(2.0));
+    }
+
+    #[test]
     fn kafka_side_metrics() {
         let text = render(|| {
-            let a = SourceMetrics::new("orders-in", "orders");
-            let b = SourceMetrics::new("orders-in", "orders-replay");
+            let mut a = SourceMetrics::new("orders-in", "orders");
+            let mut b = SourceMetrics::new("orders-in", "orders-replay");
             a.event_consumed();
             a.event_consumed();
             b.event_consumed();
@@ -832,6 +943,8 @@ mod tests {
             a.dlq_record(DlqReason::Failed);
             b.dlq_record(DlqReason::OversizePayload);
             a.payload_rejected(RejectReason::InvalidJson);
+            a.flush();
+            b.flush();
             commit(CommitResult::Ok, Duration::from_micros(700));
             commit(CommitResult::Ok, Duration::from_millis(3));
             commit(CommitResult::Error, Duration::from_secs(2));
@@ -1022,7 +1135,9 @@ mod tests {
         let addr = free.local_addr().expect("addr");
         drop(free);
         install_prometheus(addr).expect("install");
-        StateMachineMetrics::new("http-test").execution_started();
+        let mut metrics = StateMachineMetrics::new("http-test");
+        metrics.execution_started();
+        metrics.flush();
 
         let mut body = String::new();
         for _ in 0..50 {
