@@ -15,7 +15,7 @@
 use super::dead_letter::DeadLetterPayload;
 use super::offsets::PartitionTracker;
 use crate::asl::effect::{ExecutionOptions, Outcome, WorkflowType};
-use crate::asl::error::{json_text, Failure};
+use crate::asl::error::Failure;
 use crate::asl::size::PAYLOAD_LIMIT_BYTES;
 use crate::asl::time::Millis;
 use crate::asl::vm::Execution;
@@ -588,7 +588,7 @@ impl Shard {
                     headers: source_headers(&m.coords, &m.name),
                     coords: m.coords,
                     key: m.key,
-                    value: json_text(&output).into_bytes(),
+                    value: result_text(&output),
                 };
                 self.send(m.binding, record);
             }
@@ -790,6 +790,14 @@ struct KafkaCoords<'a> {
     topic: &'a str,
     partition: i32,
     offset: i64,
+}
+
+/// An output's compact JSON, written into a buffer sized for a typical result at once
+/// rather than grown from serde_json's 128 bytes in steps.
+fn result_text(output: &Value) -> Vec<u8> {
+    let mut text = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut text, output).expect("a JSON value serialises");
+    text
 }
 
 /// Deterministic: a redelivered event gets the same execution name.

@@ -167,6 +167,8 @@ pub struct Driver<X, I, R = Arc<dyn TaskResource>> {
     metrics: Vec<StateMachineMetrics>,
     /// Executions finished since the counts were last published.
     unpublished: u32,
+    /// The effects of the step being carried out (kept for its allocation).
+    effects: Vec<Effect>,
 }
 
 impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
@@ -185,6 +187,7 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
             max_execution_bytes: usize::MAX,
             metrics: Vec::new(),
             unpublished: 0,
+            effects: Vec::new(),
         }
     }
 
@@ -238,7 +241,8 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
         if let Some(MetricsKey(k)) = start.metrics {
             self.metrics[k].execution_started();
         }
-        let exec = Execution::start(start.program, start.input, opts, self.clock.now());
+        let now = self.clock.now();
+        let exec = Execution::start(start.program, start.input, opts, now);
         let key = self.executions.insert(Running {
             exec,
             timers: Vec::new(),
@@ -248,7 +252,7 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
             queued: false,
             bytes: 0,
         });
-        self.advance(key);
+        self.advance_at(key, now);
         key
     }
 
@@ -278,7 +282,7 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
                 exec
             }
         };
-        self.advance(key);
+        self.advance_at(key, now);
     }
 
     /// Fires every timer due by now, then gives each execution that was ready (it yielded
@@ -408,15 +412,21 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
 
     /// Runs an execution as far as it goes and carries out its effects.
     fn advance(&mut self, key: ExecKey) {
-        let now = self.clock.now();
+        self.advance_at(key, self.clock.now());
+    }
+
+    /// [`advance`](Self::advance) at a time the caller has just read.
+    fn advance_at(&mut self, key: ExecKey, now: Millis) {
         let Some(r) = self.executions.get_mut(key) else {
             return;
         };
         let yielded = r.exec.run_for(now, SLICE_TRANSITIONS);
         let finished = r.exec.outcome().is_some();
-        // Taken out so that effects can be carried out while the execution is borrowed.
-        let effects: Vec<Effect> = r.exec.drain_effects().collect();
-        for effect in effects {
+        // Taken out so that effects can be carried out while the execution is borrowed;
+        // into a buffer kept between steps (every execution yields at least its deadline).
+        let mut effects = std::mem::take(&mut self.effects);
+        effects.extend(r.exec.drain_effects());
+        for effect in effects.drain(..) {
             match effect {
                 // An execution that ended in this step (most do, in their first) would only
                 // have its timers (its deadline at least) removed again below.
@@ -437,6 +447,7 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
                 }
             }
         }
+        self.effects = effects;
         if finished {
             self.finish(key);
             return;
