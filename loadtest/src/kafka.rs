@@ -193,7 +193,7 @@ commit_interval_ms = 1000
 shutdown_grace_secs = 30
 
 [producer]
-linger_ms = 5
+linger_ms = {linger}
 batch_num_messages = 10000
 
 [logs]
@@ -212,6 +212,7 @@ listen = "127.0.0.1:{metrics_port}"
         dlq = quote(&opts.dead_letter_topic),
         shards = load.shards,
         in_flight = load.max_in_flight_per_shard,
+        linger = opts.linger_ms,
         extra = scenario.daemon.extra_config,
         kafka_properties = consumer_properties(opts.fetch_wait_ms),
     )

@@ -118,7 +118,7 @@ struct KafkaArgs {
     results_topic: String,
     #[arg(long, default_value = "loadtest-dlq")]
     dead_letter_topic: String,
-    /// The producer's linger.ms (batching against latency).
+    /// The producers' (harness's and started daemon's) linger.ms: batching against latency.
     #[arg(long, default_value_t = 5)]
     linger_ms: u64,
     /// The consumers' (daemon's and harness's) `fetch.wait.max.ms` (default: 10 on the
