@@ -178,6 +178,14 @@ impl JsonPath {
             .all(|s| matches!(s, Segment::Name(_) | Segment::Index(_)))
     }
 
+    /// Whether an index counts from the end (`[-1]`): such a path may name the same node as
+    /// one with a plain index, which comparing their segments does not show.
+    pub fn indexes_from_end(&self) -> bool {
+        self.segments
+            .iter()
+            .any(|s| matches!(s, Segment::Index(i) if *i < 0))
+    }
+
     /// Selects from `doc`. A definite path yields the value it names or `None`; an indefinite
     /// path yields an array of every match (borrowed where it can be).
     pub fn select<'a>(&self, doc: &'a Value) -> Option<Cow<'a, Value>> {

@@ -244,7 +244,8 @@ impl Node {
     }
 
     /// Pushes the path fields in template order; false if one is not a definite `$` path
-    /// below the root.
+    /// below the root, or counts an index from the end (`$.l[-1]` and `$.l[2]` may be one
+    /// item: taking it twice left `null` in the second field).
     fn collect_paths<'a>(&'a self, out: &mut Vec<&'a JsonPath>) -> bool {
         match self {
             Node::Const(_) | Node::Call { .. } => true,
@@ -252,7 +253,10 @@ impl Node {
             Node::Array(a) => a.iter().all(|t| t.collect_paths(out)),
             Node::Path { path, .. } => {
                 out.push(path);
-                path.root() == Root::Input && path.is_definite() && !path.is_root()
+                path.root() == Root::Input
+                    && path.is_definite()
+                    && !path.is_root()
+                    && !path.indexes_from_end()
             }
         }
     }
