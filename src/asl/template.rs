@@ -75,8 +75,16 @@ impl Template {
                 .all(|b| !a.contains(b) && !b.contains(a))
         });
         let consumed_paths = (definite && disjoint).then(|| paths.into_iter().cloned().collect());
+        let (skeleton, mut copies) = root.bound_besides_calls();
+        if consumed_paths.is_some() {
+            // Disjoint parts of the input: their texts are separate pieces of the input's
+            // text, so together they are at most one input. (Counting one input per path let
+            // a chain of Pass states double its bound at every state until it passed the
+            // payload limit and every output was measured.)
+            copies = copies.min(1);
+        }
         Ok(Template {
-            bound_besides_calls: root.bound_besides_calls(),
+            bound_besides_calls: (skeleton, copies),
             calls: root.calls(),
             fans_out: root.parts() > UNGUARDED_PARTS,
             reads_only_input: root.reads_only_input(),
@@ -375,6 +383,18 @@ mod tests {
     use super::*;
     use crate::asl::scope::DocScope;
     use serde_json::json;
+
+    #[test]
+    fn disjoint_paths_are_bounded_by_one_input_overlapping_ones_by_a_copy_each() {
+        let copies = |t: Value| Template::compile(&t).unwrap().size_bound().unwrap().1;
+        let disjoint = json!({"a.$": "$.a", "b.$": "$.b", "n": {"c.$": "$.c[0]"}, "k": 1});
+        assert_eq!(copies(disjoint), 1);
+        assert_eq!(copies(json!({"a.$": "$.a", "b.$": "$.a.b"})), 2);
+        assert_eq!(copies(json!({"a.$": "$.a", "b.$": "$.a"})), 2);
+        assert_eq!(copies(json!({"x.$": "$.l[-1]", "y.$": "$.l[2]"})), 2);
+        assert_eq!(copies(json!({"all.$": "$", "a.$": "$.a"})), 2);
+        assert_eq!(copies(json!({"k": 1})), 0);
+    }
 
     #[test]
     fn many_copies_of_the_input_stop_at_the_first_field_past_the_payload_limit() {
