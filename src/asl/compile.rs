@@ -238,7 +238,8 @@ impl Compiler<'_> {
                     arguments: self.jtemplate(field("Arguments"), "Arguments", ptr),
                     output: self.jtemplate(field("Output"), "Output", ptr),
                 };
-                (StateIo::Jsonata(Box::new(jio)), SizeBound::Measure)
+                let size_bound = jsonata_size_bound(&kind, &jio);
+                (StateIo::Jsonata(Box::new(jio)), size_bound)
             }
             false => {
                 let size_bound = size_bound(&kind, &io);
@@ -621,6 +622,36 @@ fn size_bound(kind: &Kind, io: &Io) -> SizeBound {
             constant: constant.nested(path.segments().len(), 4 * path.as_str().len() + 8),
             per_input: per_input + 1,
         },
+    }
+}
+
+/// Bounds a JSONata state's output size from its input size where the compiler can: by its
+/// `Output` (and each Choice rule's), or as the input itself where a state without one
+/// passes its input on (a Task, Map or Parallel passes its result: measured).
+fn jsonata_size_bound(kind: &Kind, jio: &JsonataIo) -> SizeBound {
+    let passes_input = matches!(
+        kind,
+        Kind::Pass { .. } | Kind::Choice { .. } | Kind::Wait(_) | Kind::Succeed
+    );
+    let of = |output: Option<&JTemplate>| match output {
+        Some(t) => t.size_bound(),
+        None => passes_input.then_some((Extent::default(), 1)),
+    };
+    let mut bound = of(jio.output.as_ref());
+    if let Kind::Choice { choices, .. } = kind {
+        // Whichever rule matches: a bound on all of them.
+        for choice in choices {
+            bound = bound
+                .zip(of(choice.output.as_ref()))
+                .map(|((c, k), (oc, ok))| (c.beside(oc), k + ok));
+        }
+    }
+    match bound {
+        Some((constant, per_input)) => SizeBound::Linear {
+            constant,
+            per_input,
+        },
+        None => SizeBound::Measure,
     }
 }
 

@@ -128,8 +128,35 @@ impl Budget {
     }
 }
 
-/// The longest text serde_json writes for an f64, e.g. `-2.2250738585072014e-308`.
-const MAX_FLOAT_LEN: usize = 24;
+/// The longest text serde_json writes for an f64, e.g. `-2.2250738585072014e-308` (and
+/// JSONata's number format, `-1.7976931348623157e+308`, is no longer).
+pub const MAX_FLOAT_LEN: usize = 24;
+
+/// A bound on a value built from parts, as `(skeleton, per_input)`: the value is at most
+/// `skeleton.with_input(per_input, input)` (see [`Extent::with_input`]).
+pub type LinearBound = (Extent, usize);
+
+/// The bound of an object whose fields are bounded by `fields`: each key with its quotes,
+/// colon and comma (escapes at most double a key), the braces, one level deeper.
+pub fn object_bound<'a>(fields: impl IntoIterator<Item = (&'a str, LinearBound)>) -> LinearBound {
+    let (inner, k) = fields
+        .into_iter()
+        .fold((Extent::default(), 0), |(c, k), (key, (fc, fk))| {
+            (c.beside(fc.nested(0, key.len() * 2 + 4)), k + fk)
+        });
+    (inner.nested(1, 2), k)
+}
+
+/// The bound of an array whose items are bounded by `items`: each with its comma, the
+/// brackets, one level deeper.
+pub fn array_bound(items: impl IntoIterator<Item = LinearBound>) -> LinearBound {
+    let (inner, k) = items
+        .into_iter()
+        .fold((Extent::default(), 0), |(c, k), (ic, ik)| {
+            (c.beside(ic.nested(0, 1)), k + ik)
+        });
+    (inner.nested(1, 2), k)
+}
 
 struct Walk {
     budget: isize,

@@ -201,23 +201,12 @@ impl Node {
     fn bound_besides_calls(&self) -> (Extent, usize) {
         match self {
             Node::Const(v) => (size::extent(v), 0),
-            Node::Object { fields, .. } => {
-                let (inner, k) = fields
+            Node::Object { fields, .. } => size::object_bound(
+                fields
                     .iter()
-                    .fold((Extent::default(), 0), |(c, k), (key, t)| {
-                        let (tc, tk) = t.bound_besides_calls();
-                        // quotes, colon and comma around each key (escapes at most double it)
-                        (c.beside(tc.nested(0, key.len() * 2 + 4)), k + tk)
-                    });
-                (inner.nested(1, 2), k)
-            }
-            Node::Array(items) => {
-                let (inner, k) = items.iter().fold((Extent::default(), 0), |(c, k), t| {
-                    let (tc, tk) = t.bound_besides_calls();
-                    (c.beside(tc.nested(0, 1)), k + tk)
-                });
-                (inner.nested(1, 2), k)
-            }
+                    .map(|(key, t)| (key.as_str(), t.bound_besides_calls())),
+            ),
+            Node::Array(items) => size::array_bound(items.iter().map(Node::bound_besides_calls)),
             Node::Path { .. } => (Extent::default(), 1),
             Node::Call { .. } => (Extent::default(), 0),
         }

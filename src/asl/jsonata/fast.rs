@@ -11,6 +11,7 @@
 use super::convert::number;
 use super::Env;
 use crate::asl::path::JsonPath;
+use crate::asl::size::{self, Extent, LinearBound};
 use jsonata_core::ast::{AstNode, BinaryOp, UnaryOp};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -55,6 +56,14 @@ impl Fast {
         node(ast).map(Fast)
     }
 
+    /// A bound on the extent of the expression's value over `$states.input`'s (see
+    /// [`size::LinearBound`]), true of JSONata's semantics whichever evaluator runs it;
+    /// `None` when the input does not bound it (it reads the result, a variable or the
+    /// context object, or parses text).
+    pub fn size_bound(&self) -> Option<LinearBound> {
+        bound(&self.0)
+    }
+
     pub fn eval<'a>(&self, env: &'a Env) -> Out<'a> {
         let out = eval(&self.0, env)?;
         match out.as_deref() {
@@ -63,6 +72,54 @@ impl Fast {
             _ => Some(out.map(as_jsonata_numbers)),
         }
     }
+}
+
+/// See [`Fast::size_bound`]. A path into the input counts as two inputs: what it selects
+/// is a part of the input, or disjoint parts gathered into a new array when it maps over
+/// arrays, but JSONata's numbers are doubles (`18446744073709551615` comes back as
+/// `1.8446744073709552e+19`): two bytes longer at most, for a number of at least 17 digits.
+/// `&` joins the texts of its operands into a string, whose quotes and backslashes are then
+/// escaped: at most twice their bytes.
+fn bound(n: &Node) -> Option<LinearBound> {
+    use BinaryOp::*;
+    let number = (Extent::new(size::MAX_FLOAT_LEN, 0), 0);
+    let boolean = (Extent::new(5, 0), 0);
+    Some(match n {
+        Node::Literal(v) => (size::extent(v), 0),
+        Node::Path(Root::Input, _) => (Extent::new(2, 1), 2),
+        Node::Path(..) | Node::Parse(_) => return None,
+        Node::Binary(Concatenate, l, r) => {
+            let ((cl, kl), (cr, kr)) = (bound(l)?, bound(r)?);
+            (Extent::new(2 * (cl.bytes + cr.bytes) + 2, 0), 2 * (kl + kr))
+        }
+        Node::Binary(Add | Subtract | Multiply | Divide | Modulo, ..) | Node::Negate(_) => number,
+        Node::Binary(..) | Node::Exists(_) | Node::Not(_) => boolean,
+        Node::Count(_) => number,
+        Node::Conditional(_, then, otherwise) => {
+            let (ct, kt) = bound(then)?;
+            match otherwise {
+                Some(e) => {
+                    let (ce, ke) = bound(e)?;
+                    (ct.beside(ce), kt + ke)
+                }
+                None => (ct, kt),
+            }
+        }
+        Node::Object(fields) => size::object_bound(
+            fields
+                .iter()
+                .map(|(k, v)| Some((k.as_str(), bound(v)?)))
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        Node::Array(items) => size::array_bound(
+            items
+                .iter()
+                .map(|(item, _)| bound(item))
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        // A merge of objects is no larger than the objects.
+        Node::Merge(x) => bound(x)?,
+    })
 }
 
 fn node(ast: &AstNode) -> Option<Node> {

@@ -21,6 +21,7 @@ mod messages;
 
 use super::error::{json_text, names, EvalError};
 use super::path::JsonPath;
+use super::size::{self, LinearBound};
 use super::time::Millis;
 use jsonata_core::ast::AstNode;
 use jsonata_core::evaluator::{CancelToken, Context, Evaluator, EvaluatorOptions};
@@ -407,6 +408,28 @@ impl JTemplate {
         })
     }
 
+    /// A bound on the extent of this field's value over `$states.input`'s (see
+    /// [`size::LinearBound`]); `None` where an expression is not bounded by the input (or is
+    /// not one the fast path knows, which is as much as this looks into).
+    pub fn size_bound(&self) -> Option<LinearBound> {
+        match self {
+            JTemplate::Const(v) => Some((size::extent(v), 0)),
+            JTemplate::Expr { expr, .. } => expr.fast.as_ref()?.size_bound(),
+            JTemplate::Object(fields) => Some(size::object_bound(
+                fields
+                    .iter()
+                    .map(|(k, t)| Some((k.as_str(), t.size_bound()?)))
+                    .collect::<Option<Vec<_>>>()?,
+            )),
+            JTemplate::Array(items) => Some(size::array_bound(
+                items
+                    .iter()
+                    .map(JTemplate::size_bound)
+                    .collect::<Option<Vec<_>>>()?,
+            )),
+        }
+    }
+
     /// The whole field is one expression.
     pub fn as_expr(&self) -> Option<&Expr> {
         match self {
@@ -549,6 +572,93 @@ mod tests {
         (fast, full)
     }
 
+    /// Expressions of every form the fast path knows, and some it declines.
+    const EXPRESSIONS: &[&str] = &[
+        "$states.input",
+        "$states.input.a",
+        "$states.input.missing",
+        "$states.input.o.p.q",
+        "$states.input.arr",
+        "$states.input.empty",
+        "$states.input.nested",
+        "$states.input.objs.k",
+        "$states.input.o.arr.z",
+        "$states.result.r",
+        "$states.context.Map.Item.Value",
+        "$states.context.Map.Item.Value.id",
+        "$states.context.Map.Item.Index",
+        "$states.context.State.Name",
+        "$states.context.Nope",
+        "$v.w",
+        "$list",
+        "$nope",
+        "1",
+        "1.5",
+        "\"s\"",
+        "true",
+        "null",
+        "-$states.input.a",
+        "-$states.input.s",
+        "$states.input.a + $states.input.b",
+        "$states.input.a - 3",
+        "7 % 3",
+        "1 / 3",
+        "$states.input.a * $states.input.big",
+        "$states.input.whole * 1",
+        "$states.input.s + 1",
+        "$states.input.missing + 1",
+        "$states.input.a = 1",
+        "$states.input.a != 1.0",
+        "$states.input.s = \"x\"",
+        "$states.input.n = null",
+        "$states.input.arr = 1",
+        "$states.input.o = 1",
+        "$states.input.a < $states.input.b",
+        "$states.input.s >= \"a\"",
+        "$states.input.t > \"a\"",
+        "$states.input.s < 1",
+        "$states.input.yes and $states.input.no",
+        "$states.input.yes or $states.input.a",
+        "$states.input.s & $states.input.a",
+        "$states.input.s & $states.input.b",
+        "$states.input.s & $states.input.n",
+        "$states.input.s & $states.input.missing",
+        "$states.input.yes ? \"y\" : \"n\"",
+        "$states.input.no ? 1",
+        "$states.input.a ? 1 : 2",
+        "{\"a\": $states.input.a, \"m\": $states.input.missing}",
+        "[$states.input.a, $states.input.arr]",
+        "[$states.input.a, [1, 2]]",
+        "[$states.input.missing]",
+        "[]",
+        "$count($states.input.arr)",
+        "$count($states.input.missing)",
+        "$count(5)",
+        "$exists($states.input.n)",
+        "$exists($states.input.missing)",
+        "$not($states.input.yes)",
+        "$not($states.input.a)",
+        "$merge([$states.input.o, {\"x\": 1}])",
+        "$merge($states.input.objs)",
+        "$merge($states.input.o)",
+        "$merge($states.input.missing)",
+        "$merge([])",
+        "$merge([1])",
+        "$merge(1)",
+        "$merge([$states.input.o, $states.result])",
+        "$parse($states.input.json)",
+        "$parse($states.input.bad_json)",
+        "$parse(1)",
+        "$parse(\"[1.0, 2, 1e2, 12345678901234567890]\")",
+        "$parse(\"\\\"s\\\"\")",
+        "$states.input.u",
+        "$states.input & $states.input",
+        "$states.input.c & $states.input.objs",
+        "{\"all\": $states.input, \"k\": $states.input.objs.k, \"d\": $states.input.deep}",
+        "[$states.input.deep, $states.input.objs, [$states.input.u]]",
+        "$states.input.yes ? $states.input : $states.input.objs",
+    ];
+
     /// The fast path must give exactly jsonata-core's result whenever it does not decline.
     #[test]
     fn fast_path_agrees_with_jsonata_core() {
@@ -564,86 +674,7 @@ mod tests {
         let mut env = Env::new(&input, &context, Some(&vars), 0, 0);
         let result = json!({"r": [1, {"x": 2}]});
         env.result = Some(&result);
-        let expressions = [
-            "$states.input",
-            "$states.input.a",
-            "$states.input.missing",
-            "$states.input.o.p.q",
-            "$states.input.arr",
-            "$states.input.empty",
-            "$states.input.nested",
-            "$states.input.objs.k",
-            "$states.input.o.arr.z",
-            "$states.result.r",
-            "$states.context.Map.Item.Value",
-            "$states.context.Map.Item.Value.id",
-            "$states.context.Map.Item.Index",
-            "$states.context.State.Name",
-            "$states.context.Nope",
-            "$v.w",
-            "$list",
-            "$nope",
-            "1",
-            "1.5",
-            "\"s\"",
-            "true",
-            "null",
-            "-$states.input.a",
-            "-$states.input.s",
-            "$states.input.a + $states.input.b",
-            "$states.input.a - 3",
-            "7 % 3",
-            "1 / 3",
-            "$states.input.a * $states.input.big",
-            "$states.input.whole * 1",
-            "$states.input.s + 1",
-            "$states.input.missing + 1",
-            "$states.input.a = 1",
-            "$states.input.a != 1.0",
-            "$states.input.s = \"x\"",
-            "$states.input.n = null",
-            "$states.input.arr = 1",
-            "$states.input.o = 1",
-            "$states.input.a < $states.input.b",
-            "$states.input.s >= \"a\"",
-            "$states.input.t > \"a\"",
-            "$states.input.s < 1",
-            "$states.input.yes and $states.input.no",
-            "$states.input.yes or $states.input.a",
-            "$states.input.s & $states.input.a",
-            "$states.input.s & $states.input.b",
-            "$states.input.s & $states.input.n",
-            "$states.input.s & $states.input.missing",
-            "$states.input.yes ? \"y\" : \"n\"",
-            "$states.input.no ? 1",
-            "$states.input.a ? 1 : 2",
-            "{\"a\": $states.input.a, \"m\": $states.input.missing}",
-            "[$states.input.a, $states.input.arr]",
-            "[$states.input.a, [1, 2]]",
-            "[$states.input.missing]",
-            "[]",
-            "$count($states.input.arr)",
-            "$count($states.input.missing)",
-            "$count(5)",
-            "$exists($states.input.n)",
-            "$exists($states.input.missing)",
-            "$not($states.input.yes)",
-            "$not($states.input.a)",
-            "$merge([$states.input.o, {\"x\": 1}])",
-            "$merge($states.input.objs)",
-            "$merge($states.input.o)",
-            "$merge($states.input.missing)",
-            "$merge([])",
-            "$merge([1])",
-            "$merge(1)",
-            "$merge([$states.input.o, $states.result])",
-            "$parse($states.input.json)",
-            "$parse($states.input.bad_json)",
-            "$parse(1)",
-            "$parse(\"[1.0, 2, 1e2, 12345678901234567890]\")",
-            "$parse(\"\\\"s\\\"\")",
-        ];
-        for text in expressions {
+        for text in EXPRESSIONS {
             let (fast, full) = both(text, &env);
             if let Some(fast) = fast {
                 assert_eq!(
@@ -665,5 +696,49 @@ mod tests {
                 "{text} declined the fast path"
             );
         }
+    }
+
+    /// A compiled size bound holds for what jsonata-core computes, on inputs made to grow:
+    /// numbers JSONata rewrites longer, characters that need escaping inside `&`'s string,
+    /// arrays it maps over and flattens.
+    #[test]
+    fn size_bounds_hold_for_jsonata_core_results() {
+        let inputs = [
+            json!({"a": 1, "s": "x", "arr": [1, 2, 3], "objs": [{"k": 1}, {"k": 2}], "yes": true}),
+            json!({
+                "u": 18446744073709551615u64, "c": "\u{1}\"\\", "yes": false,
+                "objs": [{"k": [[9999999999999999999u64]]}, {"k": "\"\""}, {"k": {"k": 1e300}}],
+                "deep": [[[1, [2]]], [[3]]], "a": 99999999999999999999.0, "s": "é\n"
+            }),
+            // 20 digits each, which come back as 22 (`1.8446744073709552e+19`).
+            json!(vec![u64::MAX; 8]),
+        ];
+        let vars = Map::new();
+        let context = MapItem(json!(null));
+        let mut bounded = 0;
+        for input in &inputs {
+            let env = Env::new(input, &context, Some(&vars), 0, 0);
+            let input_extent = size::extent(input);
+            for text in EXPRESSIONS {
+                let expr = Expr::parse(text).unwrap();
+                let Some((constant, copies)) = expr.fast.as_ref().and_then(|f| f.size_bound())
+                else {
+                    continue;
+                };
+                bounded += 1;
+                let Ok(Some(value)) = both(text, &env).1 else {
+                    continue;
+                };
+                let (actual, bound) = (
+                    size::extent(&value),
+                    constant.with_input(copies, input_extent),
+                );
+                assert!(
+                    actual.bytes <= bound.bytes && actual.depth <= bound.depth,
+                    "{text} on {input}: {actual:?} exceeds its bound {bound:?}"
+                );
+            }
+        }
+        assert!(bounded > 40, "only {bounded} bounded");
     }
 }
