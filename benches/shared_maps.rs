@@ -62,7 +62,7 @@ fn round_trips(map: &impl Registry, keys: &[Arc<str>]) {
 
 /// `iters` round trips on this thread, timed, while `contended` adds a second thread doing
 /// the same on the same map until this one is done.
-fn timed(map: &(impl Registry + Send + Sync), iters: u64, contended: bool) -> Duration {
+fn timed(map: &impl Registry, iters: u64, contended: bool) -> Duration {
     let mine = keys(0, iters);
     let theirs = keys(1, 4096);
     let stop = AtomicBool::new(false);
