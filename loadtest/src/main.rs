@@ -221,12 +221,13 @@ fn run(cli: Cli) -> Result<()> {
                 .collect();
             let mut runs = Vec::new();
             let mut findings = Vec::new();
+            // The daemons' configs and logs: kept when a run fails or breaks, for its post-mortem.
+            let work_dir =
+                std::env::temp_dir().join(format!("expressway-loadtest-{}", std::process::id()));
             for (i, &(partitions, shards)) in combinations.iter().enumerate() {
                 scenario.load.partitions = partitions;
                 scenario.load.shards = shards;
-                options.work_dir = std::env::temp_dir()
-                    .join(format!("expressway-loadtest-{}", std::process::id()))
-                    .join(format!("{partitions}p-{shards}s"));
+                options.work_dir = work_dir.join(format!("{partitions}p-{shards}s"));
                 let mut these = kafka::run(&scenario, &options)?;
                 let prefix = format!("{partitions} partitions, {shards} shards: ");
                 if combinations.len() > 1 {
@@ -241,6 +242,14 @@ fn run(cli: Cli) -> Result<()> {
                     }
                 }
                 runs.extend(these);
+            }
+            if runs.iter().all(|r| r.verdict.is_none()) {
+                let _ = std::fs::remove_dir_all(&work_dir);
+            } else {
+                eprintln!(
+                    "loadtest: daemon configs and logs kept in {}",
+                    work_dir.display()
+                );
             }
             let report = Report {
                 mode: "kafka",
