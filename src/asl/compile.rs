@@ -655,13 +655,46 @@ fn jsonata_size_bound(kind: &Kind, jio: &JsonataIo) -> SizeBound {
     }
 }
 
+/// Whether a JSONata string may read the execution input through `$states.context`: every
+/// `$states` must be followed by `.input`, `.result`, `.errorOutput` or a context path that
+/// names another part (`.context.Map…`, `.State…`, `.StateMachine…`, `.Task…`, or an
+/// `.Execution` field other than `Input`); anything else (`$states` alone, brackets, a bare
+/// `.context`) counts as reading it. (Counting every mention of "context" cloned each
+/// iot-enrich-jsonata input for its `Map.Item.Value` reads, ~3% of an execution.)
+fn jsonata_reads_execution_input(text: &str) -> bool {
+    /// After optional blanks, a `.` and a name: the name, and what follows it.
+    fn member(rest: &str) -> Option<(&str, &str)> {
+        let rest = rest.trim_start().strip_prefix('.')?.trim_start();
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        (end > 0).then(|| rest.split_at(end))
+    }
+    text.match_indices("$states").any(|(i, _)| {
+        let reads_safely = || {
+            let (name, rest) = member(&text[i + "$states".len()..])?;
+            if matches!(name, "input" | "result" | "errorOutput") {
+                return Some(());
+            }
+            let (part, rest) = member(rest).filter(|_| name == "context")?;
+            match part {
+                "Map" | "State" | "StateMachine" | "Task" => Some(()),
+                "Execution" => member(rest)
+                    .filter(|(field, _)| *field != "Input")
+                    .map(|_| ()),
+                _ => None,
+            }
+        };
+        reads_safely().is_none()
+    })
+}
+
 /// Whether any string of the definition may read `$$.Execution.Input`: a `$$` not followed
 /// by `.State`, `.StateMachine`, `.Map` or `.Task`. Conservative by construction: it looks at
 /// every string, so paths inside templates, intrinsic calls and Choice rules all count.
 fn reads_execution_input(v: &Value) -> bool {
     match v {
-        // JSONata reads the context object as `$states.context`.
-        Value::String(s) if s.starts_with("{%") => s.contains("context"),
+        Value::String(s) if s.starts_with("{%") => jsonata_reads_execution_input(s),
         Value::String(s) => s.match_indices("$$").any(|(i, _)| {
             let rest = &s[i + 2..];
             ![".State", ".Map", ".Task"]
@@ -671,5 +704,36 @@ fn reads_execution_input(v: &Value) -> bool {
         Value::Array(a) => a.iter().any(reads_execution_input),
         Value::Object(m) => m.values().any(reads_execution_input),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jsonata_reads_execution_input as reads;
+
+    #[test]
+    fn jsonata_reads_the_execution_input_unless_every_states_path_names_another_part() {
+        for text in [
+            "{% $states.input.x & $states.result.y %}",
+            "{% $states.errorOutput.Cause %}",
+            "{% $states.context.Map.Item.Value %}",
+            "{% $states . context . Task.Token %}",
+            "{% $states.context.State.Name & $states.context.StateMachine.Id %}",
+            "{% $states.context.Execution.Name %}",
+            "{% $x + 1 %}",
+        ] {
+            assert!(!reads(text), "{text}");
+        }
+        for text in [
+            "{% $states.context.Execution.Input %}",
+            "{% $states.context.Execution %}",
+            "{% $states.context %}",
+            "{% $states %}",
+            "{% $states.context['Execution'] %}",
+            "{% $states.context.Map.Item.Value & $states.context.Execution.Input.a %}",
+            "{% $keys($states) %}",
+        ] {
+            assert!(reads(text), "{text}");
+        }
     }
 }
