@@ -64,6 +64,15 @@ impl Fast {
         bound(&self.0)
     }
 
+    /// The names of the path when the expression is nothing but a path into
+    /// `$states.input` below its root (`$states.input.a.b`).
+    pub fn input_path(&self) -> Option<&[String]> {
+        match &self.0 {
+            Node::Path(Root::Input, names) if !names.is_empty() => Some(names),
+            _ => None,
+        }
+    }
+
     pub fn eval<'a>(&self, env: &'a Env) -> Out<'a> {
         let out = eval(&self.0, env)?;
         match out.as_deref() {
@@ -120,6 +129,26 @@ fn bound(n: &Node) -> Option<LinearBound> {
         // A merge of objects is no larger than the objects.
         Node::Merge(x) => bound(x)?,
     })
+}
+
+/// What the fast path gives for the input path `names` (see [`Fast::input_path`]), when it
+/// is the selected value itself but for JSONata's spelling of numbers: a value reached
+/// through objects only, not an empty array or one holding arrays (JSONata's sequence rules).
+pub fn select_plain<'v>(input: &'v Value, names: &[String]) -> Option<&'v Value> {
+    match walk(input, names)?? {
+        Value::Array(a) if a.is_empty() || a.iter().any(Value::is_array) => None,
+        v => Some(v),
+    }
+}
+
+/// Moves the value [`select_plain`] found out of `input` (leaving `null`), as the fast path
+/// would have given it.
+pub fn take_plain(input: &mut Value, names: &[String]) -> Option<Value> {
+    let mut v = input;
+    for name in names {
+        v = v.as_object_mut()?.get_mut(name.as_str())?;
+    }
+    Some(as_jsonata_numbers(Cow::Owned(std::mem::take(v))).into_owned())
 }
 
 fn node(ast: &AstNode) -> Option<Node> {

@@ -355,7 +355,12 @@ pub enum JTemplate {
         expr: Box<Expr>,
         field: Box<str>,
     },
-    Object(Vec<(String, JTemplate)>),
+    Object {
+        fields: Vec<(String, JTemplate)>,
+        /// Some fields are plain paths into `$states.input` and none overlap: see
+        /// [`JTemplate::eval_taking`].
+        takes_paths: bool,
+    },
     Array(Vec<JTemplate>),
 }
 
@@ -389,7 +394,18 @@ impl JTemplate {
                     )?;
                     fields.push((k.clone(), sub));
                 }
-                JTemplate::Object(fields)
+                let paths: Vec<&[String]> =
+                    fields.iter().filter_map(|(_, t)| t.input_path()).collect();
+                let overlap = paths.iter().enumerate().any(|(i, a)| {
+                    paths[i + 1..]
+                        .iter()
+                        .any(|b| a.starts_with(b) || b.starts_with(a))
+                });
+                let takes_paths = !paths.is_empty() && !overlap;
+                JTemplate::Object {
+                    fields,
+                    takes_paths,
+                }
             }
             Value::Array(a) => {
                 let mut items = Vec::with_capacity(a.len());
@@ -415,7 +431,7 @@ impl JTemplate {
         match self {
             JTemplate::Const(v) => Some((size::extent(v), 0)),
             JTemplate::Expr { expr, .. } => expr.fast.as_ref()?.size_bound(),
-            JTemplate::Object(fields) => Some(size::object_bound(
+            JTemplate::Object { fields, .. } => Some(size::object_bound(
                 fields
                     .iter()
                     .map(|(k, t)| Some((k.as_str(), t.size_bound()?)))
@@ -427,6 +443,37 @@ impl JTemplate {
                     .map(JTemplate::size_bound)
                     .collect::<Option<Vec<_>>>()?,
             )),
+        }
+    }
+
+    /// [`eval`](Self::eval) for an `Output` whose state input is dropped right after, in two
+    /// steps: here every field is evaluated against the untouched input except an object's
+    /// fields that are plain paths into it, which [`Taking::finish`] then moves out of the
+    /// input instead of copying (as JSONPath templates do). Paths of one object that overlap
+    /// are all evaluated here.
+    pub fn eval_taking<'t>(&'t self, env: &Env) -> Result<Taking<'t>, EvalError> {
+        let JTemplate::Object {
+            fields,
+            takes_paths: true,
+        } = self
+        else {
+            return self.eval(env).map(Taking::Done);
+        };
+        let mut slots = Vec::with_capacity(fields.len());
+        for (key, t) in fields {
+            let slot = match t.input_path() {
+                Some(names) if fast::select_plain(env.input, names).is_some() => Slot::Take(names),
+                _ => Slot::Value(t.eval(env)?),
+            };
+            slots.push((key.as_str(), slot));
+        }
+        Ok(Taking::Object(slots))
+    }
+
+    fn input_path(&self) -> Option<&[String]> {
+        match self {
+            JTemplate::Expr { expr, .. } => expr.fast.as_ref()?.input_path(),
+            _ => None,
         }
     }
 
@@ -442,7 +489,7 @@ impl JTemplate {
         match self {
             JTemplate::Const(v) => Ok(v.clone()),
             JTemplate::Expr { expr, field } => expr.eval(env, field),
-            JTemplate::Object(fields) => {
+            JTemplate::Object { fields, .. } => {
                 let mut m = Map::with_capacity(fields.len());
                 for (k, t) in fields {
                     m.insert(k.clone(), t.eval(env)?);
@@ -462,8 +509,44 @@ impl JTemplate {
         match self {
             JTemplate::Const(_) => false,
             JTemplate::Expr { expr, .. } => expr.reads_context,
-            JTemplate::Object(f) => f.iter().any(|(_, t)| t.reads_context()),
+            JTemplate::Object { fields: f, .. } => f.iter().any(|(_, t)| t.reads_context()),
             JTemplate::Array(a) => a.iter().any(JTemplate::reads_context),
+        }
+    }
+}
+
+/// An `Output` between the two steps of [`JTemplate::eval_taking`].
+pub enum Taking<'t> {
+    Done(Value),
+    /// An object's fields in order: evaluated, or to be moved out of the input.
+    Object(Vec<(&'t str, Slot<'t>)>),
+}
+
+pub enum Slot<'t> {
+    Value(Value),
+    Take(&'t [String]),
+}
+
+impl Taking<'_> {
+    /// The output, moving the selected values out of `input`: the state input the first
+    /// step read, unchanged since (it is about to be dropped).
+    pub fn finish(self, input: &mut Value) -> Value {
+        match self {
+            Taking::Done(v) => v,
+            Taking::Object(slots) => Value::Object(
+                slots
+                    .into_iter()
+                    .map(|(key, slot)| {
+                        let value = match slot {
+                            Slot::Value(v) => v,
+                            // Disjoint paths, selected by the first step: each still there.
+                            Slot::Take(names) => fast::take_plain(input, names)
+                                .expect("a path the first step selected"),
+                        };
+                        (key.to_owned(), value)
+                    })
+                    .collect(),
+            ),
         }
     }
 }

@@ -238,8 +238,9 @@ impl Execution {
                 Some(a) => Some(assign_values(a, &scope)?),
                 None => None,
             };
+            // The state's input is dropped once its output is made: paths move out of it.
             let out = match output {
-                Some(t) => Some(t.eval(&env)?),
+                Some(t) => Some(t.eval_taking(&env)?),
                 None => None,
             };
             (values, out)
@@ -248,7 +249,7 @@ impl Execution {
             vars::apply(&mut self.frame(fid).vars, values)?;
         }
         Ok(match (out, result) {
-            (Some(out), _) => out,
+            (Some(out), _) => out.finish(&mut self.frame(fid).data),
             (None, Some(result)) => result,
             (None, None) => std::mem::take(&mut self.frame(fid).data),
         })
