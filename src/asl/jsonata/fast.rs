@@ -73,6 +73,37 @@ impl Fast {
         }
     }
 
+    /// For `$merge([$states.input, …])`, JSONata's way to add a result to the input: the
+    /// fields the other items add, evaluated as the fast path would; the output is then the
+    /// input with them set ([`merge_into`]). `None` when the expression is not of that form
+    /// or the fast path would decline it.
+    pub fn merge_onto_input(&self, env: &Env) -> Option<Map<String, Value>> {
+        let Node::Merge(list) = &self.0 else {
+            return None;
+        };
+        let Node::Array(items) = &**list else {
+            return None;
+        };
+        let ((first, _), rest) = items.split_first()?;
+        if !matches!(first, Node::Path(Root::Input, names) if names.is_empty())
+            || !env.input.is_object()
+        {
+            return None;
+        }
+        let mut fields = Map::new();
+        for (item, constructor) in rest {
+            match eval(item, env)? {
+                None => {}
+                Some(v) if v.is_array() && !constructor => return None,
+                Some(v) => match v.into_owned() {
+                    Value::Object(m) => fields.extend(m),
+                    _ => return None,
+                },
+            }
+        }
+        Some(fields)
+    }
+
     pub fn eval<'a>(&self, env: &'a Env) -> Out<'a> {
         let out = eval(&self.0, env)?;
         match out.as_deref() {
@@ -149,6 +180,17 @@ pub fn take_plain(input: &mut Value, names: &[String]) -> Option<Value> {
         v = v.as_object_mut()?.get_mut(name.as_str())?;
     }
     Some(as_jsonata_numbers(Cow::Owned(std::mem::take(v))).into_owned())
+}
+
+/// `input` (an object) with `fields` set, as `$merge([$states.input, …])` gives it: the
+/// input's fields in their order, then the new ones.
+pub fn merge_into(input: Value, fields: Map<String, Value>) -> Value {
+    let mut merged = match input {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    merged.extend(fields);
+    as_jsonata_numbers(Cow::Owned(Value::Object(merged))).into_owned()
 }
 
 fn node(ast: &AstNode) -> Option<Node> {

@@ -449,9 +449,15 @@ impl JTemplate {
     /// [`eval`](Self::eval) for an `Output` whose state input is dropped right after, in two
     /// steps: here every field is evaluated against the untouched input except an object's
     /// fields that are plain paths into it, which [`Taking::finish`] then moves out of the
-    /// input instead of copying (as JSONPath templates do). Paths of one object that overlap
-    /// are all evaluated here.
+    /// input instead of copying (as JSONPath templates do); paths of one object that overlap
+    /// are all evaluated here. `$merge([$states.input, …])` likewise sets the other items'
+    /// fields on the input itself rather than on a copy.
     pub fn eval_taking<'t>(&'t self, env: &Env) -> Result<Taking<'t>, EvalError> {
+        if let JTemplate::Expr { expr, .. } = self {
+            if let Some(fields) = expr.fast.as_ref().and_then(|f| f.merge_onto_input(env)) {
+                return Ok(Taking::MergeInto(fields));
+            }
+        }
         let JTemplate::Object {
             fields,
             takes_paths: true,
@@ -518,6 +524,8 @@ impl JTemplate {
 /// An `Output` between the two steps of [`JTemplate::eval_taking`].
 pub enum Taking<'t> {
     Done(Value),
+    /// The fields `$merge([$states.input, …])` sets on the input.
+    MergeInto(Map<String, Value>),
     /// An object's fields in order: evaluated, or to be moved out of the input.
     Object(Vec<(&'t str, Slot<'t>)>),
 }
@@ -533,6 +541,7 @@ impl Taking<'_> {
     pub fn finish(self, input: &mut Value) -> Value {
         match self {
             Taking::Done(v) => v,
+            Taking::MergeInto(fields) => fast::merge_into(std::mem::take(input), fields),
             Taking::Object(slots) => Value::Object(
                 slots
                     .into_iter()
