@@ -226,7 +226,8 @@ struct ShardBinding {
     metrics: MetricsKey,
 }
 
-/// Events after which a shard publishes its counts even if its inbox never empties.
+/// Events after which a shard publishes its source counts even if its inbox never empties
+/// (its driver does the same for the executions' counts).
 const PUBLISH_EVERY: u32 = 512;
 
 pub struct ShardConfig {
@@ -457,9 +458,13 @@ impl Shard {
         }
     }
 
-    /// Writes out the execution logs and publishes the metrics counted since last time.
+    /// About to wait: writes out the execution logs and publishes every count.
     fn publish(&mut self) {
         self.driver.flush();
+        self.publish_source_metrics();
+    }
+
+    fn publish_source_metrics(&mut self) {
         for b in &mut self.bindings {
             b.source_metrics.flush();
         }
@@ -503,7 +508,8 @@ impl Shard {
         self.stats.events += 1;
         self.unpublished += 1;
         if self.unpublished >= PUBLISH_EVERY {
-            self.publish();
+            // Only the counts: execution logs stay batched until the buffer fills.
+            self.publish_source_metrics();
         }
         let binding = &mut self.bindings[b];
         binding.source_metrics.event_consumed();
