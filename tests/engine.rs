@@ -17,6 +17,8 @@ mod cli;
 mod corpus;
 #[path = "support/daemon.rs"]
 mod daemon;
+#[path = "support/delivery.rs"]
+mod delivery;
 #[path = "support/harness.rs"]
 mod harness;
 #[path = "support/hostile.rs"]

@@ -165,7 +165,13 @@ fn consumer_properties(fetch_wait_ms: Option<u64>) -> String {
     }
 }
 
-fn daemon_config(scenario: &Scenario, opts: &Options, brokers: &str, metrics_port: u16) -> String {
+fn daemon_config(
+    scenario: &Scenario,
+    opts: &Options,
+    brokers: &str,
+    instance: usize,
+    metrics_port: u16,
+) -> String {
     let load = &scenario.load;
     let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
     format!(
@@ -173,6 +179,8 @@ fn daemon_config(scenario: &Scenario, opts: &Options, brokers: &str, metrics_por
 [kafka]
 brokers = {brokers}
 group_id = "expressway-loadtest"
+# Static membership with a name per instance: several run on this one host.
+instance_id = "loadtest-{instance}"
 {kafka_properties}
 [[state_machines]]
 name = {name}
@@ -257,8 +265,11 @@ fn start_daemons(
     for instance in 0..scenario.load.instances {
         let port = free_port()?;
         let config = opts.work_dir.join(format!("daemon-{instance}.toml"));
-        std::fs::write(&config, daemon_config(scenario, opts, brokers, port))
-            .with_context(|| format!("writing {}", config.display()))?;
+        std::fs::write(
+            &config,
+            daemon_config(scenario, opts, brokers, instance, port),
+        )
+        .with_context(|| format!("writing {}", config.display()))?;
         let log_path = config.with_extension("log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;

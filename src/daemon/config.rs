@@ -112,6 +112,20 @@ pub struct SourceConfig {
     pub dead_letter_queue_url: Option<String>,
     /// `Some` exactly when `kind` is [`SourceKind::Sqs`].
     pub sqs: Option<SqsSourceConfig>,
+    /// Always [`Delivery::AtLeastOnce`] for an SQS source.
+    pub delivery: Delivery,
+}
+
+/// `delivery` of a source: what a crash or a rebalance may do to its output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every event's record is written at least once; after a crash or a rebalance, some
+    /// twice (`docs/kafka-ack-contract.md`).
+    #[default]
+    AtLeastOnce,
+    /// Each event's record and its offset are committed in one Kafka transaction: a
+    /// `read_committed` reader of the output sees every record exactly once.
+    ExactlyOnce,
 }
 
 /// `[workers]`: the execution shards.
@@ -390,6 +404,31 @@ fn read_source(mut section: Section<'_>) -> SourceConfig {
     }
     let dead_letter_sink = dead_letter_topic.is_some() || dead_letter_queue_url.is_some();
     let sqs = (kind == SourceKind::Sqs).then(|| read_sqs_source(&mut section, dead_letter_sink));
+    let delivery = section.one_of(
+        "delivery",
+        Delivery::AtLeastOnce,
+        &[
+            ("at_least_once", Delivery::AtLeastOnce),
+            ("exactly_once", Delivery::ExactlyOnce),
+        ],
+    );
+    if delivery == Delivery::ExactlyOnce {
+        // Only what a Kafka transaction covers: input offsets and output records.
+        if kind == SourceKind::Sqs {
+            section.error(
+                "delivery",
+                "\"exactly_once\" needs a Kafka source: an SQS message is deleted on its own, outside any transaction",
+            );
+        }
+        for key in ["results_queue_url", "dead_letter_queue_url"] {
+            if section.has(key) {
+                section.error(
+                    key,
+                    "cannot be used with delivery = \"exactly_once\": an SQS send is outside the Kafka transaction; use a topic",
+                );
+            }
+        }
+    }
     section.finish();
     SourceConfig {
         name: name.unwrap_or_default().to_string(),
@@ -401,6 +440,7 @@ fn read_source(mut section: Section<'_>) -> SourceConfig {
         results_queue_url,
         dead_letter_queue_url,
         sqs,
+        delivery,
     }
 }
 
@@ -648,6 +688,7 @@ state_machine = "iot-enrich"
                 results_queue_url: None,
                 dead_letter_queue_url: None,
                 sqs: None,
+                delivery: Delivery::AtLeastOnce,
             }]
         );
         assert_eq!(
@@ -971,7 +1012,7 @@ definition = "state-machines/iot-enrich.asl.json"
         .expect_err("missing sections");
         assert_eq!(
             errors.to_string(),
-            "kafka.extra: unknown key (known here: brokers, group_id, properties)\n\
+            "kafka.extra: unknown key (known here: brokers, group_id, static_membership, instance_id, transaction_interval_ms, properties)\n\
              state_machines: missing (required: at least one [[state_machines]] table)\n\
              sources: missing (required: at least one [[sources]] table)"
         );

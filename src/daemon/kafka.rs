@@ -8,6 +8,7 @@
 //! the partition, which reads the messages in place on its own thread ([`KafkaFeed`]).
 
 pub mod config;
+pub mod transactions;
 
 use super::shard::{
     CommitPoint, Control, Delivery, EventRef, Msg, OutRecord, PartitionFeed, RecordKind, Sink,
@@ -216,19 +217,36 @@ impl TaskResource for KafkaProduce {
 
 pub type KafkaProducer = ThreadedProducer<DeliveryContext>;
 
-/// A producer configured for throughput with durable acknowledgements.
-pub fn producer(
+/// How long a transaction may stay open before the broker aborts it, and how long a
+/// transactional call waits. A crashed instance's open transaction blocks `read_committed`
+/// readers of its output topics until then, unless a restart with the same instance id
+/// fences it first.
+pub const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A producer's settings: throughput with durable acknowledgements, and the deployment's
+/// own properties (TLS, SASL…) on top.
+pub fn producer_config(
     brokers: &str,
+    properties: &[(String, String)],
     linger_ms: u64,
     batch_messages: u64,
-) -> Result<KafkaProducer, KafkaError> {
-    ClientConfig::new()
+) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", linger_ms.to_string())
-        .set("batch.num.messages", batch_messages.to_string())
-        .create_with_context(DeliveryContext)
+        .set("batch.num.messages", batch_messages.to_string());
+    for (k, v) in properties {
+        config.set(k, v);
+    }
+    config
+}
+
+/// The producer of results, dead letters and `kafka:produce` Tasks.
+pub fn producer(config: &ClientConfig) -> Result<KafkaProducer, KafkaError> {
+    config.create_with_context(DeliveryContext)
 }
 
 /// One source's sink: its results topic and dead-letter topic, either of which may be off.
@@ -470,10 +488,17 @@ impl PartitionFeed for KafkaFeed {
 
 pub type KafkaConsumer = BaseConsumer<RebalanceContext>;
 
-/// A consumer in `group_id` with offsets stored and committed only by us.
+/// With static membership, how long the group waits for a member that stopped
+/// heartbeating before it moves its partitions: long enough for a restart to come back as
+/// itself (no rebalance at all), short enough that a dead instance's partitions move on.
+pub const STATIC_SESSION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A consumer in `group_id` with offsets stored and committed only by us; a static member
+/// `instance_id` if given (KIP-345).
 pub fn consumer(
     brokers: &str,
     group_id: &str,
+    instance_id: Option<&str>,
     properties: &[(String, String)],
     shards: Vec<Sender<Msg>>,
     sources: HashMap<String, String>,
@@ -491,6 +516,12 @@ pub fn consumer(
             "statistics.interval.ms",
             stats_interval.as_millis().to_string(),
         );
+    if let Some(id) = instance_id {
+        config.set("group.instance.id", id).set(
+            "session.timeout.ms",
+            STATIC_SESSION_TIMEOUT.as_millis().to_string(),
+        );
+    }
     for (k, v) in properties {
         config.set(k, v);
     }

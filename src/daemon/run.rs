@@ -12,13 +12,14 @@
 //! the consumer, the embedded cluster and the API, print the final "stopped after …" line
 //! (last), exit 0.
 
-use super::config::{Config, SourceConfig, SourceKind};
+use super::config::{Config, Delivery, SourceConfig, SourceKind};
 use super::demo::{self, PrintRecords, PrintedTopic};
 use super::kafka::config::Brokers;
+use super::kafka::transactions::{ConsumerSlot, KafkaTransactions};
 use super::kafka::{self, KafkaConsumer, KafkaProduce, KafkaProducer, KafkaSink};
 use super::shard::{
-    Binding, Bindings, CommitPoint, Control, MessageAck, Msg, Shard, ShardConfig, ShardStats, Sink,
-    Sinks,
+    Binding, Bindings, CommitPoint, Control, MessageAck, Msg, OutputTopics, Shard, ShardConfig,
+    ShardStats, Sink, Sinks, Transactions,
 };
 use super::sqs::{SourceSettings, SqsSink, SqsSource};
 use crate::asl::{compile, Program};
@@ -216,8 +217,11 @@ pub fn run(config: Config) -> Result<()> {
     let shards_over_budget = Arc::new(AtomicUsize::new(0));
     let (bindings, sqs_sources) =
         build_bindings(&config, &programs, &cluster, runtime, &shards_over_budget)?;
-    let shards = start_shards(&config, bindings, resources, &shards_over_budget)?;
+    let shards = start_shards(&config, &cluster, bindings, resources, &shards_over_budget)?;
     let consumer = start_consumer(&config, &cluster.brokers, &shards.senders)?;
+    if let Some(consumer) = &consumer {
+        let _ = cluster.consumer.set(Arc::downgrade(consumer));
+    }
     for source in &sqs_sources {
         source.receive_into(shards.senders.clone());
     }
@@ -262,6 +266,10 @@ struct KafkaCluster {
     /// Bootstrap servers; empty when Kafka is not used.
     brokers: String,
     producer: Option<Arc<KafkaProducer>>,
+    /// What the shards' transactional producers are made from (exactly-once sources).
+    producer_config: rdkafka::ClientConfig,
+    /// The consumer, once it exists, for the transactions' group metadata.
+    consumer: ConsumerSlot,
 }
 
 impl KafkaCluster {
@@ -293,14 +301,21 @@ impl KafkaCluster {
             }
             eprintln!("expressway: embedded Kafka at {brokers}");
         }
+        let properties: Vec<(String, String)> = config
+            .kafka
+            .properties
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let producer_config = kafka::producer_config(
+            &brokers,
+            &properties,
+            config.producer.linger_ms,
+            u64::from(config.producer.batch_num_messages),
+        );
         let producer = match uses_kafka {
             true => Some(Arc::new(
-                kafka::producer(
-                    &brokers,
-                    config.producer.linger_ms,
-                    u64::from(config.producer.batch_num_messages),
-                )
-                .context("creating the Kafka producer")?,
+                kafka::producer(&producer_config).context("creating the Kafka producer")?,
             )),
             false => None,
         };
@@ -308,6 +323,8 @@ impl KafkaCluster {
             _embedded: embedded,
             brokers,
             producer,
+            producer_config,
+            consumer: ConsumerSlot::default(),
         })
     }
 }
@@ -341,6 +358,10 @@ fn build_bindings(
             .map_err(|e| anyhow!(e))?,
         );
         let sink = build_sinks(source, cluster.producer.as_ref(), &sqs_client, runtime);
+        let exactly_once = (source.delivery == Delivery::ExactlyOnce).then(|| OutputTopics {
+            results: source.results_topic.as_deref().map(Arc::from),
+            dead_letters: source.dead_letter_topic.as_deref().map(Arc::from),
+        });
         let binding = |label: &str, acks| Binding {
             program: programs[&sm.name].clone(),
             state_machine: Arc::from(sm.name.as_str()),
@@ -349,6 +370,7 @@ fn build_bindings(
             state_machine_metrics: StateMachineMetrics::new(&sm.name),
             source_metrics: SourceMetrics::new(&source.name, label),
             acks,
+            exactly_once: exactly_once.clone(),
         };
         if let Some(sqs) = &source.sqs {
             // `+` is in no Kafka topic name (no binding key is shared) and allowed in
@@ -420,6 +442,7 @@ struct Shards {
 
 fn start_shards(
     config: &Config,
+    cluster: &KafkaCluster,
     bindings: Bindings,
     resources: Arc<dyn TaskResource>,
     shards_over_budget: &Arc<AtomicUsize>,
@@ -427,7 +450,34 @@ fn start_shards(
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     let mut senders = Vec::new();
     let mut threads = Vec::new();
+    let exactly_once = config
+        .sources
+        .iter()
+        .any(|s| s.delivery == Delivery::ExactlyOnce);
+    // Stable across restarts with static membership, so that a restarted instance fences
+    // its predecessor's producers and aborts their open transactions at once.
+    let producer_prefix = match &config.kafka.instance_id {
+        Some(id) => format!("{}-{id}", config.kafka.group_id),
+        None => format!(
+            "{}-{}-{}",
+            config.kafka.group_id,
+            std::process::id(),
+            wall_millis()
+        ),
+    };
     for index in 0..config.workers.shard_count() {
+        let transactions: Option<Box<dyn Transactions>> = match exactly_once {
+            true => Some(Box::new(
+                KafkaTransactions::start(
+                    &cluster.producer_config,
+                    &format!("{producer_prefix}-shard-{index}"),
+                    cluster.consumer.clone(),
+                    config.kafka.transaction_interval(),
+                )
+                .map_err(|e| anyhow!(e))?,
+            )),
+            false => None,
+        };
         let (shard, tx) = Shard::new(
             ShardConfig {
                 index,
@@ -435,6 +485,7 @@ fn start_shards(
                 max_held_bytes: config.workers.max_held_bytes_per_shard,
                 shards_over_budget: shards_over_budget.clone(),
                 logger: logger(config)?,
+                transactions,
             },
             bindings.clone(),
             resources.clone(),
@@ -482,6 +533,7 @@ fn start_consumer(
     let consumer = kafka::consumer(
         brokers,
         &config.kafka.group_id,
+        config.kafka.instance_id.as_deref(),
         &properties,
         shards.to_vec(),
         sources,

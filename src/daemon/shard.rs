@@ -30,7 +30,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::Serialize;
 use serde_json::Value;
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,6 +155,32 @@ pub trait MessageAck: Send + Sync {
     fn releases_failures(&self) -> bool;
 }
 
+/// A record of an exactly-once source, for its shard's next transaction.
+#[derive(Clone, Debug)]
+pub struct TxnRecord {
+    pub topic: Arc<str>,
+    pub record: OutRecord,
+}
+
+/// Commits a shard's records of exactly-once sources together with the input offsets they
+/// complete, atomically (Kafka transactions). One per shard: a transaction holds the
+/// shard's own partitions only.
+pub trait Transactions: Send {
+    /// Queues records, in input-offset order, with the commit points they complete, for
+    /// the next transaction; never blocks.
+    fn write(&mut self, records: Vec<TxnRecord>, offsets: Vec<CommitPoint>);
+    /// Commits everything written so far and waits for the broker: before a revoke
+    /// completes, and at shutdown. `Err`: it was aborted, the group having moved on.
+    fn flush(&mut self) -> Result<(), String>;
+}
+
+/// Where an exactly-once source's records go: topics written in its shard's transactions.
+#[derive(Clone, Debug, Default)]
+pub struct OutputTopics {
+    pub results: Option<Arc<str>>,
+    pub dead_letters: Option<Arc<str>>,
+}
+
 /// A commit point: the consumer group offset of one partition may move to `offset`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommitPoint {
@@ -210,6 +236,9 @@ pub struct Binding {
     pub source_metrics: SourceMetrics,
     /// `Some` for a source acknowledging per message (SQS); `None`: offsets (Kafka).
     pub acks: Option<Arc<dyn MessageAck>>,
+    /// `Some` for an exactly-once source: its records and offsets go to the shard's
+    /// [`Transactions`] (in place of `sink`) once every earlier event of the partition is done.
+    pub exactly_once: Option<OutputTopics>,
 }
 
 /// Bindings by source topic, shared by every shard.
@@ -241,6 +270,8 @@ pub struct ShardConfig {
     pub shards_over_budget: Arc<AtomicUsize>,
     /// Execution logs; `None` logs nothing (and records no history).
     pub logger: Option<ExecutionLogger>,
+    /// The shard's transactional writer, when a source is exactly-once.
+    pub transactions: Option<Box<dyn Transactions>>,
 }
 
 /// The source message an execution runs for: what its record needs when it ends.
@@ -299,6 +330,11 @@ pub struct Shard {
     /// Every execution this shard runs, with its timers.
     driver: Driver<SourceMessage, ShardInbox>,
     trackers: HashMap<(Arc<str>, i32), PartitionTracker>,
+    /// Exactly-once partitions' records waiting for every earlier event of their partition
+    /// to be done, by offset (`None`: an event that writes no record).
+    held: HashMap<TopicPartition, BTreeMap<i64, Option<TxnRecord>>>,
+    /// Exactly-once partitions whose commit point may have moved since their last release.
+    unreleased: Vec<TopicPartition>,
     /// Records sent to a sink and not yet acknowledged: shutdown waits for them.
     unacknowledged: usize,
     paused: bool,
@@ -350,6 +386,8 @@ impl Shard {
             control,
             driver,
             trackers: HashMap::new(),
+            held: HashMap::new(),
+            unreleased: Vec::new(),
             unacknowledged: 0,
             paused: false,
             over_budget: false,
@@ -396,6 +434,7 @@ impl Shard {
             }
             self.driver.fire_due_timers();
             self.take_finished();
+            self.release();
             if let Some(deadline) = self.shutdown_deadline {
                 let drained = self.driver.is_empty() && self.unacknowledged == 0;
                 if drained || wall_millis() >= deadline {
@@ -404,6 +443,12 @@ impl Shard {
             }
         }
         self.publish();
+        self.release();
+        if let Some(transactions) = &mut self.config.transactions {
+            if let Err(e) = transactions.flush() {
+                eprintln!("expressway: the last transaction was aborted: {e}");
+            }
+        }
         let points = self.commit_points(None);
         (self.stats, points)
     }
@@ -450,6 +495,17 @@ impl Shard {
                 }
             }
             Msg::Revoke(partitions, reply) => {
+                // An exactly-once partition's offsets travel in its transactions: the last
+                // one commits before the partition may go.
+                self.release();
+                let transactional = partitions.iter().any(|tp| self.held.contains_key(tp));
+                if let Some(transactions) =
+                    self.config.transactions.as_mut().filter(|_| transactional)
+                {
+                    if let Err(e) = transactions.flush() {
+                        eprintln!("expressway: transaction on revoke aborted: {e}");
+                    }
+                }
                 let points = self.commit_points(Some(&partitions));
                 let _ = reply.send(points);
                 self.forget(&partitions);
@@ -500,6 +556,11 @@ impl Shard {
         };
         if self.bindings[b].binding.acks.is_none() {
             let tracker_key = (event.coords.topic.clone(), event.coords.partition);
+            if self.bindings[b].binding.exactly_once.is_some()
+                && !self.held.contains_key(&tracker_key)
+            {
+                self.held.insert(tracker_key.clone(), BTreeMap::new());
+            }
             let tracker = self.trackers.entry(tracker_key).or_default();
             if !tracker.received(event.coords.offset) {
                 return; // a redelivery of a message already in hand
@@ -663,13 +724,35 @@ impl Shard {
         self.send(m.binding, record);
     }
 
-    /// Sends a record to the sink of binding `b`.
+    /// Sends a record to the sink of binding `b` (an exactly-once source's: holds it for
+    /// its transaction).
     fn send(&mut self, b: usize, record: OutRecord) {
         let ShardBinding {
             binding,
             source_metrics,
             ..
         } = &mut self.bindings[b];
+        if let Some(topics) = &binding.exactly_once {
+            let topic = match record.kind {
+                RecordKind::Result => topics.results.clone(),
+                RecordKind::DeadLetter => topics.dead_letters.clone(),
+            };
+            if topic.is_some() && record.kind == RecordKind::Result {
+                source_metrics.result_produced();
+            }
+            let tp = (record.coords.topic.clone(), record.coords.partition);
+            let offset = record.coords.offset;
+            if let Some(held) = self.held.get_mut(&tp) {
+                held.insert(offset, topic.map(|topic| TxnRecord { topic, record }));
+                if let Some(tracker) = self.trackers.get_mut(&tp) {
+                    tracker.completed(offset);
+                }
+                if !self.unreleased.contains(&tp) {
+                    self.unreleased.push(tp);
+                }
+            }
+            return;
+        }
         if !binding.sink.accepts(record.kind) {
             self.complete(&record.coords);
             return;
@@ -706,10 +789,50 @@ impl Shard {
         }
     }
 
+    /// Hands the records of exactly-once partitions whose commit point moved to the
+    /// shard's transactions, in offset order, with that commit point: a transaction then
+    /// holds exactly the records below the offsets it commits.
+    fn release(&mut self) {
+        if self.unreleased.is_empty() {
+            return;
+        }
+        let mut records = Vec::new();
+        let mut offsets = Vec::new();
+        for tp in self.unreleased.drain(..) {
+            let (Some(tracker), Some(held)) = (self.trackers.get_mut(&tp), self.held.get_mut(&tp))
+            else {
+                continue;
+            };
+            let Some(offset) = tracker.committable() else {
+                continue;
+            };
+            // Released, not yet committed; the transaction commits it or the process stops.
+            tracker.mark_committed(offset);
+            let later = held.split_off(&offset);
+            records.extend(std::mem::replace(held, later).into_values().flatten());
+            offsets.push(CommitPoint {
+                topic: tp.0,
+                partition: tp.1,
+                offset,
+            });
+        }
+        if let Some(transactions) = &mut self.config.transactions {
+            if !offsets.is_empty() {
+                transactions.write(records, offsets);
+            }
+        }
+    }
+
+    /// Commit points of the partitions whose offsets the consumer commits (not those of
+    /// exactly-once sources: their transactions commit them).
     fn commit_points(&self, only: Option<&[(Arc<str>, i32)]>) -> Vec<CommitPoint> {
         let mut points = Vec::new();
-        for ((topic, partition), tracker) in &self.trackers {
+        for (tp, tracker) in &self.trackers {
+            let (topic, partition) = tp;
             if only.is_some_and(|o| !o.iter().any(|(t, p)| t == topic && p == partition)) {
+                continue;
+            }
+            if self.held.contains_key(tp) {
                 continue;
             }
             if let Some(offset) = tracker.committable() {
@@ -735,6 +858,10 @@ impl Shard {
             .retain(|((t, p), _)| !partitions.iter().any(|(rt, rp)| rt == t && rp == p));
         self.trackers
             .retain(|(t, p), _| !partitions.iter().any(|(rt, rp)| rt == t && rp == p));
+        self.held
+            .retain(|(t, p), _| !partitions.iter().any(|(rt, rp)| rt == t && rp == p));
+        self.unreleased
+            .retain(|(t, p)| !partitions.iter().any(|(rt, rp)| rt == t && rp == p));
         self.apply_backpressure();
     }
 
@@ -743,8 +870,10 @@ impl Shard {
     /// the consumer is not toggled per message).
     fn apply_backpressure(&mut self) {
         let partitions = || self.trackers.keys().cloned().collect::<Vec<_>>();
-        let in_flight = self.driver.len();
-        self.metrics.in_flight(in_flight);
+        // Records held behind an earlier event of their partition count too: their memory
+        // grows with the input as executions do.
+        self.metrics.in_flight(self.driver.len());
+        let in_flight = self.driver.len() + self.held.values().map(BTreeMap::len).sum::<usize>();
         let held = self.driver.held_bytes();
         let max_held = self.config.max_held_bytes;
         if !self.over_budget && held >= max_held {
@@ -923,6 +1052,7 @@ mod tests {
             state_machine_metrics: StateMachineMetrics::new("sm"),
             source_metrics: SourceMetrics::new("src", "in"),
             acks: None,
+            exactly_once: None,
         };
         let bindings: Bindings =
             Arc::new([(Arc::from("in"), Arc::new(binding))].into_iter().collect());
@@ -933,6 +1063,7 @@ mod tests {
                 max_held_bytes,
                 shards_over_budget,
                 logger: None,
+                transactions: None,
             },
             bindings,
             resources,

@@ -9,6 +9,7 @@
 //! [`Kafka::settled`]), so that any one of them also runs alone.
 
 use crate::daemon::{free_port, metric, metrics_text, Daemon};
+use crate::delivery::Stream;
 use crate::harness::{group, verdict, Group, Problem, Verdict};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -18,6 +19,8 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Events of the first load, ids `0..EVENTS`.
@@ -36,6 +39,7 @@ pub fn group() -> Group<Kafka> {
             metrics_count_dead_letters_events_and_lag,
             sigterm_finishes_executions_in_flight_and_exits_0,
             tasks_call_a_lambda_function_and_produce_to_a_topic,
+            exactly_once_source_writes_each_result_and_dead_letter_once,
         ]
     )
     .skipped_by("EXPRESSWAY_SKIP_KAFKA")
@@ -67,6 +71,9 @@ impl Kafka {
             "task-in",
             "task-results",
             "task-out",
+            "eo-in",
+            "eo-out",
+            "eo-dlq",
         ] {
             cluster
                 .create_topic(t, PARTITIONS, 1)
@@ -94,6 +101,9 @@ impl Kafka {
 [kafka]
 brokers = "{brokers}"
 group_id = "it"
+# Several instances on one host share this file; the mock cluster keeps a static member's
+# partitions until its session times out even when it rejoins: dynamic membership.
+static_membership = false
 [kafka.properties]
 # librdkafka's mock cluster evicts a departed member only at its session timeout (it keeps
 # a leaver, and a killed instance, in the group until then): keep that short.
@@ -375,6 +385,41 @@ fn second_instance_joining_mid_stream_loses_nothing(k: &mut Kafka) -> Verdict {
     })
 }
 
+/// An `exactly_once` source on the mock cluster: every result and dead letter arrives once,
+/// through the shards' transactions, with executions finishing out of offset order. (The
+/// mock cluster neither stores transactional offset commits nor hides aborted records, so
+/// the crash runs are in the real-broker group, `broker.rs`.)
+fn exactly_once_source_writes_each_result_and_dead_letter_once(k: &mut Kafka) -> Verdict {
+    let stream = Stream {
+        brokers: k.brokers.clone(),
+        dir: k.dir.join("eo"),
+        name: "eo".into(),
+        delivery: "exactly_once",
+        static_ids: None,
+        events: 5_000,
+        events_per_sec: 5_000,
+        partitions: PARTITIONS,
+    };
+    let daemon = stream.daemon(0);
+    let sent = Arc::new(AtomicU64::new(0));
+    let producing = stream.produce(sent);
+    let produced = producing.join().map_err(|_| "the producer panicked")?;
+    let count = stream.count(Duration::from_secs(90));
+    let log = daemon.log();
+    drop(daemon);
+    produced?;
+    verdict(
+        count.missing.is_empty() && count.duplicates == 0 && count.poison_delivered(true),
+        || {
+            format!(
+                "{}
+daemon log:\n{log}",
+                count.summary()
+            )
+        },
+    )
+}
+
 /// The poison event that is neither JSON nor UTF-8.
 const NOT_UTF8_NOT_JSON: &[u8] = b"{not json \xff\xfe\x00 \xc3";
 
@@ -532,6 +577,9 @@ fn tasks_call_a_lambda_function_and_produce_to_a_topic(k: &mut Kafka) -> Verdict
 [kafka]
 brokers = "{brokers}"
 group_id = "tasks"
+# Several instances on one host share this file; the mock cluster keeps a static member's
+# partitions until its session times out even when it rejoins: dynamic membership.
+static_membership = false
 [[state_machines]]
 name = "tasks"
 definition = "task.asl.json"

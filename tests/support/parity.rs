@@ -181,6 +181,9 @@ impl Parity {
 [kafka]
 brokers = "{brokers}"
 group_id = "parity"
+# Several instances on one host share this file; the mock cluster keeps a static member's
+# partitions until its session times out even when it rejoins: dynamic membership.
+static_membership = false
 [kafka.properties]
 "session.timeout.ms" = "6000"
 "heartbeat.interval.ms" = "1000"

@@ -12,6 +12,11 @@ use crate::config_reader::{join_key, Errors, Section};
 pub struct KafkaConfig {
     pub brokers: Brokers,
     pub group_id: String,
+    /// This instance's `group.instance.id` (static group membership, KIP-345), or `None`
+    /// for dynamic membership.
+    pub instance_id: Option<String>,
+    /// How long an exactly-once source's shard gathers records into one transaction.
+    pub transaction_interval_ms: u64,
     /// Extra librdkafka properties, passed verbatim to every client the daemon creates.
     pub properties: BTreeMap<String, String>,
 }
@@ -23,10 +28,20 @@ impl KafkaConfig {
         KafkaConfig {
             brokers: Brokers::Embedded,
             group_id: String::new(),
+            instance_id: None,
+            transaction_interval_ms: DEFAULT_TRANSACTION_INTERVAL_MS,
             properties: BTreeMap::new(),
         }
     }
+
+    pub fn transaction_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.transaction_interval_ms)
+    }
 }
+
+/// Kafka Streams' default commit interval under exactly-once: results become visible to
+/// `read_committed` readers within about this long.
+const DEFAULT_TRANSACTION_INTERVAL_MS: u64 = 100;
 
 /// `kafka.brokers`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +85,34 @@ pub fn read_kafka(mut section: Section<'_>) -> KafkaConfig {
     if group_id.trim().is_empty() {
         section.error("group_id", "must not be empty");
     }
+    // Static membership by default against real brokers: a restarted instance rejoins as
+    // itself and gets its partitions back at once, where a new member would wait out the
+    // dead one's session and a rebalance. The embedded cluster lives and dies with the
+    // process, so there is nothing to come back to.
+    let static_membership =
+        section.bool("static_membership", matches!(brokers, Brokers::Servers(_)));
+    let named = section.string("instance_id");
+    if let Some(id) = named {
+        if let Some(problem) = instance_id_problem(id) {
+            section.error("instance_id", problem);
+        }
+        if !static_membership {
+            section.error(
+                "instance_id",
+                "is only used with static_membership = true (the default with real brokers)",
+            );
+        }
+    }
+    let instance_id = static_membership.then(|| match named {
+        Some(id) => id.to_string(),
+        None => host_instance_id(),
+    });
+    let transaction_interval_ms = section.uint(
+        "transaction_interval_ms",
+        DEFAULT_TRANSACTION_INTERVAL_MS,
+        1,
+        60_000,
+    );
     let mut properties = BTreeMap::new();
     if let Some(table) = section.table("properties") {
         let path = section.path_of("properties");
@@ -79,7 +122,41 @@ pub fn read_kafka(mut section: Section<'_>) -> KafkaConfig {
     KafkaConfig {
         brokers,
         group_id: group_id.to_string(),
+        instance_id,
+        transaction_interval_ms,
         properties,
+    }
+}
+
+/// Kafka's rule for `group.instance.id`: like a topic name, at most 249 characters.
+fn instance_id_problem(id: &str) -> Option<String> {
+    let valid = (1..=249).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    (!valid)
+        .then(|| format!("{id:?} is not a valid instance id: use 1 to 249 of A-Z a-z 0-9 . _ -"))
+}
+
+/// The default `instance_id`: `expressway-<host name>`, stable across restarts on one host
+/// (a Kubernetes StatefulSet pod, a VM). Two instances on one host need ids of their own.
+fn host_instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .map(|c| match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
+            _ => '_',
+        })
+        .take(200)
+        .collect();
+    if host.is_empty() {
+        "expressway".to_owned()
+    } else {
+        format!("expressway-{host}")
     }
 }
 
@@ -121,6 +198,11 @@ const OWNED_PROPERTIES: &[(&str, &str)] = &[
     ("bootstrap.servers", "set it with kafka.brokers"),
     ("metadata.broker.list", "set it with kafka.brokers"),
     ("group.id", "set it with kafka.group_id"),
+    ("group.instance.id", "set it with kafka.instance_id"),
+    (
+        "transactional.id",
+        "the daemon names its transactional producers itself (delivery = \"exactly_once\")",
+    ),
     ("linger.ms", "set it with producer.linger_ms"),
     ("queue.buffering.max.ms", "set it with producer.linger_ms"),
     (
