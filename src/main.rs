@@ -301,6 +301,9 @@ fn validate_config(path: &Path) -> Result<ExitCode> {
         .map(|sm| sm.definition.clone())
         .collect();
     let checked = validate_files(&files, Some(expressway::daemon::run::served(&config)))?;
+    for notice in expressway::daemon::run::exactly_once_notices(&config) {
+        print_line(format_args!("{notice}"))?;
+    }
     if checked == Checked::Valid {
         print_line(format_args!("{}: ok", path.display()))?;
     }

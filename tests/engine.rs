@@ -4,11 +4,13 @@
 //!
 //! `cargo test --release --test engine -- FILTER` runs the checks whose name (`group::check`,
 //! a case is `cases::<path under tests/cases>`) contains FILTER, setting up only their groups;
-//! `-- --list` prints the names. `EXPRESSWAY_SKIP_KAFKA=1` (`_API`, `_SQS`, `_PARITY`) skips a
+//! `-- --list` prints the names. `EXPRESSWAY_SKIP_KAFKA=1` (`_BROKER`, `_API`, `_SQS`, `_PARITY`) skips a
 //! group; `parity` needs Kafka, SQS and the API, so any of them skips it.
 
 #[path = "support/api.rs"]
 mod api;
+#[path = "support/broker.rs"]
+mod broker;
 #[path = "support/cases.rs"]
 mod cases;
 #[path = "support/cli.rs"]
@@ -58,6 +60,7 @@ fn main() {
         Box::new(readme::group()),
         Box::new(integrations::group()),
         Box::new(kafka::group()),
+        Box::new(broker::group()),
         Box::new(api::group()),
         Box::new(security::group()),
         Box::new(hostile::group()),

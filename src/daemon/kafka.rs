@@ -317,6 +317,8 @@ pub struct RebalanceContext {
     /// The consumer this is the context of, to split assigned partitions' queues off it
     /// (set once it exists; weak, since the consumer owns its context).
     consumer: OnceLock<Weak<KafkaConsumer>>,
+    /// Feeds were handed to shards, which wait for `consume` to release them.
+    feeds_handed: AtomicBool,
 }
 
 impl ClientContext for RebalanceContext {
@@ -388,11 +390,15 @@ impl ConsumerContext for RebalanceContext {
                         })
                         .collect()
                 };
-                // Split off before any fetch for them can have completed, so every message
-                // of these partitions reaches its shard through the feed, in order.
+                // Messages fetched before the split are on the consumer's own queue: the
+                // shards read the feeds only once `consume` has routed those (in order,
+                // ahead of `Msg::FeedsReady`). Read at once, a feed's later messages would
+                // overtake them, and the partition's tracker would take the earlier ones for
+                // redeliveries and drop them: lost (seen against a real broker).
                 for (topic, partition, shard) in placed {
                     self.hand_feed(topic, partition, shard);
                 }
+                self.feeds_handed.store(true, Ordering::Relaxed);
                 // A partition paused for backpressure before it was revoked may come back
                 // still paused in librdkafka, while its new shard state knows of no pause:
                 // start every assignment fetching.
@@ -530,6 +536,7 @@ pub fn consumer(
         shards,
         sources,
         consumer: OnceLock::new(),
+        feeds_handed: AtomicBool::new(false),
     })?);
     let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
     Ok(consumer)
@@ -571,23 +578,23 @@ pub fn consume(
 ) {
     let mut last_commit = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                let (topic, shard) = consumer.context().routes().route(m.topic(), m.partition());
-                let event = SourceEvent {
-                    coords: SourceCoords {
-                        topic,
-                        partition: m.partition(),
-                        offset: m.offset(),
-                    },
-                    key: m.key().map(<[u8]>::to_vec),
-                    payload: m.payload().unwrap_or_default().to_vec(),
-                    source: None,
-                };
-                let _ = shards[shard].send(Msg::Event(event));
+        route(consumer, shards, consumer.poll(Duration::from_millis(100)));
+        if consumer
+            .context()
+            .feeds_handed
+            .swap(false, Ordering::Relaxed)
+        {
+            // Whatever was fetched before the split is queued here now, and nothing more
+            // of those partitions will be: route it all, then let the shards read the feeds.
+            loop {
+                match consumer.poll(Duration::ZERO) {
+                    None => break,
+                    polled => route(consumer, shards, polled),
+                }
             }
-            Some(Err(e)) => eprintln!("expressway: consumer error: {e}"),
-            None => {}
+            for shard in shards {
+                let _ = shard.send(Msg::FeedsReady);
+            }
         }
         for request in control.try_iter() {
             let result = match &request {
@@ -602,6 +609,32 @@ pub fn consume(
             last_commit = Instant::now();
             commit_progress(consumer, shards);
         }
+    }
+}
+
+/// Sends a message that reached the consumer's own queue to the shard owning its partition.
+fn route(
+    consumer: &KafkaConsumer,
+    shards: &[Sender<Msg>],
+    polled: Option<Result<rdkafka::message::BorrowedMessage<'_>, KafkaError>>,
+) {
+    match polled {
+        Some(Ok(m)) => {
+            let (topic, shard) = consumer.context().routes().route(m.topic(), m.partition());
+            let event = SourceEvent {
+                coords: SourceCoords {
+                    topic,
+                    partition: m.partition(),
+                    offset: m.offset(),
+                },
+                key: m.key().map(<[u8]>::to_vec),
+                payload: m.payload().unwrap_or_default().to_vec(),
+                source: None,
+            };
+            let _ = shards[shard].send(Msg::Event(event));
+        }
+        Some(Err(e)) => eprintln!("expressway: consumer error: {e}"),
+        None => {}
     }
 }
 

@@ -97,6 +97,42 @@ pub fn compile_state_machines(config: &Config) -> Result<HashMap<String, Arc<Pro
     }
 }
 
+/// What `delivery = "exactly_once"` does not cover in this config, one line each: every Task
+/// of an exactly-once source's state machine, with its JSON pointer. A Task's effect on
+/// another service (Lambda, HTTP, SQS, or a `kafka:produce` record, which is not part of the
+/// shard's transaction) happens again when its event is run again after a crash.
+pub fn exactly_once_notices(config: &Config) -> Vec<String> {
+    let mut notices = Vec::new();
+    for source in &config.sources {
+        if source.delivery != Delivery::ExactlyOnce {
+            continue;
+        }
+        let Some(sm) = config.state_machine(&source.state_machine) else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(&sm.definition) else {
+            continue;
+        };
+        let Ok(definition) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        crate::asl::walk::each_machine(&definition, &mut |machine, pointer| {
+            for (state, state_pointer) in crate::asl::walk::states(machine, pointer) {
+                if state["Type"] != "Task" {
+                    continue;
+                }
+                let resource = state["Resource"].as_str().unwrap_or("(no resource)");
+                notices.push(format!(
+                    "{}:{state_pointer}: notice: source {} is exactly_once, but this Task's call to {resource} is outside its Kafka transaction: after a crash or a rebalance it may run again",
+                    sm.definition.display(),
+                    source.name
+                ));
+            }
+        });
+    }
+    notices
+}
+
 fn logger(config: &Config) -> Result<Option<ExecutionLogger>> {
     let logs = &config.logs;
     if logs.level == LogLevel::Off {
@@ -178,6 +214,9 @@ fn run_api_only(server: crate::api::ApiServer) -> Result<()> {
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<()> {
     let programs = compile_state_machines(&config)?;
+    for notice in exactly_once_notices(&config) {
+        eprintln!("expressway: {notice}");
+    }
     if let Some(listen) = config.metrics.listen {
         telemetry::install_prometheus(listen)?;
         eprintln!("expressway: metrics at http://{listen}/metrics");

@@ -201,8 +201,12 @@ pub enum Control {
 /// Everything that can happen to a shard.
 pub enum Msg {
     Event(SourceEvent),
-    /// A newly assigned partition's feed: the shard takes its messages from now on.
+    /// A newly assigned partition's feed, read from the next [`Msg::FeedsReady`] on.
     Feed(TopicPartition, Box<dyn PartitionFeed>),
+    /// The feeds handed over so far may be read: every message of their partitions that
+    /// reached the consumer's own queue before the split has been sent ahead of this (as
+    /// [`Msg::Event`]), so reading the feeds now keeps each partition in offset order.
+    FeedsReady,
     /// A feed that was empty has messages waiting.
     Fetch,
     /// A Task call's result or heartbeat.
@@ -347,6 +351,9 @@ pub struct Shard {
     default_options: ExecutionOptions,
     /// The assigned partitions this shard takes messages from itself.
     feeds: Vec<(TopicPartition, Box<dyn PartitionFeed>)>,
+    /// How many of `feeds` (the first ones) may be read; the others wait for
+    /// [`Msg::FeedsReady`].
+    feeds_ready: usize,
     /// A feed may hold messages: it announced them, or the last round stopped at a full batch.
     feeds_waiting: bool,
 }
@@ -396,6 +403,7 @@ impl Shard {
             stats: ShardStats::default(),
             default_options: ExecutionOptions::default(),
             feeds: Vec::new(),
+            feeds_ready: 0,
             feeds_waiting: false,
             config,
         };
@@ -456,8 +464,9 @@ impl Shard {
     fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::Event(event) => self.start(event.as_ref()),
-            Msg::Feed(partition, feed) => {
-                self.feeds.push((partition, feed));
+            Msg::Feed(partition, feed) => self.feeds.push((partition, feed)),
+            Msg::FeedsReady => {
+                self.feeds_ready = self.feeds.len();
                 // What arrived before its announcement was wired up is waiting already.
                 self.feeds_waiting = true;
             }
@@ -538,7 +547,7 @@ impl Shard {
         }
         let mut feeds = std::mem::take(&mut self.feeds);
         let mut full = false;
-        for (_, feed) in &mut feeds {
+        for (_, feed) in feeds.iter_mut().take(self.feeds_ready) {
             full |= feed.take(FEED_BATCH, &mut |event| self.start(event)) == FEED_BATCH;
         }
         self.feeds = feeds;
@@ -854,8 +863,14 @@ impl Shard {
                 .any(|(t, p)| *t == c.topic && *p == c.partition)
         };
         self.driver.cancel_where(|m| gone(&m.coords));
-        self.feeds
-            .retain(|((t, p), _)| !partitions.iter().any(|(rt, rp)| rt == t && rp == p));
+        let gone_feed =
+            |(t, p): &TopicPartition| partitions.iter().any(|(rt, rp)| rt == t && rp == p);
+        let ready_gone = self.feeds[..self.feeds_ready]
+            .iter()
+            .filter(|(tp, _)| gone_feed(tp))
+            .count();
+        self.feeds_ready -= ready_gone;
+        self.feeds.retain(|(tp, _)| !gone_feed(tp));
         self.trackers
             .retain(|(t, p), _| !partitions.iter().any(|(rt, rp)| rt == t && rp == p));
         self.held
@@ -1174,6 +1189,107 @@ mod tests {
         );
     }
 
+    /// One write to [`Transactions`]: its records' offsets and its commit points.
+    type Write = (Vec<i64>, Vec<i64>);
+
+    /// What a fake [`Transactions`] was handed: each write, and how many flushes.
+    #[derive(Clone, Default)]
+    struct Written {
+        writes: Arc<Mutex<Vec<Write>>>,
+        flushes: Arc<AtomicUsize>,
+    }
+
+    impl Transactions for Written {
+        fn write(&mut self, records: Vec<TxnRecord>, offsets: Vec<CommitPoint>) {
+            assert!(records.iter().all(|r| &*r.topic == "out"));
+            self.writes.lock().unwrap().push((
+                records.iter().map(|r| r.record.coords.offset).collect(),
+                offsets.iter().map(|p| p.offset).collect(),
+            ));
+        }
+        fn flush(&mut self) -> Result<(), String> {
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    /// A shard whose one source is exactly-once, writing to `written`.
+    fn exactly_once_shard(definition: Value, written: &Written) -> Harness {
+        let program = Arc::new(crate::asl::compile(&definition).expect("valid definition"));
+        let sink = Arc::new(VecSink::default());
+        let (control_tx, control) = crossbeam_channel::unbounded();
+        let binding = Binding {
+            program,
+            state_machine: Arc::from("sm"),
+            workflow_type: WorkflowType::Express,
+            sink: sink.clone(),
+            state_machine_metrics: StateMachineMetrics::new("sm"),
+            source_metrics: SourceMetrics::new("src", "in"),
+            acks: None,
+            exactly_once: Some(OutputTopics {
+                results: Some(Arc::from("out")),
+                dead_letters: None,
+            }),
+        };
+        let bindings: Bindings =
+            Arc::new([(Arc::from("in"), Arc::new(binding))].into_iter().collect());
+        let (shard, tx) = Shard::new(
+            ShardConfig {
+                index: 0,
+                max_in_flight: 100,
+                max_held_bytes: usize::MAX,
+                shards_over_budget: Arc::default(),
+                logger: None,
+                transactions: Some(Box::new(written.clone())),
+            },
+            bindings,
+            Arc::new(NoResources),
+            control_tx,
+        );
+        start(shard, tx, sink, control)
+    }
+
+    /// The exactly-once invariant on the shard's side: a transaction's records are exactly
+    /// the events between the commit point before it and the one it commits, in offset
+    /// order, so a crash can neither keep a record whose offset is not committed nor commit
+    /// an offset whose record is lost. Records behind a running execution wait for it.
+    #[test]
+    fn exactly_once_records_go_out_in_offset_order_with_the_offsets_they_complete() {
+        let written = Written::default();
+        let h = exactly_once_shard(waits_for_input_seconds(), &written);
+        h.tx.send(event(0, r#"{"wait": 0}"#)).unwrap();
+        h.tx.send(event(1, r#"{"wait": 1}"#)).unwrap();
+        for offset in 2..6 {
+            h.tx.send(event(offset, r#"{"wait": 0}"#)).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(*written.writes.lock().unwrap(), [(vec![0], vec![1])]);
+        // Never through the consumer's offset commits.
+        assert_eq!(commit(&h), []);
+        std::thread::sleep(Duration::from_millis(1200));
+        assert_eq!(
+            *written.writes.lock().unwrap(),
+            [(vec![0], vec![1]), (vec![1, 2, 3, 4, 5], vec![6])]
+        );
+        // A revoke commits the open transaction before the partition goes.
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        h.tx.send(Msg::Revoke(vec![(Arc::from("in"), 0)], tx))
+            .unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), []);
+        assert_eq!(written.flushes.load(Ordering::Relaxed), 1);
+        let (stats, sunk) = stop(h);
+        assert_eq!(stats.succeeded, 6);
+        assert!(
+            sunk.is_empty(),
+            "an exactly-once record went to the plain sink"
+        );
+        assert_eq!(
+            written.flushes.load(Ordering::Relaxed),
+            2,
+            "no flush at shutdown"
+        );
+    }
+
     #[test]
     fn commit_never_passes_an_execution_that_finishes_later() {
         let h = shard(waits_for_input_seconds(), 100);
@@ -1348,6 +1464,7 @@ mod tests {
         // Handed over with messages already waiting and no `Fetch`: all of them are read.
         h.tx.send(Msg::Feed((Arc::from("in"), 0), Box::new(feed)))
             .unwrap();
+        h.tx.send(Msg::FeedsReady).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while h.sink.0.lock().unwrap().len() < 3 * FEED_BATCH + 5 {
             assert!(

@@ -22,6 +22,7 @@ pub fn group() -> Group<Cli> {
             validate_checks_the_json_files_of_a_directory_and_goes_on_past_it,
             validate_reports_duplicate_state_names_and_fields,
             validate_into_a_closed_pipe_exits_quietly_without_a_panic,
+            validate_config_names_the_tasks_an_exactly_once_source_does_not_cover,
         ]
     )
 }
@@ -195,6 +196,44 @@ state_machine = "alerts"
     let text = stdout(&out);
     verdict(
         out.status.code() == Some(1) && text.contains("/States/Notify/Resource: UNKNOWN_RESOURCE"),
+        || format!("exit {:?}, stdout {text:?}", out.status.code()),
+    )
+}
+
+/// `delivery = "exactly_once"` covers records and offsets, not a Task's call to another
+/// service: `validate --config` says so for each Task, with its pointer (a notice: exit 0).
+fn validate_config_names_the_tasks_an_exactly_once_source_does_not_cover(cli: &mut Cli) -> Verdict {
+    let definition = cli.write(
+        "tasks.asl.json",
+        r#"{"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
+            {"StartAt": "Call", "States": {"Call": {"Type": "Task", "End": true,
+             "Resource": "arn:aws:states:::http:invoke",
+             "Parameters": {"ApiEndpoint": "http://127.0.0.1:1/", "Method": "GET"}}}}]}}}"#,
+    );
+    let config = cli.write(
+        "exactly-once.toml",
+        &format!(
+            r#"
+[kafka]
+brokers = "embedded"
+[[state_machines]]
+name = "calls"
+definition = "{definition}"
+[[sources]]
+name = "in"
+type = "kafka"
+topics = ["in"]
+state_machine = "calls"
+results_topic = "out"
+delivery = "exactly_once"
+"#
+        ),
+    );
+    let out = cli.run(&["validate", "--config", &config]);
+    let text = stdout(&out);
+    verdict(
+        out.status.success()
+            && text.contains("/States/P/Branches/0/States/Call: notice: source in is exactly_once, but this Task's call to arn:aws:states:::http:invoke is outside its Kafka transaction"),
         || format!("exit {:?}, stdout {text:?}", out.status.code()),
     )
 }

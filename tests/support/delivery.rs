@@ -34,6 +34,13 @@ pub struct Stream {
     pub events: u64,
     pub events_per_sec: u64,
     pub partitions: i32,
+    /// librdkafka properties of every client, the daemon's and the checker's (TLS…).
+    pub properties: Vec<(String, String)>,
+    /// Each input record in a batch of its own. tansu 0.6 skips the rest of a record batch
+    /// when a consumer starts in its middle (a committed offset behind a slow event, after
+    /// a rebalance or a restart): its fetch answers only batches that start at or after
+    /// the offset asked for, so those events would never reach the daemon.
+    pub one_record_batches: bool,
 }
 
 /// What the reader found.
@@ -45,16 +52,19 @@ pub struct Count {
     pub duplicates: u64,
     /// Dead letters read, by reason.
     pub dead_letters: HashMap<String, u64>,
+    /// What the reader's consumer reported, each distinct error once in a row.
+    pub errors: Vec<String>,
 }
 
 impl Count {
     pub fn summary(&self) -> String {
         let shown: Vec<u64> = self.missing.iter().take(10).copied().collect();
         format!(
-            "{} missing (first {shown:?}), {} duplicates, dead letters {:?}",
+            "{} missing (first {shown:?}), {} duplicates, dead letters {:?}, reader errors {:?}",
             self.missing.len(),
             self.duplicates,
-            self.dead_letters
+            self.dead_letters,
+            self.errors.iter().take(5).collect::<Vec<_>>()
         )
     }
 
@@ -72,6 +82,19 @@ impl Count {
 }
 
 impl Stream {
+    /// A client config for this run's brokers, with its properties.
+    fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        for (k, v) in &self.properties {
+            config.set(k, v);
+        }
+        if let Ok(debug) = std::env::var("EXPRESSWAY_KAFKA_DEBUG") {
+            config.set("debug", debug);
+        }
+        config
+    }
+
     pub fn topic(&self, suffix: &str) -> String {
         format!("{}-{suffix}", self.name)
     }
@@ -79,8 +102,8 @@ impl Stream {
     /// Creates the run's topics (a topic left over from an earlier run is an error: names
     /// are unique per run).
     pub fn create_topics(&self) -> Result<(), String> {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
+        let admin: AdminClient<DefaultClientContext> = self
+            .client()
             .create()
             .map_err(|e| format!("admin client: {e}"))?;
         let names = [self.topic("in"), self.topic("out"), self.topic("dlq")];
@@ -121,6 +144,11 @@ impl Stream {
             Some(prefix) => format!("instance_id = \"{prefix}-{n}\""),
             None => "static_membership = false".to_owned(),
         };
+        let properties: String = self
+            .properties
+            .iter()
+            .map(|(k, v)| format!("{k:?} = {v:?}\n"))
+            .collect();
         let port = free_port();
         let path = self.dir.join(format!("{}-{n}.toml", self.name));
         std::fs::write(
@@ -132,8 +160,7 @@ brokers = "{brokers}"
 group_id = "{name}"
 {membership}
 [kafka.properties]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "1000"
+{properties}
 [[state_machines]]
 name = "run"
 definition = "sm.asl.json"
@@ -170,9 +197,17 @@ listen = "127.0.0.1:{port}"
     /// Produces ids `0..events` at `events_per_sec` on a thread, with the three poison
     /// events a third of the way in; `sent` counts what is out.
     pub fn produce(&self, sent: Arc<AtomicU64>) -> JoinHandle<Result<(), String>> {
-        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
+        let producer: ThreadedProducer<DefaultProducerContext> = self
+            .client()
             .set("linger.ms", "20")
+            .set(
+                "batch.num.messages",
+                if self.one_record_batches {
+                    "1"
+                } else {
+                    "10000"
+                },
+            )
             .set("enable.idempotence", "true")
             .create()
             .expect("producer");
@@ -205,8 +240,8 @@ listen = "127.0.0.1:{port}"
     /// consumer downstream would, until every id is there and nothing new came for 3 s, or
     /// `timeout` passes.
     pub fn count(&self, timeout: Duration) -> Count {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
+        let consumer: BaseConsumer = self
+            .client()
             .set(
                 "group.id",
                 format!("checker-{}-{}", self.name, fastrand::u64(..)),
@@ -224,14 +259,20 @@ listen = "127.0.0.1:{port}"
         let mut dead_letters: HashMap<String, u64> = HashMap::new();
         let started = Instant::now();
         let mut last_new = Instant::now();
+        let mut errors = Vec::new();
         while started.elapsed() < timeout {
             let complete =
                 seen.len() as u64 == self.events && dead_letters.len() == POISON_REASONS.len();
             if complete && last_new.elapsed() > Duration::from_secs(3) {
                 break;
             }
-            let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
-                continue;
+            let m = match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    errors.push(e.to_string());
+                    continue;
+                }
+                None => continue,
             };
             last_new = Instant::now();
             let value: Value =
@@ -244,7 +285,9 @@ listen = "127.0.0.1:{port}"
                 *dead_letters.entry(reason.to_owned()).or_default() += 1;
             }
         }
+        errors.dedup();
         Count {
+            errors,
             missing: (0..self.events)
                 .filter(|id| !seen.contains_key(id))
                 .collect(),

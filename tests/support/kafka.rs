@@ -399,6 +399,12 @@ fn exactly_once_source_writes_each_result_and_dead_letter_once(k: &mut Kafka) ->
         events: 5_000,
         events_per_sec: 5_000,
         partitions: PARTITIONS,
+        one_record_batches: false,
+        // As for the other daemons on the mock cluster (see `daemon.toml`).
+        properties: vec![
+            ("session.timeout.ms".into(), "6000".into()),
+            ("heartbeat.interval.ms".into(), "1000".into()),
+        ],
     };
     let daemon = stream.daemon(0);
     let sent = Arc::new(AtomicU64::new(0));

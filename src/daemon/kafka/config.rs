@@ -243,7 +243,15 @@ fn read_properties(
                     errors.add(key_path, "is set twice (once quoted, once as a dotted key)");
                 }
             }
-            Value::Table(inner) => read_properties(inner, path, &name, out, errors),
+            Value::Table(inner) => match secret_reference(inner) {
+                Some(reference) => match reference.resolve() {
+                    Ok(text) => {
+                        out.insert(name, text);
+                    }
+                    Err(problem) => errors.add(key_path, problem),
+                },
+                None => read_properties(inner, path, &name, out, errors),
+            },
             other => errors.add(
                 key_path,
                 format!(
@@ -251,6 +259,40 @@ fn read_properties(
                     other.to_string().trim_matches('"')
                 ),
             ),
+        }
+    }
+}
+
+/// A property's value kept out of the config file: `{ env = "VAR" }` or
+/// `{ file = "/run/secrets/kafka-password" }` (no librdkafka property name ends in `.env` or
+/// `.file`, so the form cannot shadow one).
+enum SecretReference<'a> {
+    Env(&'a str),
+    File(&'a str),
+}
+
+fn secret_reference(table: &Table) -> Option<SecretReference<'_>> {
+    if table.len() != 1 {
+        return None;
+    }
+    match table.iter().next()? {
+        (key, Value::String(var)) if key == "env" => Some(SecretReference::Env(var)),
+        (key, Value::String(path)) if key == "file" => Some(SecretReference::File(path)),
+        _ => None,
+    }
+}
+
+impl SecretReference<'_> {
+    /// The value, read now (at load, so `validate --config` reports a missing one); a file's
+    /// trailing newline is not part of it.
+    fn resolve(&self) -> Result<String, String> {
+        match self {
+            SecretReference::Env(var) => {
+                std::env::var(var).map_err(|_| format!("the environment variable {var} is not set"))
+            }
+            SecretReference::File(path) => std::fs::read_to_string(path)
+                .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
+                .map_err(|e| format!("cannot read {path}: {e}")),
         }
     }
 }
@@ -383,6 +425,73 @@ brokers = "embedded"
                 (
                     r#"kafka.properties."enable.auto.commit""#,
                     "commits offsets itself",
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_or_a_file() {
+        let dir = std::env::temp_dir().join(format!("expressway-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("password");
+        std::fs::write(&file, "from-file\n").unwrap();
+        std::env::set_var("EXPRESSWAY_TEST_SASL_USER", "from-env");
+        let text = format!(
+            r#"
+[kafka]
+brokers = "b:9092"
+[kafka.properties]
+sasl.username = {{ env = "EXPRESSWAY_TEST_SASL_USER" }}
+"sasl.password" = {{ file = "{}" }}
+"#,
+            file.display()
+        );
+        let config = kafka(&text).unwrap_or_else(|e| panic!("{e:?}")).unwrap();
+        assert_eq!(config.properties["sasl.username"], "from-env");
+        assert_eq!(config.properties["sasl.password"], "from-file");
+        let text = r#"
+[kafka]
+brokers = "b:9092"
+[kafka.properties]
+"sasl.password" = { env = "EXPRESSWAY_TEST_NOT_SET" }
+"ssl.key.password" = { file = "/nonexistent/key-password" }
+"#;
+        assert_section_errors(
+            kafka(text),
+            &[
+                (
+                    r#"kafka.properties."sasl.password""#,
+                    "the environment variable EXPRESSWAY_TEST_NOT_SET is not set",
+                ),
+                (
+                    r#"kafka.properties."ssl.key.password""#,
+                    "cannot read /nonexistent/key-password",
+                ),
+            ],
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn static_membership_is_the_default_with_real_brokers() {
+        let config = kafka("[kafka]\nbrokers = \"b:9092\"\n").unwrap().unwrap();
+        assert!(config.instance_id.unwrap().starts_with("expressway"));
+        let config = kafka("[kafka]\nbrokers = \"embedded\"\n").unwrap().unwrap();
+        assert_eq!(config.instance_id, None);
+        let config = kafka("[kafka]\nbrokers = \"b:9092\"\ninstance_id = \"ingest-2\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(config.instance_id.as_deref(), Some("ingest-2"));
+        assert_section_errors(
+            kafka(
+                "[kafka]\nbrokers = \"b:9092\"\nstatic_membership = false\ninstance_id = \"a b\"\n",
+            ),
+            &[
+                ("kafka.instance_id", "is not a valid instance id"),
+                (
+                    "kafka.instance_id",
+                    "is only used with static_membership = true",
                 ),
             ],
         );

@@ -240,24 +240,36 @@ impl Committer {
                 self.produce(&t.records);
             }
             let started = Instant::now();
-            let result = self
+            let mut result = self
                 .producer
                 .send_offsets_to_transaction(&offsets, &t.group, DEFAULT_TRANSACTION_TIMEOUT)
                 .and_then(|()| {
                     self.producer
                         .commit_transaction(DEFAULT_TRANSACTION_TIMEOUT)
                 });
+            // A retriable failure (a timeout, say) is retried as the same call.
+            for retry in 1..ATTEMPTS {
+                match &result {
+                    Err(e) if transaction_error(e).is_some_and(|e| e.is_retriable()) => {
+                        std::thread::sleep(Duration::from_millis(100 * retry as u64));
+                        result = self
+                            .producer
+                            .commit_transaction(DEFAULT_TRANSACTION_TIMEOUT);
+                    }
+                    _ => break,
+                }
+            }
             let Err(e) = result else {
                 telemetry::commit(CommitResult::Ok, started.elapsed());
                 return Ok(());
             };
             telemetry::commit(CommitResult::Error, started.elapsed());
-            let Some(error) = transaction_error(&e) else {
-                self.give_up(&e);
-            };
-            if error.is_fatal() || !error.txn_requires_abort() && !error.is_retriable() {
+            // Only an abortable failure may be tried again: anything else (fatal, fenced,
+            // unsupported by the broker) stops.
+            if !transaction_error(&e).is_some_and(|e| e.txn_requires_abort() && !e.is_fatal()) {
                 self.give_up(&e);
             }
+            let error = transaction_error(&e).expect("checked above");
             if let Err(abort) = self.producer.abort_transaction(DEFAULT_TRANSACTION_TIMEOUT) {
                 self.give_up(&abort);
             }
