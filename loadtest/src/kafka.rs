@@ -50,6 +50,8 @@ pub struct Options {
     pub drain: Duration,
     pub interval: Duration,
     pub linger_ms: u64,
+    /// The started daemon's source `delivery`.
+    pub delivery: String,
     /// Both consumers' (daemon's and harness's) `fetch.wait.max.ms`; `None` keeps
     /// librdkafka's default. See [`consumer_properties`].
     pub fetch_wait_ms: Option<u64>,
@@ -193,6 +195,7 @@ topics = [{input}]
 state_machine = {name}
 results_topic = {results}
 dead_letter_topic = {dlq}
+delivery = {delivery}
 
 [workers]
 shards = {shards}
@@ -221,6 +224,7 @@ listen = "127.0.0.1:{metrics_port}"
         shards = load.shards,
         in_flight = load.max_in_flight_per_shard,
         linger = opts.linger_ms,
+        delivery = quote(&opts.delivery),
         extra = scenario.daemon.extra_config,
         kafka_properties = consumer_properties(opts.fetch_wait_ms),
     )
@@ -729,6 +733,7 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
                     "max_outstanding": scenario.load.max_outstanding,
                     "daemon_started_by_harness": opts.start_daemon,
                     "linger_ms": opts.linger_ms,
+                    "delivery": opts.delivery,
                     "fetch_wait_ms": opts.fetch_wait_ms,
                     "drained": drained,
                 }),

@@ -121,6 +121,10 @@ struct KafkaArgs {
     /// The producers' (harness's and started daemon's) linger.ms: batching against latency.
     #[arg(long, default_value_t = 5)]
     linger_ms: u64,
+    /// The started daemon's source `delivery`: `at_least_once` or `exactly_once`
+    /// (transactions; the harness then reads results `read_committed`).
+    #[arg(long, default_value = "at_least_once")]
+    delivery: String,
     /// The consumers' (daemon's and harness's) `fetch.wait.max.ms` (default: 10 on the
     /// embedded broker, librdkafka's 500 with --brokers). librdkafka's mock cluster and tansu
     /// hold a fetch that finds nothing new this long, even if records arrive meanwhile, so it
@@ -209,6 +213,7 @@ fn run(cli: Cli) -> Result<()> {
                 drain: Duration::from_secs(args.drain_secs),
                 interval: Duration::from_millis(args.common.interval_ms.max(1)),
                 linger_ms: args.linger_ms,
+                delivery: args.delivery.clone(),
                 fetch_wait_ms: args.fetch_wait_ms.or(args.brokers.is_none().then_some(10)),
                 max_p99: Duration::from_millis(args.max_p99_ms.unwrap_or(scenario.load.max_p99_ms)),
                 work_dir: PathBuf::new(),

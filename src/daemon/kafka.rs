@@ -273,16 +273,9 @@ impl Sink for KafkaSink {
             delivered(Ok(()));
             return;
         };
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for (key, value) in &record.headers {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value.as_bytes()),
-            });
-        }
         let mut message = BaseRecord::with_opaque_to(topic, Box::new(Awaiting::Sink(delivered)))
             .payload(&record.value)
-            .headers(headers);
+            .headers(headers_of(&record));
         if let Some(key) = &record.key {
             message = message.key(key);
         }
@@ -303,6 +296,18 @@ impl Sink for KafkaSink {
             }
         }
     }
+}
+
+/// A sink record's headers (its execution and source coordinates) as Kafka headers.
+pub(super) fn headers_of(record: &OutRecord) -> OwnedHeaders {
+    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+    for (key, value) in &record.headers {
+        headers = headers.insert(Header {
+            key,
+            value: Some(value.as_bytes()),
+        });
+    }
+    headers
 }
 
 /// On revocation, collects the shards' final commit points for the partitions going away and

@@ -340,12 +340,7 @@ impl KafkaCluster {
             }
             eprintln!("expressway: embedded Kafka at {brokers}");
         }
-        let properties: Vec<(String, String)> = config
-            .kafka
-            .properties
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let properties = config.kafka.property_list();
         let producer_config = kafka::producer_config(
             &brokers,
             &properties,
@@ -553,12 +548,7 @@ fn start_consumer(
     if !config.sources.iter().any(|s| s.kind == SourceKind::Kafka) {
         return Ok(None);
     }
-    let properties: Vec<(String, String)> = config
-        .kafka
-        .properties
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let properties = config.kafka.property_list();
     let sources = config
         .sources
         .iter()
@@ -621,12 +611,7 @@ impl Demo {
         let printer = match config.demo.print_records {
             PrintRecords::Off => None,
             mode => {
-                let properties: Vec<(String, String)> = config
-                    .kafka
-                    .properties
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
+                let properties = config.kafka.property_list();
                 let topics: Vec<&str> = printed.iter().map(|t| t.topic.as_str()).collect();
                 eprintln!(
                     "expressway: printing {} records of {} ([demo] print_records)",

@@ -34,6 +34,14 @@ impl KafkaConfig {
         }
     }
 
+    /// `[kafka.properties]` as librdkafka takes them, for every client the daemon makes.
+    pub fn property_list(&self) -> Vec<(String, String)> {
+        self.properties
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     pub fn transaction_interval(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.transaction_interval_ms)
     }

@@ -9,14 +9,13 @@
 //! commits. A batch never straddles two transactions, so a committed offset always comes
 //! with exactly the records below it, and a crash aborts both together.
 
-use super::{KafkaConsumer, DEFAULT_TRANSACTION_TIMEOUT};
+use super::{headers_of, KafkaConsumer, DEFAULT_TRANSACTION_TIMEOUT};
 use crate::daemon::shard::{CommitPoint, TopicPartition, Transactions, TxnRecord};
 use crate::telemetry::{self, CommitResult};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, ConsumerGroupMetadata};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
@@ -193,16 +192,9 @@ impl Committer {
 
     fn produce(&self, records: &[TxnRecord]) {
         for TxnRecord { topic, record } in records {
-            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-            for (key, value) in &record.headers {
-                headers = headers.insert(Header {
-                    key,
-                    value: Some(value.as_bytes()),
-                });
-            }
             let mut message = BaseRecord::<[u8], [u8]>::to(topic)
                 .payload(&record.value)
-                .headers(headers);
+                .headers(headers_of(record));
             if let Some(key) = &record.key {
                 message = message.key(key);
             }
