@@ -10,7 +10,9 @@
 //!
 //! A source message is *done* when its execution has finished and its result or dead-letter
 //! record has been acknowledged by the sink; only then may its offset be committed (see
-//! `docs/kafka-ack-contract.md`).
+//! `docs/kafka-ack-contract.md`). For an exactly-once source it is done when its record is
+//! built: records then leave in offset order, each batch with the commit point it completes,
+//! for the shard's [`Transactions`] to commit together.
 
 use super::dead_letter::DeadLetterPayload;
 use super::offsets::PartitionTracker;
