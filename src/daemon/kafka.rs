@@ -95,6 +95,11 @@ impl Routes {
         (routes.name.clone(), shard)
     }
 
+    /// Partitions owned by any shard.
+    pub fn assigned(&self) -> usize {
+        self.owned.iter().sum()
+    }
+
     /// The partition left this consumer: the next owner may be any shard.
     pub fn revoke(&mut self, topic: &str, partition: i32) {
         let slot = self
@@ -370,6 +375,7 @@ impl ConsumerContext for RebalanceContext {
         for (topic, partition) in &partitions {
             routes.revoke(topic, *partition);
         }
+        telemetry::partitions_assigned(routes.assigned());
         drop(routes);
         // The new owner reports these partitions' lag now; a sum over instances stays right.
         for (topic, partition) in &partitions {
@@ -387,13 +393,16 @@ impl ConsumerContext for RebalanceContext {
                 // which partition's messages come first.
                 let placed: Vec<(Arc<str>, i32, usize)> = {
                     let mut routes = self.routes();
-                    tpl.elements()
+                    let placed = tpl
+                        .elements()
                         .iter()
                         .map(|e| {
                             let (topic, shard) = routes.route(e.topic(), e.partition());
                             (topic, e.partition(), shard)
                         })
-                        .collect()
+                        .collect();
+                    telemetry::partitions_assigned(routes.assigned());
+                    placed
                 };
                 // Messages fetched before the split are on the consumer's own queue: the
                 // shards read the feeds only once `consume` has routed those (in order,

@@ -41,6 +41,7 @@ pub mod names {
     pub const COMMIT_LATENCY: &str = "expressway_commit_latency_seconds";
     pub const CONSUMER_LAG: &str = "expressway_consumer_lag_messages";
     pub const PARTITIONS_PAUSED: &str = "expressway_partitions_paused";
+    pub const PARTITIONS_ASSIGNED: &str = "expressway_partitions_assigned";
     pub const TASK_CALLS: &str = "expressway_task_calls_total";
     pub const TASK_CALL_DURATION: &str = "expressway_task_call_duration_seconds";
     pub const SQS_RECEIVES: &str = "expressway_sqs_receives_total";
@@ -67,6 +68,7 @@ pub mod names {
         COMMIT_LATENCY,
         CONSUMER_LAG,
         PARTITIONS_PAUSED,
+        PARTITIONS_ASSIGNED,
         TASK_CALLS,
         TASK_CALL_DURATION,
         SQS_RECEIVES,
@@ -269,6 +271,11 @@ fn describe() {
         names::PARTITIONS_PAUSED,
         Unit::Count,
         "Partitions a shard has paused for backpressure."
+    );
+    describe_gauge!(
+        names::PARTITIONS_ASSIGNED,
+        Unit::Count,
+        "Source partitions the consumer group has assigned to this instance."
     );
     describe_counter!(
         names::SQS_RECEIVES,
@@ -771,6 +778,11 @@ pub fn task_call(integration: Integration, ok: bool, latency: Duration) {
 pub fn commit(result: CommitResult, latency: Duration) {
     metrics::counter!(names::COMMITS, "result" => result.as_str()).increment(1);
     metrics::histogram!(names::COMMIT_LATENCY).record(latency.as_secs_f64());
+}
+
+/// How many source partitions this instance owns now (after each assignment and revoke).
+pub fn partitions_assigned(count: usize) {
+    metrics::gauge!(names::PARTITIONS_ASSIGNED).set(count as f64);
 }
 
 /// The lag of an assigned partition, from a consumer statistics report (seconds apart, so

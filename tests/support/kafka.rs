@@ -491,11 +491,17 @@ fn metrics_count_dead_letters_events_and_lag(k: &mut Kafka) -> Verdict {
     let after = dead_letters(&text);
     let counts = [0, 1, 2].map(|i| after[i] - before[i]);
     let consumed = metric(&text, "expressway_events_consumed_total");
+    // The only instance running owns some of the partitions (all of them, once the group
+    // has settled after the second instance left).
+    let assigned = metric(&text, "expressway_partitions_assigned");
     verdict(
         counts == [1.0, 1.0, 1.0]
             && consumed >= 1.0
+            && (1.0..=PARTITIONS as f64).contains(&assigned)
             && text.contains("expressway_consumer_lag_messages"),
-        || format!("dead letters {counts:?}, events consumed {consumed}"),
+        || {
+            format!("dead letters {counts:?}, events consumed {consumed}, partitions assigned {assigned}")
+        },
     )
 }
 
