@@ -205,12 +205,9 @@ impl Committer {
                         message = m;
                         std::thread::sleep(Duration::from_millis(1));
                     }
-                    // The transaction cannot commit without it: commit_transaction reports
-                    // the failure and the whole transaction is tried again.
-                    Err((e, _)) => {
-                        eprintln!("expressway: {}: producing failed: {e}", self.id);
-                        break;
-                    }
+                    // Refused before it reached librdkafka (too large, say): the transaction
+                    // would commit its offset without it, a record skipped. Stop instead.
+                    Err((e, _)) => self.give_up(&format!("producing to {topic} failed: {e}")),
                 }
             }
         }
