@@ -1,10 +1,11 @@
 //! `[integrations]` and its `[integrations.*]` sections: what Task states may reach, and
 //! their reader. Each integration's own settings type lives with its client
-//! ([`LambdaConfig`], [`HttpConfig`], [`SqsConfig`]).
+//! ([`LambdaConfig`], [`HttpConfig`], [`SqsConfig`], [`AwsConfig`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::aws::AwsConfig;
 use super::http::{HttpConfig, HttpConnection};
 use super::lambda::LambdaConfig;
 use super::sqs::SqsConfig;
@@ -21,6 +22,7 @@ pub struct IntegrationsConfig {
     pub lambda: LambdaConfig,
     pub http: HttpConfig,
     pub sqs: SqsConfig,
+    pub aws: AwsConfig,
 }
 
 impl Default for IntegrationsConfig {
@@ -31,6 +33,7 @@ impl Default for IntegrationsConfig {
             lambda: Default::default(),
             http: Default::default(),
             sqs: Default::default(),
+            aws: Default::default(),
         }
     }
 }
@@ -64,6 +67,7 @@ pub fn read_integrations(mut section: Section<'_>) -> IntegrationsConfig {
         .unwrap_or_default();
     let http = section.section("http").map(read_http).unwrap_or_default();
     let sqs = section.section("sqs").map(read_sqs).unwrap_or_default();
+    let aws = section.section("aws").map(read_aws).unwrap_or_default();
     section.finish();
     IntegrationsConfig {
         threads,
@@ -71,6 +75,48 @@ pub fn read_integrations(mut section: Section<'_>) -> IntegrationsConfig {
         lambda,
         http,
         sqs,
+        aws,
+    }
+}
+
+fn read_aws(mut aws: Section<'_>) -> AwsConfig {
+    let defaults = AwsConfig::default();
+    let region = aws.string("region").map(str::to_owned);
+    let profile = aws.string("profile").map(str::to_owned);
+    let endpoint_url = aws.string("endpoint_url").map(str::to_owned);
+    if let Some(url) = &endpoint_url {
+        check_url(&aws, "endpoint_url", url);
+    }
+    let mut endpoints = BTreeMap::new();
+    if let Some(table) = aws.table("endpoints") {
+        for (service, url) in table {
+            let key = format!("endpoints.{service}");
+            match url.as_str() {
+                Some(_) if super::aws::model::model(service).is_none() => aws.error(
+                    &key,
+                    format!(
+                        "no such AWS service (supported: {})",
+                        super::aws::model::services().collect::<Vec<_>>().join(", ")
+                    ),
+                ),
+                Some(url) => {
+                    check_url(&aws, &key, url);
+                    endpoints.insert(service.clone(), url.to_owned());
+                }
+                None => aws.error(&key, "expected a URL string"),
+            }
+        }
+    }
+    let max_attempts = aws.uint("max_attempts", defaults.max_attempts as usize, 1, 10) as u32;
+    let limits = read_limits(&mut aws);
+    aws.finish();
+    AwsConfig {
+        region,
+        profile,
+        endpoint_url,
+        endpoints,
+        max_attempts,
+        limits,
     }
 }
 

@@ -8,7 +8,12 @@
 //! A function error surfaces as the function's `errorType`, so Retry and Catch match it as on
 //! AWS; a refused call as `Lambda.<ErrorCode>`; a transport failure as
 //! `Lambda.SdkClientException`.
+//!
+//! A function without a configured endpoint is AWS Lambda's, found and signed for as every
+//! AWS call is (`AWS_ENDPOINT_URL_LAMBDA`, the region, the credentials chain: see
+//! [`super::aws`]). Calls to configured endpoints are signed when credentials are at hand.
 
+use super::aws;
 use super::{Limits, Pool};
 use crate::asl::effect::TaskCall;
 use crate::asl::error::data_limit_exceeded;
@@ -31,6 +36,7 @@ pub struct LambdaConfig {
 pub struct Lambda {
     pool: Pool,
     config: Arc<LambdaConfig>,
+    aws: Arc<aws::Client>,
 }
 
 /// One Invoke request, read from the Task's parameters.
@@ -47,10 +53,11 @@ struct Invoke {
 }
 
 impl Lambda {
-    pub fn new(config: &LambdaConfig) -> Result<Lambda, String> {
+    pub fn new(config: &LambdaConfig, aws: Arc<aws::Client>) -> Result<Lambda, String> {
         Ok(Lambda {
             pool: Pool::new(&config.limits)?,
             config: Arc::new(config.clone()),
+            aws,
         })
     }
 
@@ -63,28 +70,40 @@ impl Lambda {
     ) -> impl std::future::Future<Output = Result<Value, Failure>> + Send + 'static {
         let pool = self.pool.clone();
         let config = self.config.clone();
+        let aws = self.aws.clone();
         async move {
             let invoke = if optimised {
                 Invoke::from_parameters(&call.payload)?
             } else {
                 Invoke::of_function_arn(&call.resource, &call.payload)
             };
-            let base = config
+            let configured = config
                 .functions
                 .get(&invoke.name)
-                .or(config.endpoint.as_ref())
-                .ok_or_else(|| {
-                    Failure::new(
-                        "Lambda.ResourceNotFoundException",
-                        format!(
-                            "Function not found: {} (no Lambda endpoint is configured for it: set \
-                             [integrations.lambda] endpoint, or functions.{})",
-                            invoke.function, invoke.name
-                        ),
-                    )
-                })?;
+                .or(config.endpoint.as_ref());
+            let (base, on_aws) = match configured {
+                Some(base) => (base.clone(), false),
+                None => {
+                    let (endpoint, custom) = aws.service_endpoint("lambda");
+                    (endpoint, !custom)
+                }
+            };
+            let (url, mut headers) = request_of(&base, &invoke);
+            let signable = aws::Request {
+                method: "POST".into(),
+                path_and_query: String::new(),
+                headers: headers.clone(),
+                body: invoke.payload.clone(),
+                bucket: None,
+            };
+            match aws.signature("lambda", &url, &signable).await {
+                Ok(signature) => headers.extend(signature),
+                // A local function server needs no signature; AWS Lambda does.
+                Err(e) if on_aws => return Err(Failure::new("Lambda.SdkClientException", e)),
+                Err(_) => {}
+            }
             let timeout = pool.timeout(&call);
-            let request = send(&pool.client, base, &invoke);
+            let request = send(&pool.client, url, headers, invoke.payload);
             let response = match pool.run(timeout, request).await {
                 Some(result) => result.map_err(|e| transport_failure(&e))?,
                 None => {
@@ -157,28 +176,38 @@ fn bare_name(function: &str) -> &str {
     }
 }
 
-async fn send(
-    client: &reqwest::Client,
-    base: &str,
-    invoke: &Invoke,
-) -> Result<(u16, HeaderMap, Vec<u8>), reqwest::Error> {
-    let url = format!(
+/// The Invoke request's URL and headers.
+fn request_of(base: &str, invoke: &Invoke) -> (String, Vec<(String, String)>) {
+    let mut url = format!(
         "{}/2015-03-31/functions/{}/invocations",
         base.trim_end_matches('/'),
         url_segment(&invoke.function)
     );
-    let mut request = client.post(url).body(invoke.payload.clone());
     if let Some(q) = &invoke.qualifier {
-        request = request.query(&[("Qualifier", q)]);
+        url.push_str(&format!("?Qualifier={}", url_segment(q)));
     }
+    let mut headers = Vec::new();
     for (header, value) in [
-        ("X-Amz-Invocation-Type", &invoke.invocation_type),
-        ("X-Amz-Log-Type", &invoke.log_type),
-        ("X-Amz-Client-Context", &invoke.client_context),
+        ("x-amz-invocation-type", &invoke.invocation_type),
+        ("x-amz-log-type", &invoke.log_type),
+        ("x-amz-client-context", &invoke.client_context),
     ] {
         if let Some(v) = value {
-            request = request.header(header, v);
+            headers.push((header.to_owned(), v.clone()));
         }
+    }
+    (url, headers)
+}
+
+async fn send(
+    client: &reqwest::Client,
+    url: String,
+    headers: Vec<(String, String)>,
+    payload: Vec<u8>,
+) -> Result<(u16, HeaderMap, Vec<u8>), reqwest::Error> {
+    let mut request = client.post(url).body(payload);
+    for (header, value) in headers {
+        request = request.header(header, value);
     }
     let response = request.send().await?;
     let status = response.status().as_u16();

@@ -1,5 +1,6 @@
-//! Task resources that call real services: Lambda, HTTP endpoints, SQS (and, handed in by
-//! the daemon, Kafka produce).
+//! Task resources that call real services: Lambda, HTTP endpoints, SQS, AWS services through
+//! their APIs (`aws-sdk:*` and the optimized DynamoDB, SNS and EventBridge integrations) and,
+//! handed in by the daemon, Kafka produce.
 //!
 //! Every integration is one [`TaskResource`]: the VM's invoke effect becomes a request on a
 //! shared tokio runtime, and its answer (or the error AWS would name) goes back through the
@@ -8,6 +9,7 @@
 //! Which resource goes where is decided once per definition ([`check_resource`]) and once
 //! per call ([`Route::of`]).
 
+pub mod aws;
 pub mod config;
 pub mod http;
 pub mod lambda;
@@ -43,6 +45,8 @@ pub enum Route {
     KafkaProduce,
     /// `arn:aws:states:::sqs:sendMessage`.
     SqsSendMessage,
+    /// An AWS service's API ([`aws::AwsTask`]).
+    Aws,
 }
 
 /// The resource of [`Route::KafkaProduce`].
@@ -52,6 +56,9 @@ impl Route {
     pub fn of(resource: &str) -> Option<Route> {
         if resource == KAFKA_PRODUCE {
             return Some(Route::KafkaProduce);
+        }
+        if let Ok(Some(_)) = aws::AwsTask::of(resource) {
+            return Some(Route::Aws);
         }
         let arn = Arn::parse(resource)?;
         // The resource keeps its colons: `function:NAME[:QUALIFIER]`.
@@ -101,6 +108,11 @@ pub fn check_resource(resource: &str, served: Served) -> Option<String> {
         None if is_activity_arn(base) => return None,
         None => {}
     }
+    if let Err(why) = aws::AwsTask::of(base) {
+        return Some(format!(
+            "no integration serves resource '{resource}': {why}"
+        ));
+    }
     if served.nested_executions
         && matches!(
             base,
@@ -114,8 +126,11 @@ pub fn check_resource(resource: &str, served: Served) -> Option<String> {
     Some(format!(
         "no integration serves resource '{resource}' (supported: arn:aws:states:::lambda:invoke, \
          Lambda function ARNs, arn:aws:states:::http:invoke, arn:aws:states:::sqs:sendMessage, \
-         {KAFKA_PRODUCE}; with the API: \
-         arn:aws:states:::states:startExecution[.sync:2])"
+         arn:aws:states:::dynamodb:getItem|putItem|updateItem|deleteItem, \
+         arn:aws:states:::sns:publish, arn:aws:states:::events:putEvents, \
+         arn:aws:states:::aws-sdk:<service>:<action> for {}, {KAFKA_PRODUCE}; with the API: \
+         arn:aws:states:::states:startExecution[.sync:2])",
+        aws::model::services().collect::<Vec<_>>().join(", ")
     ))
 }
 
@@ -147,6 +162,7 @@ pub struct Integrations {
     http: http::Http,
     kafka: Option<Arc<dyn TaskResource>>,
     sqs: sqs::Sqs,
+    aws: aws::Aws,
 }
 
 impl Integrations {
@@ -155,12 +171,14 @@ impl Integrations {
         config: &IntegrationsConfig,
         runtime: tokio::runtime::Handle,
     ) -> Result<Integrations, String> {
+        let aws = aws::Aws::new(&config.aws)?;
         Ok(Integrations {
             runtime,
-            lambda: lambda::Lambda::new(&config.lambda)?,
+            lambda: lambda::Lambda::new(&config.lambda, aws.client())?,
             http: http::Http::new(&config.http)?,
             kafka: None,
             sqs: sqs::Sqs::new(&config.sqs)?,
+            aws,
         })
     }
 
@@ -201,6 +219,21 @@ impl TaskResource for Integrations {
                 self.sqs.send_message(call),
                 reply,
             ),
+            Some(Route::Aws) => match aws::AwsTask::of(&call.resource) {
+                Ok(Some(task)) => {
+                    let integration = Integration::of(&call.resource);
+                    spawn(
+                        &self.runtime,
+                        integration,
+                        self.aws.invoke(call, task),
+                        reply,
+                    )
+                }
+                _ => reply.complete(Err(Failure::new(
+                    crate::asl::error::names::TASK_FAILED,
+                    check_resource(&call.resource, Served::default()).unwrap_or_default(),
+                ))),
+            },
             Some(Route::KafkaProduce) | None => reply.complete(Err(Failure::new(
                 crate::asl::error::names::TASK_FAILED,
                 check_resource(&call.resource, Served::default()).unwrap_or_default(),
@@ -288,7 +321,11 @@ mod tests {
                 Some(Route::LambdaFunction),
             ),
             ("arn:aws:states:::lambda:invoke.waitForTaskToken", None),
-            ("arn:aws:states:::dynamodb:putItem", None),
+            ("arn:aws:states:::dynamodb:putItem", Some(Route::Aws)),
+            ("arn:aws:states:::aws-sdk:s3:getObject", Some(Route::Aws)),
+            ("arn:aws:states:::aws-sdk:s3:getObjectt", None),
+            ("arn:aws:states:::aws-sdk:nope:getObject", None),
+            ("arn:aws:states:::dynamodb:scan", None),
             ("arn:aws:lambda:us-east-1:111111111111:function:", None),
             ("not an arn", None),
         ];
@@ -297,7 +334,7 @@ mod tests {
         }
         let definition = serde_json::json!({"StartAt": "P", "States": {
             "P": {"Type": "Parallel", "End": true, "Branches": [{"StartAt": "T", "States": {
-                "T": {"Type": "Task", "Resource": "arn:aws:states:::sns:publish", "End": true}}}]},
+                "T": {"Type": "Task", "Resource": "arn:aws:states:::ecs:runTask", "End": true}}}]},
             "L": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": true}}});
         let unserved = unserved_resources(&definition, Served::default());
         assert_eq!(unserved.len(), 1);
@@ -327,11 +364,11 @@ mod tests {
             check_resource("arn:aws:states:::states:startExecution.sync:2", all),
             None
         );
-        assert!(check_resource("arn:aws:states:::sns:publish", all).is_some());
+        assert!(check_resource("arn:aws:states:::ecs:runTask", all).is_some());
         assert!(
-            check_resource("arn:aws:states:::sns:publish", Served::default())
+            check_resource("arn:aws:states:::ecs:runTask", Served::default())
                 .unwrap()
-                .contains("no integration serves resource 'arn:aws:states:::sns:publish'")
+                .contains("no integration serves resource 'arn:aws:states:::ecs:runTask'")
         );
     }
 }
