@@ -4,11 +4,13 @@
 //!
 //! `cargo test --release --test engine -- FILTER` runs the checks whose name (`group::check`,
 //! a case is `cases::<path under tests/cases>`) contains FILTER, setting up only their groups;
-//! `-- --list` prints the names. `EXPRESSWAY_SKIP_KAFKA=1` (`_BROKER`, `_API`, `_SQS`, `_PARITY`) skips a
-//! group; `parity` needs Kafka, SQS and the API, so any of them skips it.
+//! `-- --list` prints the names. `EXPRESSWAY_SKIP_KAFKA=1` (`_BROKER`, `_API`, `_SQS`, `_PARITY`,
+//! `_AWS`) skips a group; `parity` needs Kafka, SQS and the API, so any of them skips it.
 
 #[path = "support/api.rs"]
 mod api;
+#[path = "support/aws.rs"]
+mod aws;
 #[path = "support/broker.rs"]
 mod broker;
 #[path = "support/cases.rs"]
@@ -65,6 +67,7 @@ fn main() {
         Box::new(security::group()),
         Box::new(hostile::group()),
         Box::new(sqs::group()),
+        Box::new(aws::group()),
         Box::new(parity::group()),
     ];
     let selection = Selection::from_args();

@@ -24,7 +24,8 @@ use std::time::{Duration, SystemTime};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SqsConfig {
-    /// Base URL every call goes to; without it, the `QueueUrl`'s own scheme and host.
+    /// Base URL every call goes to; without it, `AWS_ENDPOINT_URL` (as every AWS SDK reads
+    /// it), else the `QueueUrl`'s own scheme and host.
     pub endpoint: Option<String>,
     /// Signing region; without it, the region of an AWS `QueueUrl`, else `us-east-1`.
     pub region: Option<String>,
@@ -141,7 +142,7 @@ impl Sqs {
         let config = self.config.clone();
         let keys = self.keys.clone();
         async move {
-            let endpoint = match &config.endpoint {
+            let endpoint = match config.endpoint.clone().or_else(shared_endpoint) {
                 Some(e) => e.trim_end_matches('/').to_owned(),
                 None => origin(&queue_url).ok_or_else(|| {
                     client_failure(format!(
@@ -182,6 +183,16 @@ impl Sqs {
             }
         }
     }
+}
+
+/// `AWS_ENDPOINT_URL`, the endpoint of every service, unless the SDKs' switch says to ignore
+/// configured endpoints. (`AWS_ENDPOINT_URL_SQS` arrives as the configured endpoint.)
+fn shared_endpoint() -> Option<String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").as_deref() == Some("true") {
+        return None;
+    }
+    env("AWS_ENDPOINT_URL")
 }
 
 fn client_failure(cause: String) -> Failure {

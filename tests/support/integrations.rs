@@ -15,10 +15,11 @@ use std::time::Duration;
 /// A request as the server saw it.
 #[derive(Clone, Debug)]
 pub struct Seen {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: String,
+    pub method: String,
+    pub target: String,
+    /// Names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
 }
 
 /// A reply: status, headers, body; `delay` before answering.

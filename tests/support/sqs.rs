@@ -1,6 +1,7 @@
 //! `arn:aws:states:::sqs:sendMessage`, and the daemon's SQS source and sinks, against a real
 //! SQS API: moto's server (through `moto_server.py`, which fixes a race in moto's deletes), from
-//! a Python venv cached in `target/sqs-venv` (`pip install` of the pinned [`PACKAGES`]),
+//! a Python venv cached in `target/sqs-venv` (`pip install` of the pins of
+//! `moto-requirements.txt`, [`packages`]),
 //! driven through the `expressway exec` binary with SigV4 credentials in the environment
 //! (moto routes a request to SQS by its signature's credential scope). The queue is made,
 //! and the message read back, with boto3. Skipped, saying why, when the venv cannot be made.
@@ -18,8 +19,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Pinned: `moto_server.py` patches moto 5.2.5's internals.
-const PACKAGES: [&str; 2] = ["moto[server]==5.2.5", "boto3==1.44.8"];
+/// The pins of `moto-requirements.txt` (`moto_server.py` patches moto 5.2.5's internals), the
+/// one list for every venv that runs moto: this group's, `parity`'s, `aws`'s and the
+/// conformance gate's (`moto_venv.py`), all `target/sqs-venv`.
+fn packages() -> Vec<&'static str> {
+    include_str!("moto-requirements.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
 
 const KEYS: [(&str, &str); 3] = [
     ("AWS_ACCESS_KEY_ID", "testing"),
@@ -62,7 +71,7 @@ impl Drop for Server {
 }
 
 /// moto's server (through `moto_server.py`) from the venv, on a free port; stopped when
-/// dropped. Also used by the `parity` group.
+/// dropped. Also used by the `parity` and `aws` groups.
 pub struct Moto {
     pub python: PathBuf,
     pub endpoint: String,
@@ -72,7 +81,7 @@ pub struct Moto {
 impl Moto {
     /// Starts it, its log in `dir`; skipped, saying why, when the venv cannot be made.
     pub fn start(dir: &Path) -> Result<Moto, Problem> {
-        let python = python_venv("sqs-venv", &PACKAGES, "moto.server, boto3", &[])
+        let python = python_venv("sqs-venv", &packages(), "moto.server, boto3", &[])
             .map_err(Problem::Skipped)?;
         let port = free_port();
         let endpoint = format!("http://127.0.0.1:{port}");
