@@ -922,6 +922,7 @@ mod tests {
             execution_name: Arc::from("e"),
             timeout_secs: None,
             heartbeat_secs: None,
+            purpose: Default::default(),
             task_token: Some(new_task_token()),
         }
     }

@@ -800,6 +800,7 @@ mod tests {
             execution_name: execution.into(),
             timeout_secs: None,
             heartbeat_secs: None,
+            purpose: Default::default(),
             task_token: None,
         }
     }

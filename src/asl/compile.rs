@@ -507,7 +507,12 @@ impl Compiler<'_> {
                 .and_then(|v| self.path(v, &pointer_push(ptr, "ToleratedFailurePercentagePath")))
                 .map(Percentage::Path)
         };
+        let reader = self.map_io(body, "ItemReader", "ReaderConfig", jsonata, ptr);
+        let writer = self.map_io(body, "ResultWriter", "WriterConfig", jsonata, ptr);
         Kind::Map(Box::new(MapSpec {
+            reader,
+            writer,
+            label: body.get("Label").and_then(Value::as_str).map(Arc::from),
             processor,
             items_path,
             item_selector,
@@ -524,6 +529,35 @@ impl Compiler<'_> {
             jsonata_selector,
             distributed,
         }))
+    }
+
+    /// A Distributed Map's `ItemReader` or `ResultWriter` (`field`), with its `config_field`.
+    fn map_io(
+        &mut self,
+        body: &Value,
+        field: &str,
+        config_field: &str,
+        jsonata: bool,
+        ptr: &str,
+    ) -> Option<MapIo> {
+        let io = body.get(field)?;
+        let at = pointer_push(ptr, field);
+        Some(MapIo {
+            resource: Arc::from(
+                io.get("Resource")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            ),
+            parameters: match jsonata {
+                true => None,
+                false => self.template(io.get("Parameters"), &pointer_push(&at, "Parameters")),
+            },
+            arguments: match jsonata {
+                true => self.jtemplate(io.get("Arguments"), "Arguments", &at),
+                false => None,
+            },
+            config: io.get(config_field).cloned(),
+        })
     }
 
     fn errors(&mut self, v: Option<&Value>) -> ErrorMatcher {

@@ -50,6 +50,18 @@ pub struct TaskCall {
     /// The task token (`$$.Task.Token`) when the resource waits for one: see
     /// [`needs_task_token`]. Whoever holds it completes the call.
     pub task_token: Option<Arc<str>>,
+    pub purpose: Purpose,
+}
+
+/// Why the VM makes a call: a Task state's, or a Distributed Map's reading of its items or
+/// writing of its results (`ItemReader`, `ResultWriter`: the payload is then
+/// `{"Parameters", "ReaderConfig" | "WriterConfig", "MapRunArn"[, "Results"]}`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Purpose {
+    #[default]
+    Task,
+    ItemReader,
+    ResultWriter,
 }
 
 /// Whether a Task with this `Resource` is completed by a task token rather than by the call

@@ -216,6 +216,25 @@ pub struct MapSpec {
     pub jsonata_selector: Option<JTemplate>,
     /// Distributed Map iterations are child executions: they see no outer variables.
     pub distributed: bool,
+    /// `ItemReader`: the items come from this call instead of the input.
+    pub reader: Option<MapIo>,
+    /// `ResultWriter`: the results go to this call, whose answer is the state's result.
+    pub writer: Option<MapIo>,
+    /// `Label`, which names the Map Run (else the state's name).
+    pub label: Option<Arc<str>>,
+}
+
+/// A Distributed Map's `ItemReader` or `ResultWriter`: a call the VM hands out as it does a
+/// Task's (see [`crate::asl::effect::Purpose`]).
+#[derive(Debug)]
+pub struct MapIo {
+    pub resource: Arc<str>,
+    /// `Parameters` (JSONPath).
+    pub parameters: Option<Template>,
+    /// `Arguments` (JSONata).
+    pub arguments: Option<JTemplate>,
+    /// `ReaderConfig` or `WriterConfig`, as written.
+    pub config: Option<Value>,
 }
 
 #[derive(Debug)]

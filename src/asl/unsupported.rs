@@ -7,30 +7,23 @@ use super::diagnostic::{pointer_push, Diagnostic};
 use super::walk::{each_machine, states};
 use serde_json::Value;
 
-/// State fields that belong to Distributed Map's S3 integration.
-const FIELDS: &[(&str, &str)] = &[
-    (
-        "ItemReader",
-        "ItemReader (Distributed Map over S3) is not supported yet",
-    ),
-    (
-        "ResultWriter",
-        "ResultWriter (Distributed Map to S3) is not supported yet",
-    ),
-];
+/// Values of state fields this engine does not run: (path to the field, value, why).
+const VALUES: &[(&[&str], &str, &str)] = &[(
+    &["ItemReader", "ReaderConfig", "InputType"],
+    "MANIFEST",
+    "an ItemReader over an S3 inventory manifest is not supported yet",
+)];
 
 /// Every use of an unsupported feature in a (valid) definition.
 pub fn find(definition: &Value) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     each_machine(definition, &mut |machine, ptr| {
         for (state, sptr) in states(machine, ptr) {
-            for (field, why) in FIELDS {
-                if state.get(*field).is_some() {
-                    out.push(Diagnostic::new(
-                        UNSUPPORTED,
-                        pointer_push(&sptr, field),
-                        *why,
-                    ));
+            for (path, value, why) in VALUES {
+                let found = path.iter().try_fold(state, |v, k| v.get(*k));
+                if found.and_then(Value::as_str) == Some(*value) {
+                    let at = path.iter().fold(sptr.clone(), |p, k| pointer_push(&p, k));
+                    out.push(Diagnostic::new(UNSUPPORTED, at, *why));
                 }
             }
         }

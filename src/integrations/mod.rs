@@ -20,7 +20,7 @@ pub use config::{IntegrationsConfig, Limits};
 use crate::asl::arn::is_activity_arn;
 use crate::asl::arn::Arn;
 use crate::asl::diagnostic::{codes, pointer_push, Diagnostic};
-use crate::asl::effect::TaskCall;
+use crate::asl::effect::{Purpose, TaskCall};
 use crate::asl::error::Failure;
 use crate::asl::walk::{each_machine, states};
 use crate::resource::{TaskReply, TaskResource};
@@ -98,6 +98,15 @@ pub fn check_resource(resource: &str, served: Served) -> Option<String> {
         ));
     }
     match Route::of(base) {
+        // AWS's DynamoDB integration has no callback pattern.
+        Some(Route::Aws)
+            if callback
+                && matches!(aws::AwsTask::of(base), Ok(Some(aws::AwsTask::DynamoDb(_)))) =>
+        {
+            return Some(format!(
+                "'{resource}': the DynamoDB integration does not support .waitForTaskToken"
+            ))
+        }
         Some(Route::KafkaProduce) if !served.kafka_produce => {
             return Some(format!(
                 "'{resource}' produces to the daemon's Kafka cluster: it runs only in a daemon \
@@ -191,6 +200,10 @@ impl Integrations {
 
 impl TaskResource for Integrations {
     fn invoke(&self, call: TaskCall, reply: TaskReply) {
+        if call.purpose != Purpose::Task {
+            let integration = Integration::of(&call.resource);
+            return spawn(&self.runtime, integration, self.aws.map_io(call), reply);
+        }
         match Route::of(&call.resource) {
             Some(Route::LambdaInvoke) => spawn(
                 &self.runtime,
@@ -365,6 +378,15 @@ mod tests {
             None
         );
         assert!(check_resource("arn:aws:states:::ecs:runTask", all).is_some());
+        assert_eq!(
+            check_resource("arn:aws:states:::sns:publish.waitForTaskToken", all),
+            None
+        );
+        assert!(
+            check_resource("arn:aws:states:::dynamodb:putItem.waitForTaskToken", all)
+                .unwrap()
+                .contains("does not support .waitForTaskToken")
+        );
         assert!(
             check_resource("arn:aws:states:::ecs:runTask", Served::default())
                 .unwrap()

@@ -71,6 +71,10 @@ pub fn group() -> Group<Aws> {
             aws_sdk_firehose_put_record_is_delivered_to_the_streams_s3_bucket,
             aws_sdk_sts_get_caller_identity_names_the_account,
             sensor_alert_demo_publishes_its_alert_through_sns_to_the_subscribed_queue,
+            distributed_map_reads_a_csv_object_with_its_header_up_to_max_items,
+            distributed_map_reads_a_json_object_and_writes_results_under_the_prefix,
+            distributed_map_over_an_s3_listing_gets_each_objects_key_and_size,
+            a_missing_item_reader_object_fails_the_map_with_states_item_reader_failed,
         ]
     )
     .skipped_by("EXPRESSWAY_SKIP_AWS")
@@ -1045,5 +1049,150 @@ fn sensor_alert_demo_publishes_its_alert_through_sns_to_the_subscribed_queue(
                     && m[0]["Message"] == json!(alert)
             }),
         || format!("{result}; the queue: {received:?}; expected the alert {alert:?}"),
+    )
+}
+
+/// A Distributed Map whose items come from `reader` (and results go to `writer`), each
+/// iteration a Pass.
+fn distributed_map(reader: Value, writer: Option<Value>) -> Value {
+    let mut map = json!({
+        "Type": "Map", "End": true, "ItemReader": reader,
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+            "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}});
+    if let Some(writer) = writer {
+        map["ResultWriter"] = writer;
+    }
+    json!({"StartAt": "Map", "States": {"Map": map}})
+}
+
+fn distributed_map_reads_a_csv_object_with_its_header_up_to_max_items(a: &mut Aws) -> Verdict {
+    a.call(
+        "s3",
+        "put_object",
+        json!({"Bucket": BUCKET, "Key": "map/rows.csv",
+               "Body": "id,name\n1,\"Ada, Countess\"\n2,Grace\n3,Edsger\n"}),
+    )?;
+    let result = a.exec(
+        distributed_map(
+            json!({"Resource": "arn:aws:states:::s3:getObject",
+                   "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW",
+                                    "MaxItems": 2},
+                   "Parameters": {"Bucket": BUCKET, "Key": "map/rows.csv"}}),
+            None,
+        ),
+        json!({}),
+    );
+    verdict(
+        result["output"]
+            == json!([{"id": "1", "name": "Ada, Countess"}, {"id": "2", "name": "Grace"}]),
+        || result.to_string(),
+    )
+}
+
+fn distributed_map_reads_a_json_object_and_writes_results_under_the_prefix(a: &mut Aws) -> Verdict {
+    a.call(
+        "s3",
+        "put_object",
+        json!({"Bucket": BUCKET, "Key": "map/items.json", "Body": "[{\"n\": 1}, {\"n\": 2}]"}),
+    )?;
+    let result = a.exec(
+        distributed_map(
+            json!({"Resource": "arn:aws:states:::s3:getObject",
+                   "ReaderConfig": {"InputType": "JSON"},
+                   "Parameters": {"Bucket": BUCKET, "Key": "map/items.json"}}),
+            Some(json!({"Resource": "arn:aws:states:::s3:putObject",
+                        "Parameters": {"Bucket": BUCKET, "Prefix": "runs"}})),
+        ),
+        json!({}),
+    );
+    let output = &result["output"];
+    let arn = output["MapRunArn"].as_str().unwrap_or_default().to_owned();
+    let run_id = arn.rsplit(':').next().unwrap_or_default().to_owned();
+    let manifest_key = format!("runs/{run_id}/manifest.json");
+    if !(arn.starts_with(&format!("arn:aws:states:us-east-1:{ACCOUNT}:mapRun:"))
+        && arn.contains("/Map:")
+        && output["ResultWriterDetails"] == json!({"Bucket": BUCKET, "Key": manifest_key}))
+    {
+        return Err(result.to_string().into());
+    }
+    let read = |key: &str| -> Result<Value, String> {
+        use base64::Engine as _;
+        let got = a.call("s3", "get_object", json!({"Bucket": BUCKET, "Key": key}))?;
+        // aws_fixtures.py hands bytes over as base64.
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(got["Body"]["base64"].as_str().unwrap_or_default())
+            .map_err(|e| format!("{key}: {e}: {got}"))?;
+        serde_json::from_slice(&body)
+            .map_err(|e| format!("{key}: {e}: {}", String::from_utf8_lossy(&body)))
+    };
+    let manifest = read(&manifest_key)?;
+    let results_key = manifest["ResultFiles"]["SUCCEEDED"][0]["Key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let results = read(&results_key)?;
+    let outputs: Vec<Value> = results
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            serde_json::from_str(r["Output"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
+        })
+        .collect();
+    verdict(
+        manifest["DestinationBucket"] == json!(BUCKET)
+            && manifest["MapRunArn"] == json!(arn)
+            && results_key == format!("runs/{run_id}/SUCCEEDED_0.json")
+            && outputs == vec![json!({"n": 1}), json!({"n": 2})]
+            && results[0]["Status"] == json!("SUCCEEDED"),
+        || format!("{manifest} {results}"),
+    )
+}
+
+fn distributed_map_over_an_s3_listing_gets_each_objects_key_and_size(a: &mut Aws) -> Verdict {
+    for (key, body) in [("scan/a.txt", "1"), ("scan/b.txt", "22")] {
+        a.call(
+            "s3",
+            "put_object",
+            json!({"Bucket": BUCKET, "Key": key, "Body": body}),
+        )?;
+    }
+    let result = a.exec(
+        distributed_map(
+            json!({"Resource": "arn:aws:states:::s3:listObjectsV2",
+                   "Parameters": {"Bucket": BUCKET, "Prefix": "scan/"}}),
+            None,
+        ),
+        json!({}),
+    );
+    let items = result["output"].as_array().cloned().unwrap_or_default();
+    verdict(
+        items.len() == 2
+            && items[0]["Key"] == json!("scan/a.txt")
+            && items[1]["Size"] == json!(2)
+            && items[0]["Etag"].is_string()
+            && items[0]["LastModified"].is_i64(),
+        || result.to_string(),
+    )
+}
+
+fn a_missing_item_reader_object_fails_the_map_with_states_item_reader_failed(
+    a: &mut Aws,
+) -> Verdict {
+    let result = a.exec(
+        distributed_map(
+            json!({"Resource": "arn:aws:states:::s3:getObject",
+                   "ReaderConfig": {"InputType": "JSONL"},
+                   "Parameters": {"Bucket": BUCKET, "Key": "map/no-such-object.jsonl"}}),
+            None,
+        ),
+        json!({}),
+    );
+    verdict(
+        result["status"] == json!("FAILED")
+            && result["error"] == json!("States.ItemReaderFailed")
+            && starts_with(&result["cause"], "S3.NoSuchKeyException: "),
+        || result.to_string(),
     )
 }

@@ -3,8 +3,10 @@
 
 use super::fields::*;
 use super::jsonpath::*;
-use super::{Execution, Flow, Frame, Join, Phase, Resume, EMPTY_ARRAY};
+use super::{output_limit_exceeded, Execution, Flow, Frame, Join, Phase, Resume, EMPTY_ARRAY};
 use crate::asl::context::StateScope;
+use crate::asl::effect::{Effect, Purpose, TaskCall, Token};
+use crate::asl::error::Failure;
 use crate::asl::error::{json_text, names, EvalError};
 use crate::asl::jsonata::{Env, NoContext};
 use crate::asl::path::Root;
@@ -17,13 +19,182 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 
 impl Execution {
-    /// A Map state: its items selected (and batched), one iteration queued per item, then
-    /// started up to `MaxConcurrency` at a time.
+    /// A Map state: its items read (`ItemReader`) or selected from its input, and run.
     pub(super) fn exec_map(
         &mut self,
         p: &Program,
         fid: u32,
         spec: &MapSpec,
+        now: Millis,
+    ) -> Result<Flow, EvalError> {
+        match &spec.reader {
+            Some(reader) => {
+                let call =
+                    self.map_io_call(p, fid, spec, reader, Purpose::ItemReader, None, now)?;
+                Ok(self.start_map_io(fid, call))
+            }
+            None => self.run_map(p, fid, spec, None, now),
+        }
+    }
+
+    /// A Distributed Map's `ItemReader` or `ResultWriter` call: its `Parameters` (or
+    /// `Arguments`) over the state's effective input, its config with `MaxItemsPath`
+    /// resolved, the Map Run's ARN and, for a writer, the results.
+    #[allow(clippy::too_many_arguments)]
+    fn map_io_call(
+        &self,
+        p: &Program,
+        fid: u32,
+        spec: &MapSpec,
+        io: &MapIo,
+        purpose: Purpose,
+        results: Option<Value>,
+        now: Millis,
+    ) -> Result<TaskCall, EvalError> {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let state = p.state(f.state);
+        let input = match &state.io {
+            StateIo::Jsonata(_) => Cow::Borrowed(&f.data),
+            StateIo::JsonPath(io) => self.select(p, f, &io.input_path, &f.data)?,
+        };
+        let scope = self.scope(p, f, &input);
+        let env = Env::new(&input, &scope, f.vars.as_deref(), now, self.seed);
+        let parameters = match (&io.arguments, &io.parameters) {
+            (Some(t), _) => t.eval(&env)?,
+            (None, Some(t)) => t.eval(&scope)?,
+            (None, None) => Value::Object(Map::new()),
+        };
+        let mut payload = Map::new();
+        payload.insert("Parameters".into(), parameters);
+        if let Some(Value::Object(config)) = &io.config {
+            let mut config = config.clone();
+            if let Some(Value::String(path)) = config.remove("MaxItemsPath") {
+                let max = crate::asl::path::JsonPath::parse(&path)
+                    .ok()
+                    .and_then(|path| scope.select(&path).map(Cow::into_owned));
+                if let Some(max) = max {
+                    config.insert("MaxItems".into(), max);
+                }
+            }
+            let key = match purpose {
+                Purpose::ResultWriter => "WriterConfig",
+                _ => "ReaderConfig",
+            };
+            payload.insert(key.into(), Value::Object(config));
+        }
+        let o = &self.opts;
+        let run = format!(
+            "arn:aws:states:{}:{}:mapRun:{}/{}:{}",
+            o.region,
+            o.account,
+            o.state_machine_name,
+            spec.label.as_deref().unwrap_or(&state.name),
+            uuid::Uuid::new_v4()
+        );
+        payload.insert("MapRunArn".into(), Value::String(run));
+        if let Some(results) = results {
+            payload.insert("Results".into(), results);
+        }
+        Ok(TaskCall {
+            resource: io.resource.clone(),
+            payload: Value::Object(payload),
+            state_name: state.name.clone(),
+            execution_name: o.name.clone(),
+            nesting_depth: o.nesting_depth,
+            timeout_secs: None,
+            heartbeat_secs: None,
+            task_token: None,
+            purpose,
+        })
+    }
+
+    fn start_map_io(&mut self, fid: u32, call: TaskCall) -> Flow {
+        let f = self.frame(fid);
+        f.gen = f.gen.wrapping_add(1);
+        f.phase = Phase::MapIo(call.purpose);
+        let token = Token::new(fid, f.gen);
+        self.effects.push(Effect::Invoke {
+            token,
+            call: Box::new(call),
+        });
+        Flow::Blocked
+    }
+
+    /// The Map's iterations are done: their results go to the `ResultWriter`.
+    pub(super) fn write_map_results(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        spec: &MapSpec,
+        results: Value,
+        now: Millis,
+    ) -> Flow {
+        let writer = spec
+            .writer
+            .as_ref()
+            .expect("called for a Map with a ResultWriter");
+        match self.map_io_call(
+            p,
+            fid,
+            spec,
+            writer,
+            Purpose::ResultWriter,
+            Some(results),
+            now,
+        ) {
+            Ok(call) => self.start_map_io(fid, call),
+            Err(e) => Flow::Error(self.wrap(p, fid, e)),
+        }
+    }
+
+    /// The answer of an `ItemReader` (the items: the Map runs) or a `ResultWriter` (the
+    /// state's result).
+    pub(super) fn map_io_done(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        purpose: Purpose,
+        result: Result<Value, Failure>,
+        now: Millis,
+    ) -> Flow {
+        let state = p.state(self.frame(fid).state);
+        let Kind::Map(spec) = &state.kind else {
+            return Flow::Error(Failure::new(
+                names::RUNTIME,
+                "a Map call resumed another state",
+            ));
+        };
+        match (purpose, result) {
+            (_, Err(f)) => Flow::Error(f),
+            (Purpose::ItemReader, Ok(Value::Array(items))) => {
+                match self.run_map(p, fid, spec, Some(items), now) {
+                    Ok(flow) => flow,
+                    Err(e) => Flow::Error(self.wrap(p, fid, e)),
+                }
+            }
+            (Purpose::ItemReader, Ok(other)) => Flow::Error(Failure::new(
+                names::ITEM_READER_FAILED,
+                format!(
+                    "The ItemReader did not read an array of items: {}",
+                    json_text(&other)
+                ),
+            )),
+            (_, Ok(result)) => match size::measure(&result, self.opts.payload_limit_bytes) {
+                Some(n) => self.finish_result(p, fid, result, n, now),
+                None => Flow::Error(output_limit_exceeded(&state.name, &result)),
+            },
+        }
+    }
+
+    /// Runs the Map over `read` items (from its `ItemReader`) or over those its input
+    /// holds: selected (and batched), one iteration queued per item, then started up to
+    /// `MaxConcurrency` at a time.
+    fn run_map(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        spec: &MapSpec,
+        read: Option<Vec<Value>>,
         now: Millis,
     ) -> Result<Flow, EvalError> {
         let f = self.frames[fid as usize].as_ref().expect("frame");
@@ -39,7 +210,10 @@ impl Execution {
             resolve_count(spec.max_concurrency.as_ref(), &scope, &env)?.unwrap_or(0) as usize;
         let tolerated_count = resolve_count(spec.tolerated_count.as_ref(), &scope, &env)?;
         let tolerated_pct = tolerated_percentage(spec, &scope, &env, &input)?;
-        let items = map_items(spec, &scope, &env, &input, jsonata)?;
+        let items = match read {
+            Some(items) => Cow::Owned(items),
+            None => map_items(spec, &scope, &env, &input, jsonata)?,
+        };
         let batches;
         let units: &[Value] = match &spec.batcher {
             Some(b) => {

@@ -29,7 +29,7 @@ mod task;
 #[cfg(test)]
 mod tests;
 
-use super::effect::{Effect, ExecutionOptions, Outcome, Token};
+use super::effect::{Effect, ExecutionOptions, Outcome, Purpose, Token};
 use super::error::output_limit_exceeded;
 use super::time::Millis;
 use history::entered_event;
@@ -82,6 +82,8 @@ enum Phase {
     /// history shows a retry as another `TaskScheduled` within the same state entry).
     Retry,
     Children(Box<Join>),
+    /// A Distributed Map's `ItemReader` or `ResultWriter` call is out.
+    MapIo(Purpose),
     /// Ready to continue with a value handed in from outside.
     Resume(Resume),
     Finished,
@@ -89,6 +91,7 @@ enum Phase {
 
 enum Resume {
     Task(Result<Value, Failure>),
+    MapIo(Purpose, Result<Value, Failure>),
     WaitDone,
     ChildrenDone(Value, Extent),
     Error(Failure),
@@ -342,10 +345,12 @@ impl Execution {
     /// Hands back the result of an [`Effect::Invoke`]. Stale tokens are ignored.
     pub fn complete_task(&mut self, token: Token, result: Result<Value, Failure>, _now: Millis) {
         if let Some(f) = self.waiting_frame(token) {
-            if matches!(f.phase, Phase::Task { .. }) {
-                f.phase = Phase::Resume(Resume::Task(result));
-                self.runnable.push_back(token.frame());
+            match f.phase {
+                Phase::Task { .. } => f.phase = Phase::Resume(Resume::Task(result)),
+                Phase::MapIo(purpose) => f.phase = Phase::Resume(Resume::MapIo(purpose, result)),
+                _ => return,
             }
+            self.runnable.push_back(token.frame());
         }
     }
 
@@ -797,7 +802,13 @@ impl Execution {
                     None => Flow::Error(output_limit_exceeded(name, &result)),
                 }
             }
-            Resume::ChildrenDone(results, bound) => self.finish_result(p, fid, results, bound, now),
+            Resume::ChildrenDone(results, bound) => match &p.state(self.frame(fid).state).kind {
+                Kind::Map(spec) if spec.writer.is_some() => {
+                    self.write_map_results(p, fid, spec, results, now)
+                }
+                _ => self.finish_result(p, fid, results, bound, now),
+            },
+            Resume::MapIo(purpose, result) => self.map_io_done(p, fid, purpose, result, now),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::fields::*;
 use super::{Execution, Flow, Phase};
-use crate::asl::effect::{Effect, TaskCall, Token};
+use crate::asl::effect::{Effect, Purpose, TaskCall, Token};
 use crate::asl::error::{json_text, EvalError};
 use crate::asl::jsonata::Env;
 use crate::asl::program::*;
@@ -31,6 +31,7 @@ impl Execution {
             timeout_secs: resolve_count(task.timeout.as_ref(), scope, env)?,
             heartbeat_secs: resolve_count(task.heartbeat.as_ref(), scope, env)?,
             task_token,
+            purpose: Purpose::Task,
         })
     }
 

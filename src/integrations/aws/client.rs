@@ -145,6 +145,12 @@ impl Client {
         }
     }
 
+    /// How long one attempt of `call` may take: `[integrations.aws] timeout_secs`, or the
+    /// Task's `TimeoutSeconds` if shorter.
+    pub fn timeout(&self, call: &crate::asl::effect::TaskCall) -> Duration {
+        self.pool.timeout(call)
+    }
+
     /// Where `service` (a shipped model's name) is; see [`Client::endpoint`].
     pub fn service_endpoint(&self, service: &str) -> (String, bool) {
         let model = model::model(service).expect("a shipped service");

@@ -10,6 +10,7 @@
 mod client;
 mod credentials;
 mod errors;
+mod map_io;
 pub mod model;
 mod profile;
 mod protocol;
@@ -101,13 +102,23 @@ impl Aws {
         self.client.clone()
     }
 
+    /// A Distributed Map's `ItemReader` or `ResultWriter` call (see [`map_io`]).
+    pub fn map_io(
+        &self,
+        call: TaskCall,
+    ) -> impl std::future::Future<Output = Result<Value, Failure>> + Send + 'static {
+        let client = self.client.clone();
+        let timeout = client.timeout(&call);
+        async move { map_io::serve(&client, call, timeout).await }
+    }
+
     pub fn invoke(
         &self,
         call: TaskCall,
         task: AwsTask,
     ) -> impl std::future::Future<Output = Result<Value, Failure>> + Send + 'static {
         let client = self.client.clone();
-        let timeout = client_timeout(&call);
+        let timeout = client.timeout(&call);
         async move {
             match task {
                 AwsTask::Sdk { service, action } => {
@@ -141,14 +152,6 @@ impl Aws {
                 AwsTask::PutEvents => put_events(&client, call.payload, timeout).await,
             }
         }
-    }
-}
-
-/// The Task's own timeout bounds the call; the client's limits apply within it.
-fn client_timeout(call: &TaskCall) -> Duration {
-    match call.timeout_secs {
-        Some(s) => Duration::from_secs(s.saturating_add(1)),
-        None => Duration::from_secs(300),
     }
 }
 
