@@ -143,12 +143,42 @@ pub fn check_resource(resource: &str, served: Served) -> Option<String> {
     ))
 }
 
-/// Every Task of a definition (nested machines included) whose resource no integration
-/// serves, as `UNKNOWN_RESOURCE` diagnostics pointing at its `Resource`.
+/// What a Distributed Map's `ItemReader` and `ResultWriter` may call (`aws::map_io`).
+const MAP_IO: [(&str, &[&str]); 2] = [
+    (
+        "ItemReader",
+        &[
+            "arn:aws:states:::s3:getObject",
+            "arn:aws:states:::s3:listObjectsV2",
+        ],
+    ),
+    ("ResultWriter", &["arn:aws:states:::s3:putObject"]),
+];
+
+/// Every Task (and Distributed Map reader or writer) of a definition, nested machines
+/// included, whose resource no integration serves, as `UNKNOWN_RESOURCE` diagnostics
+/// pointing at its `Resource`.
 pub fn unserved_resources(definition: &Value, served: Served) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     each_machine(definition, &mut |machine, ptr| {
         for (state, sptr) in states(machine, ptr) {
+            for (field, served) in MAP_IO {
+                let at = pointer_push(&pointer_push(&sptr, field), "Resource");
+                match state
+                    .pointer(&format!("/{field}/Resource"))
+                    .and_then(Value::as_str)
+                {
+                    Some(resource) if !served.contains(&resource) => out.push(Diagnostic::new(
+                        codes::UNKNOWN_RESOURCE,
+                        at,
+                        format!(
+                            "a Map's {field} cannot be '{resource}' (supported: {})",
+                            served.join(", ")
+                        ),
+                    )),
+                    _ => {}
+                }
+            }
             if state.get("Type").and_then(Value::as_str) != Some("Task") {
                 continue;
             }
@@ -355,6 +385,13 @@ mod tests {
             unserved[0].pointer,
             "/States/P/Branches/0/States/T/Resource"
         );
+        let map = serde_json::json!({"StartAt": "M", "States": {"M": {"Type": "Map", "End": true,
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObjectt"},
+            "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject"},
+            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}}});
+        let unserved = unserved_resources(&map, Served::default());
+        assert_eq!(unserved.len(), 1);
+        assert_eq!(unserved[0].pointer, "/States/M/ItemReader/Resource");
         let callback = "arn:aws:states:::lambda:invoke.waitForTaskToken";
         assert!(check_resource(callback, Served::default())
             .unwrap()
