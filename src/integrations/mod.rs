@@ -143,6 +143,31 @@ pub fn check_resource(resource: &str, served: Served) -> Option<String> {
     ))
 }
 
+/// The parameters an AWS Task names that its operation does not take (as AWS refuses them
+/// when the state machine is created), as `UNKNOWN_FIELD` at each one's pointer. Names match
+/// in any case (`TaskToken` is SFN's `taskToken`), and `Key.$` names `Key`.
+fn unknown_parameters(task: &aws::AwsTask, state: &Value, ptr: &str, out: &mut Vec<Diagnostic>) {
+    for field in ["Parameters", "Arguments"] {
+        let Some(Value::Object(parameters)) = state.get(field) else {
+            continue;
+        };
+        let (operation, members) = task.parameters();
+        for key in parameters.keys() {
+            let name = key.strip_suffix(".$").unwrap_or(key);
+            if !members.iter().any(|m| m.eq_ignore_ascii_case(name)) {
+                out.push(Diagnostic::new(
+                    codes::UNKNOWN_FIELD,
+                    pointer_push(&pointer_push(ptr, field), key),
+                    format!(
+                        "'{name}' is not a parameter of {operation} (its parameters: {})",
+                        members.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+}
+
 /// What a Distributed Map's `ItemReader` and `ResultWriter` may call (`aws::map_io`).
 const MAP_IO: [(&str, &[&str]); 2] = [
     (
@@ -188,6 +213,10 @@ pub fn unserved_resources(definition: &Value, served: Served) -> Vec<Diagnostic>
             if let Some(message) = check_resource(resource, served) {
                 let at = pointer_push(&sptr, "Resource");
                 out.push(Diagnostic::new(codes::UNKNOWN_RESOURCE, at, message));
+            } else if let Ok(Some(task)) =
+                aws::AwsTask::of(resource.trim_end_matches(".waitForTaskToken"))
+            {
+                unknown_parameters(&task, state, &sptr, &mut out);
             }
         }
     });
@@ -392,6 +421,15 @@ mod tests {
         let unserved = unserved_resources(&map, Served::default());
         assert_eq!(unserved.len(), 1);
         assert_eq!(unserved[0].pointer, "/States/M/ItemReader/Resource");
+        let task = serde_json::json!({"StartAt": "T", "States": {"T": {"Type": "Task", "End": true,
+            "Resource": "arn:aws:states:::aws-sdk:sfn:sendTaskSuccess",
+            "Parameters": {"TaskToken.$": "$.t", "Output": "{}", "Outptu": 1}}}});
+        let unserved = unserved_resources(&task, Served::default());
+        assert_eq!(unserved.len(), 1);
+        assert_eq!(unserved[0].pointer, "/States/T/Parameters/Outptu");
+        assert!(unserved[0]
+            .message
+            .contains("not a parameter of sfn:SendTaskSuccess"));
         let callback = "arn:aws:states:::lambda:invoke.waitForTaskToken";
         assert!(check_resource(callback, Served::default())
             .unwrap()

@@ -351,6 +351,19 @@ fn caught(resource: &str, parameters: Value, error: &str) -> Value {
     }})
 }
 
+/// Runs a Task whose `error` a Catch takes, and checks it was that error with a cause that
+/// starts with `cause` (the rest is a request id).
+fn catches(a: &Aws, resource: &str, parameters: Value, error: &str, cause: &str) -> Verdict {
+    let result = a.exec(caught(resource, parameters, error), json!({}));
+    let caught = &result["output"]["error"];
+    verdict(
+        result["status"] == json!("SUCCEEDED")
+            && caught["Error"] == json!(error)
+            && starts_with(&caught["Cause"], cause),
+        || result.to_string(),
+    )
+}
+
 /// An object's keys, sorted.
 fn keys(value: &Value) -> Vec<&str> {
     let mut keys: Vec<&str> = value
@@ -509,50 +522,25 @@ fn aws_sdk_dynamodb_put_item_then_query_return_sdk_v2_shapes_without_metadata(
 fn a_missing_table_is_caught_as_dynamodb_resource_not_found_exception_optimized(
     a: &mut Aws,
 ) -> Verdict {
-    let result = a.exec(
-        caught(
-            "dynamodb:putItem",
-            json!({"TableName": "no-such-table", "Item": item("x")}),
-            "DynamoDB.ResourceNotFoundException",
-        ),
-        json!({}),
-    );
-    let error = &result["output"]["error"];
-    verdict(
-        result["status"] == json!("SUCCEEDED")
-            && error["Error"] == json!("DynamoDB.ResourceNotFoundException")
-            && starts_with(
-                &error["Cause"],
-                "Requested resource not found (Service: AmazonDynamoDBv2; Status Code: 400; \
-                 Error Code: ResourceNotFoundException; Request ID: ",
-            )
-            && error["Cause"]
-                .as_str()
-                .is_some_and(|c| c.ends_with("; Proxy: null)")),
-        || result.to_string(),
+    catches(
+        a,
+        "dynamodb:putItem",
+        json!({"TableName": "no-such-table", "Item": item("x")}),
+        "DynamoDB.ResourceNotFoundException",
+        "Requested resource not found (Service: AmazonDynamoDBv2; Status Code: 400; \
+         Error Code: ResourceNotFoundException; Request ID: ",
     )
 }
 
 fn a_missing_table_is_caught_as_dynamodb_resource_not_found_exception_aws_sdk(
     a: &mut Aws,
 ) -> Verdict {
-    let result = a.exec(
-        caught(
-            "aws-sdk:dynamodb:getItem",
-            json!({"TableName": "no-such-table", "Key": {"id": {"S": "x"}}}),
-            "DynamoDb.ResourceNotFoundException",
-        ),
-        json!({}),
-    );
-    let error = &result["output"]["error"];
-    verdict(
-        result["status"] == json!("SUCCEEDED")
-            && error["Error"] == json!("DynamoDb.ResourceNotFoundException")
-            && starts_with(
-                &error["Cause"],
-                "Requested resource not found (Service: DynamoDb, Status Code: 400, Request ID: ",
-            ),
-        || result.to_string(),
+    catches(
+        a,
+        "aws-sdk:dynamodb:getItem",
+        json!({"TableName": "no-such-table", "Key": {"id": {"S": "x"}}}),
+        "DynamoDb.ResourceNotFoundException",
+        "Requested resource not found (Service: DynamoDb, Status Code: 400, Request ID: ",
     )
 }
 
@@ -807,23 +795,12 @@ fn aws_sdk_s3_list_objects_v2_lists_the_object_with_key_size_and_iso_timestamp(
 }
 
 fn a_missing_bucket_is_caught_as_s3_no_such_bucket_exception(a: &mut Aws) -> Verdict {
-    let result = a.exec(
-        caught(
-            "aws-sdk:s3:listObjectsV2",
-            json!({"Bucket": "expressway-no-such-bucket"}),
-            "S3.NoSuchBucketException",
-        ),
-        json!({}),
-    );
-    let error = &result["output"]["error"];
-    verdict(
-        result["status"] == json!("SUCCEEDED")
-            && error["Error"] == json!("S3.NoSuchBucketException")
-            && starts_with(
-                &error["Cause"],
-                "The specified bucket does not exist (Service: S3, Status Code: 404, Request ID: ",
-            ),
-        || result.to_string(),
+    catches(
+        a,
+        "aws-sdk:s3:listObjectsV2",
+        json!({"Bucket": "expressway-no-such-bucket"}),
+        "S3.NoSuchBucketException",
+        "The specified bucket does not exist (Service: S3, Status Code: 404, Request ID: ",
     )
 }
 

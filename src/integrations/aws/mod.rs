@@ -84,6 +84,30 @@ impl AwsTask {
     }
 }
 
+impl AwsTask {
+    /// The parameters the task's operation takes (its input shape's members), and the
+    /// operation's name.
+    pub fn parameters(&self) -> (String, Vec<&'static str>) {
+        let (service, action) = match self {
+            AwsTask::Sdk { service, action } => (service.as_str(), action.as_str()),
+            AwsTask::DynamoDb(action) => ("dynamodb", *action),
+            AwsTask::SnsPublish => ("sns", "Publish"),
+            AwsTask::PutEvents => ("eventbridge", "PutEvents"),
+        };
+        let model = model::model(service).expect("checked when the resource was read");
+        let Some((name, op)) = model.operation(action) else {
+            return (action.to_owned(), Vec::new());
+        };
+        let members = op
+            .input
+            .as_ref()
+            .and_then(|input| model.shape(&input.shape))
+            .map(|shape| shape.members.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        (format!("{service}:{name}"), members)
+    }
+}
+
 /// The AWS integrations of one process: one client, its connections and credentials.
 pub struct Aws {
     client: Arc<Client>,
