@@ -75,6 +75,9 @@ pub fn group() -> Group<Aws> {
             distributed_map_reads_a_json_object_and_writes_results_under_the_prefix,
             distributed_map_over_an_s3_listing_gets_each_objects_key_and_size,
             a_missing_item_reader_object_fails_the_map_with_states_item_reader_failed,
+            web_identity_credentials_come_from_sts_and_sign_as_the_assumed_role,
+            container_credentials_are_fetched_with_their_token_and_sign_the_call,
+            a_profile_in_the_shared_files_gives_the_keys_and_its_services_endpoint,
         ]
     )
     .skipped_by("EXPRESSWAY_SKIP_AWS")
@@ -1171,5 +1174,133 @@ fn a_missing_item_reader_object_fails_the_map_with_states_item_reader_failed(
             && result["error"] == json!("States.ItemReaderFailed")
             && starts_with(&result["cause"], "S3.NoSuchKeyException: "),
         || result.to_string(),
+    )
+}
+
+/// The environment of a check that takes its credentials from elsewhere in the chain: no
+/// keys in the environment, no instance metadata.
+const NO_KEYS: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", ""),
+    ("AWS_SECRET_ACCESS_KEY", ""),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
+fn web_identity_credentials_come_from_sts_and_sign_as_the_assumed_role(a: &mut Aws) -> Verdict {
+    let token = a.dir.join("web-identity-token");
+    std::fs::write(&token, "eyJhbGciOiJub25lIn0.e30.").map_err(|e| e.to_string())?;
+    let token = token.to_string_lossy().into_owned();
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/expressway-pod");
+    let mut env = NO_KEYS.to_vec();
+    env.extend([
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token.as_str()),
+        ("AWS_ROLE_ARN", role.as_str()),
+        ("AWS_ROLE_SESSION_NAME", "pod-1"),
+    ]);
+    let result = a.exec_with(
+        steps(&[("who", "aws-sdk:sts:getCallerIdentity", json!({}))]),
+        json!({}),
+        &env,
+    );
+    verdict(
+        result["output"]["who"]["Arn"]
+            == json!(format!(
+                "arn:aws:sts::{ACCOUNT}:assumed-role/expressway-pod/pod-1"
+            )),
+        || result.to_string(),
+    )
+}
+
+/// The header `name` of a request a local server saw.
+fn seen_header(request: &crate::integrations::Seen, name: &str) -> String {
+    request
+        .headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+fn container_credentials_are_fetched_with_their_token_and_sign_the_call(a: &mut Aws) -> Verdict {
+    let keys = json!({"AccessKeyId": "AKIDCONTAINER", "SecretAccessKey": "secret",
+                      "Token": "session-token", "Expiration": "2099-01-01T00:00:00Z"});
+    let (credentials, asked) = serve(vec![crate::integrations::reply(200, keys)]);
+    let (dynamodb, called) = serve(vec![crate::integrations::reply(200, json!({}))]);
+    let uri = format!("{credentials}/v2/credentials/abc");
+    let mut env = NO_KEYS.to_vec();
+    env.extend([
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri.as_str()),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-auth"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.as_str()),
+    ]);
+    let result = a.exec_with(
+        steps(&[(
+            "put",
+            "aws-sdk:dynamodb:putItem",
+            json!({"TableName": TABLE, "Item": item("container")}),
+        )]),
+        json!({}),
+        &env,
+    );
+    let asked = asked.lock().unwrap().clone();
+    let called = called.lock().unwrap().clone();
+    verdict(
+        result["status"] == json!("SUCCEEDED")
+            && asked.len() == 1
+            && asked[0].target == "/v2/credentials/abc"
+            && seen_header(&asked[0], "authorization") == "container-auth"
+            && called.len() == 1
+            && seen_header(&called[0], "authorization").contains("Credential=AKIDCONTAINER/")
+            && seen_header(&called[0], "x-amz-security-token") == "session-token",
+        || format!("{result} {asked:?} {called:?}"),
+    )
+}
+
+fn a_profile_in_the_shared_files_gives_the_keys_and_its_services_endpoint(a: &mut Aws) -> Verdict {
+    let (dynamodb, called) = serve(vec![crate::integrations::reply(200, json!({}))]);
+    let credentials = a.dir.join("shared-credentials");
+    let config = a.dir.join("shared-config");
+    let write = |path: &Path, text: String| std::fs::write(path, text).map_err(|e| e.to_string());
+    write(
+        &credentials,
+        "[edge]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = secret\n".into(),
+    )?;
+    write(
+        &config,
+        format!(
+            "[profile edge]\nregion = eu-west-1\nservices = local\n\n[services local]\n\
+             dynamodb =\n  endpoint_url = {dynamodb}\n"
+        ),
+    )?;
+    let (credentials, config) = (
+        credentials.to_string_lossy().into_owned(),
+        config.to_string_lossy().into_owned(),
+    );
+    let mut env = NO_KEYS.to_vec();
+    env.extend([
+        ("AWS_PROFILE", "edge"),
+        ("AWS_SHARED_CREDENTIALS_FILE", credentials.as_str()),
+        ("AWS_CONFIG_FILE", config.as_str()),
+        // Both the shared endpoint and the region variables would win over the profile's.
+        ("AWS_ENDPOINT_URL", ""),
+        ("AWS_REGION", ""),
+    ]);
+    let result = a.exec_with(
+        steps(&[(
+            "put",
+            "aws-sdk:dynamodb:putItem",
+            json!({"TableName": TABLE, "Item": item("profile")}),
+        )]),
+        json!({}),
+        &env,
+    );
+    let called = called.lock().unwrap().clone();
+    let authorization = called.first().map(|r| seen_header(r, "authorization"));
+    verdict(
+        result["status"] == json!("SUCCEEDED")
+            && called.len() == 1
+            && authorization.as_deref().is_some_and(|a| {
+                a.contains("Credential=AKIDPROFILE/") && a.contains("/eu-west-1/dynamodb/")
+            }),
+        || format!("{result} {called:?}"),
     )
 }

@@ -72,7 +72,7 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// `https://{prefix}.{region}.amazonaws.com` (`.com.cn` in China).
-pub fn default_endpoint(endpoint_prefix: &str, region: &str) -> String {
+fn default_endpoint(endpoint_prefix: &str, region: &str) -> String {
     let suffix = if region.starts_with("cn-") {
         "amazonaws.com.cn"
     } else {
@@ -92,7 +92,10 @@ impl Client {
             .or_else(|| env("AWS_DEFAULT_REGION"))
             .or_else(|| profile.get("region").map(str::to_owned))
             .unwrap_or_else(|| "us-east-1".into());
-        let credentials = Chain::new(profile.clone(), region.clone(), pool.client.clone());
+        // Web identity credentials come from STS, wherever STS is configured to be.
+        let sts = model::model("sts").expect("shipped");
+        let (sts_endpoint, _) = resolve_endpoint(config, &profile, &region, "sts", sts);
+        let credentials = Chain::new(profile.clone(), sts_endpoint, pool.client.clone());
         Ok(Client {
             pool,
             config: Arc::new(config.clone()),
@@ -103,46 +106,9 @@ impl Client {
         })
     }
 
-    /// Where `service` is, and whether that was configured (a custom endpoint: S3 then
-    /// addresses buckets by path, and no host prefix is added). In the SDKs' order:
-    /// `[integrations.aws.endpoints]`, `AWS_ENDPOINT_URL_<SERVICE>`, `endpoint_url`,
-    /// `AWS_ENDPOINT_URL`, the profile's `services` section and `endpoint_url`, else AWS's.
+    /// Where `service` is, and whether that was configured: see [`resolve_endpoint`].
     pub fn endpoint(&self, service: &str, model: &Model) -> (String, bool) {
-        let id = &model.metadata.service_id;
-        let env_key = id.to_uppercase().replace([' ', '-'], "_");
-        let file_key = id.to_lowercase().replace([' ', '-'], "_");
-        let ignore_env = env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").as_deref() == Some("true");
-        let configured = self
-            .config
-            .endpoints
-            .get(service)
-            .cloned()
-            .or_else(|| {
-                (!ignore_env)
-                    .then(|| env(&format!("AWS_ENDPOINT_URL_{env_key}")))
-                    .flatten()
-            })
-            .or_else(|| self.config.endpoint_url.clone())
-            .or_else(|| (!ignore_env).then(|| env("AWS_ENDPOINT_URL")).flatten())
-            .or_else(|| {
-                (!ignore_env)
-                    .then(|| {
-                        self.profile
-                            .services
-                            .get(&file_key)
-                            .and_then(|s| s.get("endpoint_url"))
-                            .cloned()
-                            .or_else(|| self.profile.get("endpoint_url").map(str::to_owned))
-                    })
-                    .flatten()
-            });
-        match configured {
-            Some(url) => (url.trim_end_matches('/').to_owned(), true),
-            None => (
-                default_endpoint(&model.metadata.endpoint_prefix, &self.region),
-                false,
-            ),
-        }
+        resolve_endpoint(&self.config, &self.profile, &self.region, service, model)
     }
 
     /// How long one attempt of `call` may take: `[integrations.aws] timeout_secs`, or the
@@ -295,6 +261,53 @@ impl Client {
                 timeout.as_secs()
             )),
         }
+    }
+}
+
+/// Where `service` is, and whether that was configured (a custom endpoint: S3 then
+/// addresses buckets by path, and no host prefix is added). In the SDKs' order:
+/// `[integrations.aws.endpoints]`, `AWS_ENDPOINT_URL_<SERVICE>`, `endpoint_url`,
+/// `AWS_ENDPOINT_URL`, the profile's `services` section and `endpoint_url`, else AWS's.
+fn resolve_endpoint(
+    config: &AwsConfig,
+    profile: &Profile,
+    region: &str,
+    service: &str,
+    model: &Model,
+) -> (String, bool) {
+    let id = &model.metadata.service_id;
+    let env_key = id.to_uppercase().replace([' ', '-'], "_");
+    let file_key = id.to_lowercase().replace([' ', '-'], "_");
+    let ignore_env = env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").as_deref() == Some("true");
+    let configured = config
+        .endpoints
+        .get(service)
+        .cloned()
+        .or_else(|| {
+            (!ignore_env)
+                .then(|| env(&format!("AWS_ENDPOINT_URL_{env_key}")))
+                .flatten()
+        })
+        .or_else(|| config.endpoint_url.clone())
+        .or_else(|| (!ignore_env).then(|| env("AWS_ENDPOINT_URL")).flatten())
+        .or_else(|| {
+            (!ignore_env)
+                .then(|| {
+                    profile
+                        .services
+                        .get(&file_key)
+                        .and_then(|s| s.get("endpoint_url"))
+                        .cloned()
+                        .or_else(|| profile.get("endpoint_url").map(str::to_owned))
+                })
+                .flatten()
+        });
+    match configured {
+        Some(url) => (url.trim_end_matches('/').to_owned(), true),
+        None => (
+            default_endpoint(&model.metadata.endpoint_prefix, region),
+            false,
+        ),
     }
 }
 

@@ -31,7 +31,8 @@ impl Keys {
 
 pub struct Chain {
     profile: Profile,
-    region: String,
+    /// Where STS is (for web identity).
+    sts_endpoint: String,
     http: reqwest::Client,
     cached: Mutex<Resolved>,
 }
@@ -55,10 +56,10 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl Chain {
-    pub fn new(profile: Profile, region: String, http: reqwest::Client) -> Chain {
+    pub fn new(profile: Profile, sts_endpoint: String, http: reqwest::Client) -> Chain {
         Chain {
             profile,
-            region,
+            sts_endpoint,
             http,
             cached: Mutex::new(Resolved::Not),
         }
@@ -155,10 +156,9 @@ impl Chain {
         let token = std::fs::read_to_string(file)
             .map_err(|e| format!("web identity token file {file}: {e}"))?;
         let session = env("AWS_ROLE_SESSION_NAME").unwrap_or_else(|| "expressway".into());
-        let endpoint = super::client::default_endpoint("sts", &self.region);
         let response = self
             .http
-            .post(format!("{endpoint}/"))
+            .post(format!("{}/", self.sts_endpoint))
             .form(&[
                 ("Action", "AssumeRoleWithWebIdentity"),
                 ("Version", "2011-06-15"),
