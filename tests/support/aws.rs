@@ -78,6 +78,7 @@ pub fn group() -> Group<Aws> {
             web_identity_credentials_come_from_sts_and_sign_as_the_assumed_role,
             container_credentials_are_fetched_with_their_token_and_sign_the_call,
             a_profile_in_the_shared_files_gives_the_keys_and_its_services_endpoint,
+            a_profile_with_role_arn_and_source_profile_signs_as_the_assumed_role,
         ]
     )
     .skipped_by("EXPRESSWAY_SKIP_AWS")
@@ -1302,5 +1303,44 @@ fn a_profile_in_the_shared_files_gives_the_keys_and_its_services_endpoint(a: &mu
                 a.contains("Credential=AKIDPROFILE/") && a.contains("/eu-west-1/dynamodb/")
             }),
         || format!("{result} {called:?}"),
+    )
+}
+
+fn a_profile_with_role_arn_and_source_profile_signs_as_the_assumed_role(a: &mut Aws) -> Verdict {
+    let credentials = a.dir.join("role-credentials");
+    let config = a.dir.join("role-config");
+    let write = |path: &Path, text: String| std::fs::write(path, text).map_err(|e| e.to_string());
+    write(
+        &credentials,
+        "[base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = secret\n".into(),
+    )?;
+    write(
+        &config,
+        format!(
+            "[profile deploy]\nrole_arn = arn:aws:iam::{ACCOUNT}:role/expressway-deploy\n\
+             source_profile = base\nrole_session_name = ci\n"
+        ),
+    )?;
+    let (credentials, config) = (
+        credentials.to_string_lossy().into_owned(),
+        config.to_string_lossy().into_owned(),
+    );
+    let mut env = NO_KEYS.to_vec();
+    env.extend([
+        ("AWS_PROFILE", "deploy"),
+        ("AWS_SHARED_CREDENTIALS_FILE", credentials.as_str()),
+        ("AWS_CONFIG_FILE", config.as_str()),
+    ]);
+    let result = a.exec_with(
+        steps(&[("who", "aws-sdk:sts:getCallerIdentity", json!({}))]),
+        json!({}),
+        &env,
+    );
+    verdict(
+        result["output"]["who"]["Arn"]
+            == json!(format!(
+                "arn:aws:sts::{ACCOUNT}:assumed-role/expressway-deploy/ci"
+            )),
+        || result.to_string(),
     )
 }

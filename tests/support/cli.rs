@@ -97,7 +97,8 @@ fn validate_accepts_valid_asl_it_cannot_run_yet_saying_unsupported(cli: &mut Cli
     let item_reader = cli.write(
         "item-reader.json",
         r#"{"StartAt": "M", "States": {"M": {"Type": "Map", "End": true,
-            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "b", "Key": "k"}},
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "b", "Key": "k"},
+                           "ReaderConfig": {"InputType": "MANIFEST"}},
             "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
                 "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}}}"#,
     );
@@ -156,17 +157,22 @@ fn exec_rejects_an_input_that_is_not_json_with_exit_2(cli: &mut Cli) -> Verdict 
     )
 }
 
+/// A definition whose Task calls a service no integration serves (ECS).
+fn unserved_definition(cli: &Cli) -> String {
+    cli.write(
+        "unserved.asl.json",
+        r#"{"StartAt": "Check", "States": {"Check": {"Type": "Pass", "Next": "Run"},
+            "Run": {"Type": "Task", "Resource": "arn:aws:states:::ecs:runTask", "End": true}}}"#,
+    )
+}
+
 fn exec_refuses_a_task_resource_no_integration_serves_naming_where_it_is(cli: &mut Cli) -> Verdict {
-    let out = cli.run(&[
-        "exec",
-        "--definition",
-        "config/state-machines/sensor-alert.asl.json",
-        "--input",
-        "config/state-machines/sensor-alert.input.json",
-    ]);
+    let definition = unserved_definition(cli);
+    let input = cli.write("unserved.input.json", "{}");
+    let out = cli.run(&["exec", "--definition", &definition, "--input", &input]);
     verdict(
         out.status.code() == Some(2)
-            && stderr(&out).contains("/States/Notify/Resource: UNKNOWN_RESOURCE"),
+            && stderr(&out).contains("/States/Run/Resource: UNKNOWN_RESOURCE"),
         || format!("exit {:?}, stderr {:?}", out.status.code(), stderr(&out)),
     )
 }
@@ -187,15 +193,13 @@ type = "kafka"
 topics = ["in"]
 state_machine = "alerts"
 "#,
-            cli.root
-                .join("config/state-machines/sensor-alert.asl.json")
-                .display()
+            unserved_definition(cli)
         ),
     );
     let out = cli.run(&["validate", "--config", &config]);
     let text = stdout(&out);
     verdict(
-        out.status.code() == Some(1) && text.contains("/States/Notify/Resource: UNKNOWN_RESOURCE"),
+        out.status.code() == Some(1) && text.contains("/States/Run/Resource: UNKNOWN_RESOURCE"),
         || format!("exit {:?}, stdout {text:?}", out.status.code()),
     )
 }

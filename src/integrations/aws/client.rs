@@ -322,7 +322,7 @@ fn dns_compatible(bucket: &str) -> bool {
 }
 
 /// The SigV4 headers for `request` to `url`.
-fn sign(
+pub(super) fn sign(
     keys: &Keys,
     region: &str,
     signing_name: &str,

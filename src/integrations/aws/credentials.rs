@@ -114,6 +114,10 @@ impl Chain {
         }
         tried.push("web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN): not set".into());
         let profile = &self.profile;
+        if let (Some(role), Some(source)) = (profile.get("role_arn"), profile.get("source_profile"))
+        {
+            return self.assume_role(role, source).await;
+        }
         if let (Some(id), Some(secret)) = (
             profile.get("aws_access_key_id"),
             profile.get("aws_secret_access_key"),
@@ -173,24 +177,67 @@ impl Chain {
         let status = response.status();
         let body = response.bytes().await.map_err(|e| e.to_string())?;
         let root = xml::parse(&body).map_err(|e| format!("STS answered {status}: {e}"))?;
-        let path = ["AssumeRoleWithWebIdentityResult", "Credentials"];
-        let text = |name: &str| {
-            let mut full = path.to_vec();
-            full.push(name);
-            root.text_at(&full).map(str::to_owned)
-        };
-        match (text("AccessKeyId"), text("SecretAccessKey")) {
-            (Some(id), Some(secret)) => Ok(Keys {
-                access_key_id: id,
-                secret_access_key: secret,
-                session_token: text("SessionToken"),
-                expires: text("Expiration").and_then(|t| expiry(&t)),
-            }),
-            _ => Err(format!(
+        temporary_keys(&root, "AssumeRoleWithWebIdentityResult").ok_or_else(|| {
+            format!(
                 "STS AssumeRoleWithWebIdentity answered {status}: {}",
                 root.text_at(&["Error", "Message"]).unwrap_or_default()
-            )),
+            )
+        })
+    }
+
+    /// A profile's `role_arn` assumed with its `source_profile`'s keys (STS AssumeRole).
+    async fn assume_role(&self, role: &str, source: &str) -> Result<Keys, String> {
+        let source_profile = Profile::load(Some(source));
+        let keys = match (
+            source_profile.get("aws_access_key_id"),
+            source_profile.get("aws_secret_access_key"),
+        ) {
+            (Some(id), Some(secret)) => Keys {
+                access_key_id: id.to_owned(),
+                secret_access_key: secret.to_owned(),
+                session_token: source_profile.get("aws_session_token").map(str::to_owned),
+                expires: None,
+            },
+            _ => {
+                return Err(format!(
+                    "profile '{}' assumes {role} with source_profile '{source}', which has no keys",
+                    self.profile.name
+                ))
+            }
+        };
+        let session = self
+            .profile
+            .get("role_session_name")
+            .unwrap_or("expressway")
+            .to_owned();
+        let mut parameters = serde_json::json!({"RoleArn": role, "RoleSessionName": session});
+        if let Some(id) = self.profile.get("external_id") {
+            parameters["ExternalId"] = Value::String(id.to_owned());
         }
+        let sts = super::model::model("sts").expect("shipped");
+        let (name, op) = sts.operation("AssumeRole").expect("STS has AssumeRole");
+        let request = super::protocol::build(sts, name, op, &parameters)?;
+        let url = format!("{}/", self.sts_endpoint);
+        let region = self.profile.get("region").unwrap_or("us-east-1");
+        let signed = super::client::sign(&keys, region, "sts", &url, &request, false)?;
+        let mut builder = self.http.post(&url).timeout(Duration::from_secs(10));
+        for (k, v) in request.headers.iter().chain(&signed) {
+            builder = builder.header(k, v);
+        }
+        let response = builder
+            .body(request.body)
+            .send()
+            .await
+            .map_err(|e| format!("STS AssumeRole: {e}"))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        let root = xml::parse(&body).map_err(|e| format!("STS answered {status}: {e}"))?;
+        temporary_keys(&root, "AssumeRoleResult").ok_or_else(|| {
+            format!(
+                "STS AssumeRole of {role} answered {status}: {}",
+                root.text_at(&["Error", "Message"]).unwrap_or_default()
+            )
+        })
     }
 
     async fn container(&self, url: &str) -> Result<Keys, String> {
@@ -256,6 +303,20 @@ impl Chain {
         let body: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
         keys_of_json(&body).ok_or_else(|| format!("no credentials for role {role}"))
     }
+}
+
+/// The credentials of an STS answer (`<Result>/Credentials`).
+fn temporary_keys(root: &xml::Element, result: &str) -> Option<Keys> {
+    let text = |name: &str| {
+        root.text_at(&[result, "Credentials", name])
+            .map(str::to_owned)
+    };
+    Some(Keys {
+        access_key_id: text("AccessKeyId")?,
+        secret_access_key: text("SecretAccessKey")?,
+        session_token: text("SessionToken"),
+        expires: text("Expiration").and_then(|t| expiry(&t)),
+    })
 }
 
 fn container_url() -> Option<String> {
