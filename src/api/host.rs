@@ -498,6 +498,7 @@ impl Worker {
 
     /// Records the end of every execution that ended.
     fn take_finished(&mut self) {
+        let mut published = false;
         while let Some(done) = self.driver.pop_finished() {
             let Some(outcome) = done.exec.outcome() else {
                 continue;
@@ -517,6 +518,13 @@ impl Worker {
             self.by_arn.remove(&arn);
             let rec = finish_record(&self.recent, &arn, status, output, &failure);
             if let (Some(f), Some(rec)) = (on_finish, rec) {
+                // Whoever waits on this answer (StartSyncExecution) may read /metrics and the
+                // execution log next: both hold the execution first. (Every execution popped
+                // here was counted when it ended, so one publish covers them all.)
+                if !published {
+                    self.driver.flush();
+                    published = true;
+                }
                 f(&rec);
             }
         }
