@@ -95,7 +95,12 @@ impl Client {
         // Web identity credentials come from STS, wherever STS is configured to be.
         let sts = model::model("sts").expect("shipped");
         let (sts_endpoint, _) = resolve_endpoint(config, &profile, &region, "sts", sts);
-        let credentials = Chain::new(profile.clone(), sts_endpoint, pool.client.clone());
+        let credentials = Chain::new(
+            profile.clone(),
+            sts_endpoint,
+            region.clone(),
+            pool.client.clone(),
+        );
         Ok(Client {
             pool,
             config: Arc::new(config.clone()),

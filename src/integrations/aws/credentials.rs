@@ -31,8 +31,9 @@ impl Keys {
 
 pub struct Chain {
     profile: Profile,
-    /// Where STS is (for web identity).
+    /// Where STS is (web identity, assumed roles), and the region its requests are signed for.
     sts_endpoint: String,
+    region: String,
     http: reqwest::Client,
     cached: Mutex<Resolved>,
 }
@@ -56,10 +57,16 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl Chain {
-    pub fn new(profile: Profile, sts_endpoint: String, http: reqwest::Client) -> Chain {
+    pub fn new(
+        profile: Profile,
+        sts_endpoint: String,
+        region: String,
+        http: reqwest::Client,
+    ) -> Chain {
         Chain {
             profile,
             sts_endpoint,
+            region,
             http,
             cached: Mutex::new(Resolved::Not),
         }
@@ -118,16 +125,8 @@ impl Chain {
         {
             return self.assume_role(role, source).await;
         }
-        if let (Some(id), Some(secret)) = (
-            profile.get("aws_access_key_id"),
-            profile.get("aws_secret_access_key"),
-        ) {
-            return Ok(Keys {
-                access_key_id: id.to_owned(),
-                secret_access_key: secret.to_owned(),
-                session_token: profile.get("aws_session_token").map(str::to_owned),
-                expires: None,
-            });
+        if let Some(keys) = profile_keys(profile) {
+            return Ok(keys);
         }
         if let Some(command) = profile.get("credential_process") {
             return credential_process(command).await;
@@ -160,7 +159,7 @@ impl Chain {
         let token = std::fs::read_to_string(file)
             .map_err(|e| format!("web identity token file {file}: {e}"))?;
         let session = env("AWS_ROLE_SESSION_NAME").unwrap_or_else(|| "expressway".into());
-        let response = self
+        let request = self
             .http
             .post(format!("{}/", self.sts_endpoint))
             .form(&[
@@ -170,41 +169,18 @@ impl Chain {
                 ("RoleSessionName", &session),
                 ("WebIdentityToken", token.trim()),
             ])
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .map_err(|e| format!("STS AssumeRoleWithWebIdentity: {e}"))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| e.to_string())?;
-        let root = xml::parse(&body).map_err(|e| format!("STS answered {status}: {e}"))?;
-        temporary_keys(&root, "AssumeRoleWithWebIdentityResult").ok_or_else(|| {
-            format!(
-                "STS AssumeRoleWithWebIdentity answered {status}: {}",
-                root.text_at(&["Error", "Message"]).unwrap_or_default()
-            )
-        })
+            .timeout(Duration::from_secs(10));
+        sts_keys(request, "AssumeRoleWithWebIdentity").await
     }
 
     /// A profile's `role_arn` assumed with its `source_profile`'s keys (STS AssumeRole).
     async fn assume_role(&self, role: &str, source: &str) -> Result<Keys, String> {
-        let source_profile = Profile::load(Some(source));
-        let keys = match (
-            source_profile.get("aws_access_key_id"),
-            source_profile.get("aws_secret_access_key"),
-        ) {
-            (Some(id), Some(secret)) => Keys {
-                access_key_id: id.to_owned(),
-                secret_access_key: secret.to_owned(),
-                session_token: source_profile.get("aws_session_token").map(str::to_owned),
-                expires: None,
-            },
-            _ => {
-                return Err(format!(
-                    "profile '{}' assumes {role} with source_profile '{source}', which has no keys",
-                    self.profile.name
-                ))
-            }
-        };
+        let keys = profile_keys(&Profile::load(Some(source))).ok_or_else(|| {
+            format!(
+                "profile '{}' assumes {role} with source_profile '{source}', which has no keys",
+                self.profile.name
+            )
+        })?;
         let session = self
             .profile
             .get("role_session_name")
@@ -218,26 +194,12 @@ impl Chain {
         let (name, op) = sts.operation("AssumeRole").expect("STS has AssumeRole");
         let request = super::protocol::build(sts, name, op, &parameters)?;
         let url = format!("{}/", self.sts_endpoint);
-        let region = self.profile.get("region").unwrap_or("us-east-1");
-        let signed = super::client::sign(&keys, region, "sts", &url, &request, false)?;
+        let signed = super::client::sign(&keys, &self.region, "sts", &url, &request, false)?;
         let mut builder = self.http.post(&url).timeout(Duration::from_secs(10));
         for (k, v) in request.headers.iter().chain(&signed) {
             builder = builder.header(k, v);
         }
-        let response = builder
-            .body(request.body)
-            .send()
-            .await
-            .map_err(|e| format!("STS AssumeRole: {e}"))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| e.to_string())?;
-        let root = xml::parse(&body).map_err(|e| format!("STS answered {status}: {e}"))?;
-        temporary_keys(&root, "AssumeRoleResult").ok_or_else(|| {
-            format!(
-                "STS AssumeRole of {role} answered {status}: {}",
-                root.text_at(&["Error", "Message"]).unwrap_or_default()
-            )
-        })
+        sts_keys(builder.body(request.body), "AssumeRole").await
     }
 
     async fn container(&self, url: &str) -> Result<Keys, String> {
@@ -305,18 +267,43 @@ impl Chain {
     }
 }
 
-/// The credentials of an STS answer (`<Result>/Credentials`).
-fn temporary_keys(root: &xml::Element, result: &str) -> Option<Keys> {
+/// A profile's static keys, if it has them.
+fn profile_keys(profile: &Profile) -> Option<Keys> {
+    Some(Keys {
+        access_key_id: profile.get("aws_access_key_id")?.to_owned(),
+        secret_access_key: profile.get("aws_secret_access_key")?.to_owned(),
+        session_token: profile.get("aws_session_token").map(str::to_owned),
+        expires: None,
+    })
+}
+
+/// Sends an STS `action` request and reads the temporary credentials of its answer
+/// (`<{action}Result><Credentials>`), or says why there are none.
+async fn sts_keys(request: reqwest::RequestBuilder, action: &str) -> Result<Keys, String> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("STS {action}: {e}"))?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| e.to_string())?;
+    let root = xml::parse(&body).map_err(|e| format!("STS {action} answered {status}: {e}"))?;
+    let result = format!("{action}Result");
     let text = |name: &str| {
-        root.text_at(&[result, "Credentials", name])
+        root.text_at(&[&result, "Credentials", name])
             .map(str::to_owned)
     };
-    Some(Keys {
-        access_key_id: text("AccessKeyId")?,
-        secret_access_key: text("SecretAccessKey")?,
-        session_token: text("SessionToken"),
-        expires: text("Expiration").and_then(|t| expiry(&t)),
-    })
+    match (text("AccessKeyId"), text("SecretAccessKey")) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok(Keys {
+            access_key_id,
+            secret_access_key,
+            session_token: text("SessionToken"),
+            expires: text("Expiration").and_then(|t| expiry(&t)),
+        }),
+        _ => Err(format!(
+            "STS {action} answered {status}: {}",
+            root.text_at(&["Error", "Message"]).unwrap_or_default()
+        )),
+    }
 }
 
 fn container_url() -> Option<String> {
