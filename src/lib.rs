@@ -6,6 +6,7 @@ pub mod callbacks;
 pub mod config_reader;
 pub mod daemon;
 pub mod engine;
+pub mod graph;
 pub mod integrations;
 #[cfg(test)]
 mod layout;

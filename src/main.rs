@@ -52,6 +52,15 @@ enum Command {
     },
     /// Run one execution to its end and print its result as one JSON line.
     Exec(ExecArgs),
+    /// Draw a definition as a graph: SVG (laid out here), Graphviz DOT or Mermaid.
+    Graph {
+        file: PathBuf,
+        #[arg(long, value_enum, ignore_case = true, default_value = "svg")]
+        format: expressway::graph::Format,
+        /// Write the drawing here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -120,6 +129,11 @@ fn main() -> ExitCode {
         },
         Command::Run { config } => run(&config),
         Command::Exec(args) => exec(args),
+        Command::Graph {
+            file,
+            format,
+            output,
+        } => expressway::graph::command(&file, format, output.as_deref()),
     };
     match result {
         Ok(code) => code,

@@ -23,6 +23,8 @@ mod corpus;
 mod daemon;
 #[path = "support/delivery.rs"]
 mod delivery;
+#[path = "support/graph.rs"]
+mod graph;
 #[path = "support/harness.rs"]
 mod harness;
 #[path = "support/hostile.rs"]
@@ -58,6 +60,7 @@ fn main() {
         Box::new(corpus::group()),
         Box::new(corpus::bench_group()),
         Box::new(cli::group()),
+        Box::new(graph::group()),
         Box::new(random_definitions::group()),
         Box::new(readme::group()),
         Box::new(integrations::group()),
