@@ -4,6 +4,7 @@ pub mod api;
 pub mod asl;
 pub mod callbacks;
 pub mod config_reader;
+pub mod console;
 pub mod daemon;
 pub mod engine;
 pub mod graph;

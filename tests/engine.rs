@@ -17,12 +17,16 @@ mod broker;
 mod cases;
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/console.rs"]
+mod console;
 #[path = "support/corpus.rs"]
 mod corpus;
 #[path = "support/daemon.rs"]
 mod daemon;
 #[path = "support/delivery.rs"]
 mod delivery;
+#[path = "support/deploy.rs"]
+mod deploy;
 #[path = "support/graph.rs"]
 mod graph;
 #[path = "support/harness.rs"]
@@ -63,10 +67,12 @@ fn main() {
         Box::new(graph::group()),
         Box::new(random_definitions::group()),
         Box::new(readme::group()),
+        Box::new(deploy::group()),
         Box::new(integrations::group()),
         Box::new(kafka::group()),
         Box::new(broker::group()),
         Box::new(api::group()),
+        Box::new(console::group()),
         Box::new(security::group()),
         Box::new(hostile::group()),
         Box::new(sqs::group()),

@@ -169,7 +169,7 @@ impl ApiSecurity {
 }
 
 /// A secret key's value, checked for length (`None` when absent or refused).
-fn read_secret(section: &mut Section<'_>, key: &'static str) -> Option<Secret> {
+pub(crate) fn read_secret(section: &mut Section<'_>, key: &'static str) -> Option<Secret> {
     let text = section.string(key)?;
     let chars = text.chars().count();
     if !(MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&chars) || text.trim() != text {

@@ -18,7 +18,7 @@ use crate::engine::{
 };
 use crate::resource::TaskResource;
 use crate::telemetry::exec_log::ExecutionLogger;
-use crate::telemetry::StateMachineMetrics;
+use crate::telemetry::Observers;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -363,6 +363,7 @@ impl Host {
         self,
         resources: Arc<dyn TaskResource>,
         logger: Option<ExecutionLogger>,
+        observers: Observers,
     ) -> std::io::Result<HostHandle> {
         let handle = self.handle.clone();
         let inbox = HostInbox(self.handle.tx.clone());
@@ -375,6 +376,7 @@ impl Host {
             driver,
             by_arn: HashMap::new(),
             metrics: HashMap::new(),
+            observers,
         };
         let thread = std::thread::Builder::new()
             .name("api-host".into())
@@ -414,6 +416,7 @@ struct Worker {
     by_arn: HashMap<String, ExecKey>,
     /// Per state machine, made on its first execution.
     metrics: HashMap<Arc<str>, MetricsKey>,
+    observers: Observers,
 }
 
 impl Worker {
@@ -461,11 +464,17 @@ impl Worker {
     }
 
     fn start(&mut self, req: StartRequest) {
-        let driver = &mut self.driver;
+        let (driver, observers) = (&mut self.driver, &self.observers);
         let metrics = *self
             .metrics
             .entry(req.opts.state_machine_name.clone())
-            .or_insert_with_key(|name| driver.count_executions(StateMachineMetrics::new(name)));
+            .or_insert_with_key(|name| {
+                let key = driver.count_executions(observers.metrics(name));
+                if let Some(history) = observers.history(name) {
+                    driver.keep_history(key, history);
+                }
+                key
+            });
         let arn = req.arn.clone();
         let reserved = req.reserved_bytes;
         let key = self.driver.start(Start {

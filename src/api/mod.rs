@@ -27,12 +27,15 @@ use crate::asl::arn::Arn;
 use crate::asl::diagnostic::codes;
 use crate::asl::effect::{ExecutionOptions, WorkflowType};
 use crate::asl::error::Failure;
+use crate::asl::vm::HistoryEvent;
 use crate::callbacks::{CallbackError, Callbacks, WaitForTaskToken};
 use crate::engine::wall_millis;
 use crate::integrations::Served;
 use crate::listener::{serve, ListenerLimits};
 use crate::resource::TaskResource;
-use crate::telemetry::exec_log::ExecutionLogger;
+use crate::telemetry::exec_log::{api_history, ExecutionLogger};
+use crate::telemetry::history::{ExecutionTrace, HistoryStore, TraceStatus};
+use crate::telemetry::Observers;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -60,6 +63,8 @@ pub struct ApiState {
     pub callbacks: Arc<Callbacks>,
     /// The resources Task states call (nested executions included); TestState uses them.
     pub resources: Arc<dyn TaskResource>,
+    /// The kept executions (`[history]`): `GetExecutionHistory` reads them.
+    pub history: Option<Arc<HistoryStore>>,
 }
 
 /// Builds the registry (every seed must compile) and starts the executions host, whose
@@ -72,6 +77,7 @@ pub fn build(
     callbacks: Arc<Callbacks>,
     served: Served,
     logger: Option<ExecutionLogger>,
+    observers: Observers,
 ) -> anyhow::Result<Arc<ApiState>> {
     let registry = Arc::new(
         Registry::new(&settings.region, &settings.account, served)
@@ -100,13 +106,15 @@ pub fn build(
         },
         callbacks.clone(),
     ));
-    let handle = host.spawn(resources.clone(), logger)?;
+    let history = observers.history.clone();
+    let handle = host.spawn(resources.clone(), logger, observers)?;
     Ok(Arc::new(ApiState {
         settings,
         registry,
         host: handle,
         callbacks,
         resources,
+        history,
     }))
 }
 
@@ -254,6 +262,8 @@ async fn dispatch(state: &ApiState, request: &auth::Request<'_>) -> Result<Value
         "StartSyncExecution" => start_execution(state, &body, true).await,
         "StartExecution" => start_execution(state, &body, false).await,
         "DescribeExecution" => describe_execution(state, &body),
+        "GetExecutionHistory" => get_execution_history(state, &body),
+        "DescribeStateMachineForExecution" => describe_state_machine_for_execution(state, &body),
         "StopExecution" => stop_execution(state, &body).await,
         "ListExecutions" => list_executions(state, &body),
         "ListStateMachines" => list_state_machines(state, &body),
@@ -437,10 +447,12 @@ fn record_json(r: &ExecutionRecord, include_data: bool) -> Value {
     if let Some(stop) = r.stop_ms {
         m.insert("stopDate".into(), timestamp(stop));
     }
-    if include_data {
+    // An execution a source started and the history kept without its data has no input.
+    let include_input = include_data && !r.input.is_empty();
+    if include_input {
         m.insert("input".into(), json!(r.input));
     }
-    m.insert("inputDetails".into(), json!({"included": include_data}));
+    m.insert("inputDetails".into(), json!({"included": include_input}));
     if let Some(out) = &r.output {
         if include_data {
             m.insert("output".into(), json!(out));
@@ -454,6 +466,117 @@ fn record_json(r: &ExecutionRecord, include_data: bool) -> Value {
         m.insert("cause".into(), json!(c));
     }
     Value::Object(m)
+}
+
+/// An execution the history keeps (`[history]`): one a source started, or a sampled one of
+/// the API's.
+fn kept(state: &ApiState, arn: &str) -> Option<Arc<ExecutionTrace>> {
+    state.history.as_ref()?.find(arn)
+}
+
+/// A kept execution as the host would describe it.
+fn kept_record(state: &ApiState, t: &ExecutionTrace) -> ExecutionRecord {
+    ExecutionRecord {
+        arn: t.arn.clone(),
+        state_machine_arn: state.registry.arn_of(&t.state_machine),
+        name: t.name.clone(),
+        status: match t.status {
+            TraceStatus::Running => Status::Running,
+            TraceStatus::Succeeded => Status::Succeeded,
+            TraceStatus::Failed => Status::Failed,
+            TraceStatus::TimedOut => Status::TimedOut,
+            TraceStatus::Aborted => Status::Aborted,
+        },
+        start_ms: t.start_ms,
+        stop_ms: t.stop_ms,
+        input: t.input.clone().unwrap_or_default(),
+        output: t.output.clone(),
+        error: t.error.clone(),
+        cause: t.cause.clone(),
+    }
+}
+
+/// `GetExecutionHistory` of a kept execution (Express executions have none on AWS; here the
+/// history keeps a sample of them and every failure, see `[history]`). An execution kept
+/// without its events (a failure that was not sampled) shows its start and its end.
+fn get_execution_history(state: &ApiState, body: &Body) -> Result<Value, ApiError> {
+    let arn = body.str("executionArn")?;
+    check_execution_arn(arn)?;
+    let include_data = body.opt_bool("includeExecutionData")?.unwrap_or(true);
+    let reverse = body.opt_bool("reverseOrder")?.unwrap_or(false);
+    let t = kept(state, arn).ok_or_else(|| not_found(arn))?;
+    let outline;
+    let events = match &t.events {
+        Some(events) => events.as_slice(),
+        None => {
+            outline = start_and_end(&t);
+            outline.as_slice()
+        }
+    };
+    let mut events = api_history(&t.arn, events, include_data);
+    if reverse {
+        events.reverse();
+    }
+    let (events, next) = protocol::page(
+        events,
+        body.opt_u64("maxResults")?,
+        body.opt_str("nextToken")?,
+    )?;
+    Ok(with_next(json!({ "events": events }), next))
+}
+
+/// The first and last events of an execution kept without its history.
+fn start_and_end(t: &ExecutionTrace) -> Vec<HistoryEvent> {
+    let event = |id, kind, timestamp, details| HistoryEvent {
+        id,
+        kind,
+        timestamp,
+        state: None,
+        details,
+    };
+    let mut started = json!({});
+    if let Some(input) = &t.input {
+        started["input"] = json!(input);
+    }
+    let mut events = vec![event(1, "ExecutionStarted", t.start_ms, started)];
+    let end = t.stop_ms.unwrap_or(t.start_ms);
+    let failure = json!({ "error": t.error, "cause": t.cause });
+    match t.status {
+        TraceStatus::Running => {}
+        TraceStatus::Succeeded => {
+            let output = t
+                .output
+                .as_ref()
+                .map_or(json!({}), |o| json!({ "output": o }));
+            events.push(event(2, "ExecutionSucceeded", end, output));
+        }
+        TraceStatus::Failed => events.push(event(2, "ExecutionFailed", end, failure)),
+        TraceStatus::TimedOut => events.push(event(2, "ExecutionTimedOut", end, failure)),
+        TraceStatus::Aborted => events.push(event(2, "ExecutionAborted", end, failure)),
+    }
+    events
+}
+
+/// `DescribeStateMachineForExecution`: the state machine an execution ran, as it is now
+/// (definitions are not versioned here).
+fn describe_state_machine_for_execution(state: &ApiState, body: &Body) -> Result<Value, ApiError> {
+    let arn = body.str("executionArn")?;
+    check_execution_arn(arn)?;
+    if state.host.describe(arn).is_none() && kept(state, arn).is_none() {
+        return Err(not_found(arn));
+    }
+    let name = arn.split(':').nth(6).unwrap_or_default();
+    let sm = state.registry.resolve(name).map_err(|_| not_found(arn))?;
+    Ok(json!({
+        "stateMachineArn": sm.arn,
+        "name": sm.name,
+        "definition": sm.definition,
+        "roleArn": sm.role_arn,
+        "updateDate": timestamp(sm.created_ms),
+        "loggingConfiguration": {"level": "OFF", "includeExecutionData": false},
+        "tracingConfiguration": {"enabled": false},
+        "revisionId": sm.revision.to_string(),
+    }))
 }
 
 fn not_found(arn: &str) -> ApiError {
@@ -475,7 +598,11 @@ fn check_execution_arn(arn: &str) -> Result<(), ApiError> {
 fn describe_execution(state: &ApiState, body: &Body) -> Result<Value, ApiError> {
     let arn = body.str("executionArn")?;
     check_execution_arn(arn)?;
-    let mut r = state.host.describe(arn).ok_or_else(|| not_found(arn))?;
+    let mut r = state
+        .host
+        .describe(arn)
+        .or_else(|| Some(kept_record(state, &*kept(state, arn)?)))
+        .ok_or_else(|| not_found(arn))?;
     if r.status == Status::TimedOut {
         // AWS's DescribeExecution of a timed-out execution has no error or cause (its
         // `ExecutionTimedOut` history event carries them).

@@ -118,6 +118,17 @@ impl Body {
             .ok_or_else(|| ApiError::missing(member))
     }
 
+    pub fn opt_bool(&self, member: &str) -> Result<Option<bool>, ApiError> {
+        match self.0.get(member) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(ApiError::new(
+                "SerializationException",
+                format!("'{member}' must be a boolean"),
+            )),
+        }
+    }
+
     pub fn opt_u64(&self, member: &str) -> Result<Option<u64>, ApiError> {
         match self.0.get(member) {
             None | Some(Value::Null) => Ok(None),

@@ -3,6 +3,7 @@
 use super::*;
 use crate::integrations::Served;
 use crate::mock::MockConfig;
+use crate::telemetry::Observers;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
@@ -41,6 +42,7 @@ fn server_keeping(auth: Option<&str>, recent_executions: usize) -> ApiServer {
             kafka_produce: false,
         },
         None,
+        Observers::default(),
     )
     .unwrap();
     spawn(state).unwrap()
@@ -506,6 +508,7 @@ fn tasks_reach_the_injected_resource() {
             kafka_produce: false,
         },
         None,
+        Observers::default(),
     )
     .unwrap();
     let s = spawn(state).unwrap();
@@ -532,7 +535,11 @@ fn one_host_thread_holds_many_waiting_executions() {
     );
     let host = Host::new(10, UNLIMITED);
     let handle = host
-        .spawn(Arc::new(crate::runner::NoResources), None)
+        .spawn(
+            Arc::new(crate::runner::NoResources),
+            None,
+            Observers::default(),
+        )
         .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let started = std::time::Instant::now();
@@ -572,7 +579,11 @@ const UNLIMITED: HostLimits = HostLimits {
 /// A host with `limits` and no Task resources, its worker running.
 fn running_host(limits: HostLimits) -> HostHandle {
     Host::new(10, limits)
-        .spawn(Arc::new(crate::runner::NoResources), None)
+        .spawn(
+            Arc::new(crate::runner::NoResources),
+            None,
+            Observers::default(),
+        )
         .unwrap()
 }
 

@@ -116,6 +116,9 @@ pub struct ExecutionOptions {
     pub payload_limit_bytes: usize,
     /// Record history events (costs an allocation per event; off on the hot path).
     pub record_history: bool,
+    /// Record a [`StateMark`] for every state entered and left, for per-state metrics
+    /// (drained by the driver after each step).
+    pub state_marks: bool,
     /// `$$.Execution.Source`: where the daemon took the input from (an SQS message's id,
     /// receive count and attributes); absent when `None`.
     pub source: Option<Arc<serde_json::Value>>,
@@ -136,6 +139,7 @@ impl Default for ExecutionOptions {
             max_duration_ms: Some(EXPRESS_MAX_DURATION_MS),
             payload_limit_bytes: size::PAYLOAD_LIMIT_BYTES,
             record_history: false,
+            state_marks: false,
             source: None,
             nesting_depth: 0,
         }
@@ -153,3 +157,26 @@ pub enum WorkflowType {
 
 /// Express workflows run for at most five minutes.
 pub const EXPRESS_MAX_DURATION_MS: Millis = 5 * 60 * 1000;
+
+/// How a state was left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateEnd {
+    /// To its `Next`, or the end of its machine.
+    Succeeded,
+    /// Through one of its Catchers.
+    Caught,
+    /// With an error nothing caught: its frame (the execution, a branch, an iteration) failed.
+    Failed,
+}
+
+/// A state entered or left, recorded when [`ExecutionOptions::state_marks`] asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateMark {
+    Entered(crate::asl::program::StateId),
+    /// Left `state`, `millis` after entering it (retries included).
+    Left {
+        state: crate::asl::program::StateId,
+        end: StateEnd,
+        millis: Millis,
+    },
+}

@@ -3,8 +3,8 @@
 //!
 //! Each section is owned by its component, which defines its settings and reads them with
 //! the crate's error-collecting reader ([`crate::config_reader`]): `[api]` in
-//! [`crate::api::config`], `[integrations.*]` in [`crate::integrations::config`], `[logs]`
-//! and `[metrics]` in [`crate::telemetry::config`], `[kafka]`, `[producer]` and a Kafka
+//! [`crate::api::config`], `[integrations.*]` in [`crate::integrations::config`], `[logs]`,
+//! `[daemon_log]` and `[metrics]` in [`crate::telemetry::config`], `[kafka]`, `[producer]` and a Kafka
 //! source's topics in [`super::kafka::config`], an SQS source's queue in
 //! [`super::sqs::config`], `[demo_producer]` and `[demo]` in [`super::demo`]. This module
 //! puts them together: the top-level [`Config`], `[[state_machines]]`, `[[sources]]`,
@@ -27,8 +27,13 @@ use super::sqs::config::{read_sqs_source, SqsSourceConfig};
 use crate::api::config::{read_api, ApiSettings};
 use crate::asl::effect::WorkflowType;
 use crate::config_reader::{check_url, read_document, ConfigError, ConfigErrors, Errors, Section};
+use crate::console::{read_console, ConsoleConfig};
 use crate::integrations::config::{read_integrations, IntegrationsConfig};
-use crate::telemetry::config::{read_logs, read_metrics, LogsConfig, MetricsConfig};
+use crate::telemetry::config::{
+    read_daemon_log, read_logs, read_metrics, LogsConfig, MetricsConfig,
+};
+use crate::telemetry::history::{read_history, HistoryConfig};
+use crate::telemetry::oplog::DaemonLogConfig;
 
 /// A whole, valid configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,7 +46,13 @@ pub struct Config {
     pub workers: WorkersConfig,
     pub producer: ProducerConfig,
     pub logs: LogsConfig,
+    /// `[daemon_log]`: the daemon's own operational log (stderr).
+    pub daemon_log: DaemonLogConfig,
     pub metrics: MetricsConfig,
+    /// `[history]`: the executions kept in memory for `GetExecutionHistory` and the console.
+    pub history: HistoryConfig,
+    /// `[console]`: the web console; `None` unless configured.
+    pub console: Option<ConsoleConfig>,
     /// `Some` only when `[demo_producer]` says `enabled = true`.
     pub demo_producer: Option<DemoProducerConfig>,
     /// `[demo]`: what the daemon shows of its own output.
@@ -202,18 +213,21 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// The top-level keys in the order the README documents them.
-const TOP_LEVEL_KEYS: [&str; 11] = [
+const TOP_LEVEL_KEYS: [&str; 14] = [
     "kafka",
     "state_machines",
     "sources",
     "workers",
     "producer",
     "logs",
+    "daemon_log",
     "metrics",
     "demo_producer",
     "demo",
     "integrations",
     "api",
+    "history",
+    "console",
 ];
 
 /// Sort key of an error's path: its top-level key's place in the schema (unknown keys
@@ -263,7 +277,13 @@ fn read_config(mut doc: Section<'_>, base_dir: &Path) -> Config {
         .section("logs")
         .map(|section| read_logs(section, base_dir))
         .unwrap_or_default();
+    let daemon_log = doc
+        .section("daemon_log")
+        .map(read_daemon_log)
+        .unwrap_or_default();
     let metrics = doc.section("metrics").map(read_metrics).unwrap_or_default();
+    let history = doc.section("history").map(read_history).unwrap_or_default();
+    let console = doc.section("console").map(read_console);
     let demo_producer = doc.section("demo_producer").and_then(read_demo_producer);
     let demo = doc.section("demo").map(read_demo).unwrap_or_default();
     // Sources that need no Kafka (SQS in and out) make `[kafka]` optional too.
@@ -304,7 +324,10 @@ fn read_config(mut doc: Section<'_>, base_dir: &Path) -> Config {
         workers,
         producer,
         logs,
+        daemon_log,
         metrics,
+        history,
+        console,
         demo_producer,
         demo,
         integrations,

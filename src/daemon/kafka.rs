@@ -10,6 +10,7 @@
 pub mod config;
 pub mod transactions;
 
+use super::health::{self, Check, Health};
 use super::shard::{
     CommitPoint, Control, Delivery, EventRef, Msg, OutRecord, PartitionFeed, RecordKind, Sink,
     SourceCoords, SourceEvent,
@@ -17,9 +18,11 @@ use super::shard::{
 use crate::asl::effect::TaskCall;
 use crate::asl::error::{names, Failure};
 use crate::resource::{TaskReply, TaskResource};
+use crate::telemetry::oplog::limited;
 use crate::telemetry::{self, CommitResult};
 use crossbeam_channel::{Receiver, Sender};
 use rdkafka::config::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -121,10 +124,96 @@ pub enum Awaiting {
     Task(std::sync::Mutex<TaskReply>),
 }
 
-/// Hands each delivery report to whoever waits for it.
-pub struct DeliveryContext;
+/// librdkafka's own log lines, through the daemon's log (`target: librdkafka`); warnings and
+/// errors rate-limited like every repeated message (a broker that refuses connections is
+/// reported on each try).
+pub fn log_librdkafka(client: &str, level: RDKafkaLogLevel, facility: &str, message: &str) {
+    use telemetry::oplog::{admit, Admit};
+    let text = format!("{facility}: {message}");
+    let suppressed = match level {
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info | RDKafkaLogLevel::Debug => None,
+        _ => match admit(concat!(file!(), ":librdkafka"), &text) {
+            Admit::Write(suppressed) => suppressed,
+            Admit::Suppress => return,
+        },
+    };
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", client, suppressed, "{text}")
+        }
+        RDKafkaLogLevel::Warning => {
+            tracing::warn!(target: "librdkafka", client, suppressed, "{text}")
+        }
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(target: "librdkafka", client, "{text}")
+        }
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", client, "{text}"),
+    }
+}
 
-impl ClientContext for DeliveryContext {}
+/// A librdkafka client's error callback (connection failures, all brokers down, fatal
+/// errors), through the daemon's log, rate-limited; `AllBrokersDown` marks `brokers` down.
+pub fn client_error(client: &str, error: &KafkaError, reason: &str, brokers: Option<&Check>) {
+    let code = error.rdkafka_error_code();
+    if code == Some(RDKafkaErrorCode::AllBrokersDown) {
+        if let Some(brokers) = brokers {
+            brokers.down(format!("all brokers down: {reason}"));
+        }
+    }
+    let text = format!("{error}: {reason}");
+    match code {
+        Some(RDKafkaErrorCode::Fatal) => limited!(error, text, client, "Kafka client error"),
+        _ => limited!(warn, text, client, "Kafka client error"),
+    }
+}
+
+/// Every other client of the daemon's (the transactional producers, the demo's): their
+/// librdkafka lines and errors through the daemon's log.
+pub struct LoggingContext(pub &'static str);
+
+impl ClientContext for LoggingContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        log_librdkafka(self.0, level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        client_error(self.0, &error, reason, None);
+    }
+}
+
+impl ProducerContext for LoggingContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+}
+
+/// Hands each delivery report to whoever waits for it; keeps the producer's readiness
+/// (`brokers`) from its errors and statistics.
+pub struct DeliveryContext {
+    pub brokers: Arc<Check>,
+}
+
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        log_librdkafka("producer", level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        client_error("producer", &error, reason, Some(&self.brokers));
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        match health::all_brokers_down(&statistics) {
+            true => self
+                .brokers
+                .down("all brokers down (librdkafka statistics)"),
+            false => self.brokers.up(),
+        }
+    }
+}
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Box<Awaiting>;
@@ -249,9 +338,20 @@ pub fn producer_config(
     config
 }
 
-/// The producer of results, dead letters and `kafka:produce` Tasks.
-pub fn producer(config: &ClientConfig) -> Result<KafkaProducer, KafkaError> {
-    config.create_with_context(DeliveryContext)
+/// How often the producer reports statistics (for its readiness: are its brokers up), unless
+/// `[kafka.properties]` sets `statistics.interval.ms`.
+const PRODUCER_STATS_INTERVAL_MS: &str = "5000";
+
+/// The producer of results, dead letters and `kafka:produce` Tasks; its readiness check is
+/// registered with `health`.
+pub fn producer(config: &ClientConfig, health: &Health) -> Result<KafkaProducer, KafkaError> {
+    let mut config = config.clone();
+    if config.get("statistics.interval.ms").is_none() {
+        config.set("statistics.interval.ms", PRODUCER_STATS_INTERVAL_MS);
+    }
+    config.create_with_context(DeliveryContext {
+        brokers: health.up("kafka_producer"),
+    })
 }
 
 /// One source's sink: its results topic and dead-letter topic, either of which may be off.
@@ -259,6 +359,8 @@ pub struct KafkaSink {
     pub producer: Arc<KafkaProducer>,
     pub results_topic: Option<String>,
     pub dead_letter_topic: Option<String>,
+    /// Told when the producer's queue is full and when it has room again (readiness).
+    pub health: Arc<Health>,
 }
 
 impl Sink for KafkaSink {
@@ -285,10 +387,20 @@ impl Sink for KafkaSink {
             message = message.key(key);
         }
         // A full local queue is backpressure: wait for the producer to drain a little.
+        let mut waited = false;
         loop {
             match self.producer.send(message) {
-                Ok(()) => return,
+                Ok(()) => {
+                    if waited {
+                        self.health.queue_full(false);
+                    }
+                    return;
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), m)) => {
+                    if !waited {
+                        self.health.queue_full(true);
+                        waited = true;
+                    }
                     message = m;
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -329,12 +441,29 @@ pub struct RebalanceContext {
     consumer: OnceLock<Weak<KafkaConsumer>>,
     /// Feeds were handed to shards, which wait for `consume` to release them.
     feeds_handed: AtomicBool,
+    /// Readiness: the first assignment came; the brokers are not all down.
+    assigned: Arc<Check>,
+    brokers: Arc<Check>,
 }
 
 impl ClientContext for RebalanceContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        log_librdkafka("consumer", level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        client_error("consumer", &error, reason, Some(&self.brokers));
+    }
+
     /// librdkafka's periodic statistics carry each assigned partition's lag (high watermark
     /// minus our position): the consumer-lag gauge, without extra broker round trips.
     fn stats(&self, statistics: rdkafka::Statistics) {
+        match health::all_brokers_down(&statistics) {
+            true => self
+                .brokers
+                .down("all brokers down (librdkafka statistics)"),
+            false => self.brokers.up(),
+        }
         for (topic, t) in &statistics.topics {
             let Some(source) = self.sources.get(topic) else {
                 continue;
@@ -369,7 +498,7 @@ impl ConsumerContext for RebalanceContext {
             }
         }
         if let Err(e) = commit(consumer, &points, CommitMode::Sync) {
-            eprintln!("expressway: commit on revoke failed: {e}");
+            limited!(warn, e, "commit on revoke failed");
         }
         let mut routes = self.routes();
         for (topic, partition) in &partitions {
@@ -383,7 +512,7 @@ impl ConsumerContext for RebalanceContext {
                 telemetry::consumer_lag(source, topic, *partition, 0);
             }
         }
-        eprintln!("expressway: partitions revoked: {}", describe(tpl));
+        tracing::info!(partitions = %describe(tpl), "partitions revoked");
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -417,12 +546,15 @@ impl ConsumerContext for RebalanceContext {
                 // still paused in librdkafka, while its new shard state knows of no pause:
                 // start every assignment fetching.
                 if let Err(e) = consumer.resume(tpl) {
-                    eprintln!("expressway: resuming assigned partitions failed: {e}");
+                    limited!(warn, e, "resuming assigned partitions failed");
                 }
-                eprintln!("expressway: partitions assigned: {}", describe(tpl));
+                // Ready from the first assignment on, even an empty one (more instances than
+                // partitions: this one stands by).
+                self.assigned.up();
+                tracing::info!(partitions = %describe(tpl), "partitions assigned");
             }
             Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => eprintln!("expressway: rebalance failed: {e}"),
+            Rebalance::Error(e) => limited!(warn, e, "rebalance failed"),
         }
     }
 }
@@ -498,7 +630,7 @@ impl PartitionFeed for KafkaFeed {
                     });
                     taken += 1;
                 }
-                Some(Err(e)) => eprintln!("expressway: consumer error: {e}"),
+                Some(Err(e)) => consumer_error(&e),
                 None => break,
             }
         }
@@ -515,6 +647,7 @@ pub const STATIC_SESSION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A consumer in `group_id` with offsets stored and committed only by us; a static member
 /// `instance_id` if given (KIP-345).
+#[allow(clippy::too_many_arguments)]
 pub fn consumer(
     brokers: &str,
     group_id: &str,
@@ -523,6 +656,7 @@ pub fn consumer(
     shards: Vec<Sender<Msg>>,
     sources: HashMap<String, String>,
     stats_interval: Duration,
+    health: &Health,
 ) -> Result<Arc<KafkaConsumer>, KafkaError> {
     let mut config = ClientConfig::new();
     config
@@ -551,6 +685,11 @@ pub fn consumer(
         sources,
         consumer: OnceLock::new(),
         feeds_handed: AtomicBool::new(false),
+        assigned: health.pending(
+            "kafka_consumer",
+            "waiting for the consumer group's first assignment",
+        ),
+        brokers: health.up("kafka_consumer_brokers"),
     })?);
     let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
     Ok(consumer)
@@ -616,9 +755,10 @@ pub fn consume(
                 Control::Resume(p) => consumer.resume(&partition_list(p)),
             };
             if let Err(e) = result {
-                eprintln!("expressway: {request:?} failed: {e}");
+                limited!(warn, e, request = ?request, "pause or resume failed");
             }
         }
+        telemetry::oplog::flush_suppressed();
         if last_commit.elapsed() >= commit_interval {
             last_commit = Instant::now();
             commit_progress(consumer, shards);
@@ -647,8 +787,18 @@ fn route(
             };
             let _ = shards[shard].send(Msg::Event(event));
         }
-        Some(Err(e)) => eprintln!("expressway: consumer error: {e}"),
+        Some(Err(e)) => consumer_error(&e),
         None => {}
+    }
+}
+
+/// An error event polled from a consumer queue. librdkafka has already passed it, with its
+/// reason, to the client's error callback ([`client_error`], written there): only a fatal
+/// one, which stops the consumer for good, is written again here.
+fn consumer_error(e: &KafkaError) {
+    match e {
+        KafkaError::MessageConsumptionFatal(_) => limited!(error, e, "consumer error (fatal)"),
+        _ => limited!(debug, e, "consumer error"),
     }
 }
 
@@ -671,7 +821,7 @@ pub fn commit_progress(consumer: &KafkaConsumer, shards: &[Sender<Msg>]) {
             }
             Err(e) => {
                 telemetry::commit(CommitResult::Error, started.elapsed());
-                eprintln!("expressway: commit failed: {e}");
+                limited!(warn, e, "commit failed");
             }
         }
     }

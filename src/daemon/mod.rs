@@ -6,6 +6,7 @@
 pub mod config;
 pub mod dead_letter;
 pub mod demo;
+pub mod health;
 pub mod kafka;
 pub mod offsets;
 pub mod run;

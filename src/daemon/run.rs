@@ -14,6 +14,7 @@
 
 use super::config::{Config, Delivery, SourceConfig, SourceKind};
 use super::demo::{self, PrintRecords, PrintedTopic};
+use super::health::Health;
 use super::kafka::config::Brokers;
 use super::kafka::transactions::{ConsumerSlot, KafkaTransactions};
 use super::kafka::{self, KafkaConsumer, KafkaProduce, KafkaProducer, KafkaSink};
@@ -29,7 +30,7 @@ use crate::integrations::{unserved_resources, Integrations, Limits, Served};
 use crate::resource::TaskResource;
 use crate::telemetry::config::LogDestination;
 use crate::telemetry::exec_log::{ExecutionLogger, LogLevel};
-use crate::telemetry::{self, SourceMetrics, SqsMetrics, StateMachineMetrics};
+use crate::telemetry::{self, Observers, SourceMetrics, SqsMetrics};
 use anyhow::{anyhow, bail, Context as _, Result};
 use crossbeam_channel::{Receiver, Sender};
 use rdkafka::consumer::Consumer;
@@ -156,6 +157,55 @@ fn logger(config: &Config) -> Result<Option<ExecutionLogger>> {
     )))
 }
 
+// ---- observing: per-state metrics, the execution history, the console --------------------
+
+/// Starts the console if `[console]` is configured.
+fn start_console(config: &Config, observers: &Observers) -> Result<()> {
+    let Some(console) = &config.console else {
+        return Ok(());
+    };
+    let mut machines = Vec::new();
+    for sm in &config.state_machines {
+        let text = std::fs::read_to_string(&sm.definition)
+            .with_context(|| format!("cannot read {}", sm.definition.display()))?;
+        let definition: serde_json::Value = serde_json::from_str(&text)?;
+        let svg = crate::graph::svg(&definition).unwrap_or_else(|e| {
+            tracing::warn!(state_machine = %sm.name, "cannot draw the graph: {e}");
+            String::new()
+        });
+        let Some(figures) = observers
+            .metrics(&sm.name)
+            .states()
+            .map(|s| s.figures().clone())
+        else {
+            continue;
+        };
+        machines.push(crate::console::MachineView {
+            name: sm.name.clone(),
+            svg,
+            figures,
+            history: observers.history(&sm.name),
+            sources: config
+                .sources
+                .iter()
+                .filter(|s| s.state_machine == sm.name)
+                .map(|s| s.name.clone())
+                .collect(),
+        });
+    }
+    let addr = crate::console::start(
+        console.listen,
+        crate::console::Console {
+            machines,
+            history: observers.history.clone(),
+            bearer_token: console.bearer_token.clone(),
+        },
+    )
+    .with_context(|| format!("cannot serve the console on {}", console.listen))?;
+    tracing::info!("console at http://{addr}/");
+    Ok(())
+}
+
 // ---- [api] -------------------------------------------------------------------------------
 
 /// Starts the AWS-compatible API if the config has an `[api]` section, serving every
@@ -165,10 +215,13 @@ fn logger(config: &Config) -> Result<Option<ExecutionLogger>> {
 fn start_api(
     config: &Config,
     resources: Arc<dyn TaskResource>,
+    observers: &Observers,
+    health: &Health,
 ) -> Result<Option<(crate::api::ApiServer, Arc<dyn TaskResource>)>> {
     let Some(settings) = config.api.clone() else {
         return Ok(None);
     };
+    let listening = health.pending("api", "not listening yet");
     let mut seeds = Vec::new();
     for sm in &config.state_machines {
         seeds.push(crate::api::Seed {
@@ -187,25 +240,26 @@ fn start_api(
         callbacks,
         served(config),
         logger,
+        observers.clone(),
     )?;
     let resources = state.resources.clone();
     let server = crate::api::spawn(state)?;
-    eprintln!(
-        "expressway: AWS Step Functions API at http://{}/",
-        server.addr
-    );
+    listening.up();
+    tracing::info!("AWS Step Functions API at http://{}/", server.addr);
     Ok(Some((server, resources)))
 }
 
 /// An API-only daemon (`[api]` and no `[[sources]]`): serves until SIGTERM or SIGINT.
-fn run_api_only(server: crate::api::ApiServer) -> Result<()> {
+fn run_api_only(server: crate::api::ApiServer, health: &Health) -> Result<()> {
     let stop = stop_on_signal()?;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
+        telemetry::oplog::flush_suppressed();
     }
-    eprintln!("expressway: shutting down");
+    health.stopping();
+    tracing::info!("shutting down");
     server.shutdown();
-    eprintln!("expressway: stopped");
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -213,14 +267,23 @@ fn run_api_only(server: crate::api::ApiServer) -> Result<()> {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<()> {
+    telemetry::oplog::init(&config.daemon_log);
     let programs = compile_state_machines(&config)?;
     for notice in exactly_once_notices(&config) {
-        eprintln!("expressway: {notice}");
+        tracing::info!("{notice}");
     }
+    // What /healthz and /readyz answer: every part below registers its checks here.
+    let health = Health::new();
     if let Some(listen) = config.metrics.listen {
-        telemetry::install_prometheus(listen)?;
-        eprintln!("expressway: metrics at http://{listen}/metrics");
+        telemetry::install_prometheus(listen, health.clone())?;
+        tracing::info!("metrics at http://{listen}/metrics (probes: /healthz, /readyz)");
     }
+    // After the recorder is installed: metric handles bind to the recorder current then.
+    let observers = Observers::new(
+        programs.iter().map(|(name, p)| (name.as_str(), &**p)),
+        &config.history,
+    );
+    start_console(&config, &observers)?;
     // Task integrations do their I/O here, off the shard threads; the runtime lives until
     // `run` returns, after the shards have stopped.
     let integration_runtime = tokio::runtime::Builder::new_multi_thread()
@@ -234,12 +297,12 @@ pub fn run(config: Config) -> Result<()> {
             .map_err(|e| anyhow!(e))?;
     if config.sources.is_empty() {
         // The config reader allows no sources only with [api].
-        let (server, _) = start_api(&config, Arc::new(integrations))?
+        let (server, _) = start_api(&config, Arc::new(integrations), &observers, &health)?
             .ok_or_else(|| anyhow!("nothing to run: no [[sources]] and no [api]"))?;
-        return run_api_only(server);
+        return run_api_only(server, &health);
     }
 
-    let cluster = KafkaCluster::connect(&config)?;
+    let cluster = KafkaCluster::connect(&config, &health)?;
     let integrations: Arc<dyn TaskResource> = match &cluster.producer {
         Some(producer) => Arc::new(integrations.with_kafka_producer(Arc::new(KafkaProduce {
             producer: producer.clone(),
@@ -247,17 +310,31 @@ pub fn run(config: Config) -> Result<()> {
         None => Arc::new(integrations),
     };
     // With the API, Tasks also reach nested executions and callbacks (its stack).
-    let (api, resources) = match start_api(&config, integrations.clone())? {
+    let (api, resources) = match start_api(&config, integrations.clone(), &observers, &health)? {
         Some((server, resources)) => (Some(server), resources),
         None => (None, integrations),
     };
     let runtime = integration_runtime.handle();
     // Shards over their byte budget; the SQS sources receive nothing while there are any.
     let shards_over_budget = Arc::new(AtomicUsize::new(0));
-    let (bindings, sqs_sources) =
-        build_bindings(&config, &programs, &cluster, runtime, &shards_over_budget)?;
-    let shards = start_shards(&config, &cluster, bindings, resources, &shards_over_budget)?;
-    let consumer = start_consumer(&config, &cluster.brokers, &shards.senders)?;
+    let (bindings, sqs_sources) = build_bindings(
+        &config,
+        &programs,
+        &observers,
+        &cluster,
+        runtime,
+        &shards_over_budget,
+        &health,
+    )?;
+    let shards = start_shards(
+        &config,
+        &cluster,
+        bindings,
+        resources,
+        &shards_over_budget,
+        &health,
+    )?;
+    let consumer = start_consumer(&config, &cluster.brokers, &shards.senders, &health)?;
     if let Some(consumer) = &consumer {
         let _ = cluster.consumer.set(Arc::downgrade(consumer));
     }
@@ -267,13 +344,14 @@ pub fn run(config: Config) -> Result<()> {
     let stop = stop_on_signal()?;
     let demo = Demo::start(&config, &cluster.brokers)?;
     let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-    eprintln!(
-        "expressway: running {} shard(s) on {}",
+    tracing::info!(
+        "running {} shard(s) on {}",
         shards.senders.len(),
         names.join(", ")
     );
 
     let running = Running {
+        health: &health,
         config: &config,
         cluster,
         api,
@@ -312,7 +390,7 @@ struct KafkaCluster {
 }
 
 impl KafkaCluster {
-    fn connect(config: &Config) -> Result<KafkaCluster> {
+    fn connect(config: &Config, health: &Health) -> Result<KafkaCluster> {
         let uses_kafka = config.uses_kafka();
         let embedded = match &config.kafka.brokers {
             Brokers::Embedded if uses_kafka => {
@@ -338,7 +416,7 @@ impl KafkaCluster {
                         .map_err(|e| anyhow!("embedded Kafka: creating {topic}: {e}"))?;
                 }
             }
-            eprintln!("expressway: embedded Kafka at {brokers}");
+            tracing::info!("embedded Kafka at {brokers}");
         }
         let properties = config.kafka.property_list();
         let producer_config = kafka::producer_config(
@@ -349,7 +427,7 @@ impl KafkaCluster {
         );
         let producer = match uses_kafka {
             true => Some(Arc::new(
-                kafka::producer(&producer_config).context("creating the Kafka producer")?,
+                kafka::producer(&producer_config, health).context("creating the Kafka producer")?,
             )),
             false => None,
         };
@@ -369,9 +447,11 @@ impl KafkaCluster {
 fn build_bindings(
     config: &Config,
     programs: &HashMap<String, Arc<Program>>,
+    observers: &Observers,
     cluster: &KafkaCluster,
     runtime: &tokio::runtime::Handle,
     shards_over_budget: &Arc<AtomicUsize>,
+    health: &Arc<Health>,
 ) -> Result<(Bindings, Vec<Arc<SqsSource>>)> {
     let mut bindings = HashMap::new();
     let mut sqs_sources = Vec::new();
@@ -391,7 +471,13 @@ fn build_bindings(
             })
             .map_err(|e| anyhow!(e))?,
         );
-        let sink = build_sinks(source, cluster.producer.as_ref(), &sqs_client, runtime);
+        let sink = build_sinks(
+            source,
+            cluster.producer.as_ref(),
+            &sqs_client,
+            runtime,
+            health,
+        );
         let exactly_once = (source.delivery == Delivery::ExactlyOnce).then(|| OutputTopics {
             results: source.results_topic.as_deref().map(Arc::from),
             dead_letters: source.dead_letter_topic.as_deref().map(Arc::from),
@@ -401,8 +487,9 @@ fn build_bindings(
             state_machine: Arc::from(sm.name.as_str()),
             workflow_type: sm.workflow_type,
             sink: sink.clone(),
-            state_machine_metrics: StateMachineMetrics::new(&sm.name),
+            state_machine_metrics: observers.metrics(&sm.name),
             source_metrics: SourceMetrics::new(&source.name, label),
+            history: observers.history(&sm.name),
             acks,
             exactly_once: exactly_once.clone(),
         };
@@ -422,6 +509,10 @@ fn build_bindings(
                     release_failures: sqs.release_failures,
                     capacity: config.workers.shard_count() * config.workers.max_in_flight_per_shard,
                     shards_over_budget: shards_over_budget.clone(),
+                    receiving: health.pending(
+                        format!("sqs_source:{}", source.name),
+                        "no ReceiveMessage has answered yet",
+                    ),
                 },
                 sqs_client,
                 runtime.clone(),
@@ -444,6 +535,7 @@ fn build_sinks(
     producer: Option<&Arc<KafkaProducer>>,
     sqs_client: &Arc<Sqs>,
     runtime: &tokio::runtime::Handle,
+    health: &Arc<Health>,
 ) -> Arc<dyn Sink> {
     let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
     if let Some(producer) = producer {
@@ -451,6 +543,7 @@ fn build_sinks(
             producer: producer.clone(),
             results_topic: source.results_topic.clone(),
             dead_letter_topic: source.dead_letter_topic.clone(),
+            health: health.clone(),
         }));
     }
     if source.results_queue_url.is_some() || source.dead_letter_queue_url.is_some() {
@@ -460,6 +553,7 @@ fn build_sinks(
             source.results_queue_url.clone(),
             source.dead_letter_queue_url.clone(),
             SqsMetrics::new(&source.name),
+            health.up(format!("sqs_sink:{}", source.name)),
         )));
     }
     Arc::new(Sinks(sinks))
@@ -480,6 +574,7 @@ fn start_shards(
     bindings: Bindings,
     resources: Arc<dyn TaskResource>,
     shards_over_budget: &Arc<AtomicUsize>,
+    health: &Arc<Health>,
 ) -> Result<Shards> {
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     let mut senders = Vec::new();
@@ -526,10 +621,15 @@ fn start_shards(
             control_tx.clone(),
         );
         senders.push(tx);
+        // A shard whose event loop panics fails /healthz.
+        let alive = health.thread_guard(format!("shard-{index}"));
         threads.push(
             std::thread::Builder::new()
                 .name(format!("shard-{index}"))
-                .spawn(move || shard.run())?,
+                .spawn(move || {
+                    let _alive = alive;
+                    shard.run()
+                })?,
         );
     }
     Ok(Shards {
@@ -544,6 +644,7 @@ fn start_consumer(
     config: &Config,
     brokers: &str,
     shards: &[Sender<Msg>],
+    health: &Health,
 ) -> Result<Option<Arc<KafkaConsumer>>> {
     if !config.sources.iter().any(|s| s.kind == SourceKind::Kafka) {
         return Ok(None);
@@ -567,6 +668,7 @@ fn start_consumer(
         shards.to_vec(),
         sources,
         config.workers.commit_interval(),
+        health,
     )
     .context("creating the Kafka consumer")?;
     consumer.subscribe(&topics).context("subscribing")?;
@@ -613,8 +715,8 @@ impl Demo {
             mode => {
                 let properties = config.kafka.property_list();
                 let topics: Vec<&str> = printed.iter().map(|t| t.topic.as_str()).collect();
-                eprintln!(
-                    "expressway: printing {} records of {} ([demo] print_records)",
+                tracing::info!(
+                    "printing {} records of {} ([demo] print_records)",
                     if mode == PrintRecords::All {
                         "all"
                     } else {
@@ -648,6 +750,7 @@ impl Demo {
 
 /// A started daemon: what [`Running::shutdown`] takes down, in order.
 struct Running<'c> {
+    health: &'c Health,
     config: &'c Config,
     cluster: KafkaCluster,
     api: Option<crate::api::ApiServer>,
@@ -673,6 +776,7 @@ impl Running<'_> {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(100));
                     self.shards.control.try_iter().for_each(drop);
+                    telemetry::oplog::flush_suppressed();
                 }
             }
         }
@@ -681,6 +785,7 @@ impl Running<'_> {
     /// Takes the daemon down in the order documented at the top of this file.
     fn shutdown(self) -> Result<()> {
         let Running {
+            health,
             config,
             cluster,
             api,
@@ -689,7 +794,8 @@ impl Running<'_> {
             sqs_sources,
             demo,
         } = self;
-        eprintln!("expressway: shutting down");
+        health.stopping();
+        tracing::info!("shutting down");
         for source in &sqs_sources {
             source.stop_receiving();
         }
@@ -735,8 +841,9 @@ impl Running<'_> {
         if let Some(server) = api {
             server.shutdown();
         }
-        eprintln!(
-            "expressway: stopped after {} events ({} succeeded, {} failed, {} timed out, {} dead letters, {} transitions)",
+        telemetry::oplog::flush_suppressed();
+        tracing::info!(
+            "stopped after {} events ({} succeeded, {} failed, {} timed out, {} dead letters, {} transitions)",
             total.events, total.succeeded, total.failed, total.timed_out, total.dead_letters, total.transitions
         );
         Ok(())

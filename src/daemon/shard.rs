@@ -27,6 +27,7 @@ use crate::engine::{
 };
 use crate::resource::TaskResource;
 use crate::telemetry::exec_log::ExecutionLogger;
+use crate::telemetry::history::MachineHistory;
 use crate::telemetry::{DlqReason, RejectReason, ShardMetrics, SourceMetrics, StateMachineMetrics};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::Serialize;
@@ -240,6 +241,8 @@ pub struct Binding {
     /// What each shard counts its executions and events in (it takes its own copies).
     pub state_machine_metrics: StateMachineMetrics,
     pub source_metrics: SourceMetrics,
+    /// Where the state machine's executions are kept (`[history]`), if they are.
+    pub history: Option<Arc<MachineHistory>>,
     /// `Some` for a source acknowledging per message (SQS); `None`: offsets (Kafka).
     pub acks: Option<Arc<dyn MessageAck>>,
     /// `Some` for an exactly-once source: its records and offsets go to the shard's
@@ -378,11 +381,15 @@ impl Shard {
             .enumerate()
             .map(|(index, (topic, binding))| {
                 by_topic.insert(topic.clone(), index);
+                let metrics = driver.count_executions(binding.state_machine_metrics.clone());
+                if let Some(history) = &binding.history {
+                    driver.keep_history(metrics, history.clone());
+                }
                 ShardBinding {
                     binding: binding.clone(),
                     state_machine: Arc::from(&*binding.state_machine),
                     source_metrics: binding.source_metrics.clone(),
-                    metrics: driver.count_executions(binding.state_machine_metrics.clone()),
+                    metrics,
                 }
             })
             .collect();
@@ -456,7 +463,7 @@ impl Shard {
         self.release();
         if let Some(transactions) = &mut self.config.transactions {
             if let Err(e) = transactions.flush() {
-                eprintln!("expressway: the last transaction was aborted: {e}");
+                crate::telemetry::oplog::limited!(error, e, "the last transaction was aborted");
             }
         }
         let points = self.commit_points(None);
@@ -488,9 +495,13 @@ impl Shard {
                         if let Some(acks) = self.acks_of(&coords) {
                             acks.release(&coords);
                         }
-                        eprintln!(
-                        "expressway: delivery for {}:{}@{} failed, the event will be redelivered: {e}",
-                            coords.topic, coords.partition, coords.offset
+                        crate::telemetry::oplog::limited!(
+                            warn,
+                            e,
+                            topic = %coords.topic,
+                            partition = coords.partition,
+                            offset = coords.offset,
+                            "delivery failed, the event will be redelivered"
                         )
                     }
                 }
@@ -514,7 +525,7 @@ impl Shard {
                     self.config.transactions.as_mut().filter(|_| transactional)
                 {
                     if let Err(e) = transactions.flush() {
-                        eprintln!("expressway: transaction on revoke aborted: {e}");
+                        crate::telemetry::oplog::limited!(warn, e, "transaction on revoke aborted");
                     }
                 }
                 let points = self.commit_points(Some(&partitions));
@@ -1068,6 +1079,7 @@ mod tests {
             sink: sink.clone(),
             state_machine_metrics: StateMachineMetrics::new("sm"),
             source_metrics: SourceMetrics::new("src", "in"),
+            history: None,
             acks: None,
             exactly_once: None,
         };
@@ -1227,6 +1239,7 @@ mod tests {
             sink: sink.clone(),
             state_machine_metrics: StateMachineMetrics::new("sm"),
             source_metrics: SourceMetrics::new("src", "in"),
+            history: None,
             acks: None,
             exactly_once: Some(OutputTopics {
                 results: Some(Arc::from("out")),

@@ -19,11 +19,13 @@
 
 pub mod config;
 
+use super::health::Check;
 use super::shard::{
     Delivery, MessageAck, Msg, OutRecord, RecordKind, Sink, SourceCoords, SourceEvent,
 };
 use crate::asl::effect::EXPRESS_MAX_DURATION_MS;
 use crate::integrations::sqs::Sqs;
+use crate::telemetry::oplog::limited;
 use crate::telemetry::SqsMetrics;
 use crossbeam_channel::Sender;
 use serde_json::{json, Map, Value};
@@ -56,6 +58,8 @@ pub struct SourceSettings {
     /// Shards over their byte budget (`max_held_bytes_per_shard`): nothing is received
     /// while there are any.
     pub shards_over_budget: Arc<AtomicUsize>,
+    /// Readiness: up while the last ReceiveMessage succeeded.
+    pub receiving: Arc<Check>,
 }
 
 struct InFlight {
@@ -172,6 +176,7 @@ impl SqsSource {
             self.metrics.received(answer.is_ok());
             match answer {
                 Ok(reply) => {
+                    s.receiving.up();
                     let messages = reply.get("Messages").and_then(Value::as_array);
                     for m in messages.into_iter().flatten() {
                         self.dispatch(m, &shards);
@@ -182,12 +187,13 @@ impl SqsSource {
                     }
                 }
                 Err(f) => {
-                    eprintln!(
-                        "expressway: sqs source {}: ReceiveMessage failed: {}: {}",
-                        s.name,
+                    let error = format!(
+                        "{}: {}",
                         f.error.unwrap_or_default(),
                         f.cause.unwrap_or_default()
                     );
+                    s.receiving.down(format!("ReceiveMessage failed: {error}"));
+                    limited!(warn, error, source = %s.name, "SQS ReceiveMessage failed");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
@@ -316,10 +322,11 @@ impl SqsSource {
                 .filter_map(|id| id.parse().ok())
                 .collect(),
             Err(f) => {
-                eprintln!(
-                    "expressway: sqs source {}: ChangeMessageVisibilityBatch failed: {}",
-                    self.settings.name,
-                    f.cause.unwrap_or_default()
+                limited!(
+                    warn,
+                    f.cause.unwrap_or_default(),
+                    source = %self.settings.name,
+                    "SQS ChangeMessageVisibilityBatch failed"
                 );
                 Vec::new()
             }
@@ -360,14 +367,17 @@ impl SqsSource {
         };
         if failed > 0 {
             // The messages become visible again and run once more: at least once.
-            eprintln!(
-                "expressway: sqs source {}: {failed} of {} deletes failed, those messages will be delivered again: {}",
-                self.settings.name,
-                batch.len(),
-                match &reply {
-                    Ok(reply) => reply["Failed"].to_string(),
-                    Err(f) => f.cause.clone().unwrap_or_default(),
-                }
+            let error = match &reply {
+                Ok(reply) => reply["Failed"].to_string(),
+                Err(f) => f.cause.clone().unwrap_or_default(),
+            };
+            limited!(
+                warn,
+                error,
+                source = %self.settings.name,
+                failed,
+                batch = batch.len(),
+                "SQS deletes failed, those messages will be delivered again"
             );
         }
         self.metrics.deleted(true, batch.len() - failed);
@@ -462,11 +472,18 @@ impl SqsSink {
         results_queue_url: Option<String>,
         dead_letter_queue_url: Option<String>,
         metrics: SqsMetrics,
+        accepting: Arc<Check>,
     ) -> SqsSink {
         let start = |queue_url: Option<String>| {
             let queue_url = queue_url?;
             let (tx, rx) = mpsc::unbounded_channel();
-            runtime.spawn(send_loop(client.clone(), queue_url, metrics.clone(), rx));
+            let sender = QueueSender {
+                client: client.clone(),
+                queue_url,
+                metrics: metrics.clone(),
+                accepting: accepting.clone(),
+            };
+            runtime.spawn(send_loop(Arc::new(sender), rx));
             Some(tx)
         };
         SqsSink {
@@ -510,13 +527,17 @@ impl Sink for SqsSink {
     }
 }
 
-/// Groups records into batches (10 entries, 256 KiB) and sends each batch as its own task.
-async fn send_loop(
+/// What sends one queue's batches: the client, the queue, its counters and readiness (up
+/// while the last SendMessageBatch call succeeded).
+struct QueueSender {
     client: Arc<Sqs>,
     queue_url: String,
     metrics: SqsMetrics,
-    mut records: mpsc::UnboundedReceiver<Pending>,
-) {
+    accepting: Arc<Check>,
+}
+
+/// Groups records into batches (10 entries, 256 KiB) and sends each batch as its own task.
+async fn send_loop(sender: Arc<QueueSender>, mut records: mpsc::UnboundedReceiver<Pending>) {
     let mut held: Option<Pending> = None;
     loop {
         let first = match held.take() {
@@ -541,16 +562,17 @@ async fn send_loop(
                 Err(_) => break,
             }
         }
-        tokio::spawn(send_batch(
-            client.clone(),
-            queue_url.clone(),
-            metrics.clone(),
-            batch,
-        ));
+        tokio::spawn(send_batch(sender.clone(), batch));
     }
 }
 
-async fn send_batch(client: Arc<Sqs>, queue_url: String, metrics: SqsMetrics, batch: Vec<Pending>) {
+async fn send_batch(sender: Arc<QueueSender>, batch: Vec<Pending>) {
+    let QueueSender {
+        client,
+        queue_url,
+        metrics,
+        accepting,
+    } = &*sender;
     let entries: Vec<Value> = batch
         .iter()
         .enumerate()
@@ -561,7 +583,15 @@ async fn send_batch(client: Arc<Sqs>, queue_url: String, metrics: SqsMetrics, ba
         })
         .collect();
     let body = json!({"QueueUrl": queue_url, "Entries": entries});
-    let reply = call_with_retries(&client, "SendMessageBatch", &queue_url, &body).await;
+    let reply = call_with_retries(client, "SendMessageBatch", queue_url, &body).await;
+    match &reply {
+        Ok(_) => accepting.up(),
+        Err(f) => {
+            let error = f.cause.clone().unwrap_or_default();
+            accepting.down(format!("SendMessageBatch to {queue_url} failed: {error}"));
+            limited!(warn, error, queue = %queue_url, "SQS SendMessageBatch failed");
+        }
+    }
     let failures: HashMap<String, String> = match &reply {
         Ok(reply) => reply
             .get("Failed")

@@ -28,10 +28,11 @@
 use super::clock::Clock;
 use super::slab::{ExecKey, Slab};
 use super::timers::{TimerId, Timers};
-use crate::asl::error::{names, Failure};
-use crate::asl::{Effect, Execution, ExecutionOptions, Millis, Program, Token};
+use crate::asl::error::{json_text, names, Failure};
+use crate::asl::{Effect, Execution, ExecutionOptions, Millis, Outcome, Program, Token};
 use crate::resource::{Completion, Heartbeat, TaskReply, TaskResource};
 use crate::telemetry::exec_log::ExecutionLogger;
+use crate::telemetry::history::{ExecutionTrace, MachineHistory, Sampler, TraceStatus};
 use crate::telemetry::{Integration, StateMachineMetrics, Status, TaskMetrics};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -124,6 +125,8 @@ struct Running<X> {
     timers: Vec<TimerId>,
     metrics: Option<MetricsKey>,
     started_at: Instant,
+    /// Its history is recorded and kept (see [`Driver::keep_history`]).
+    sampled: bool,
     owned: X,
     /// In the driver's ready queue (it yielded with work left).
     queued: bool,
@@ -165,6 +168,8 @@ pub struct Driver<X, I, R = Arc<dyn TaskResource>> {
     max_execution_bytes: usize,
     /// What the executions of each state machine counted, by [`MetricsKey`].
     metrics: Vec<StateMachineMetrics>,
+    /// Where each state machine's executions are kept, by [`MetricsKey`], if they are.
+    histories: Vec<Option<Sampler>>,
     /// Executions finished since the counts were last published.
     unpublished: u32,
     /// The effects of the step being carried out (kept for its allocation).
@@ -186,6 +191,7 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
             held_bytes: 0,
             max_execution_bytes: usize::MAX,
             metrics: Vec::new(),
+            histories: Vec::new(),
             unpublished: 0,
             effects: Vec::new(),
         }
@@ -197,6 +203,7 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
     /// execution.
     pub fn count_executions(&mut self, metrics: StateMachineMetrics) -> MetricsKey {
         self.metrics.push(metrics);
+        self.histories.push(None);
         MetricsKey(self.metrics.len() - 1)
     }
 
@@ -228,6 +235,12 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
         self.clock = clock;
     }
 
+    /// Keeps the executions counted under `key` in `history`: a sample of them with their
+    /// history events, and every failure.
+    pub fn keep_history(&mut self, MetricsKey(k): MetricsKey, history: Arc<MachineHistory>) {
+        self.histories[k] = Some(Sampler::new(history));
+    }
+
     /// Whether executions record their history (they do when it is logged).
     pub fn records_history(&self) -> bool {
         self.telemetry.logger.is_some()
@@ -238,20 +251,36 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
     pub fn start(&mut self, start: Start<X>) -> ExecKey {
         let mut opts = start.opts;
         opts.record_history |= self.records_history();
+        let mut sampled = None;
         if let Some(MetricsKey(k)) = start.metrics {
             self.metrics[k].execution_started();
+            opts.state_marks |= self.metrics[k].states().is_some();
+            sampled = self.histories[k]
+                .as_mut()
+                .and_then(|s| s.sample().then_some(&*s));
         }
+        opts.record_history |= sampled.is_some();
         let now = self.clock.now();
+        let input = sampled
+            .as_ref()
+            .filter(|s| s.history.config().include_data)
+            .map(|_| json_text(&start.input));
         let exec = Execution::start(start.program, start.input, opts, now);
         let key = self.executions.insert(Running {
             exec,
             timers: Vec::new(),
             metrics: start.metrics,
             started_at: Instant::now(),
+            sampled: sampled.is_some(),
             owned: start.owned,
             queued: false,
             bytes: 0,
         });
+        if let (Some(s), Some(r)) = (sampled, self.executions.get(key)) {
+            let mut trace = trace_of(&r.owned.execution_arn(), s.history.name(), now, &r.exec);
+            trace.input = input;
+            s.history.started(trace);
+        }
         self.advance_at(key, now);
         key
     }
@@ -422,6 +451,12 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
         };
         let yielded = r.exec.run_for(now, SLICE_TRANSITIONS);
         let finished = r.exec.outcome().is_some();
+        if let Some(states) = r
+            .metrics
+            .and_then(|MetricsKey(k)| self.metrics[k].states_mut())
+        {
+            r.exec.drain_marks().for_each(|m| states.mark(m));
+        }
         // Taken out so that effects can be carried out while the execution is borrowed;
         // into a buffer kept between steps (every execution yields at least its deadline).
         let mut effects = std::mem::take(&mut self.effects);
@@ -523,10 +558,26 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
                 self.publish_metrics();
             }
         }
+        if let Some(s) = r
+            .metrics
+            .and_then(|MetricsKey(k)| self.histories[k].as_ref())
+        {
+            let failed = !matches!(r.exec.outcome(), Some(Outcome::Succeeded(_)));
+            if r.sampled || failed {
+                let arn = r.owned.execution_arn();
+                let start_ms = self.clock.now() - r.started_at.elapsed().as_millis() as Millis;
+                let mut trace = trace_of(&arn, s.history.name(), start_ms, &r.exec);
+                trace.stop_ms = Some(self.clock.now());
+                if r.sampled {
+                    trace.events = Some(r.exec.history().to_vec());
+                }
+                s.history.finished(trace);
+            }
+        }
         if let Some(logger) = &mut self.telemetry.logger {
             let arn = r.owned.execution_arn();
             if let Err(e) = logger.log(&arn, r.exec.history()) {
-                eprintln!("expressway: execution log write failed: {e}");
+                crate::telemetry::oplog::limited!(error, e, "execution log write failed");
             }
         }
         self.finished.push_back(Finished {
@@ -549,5 +600,36 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
     fn publish_metrics(&mut self) {
         self.metrics.iter_mut().for_each(StateMachineMetrics::flush);
         self.unpublished = 0;
+    }
+}
+
+/// What the history keeps of `exec`, as far as it has run (its events are added by the
+/// caller for a sampled execution).
+fn trace_of(
+    arn: &str,
+    state_machine: &Arc<str>,
+    start_ms: Millis,
+    exec: &Execution,
+) -> ExecutionTrace {
+    let (status, output, failure) = match exec.outcome() {
+        None => (TraceStatus::Running, None, None),
+        Some(Outcome::Succeeded(v)) => (TraceStatus::Succeeded, Some(json_text(v)), None),
+        Some(Outcome::Failed(f)) => (TraceStatus::Failed, None, Some(f)),
+        Some(Outcome::TimedOut(f)) => (TraceStatus::TimedOut, None, Some(f)),
+    };
+    ExecutionTrace {
+        arn: arn.to_owned(),
+        name: arn.rsplit(':').next().unwrap_or(arn).to_owned(),
+        state_machine: state_machine.clone(),
+        status,
+        start_ms,
+        stop_ms: None,
+        input: None,
+        output,
+        error: failure.and_then(|f| f.error.clone()),
+        cause: failure.and_then(|f| f.cause.clone()),
+        failed_state: exec.failed_state().map(Arc::from),
+        transitions: exec.transitions(),
+        events: None,
     }
 }

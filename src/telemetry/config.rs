@@ -1,10 +1,11 @@
-//! `[logs]` and `[metrics]`: where execution logs and Prometheus metrics go, and their
-//! readers.
+//! `[logs]`, `[daemon_log]` and `[metrics]`: where execution logs, the daemon's own
+//! operational log and Prometheus metrics go, and their readers.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::exec_log::LogLevel;
+use super::oplog::{DaemonLogConfig, LogFormat, LEVELS};
 use crate::config_reader::Section;
 
 /// `[logs]`: execution logs, as Step Functions' logging configuration has them.
@@ -95,6 +96,20 @@ pub fn read_logs(mut section: Section<'_>, base_dir: &Path) -> LogsConfig {
     }
 }
 
+/// Reads `[daemon_log]`.
+pub fn read_daemon_log(mut section: Section<'_>) -> DaemonLogConfig {
+    let defaults = DaemonLogConfig::default();
+    let levels = LEVELS.map(|level| (level, level));
+    let level = section.one_of("level", defaults.level, &levels);
+    let format = section.one_of(
+        "format",
+        defaults.format,
+        &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+    );
+    section.finish();
+    DaemonLogConfig { level, format }
+}
+
 /// Reads `[metrics]`.
 pub fn read_metrics(mut section: Section<'_>) -> MetricsConfig {
     let listen = match section.string("listen") {
@@ -138,6 +153,30 @@ mod tests {
                     "must be \"stdout\", \"stderr\" or a file path",
                 ),
                 ("logs.include_execution_data", "expected true or false"),
+            ],
+        );
+    }
+
+    #[test]
+    fn daemon_log_level_and_format_are_read_and_checked() {
+        let daemon_log = |text: &str| read_section(text, "daemon_log", read_daemon_log);
+        assert_eq!(
+            daemon_log("[daemon_log]\n").unwrap(),
+            Some(DaemonLogConfig::default())
+        );
+        assert_eq!(
+            daemon_log("[daemon_log]\nlevel = \"debug\"\nformat = \"json\"\n").unwrap(),
+            Some(DaemonLogConfig {
+                level: "debug",
+                format: LogFormat::Json
+            })
+        );
+        assert_section_errors(
+            daemon_log("[daemon_log]\nlevel = \"INFO\"\nformat = \"logfmt\"\nfile = \"x\"\n"),
+            &[
+                ("daemon_log.level", "\"INFO\" is not one of"),
+                ("daemon_log.format", "\"logfmt\" is not one of"),
+                ("daemon_log.file", "unknown key"),
             ],
         );
     }

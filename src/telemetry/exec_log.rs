@@ -196,7 +196,12 @@ impl ExecutionLogger {
             let record = Record {
                 id: ev.id,
                 kind: ev.kind,
-                details: self.details(ev, resource.map(|r| r.1), region),
+                details: details(
+                    ev,
+                    self.include_execution_data,
+                    resource.map(|r| r.1),
+                    region,
+                ),
                 previous_event_id: previous_event_id(ev),
                 event_timestamp: ev.timestamp,
                 execution_arn,
@@ -214,18 +219,86 @@ impl ExecutionLogger {
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+}
 
-    /// Maps the VM's details of `ev` onto AWS's details structure for its type.
-    fn details<'a>(
-        &self,
-        ev: &'a HistoryEvent,
-        resource: Option<&'a str>,
-        region: Option<&'a str>,
-    ) -> Details<'a> {
+/// An execution's history as `GetExecutionHistory` answers it: one object per event, with
+/// `timestamp` (epoch seconds), `type`, `id`, `previousEventId` and the event's
+/// `…EventDetails` structure (the same details the logs carry; inputs and outputs only with
+/// `include_data`).
+pub fn api_history(execution_arn: &str, events: &[HistoryEvent], include_data: bool) -> Vec<Value> {
+    let region = Arn::parse(execution_arn)
+        .map(|arn| arn.region)
+        .filter(|r| !r.is_empty());
+    let mut resources: Vec<(&str, &str)> = Vec::new();
+    let mut out = Vec::with_capacity(events.len());
+    for ev in events {
+        let state = ev.state.as_deref();
+        if ev.kind == "TaskScheduled" {
+            if let (Some(state), Some(resource)) = (state, text(&ev.details, "resource")) {
+                resources.push((state, resource));
+            }
+        }
+        let resource = state.and_then(|s| resources.iter().rev().find(|(n, _)| *n == s));
+        let mut event = serde_json::Map::new();
+        event.insert(
+            "timestamp".into(),
+            Value::from(ev.timestamp as f64 / 1000.0),
+        );
+        event.insert("type".into(), Value::from(ev.kind));
+        event.insert("id".into(), Value::from(ev.id));
+        event.insert("previousEventId".into(), Value::from(previous_event_id(ev)));
+        if let Some(key) = details_member(ev.kind) {
+            let d = details(ev, include_data, resource.map(|r| r.1), region);
+            let d = serde_json::to_value(d).expect("details serialise");
+            event.insert(key, d);
+        }
+        out.push(Value::Object(event));
+    }
+    out
+}
+
+/// The `HistoryEvent` member holding an event type's details (botocore's model): the state
+/// events share `stateEnteredEventDetails`/`stateExitedEventDetails`; Parallel's and Map's
+/// own start/end events other than `MapStateStarted` have none.
+fn details_member(kind: &str) -> Option<String> {
+    if kind.ends_with("StateEntered") {
+        return Some("stateEnteredEventDetails".into());
+    }
+    if kind.ends_with("StateExited") {
+        return Some("stateExitedEventDetails".into());
+    }
+    let has_details = [
+        "Execution",
+        "Task",
+        "Activity",
+        "LambdaFunction",
+        "MapIteration",
+        "MapRun",
+    ]
+    .iter()
+    .any(|prefix| kind.starts_with(prefix))
+        || kind == "MapStateStarted";
+    if !has_details {
+        return None;
+    }
+    let mut member = kind[..1].to_ascii_lowercase();
+    member.push_str(&kind[1..]);
+    member.push_str("EventDetails");
+    Some(member)
+}
+
+/// Maps the VM's details of `ev` onto AWS's details structure for its type.
+fn details<'a>(
+    ev: &'a HistoryEvent,
+    include_execution_data: bool,
+    resource: Option<&'a str>,
+    region: Option<&'a str>,
+) -> Details<'a> {
+    {
         let d = &ev.details;
         // Input or output text and its `…Details`, when execution data is logged.
         let data = |key| match text(d, key) {
-            Some(t) if self.include_execution_data => {
+            Some(t) if include_execution_data => {
                 let (t, truncated) = cut(t);
                 (Some(t), Some(Truncated { truncated }))
             }

@@ -23,6 +23,10 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 
 use crate::asl::effect::Outcome;
 
+mod states;
+use states::state_duration_buckets_secs;
+pub use states::{StateCounts, StateFigures, StateMetrics, STATE_DURATION_BUCKETS_MS};
+
 /// Every metric name. `docs/metrics.md` lists each of them (a test checks it).
 pub mod names {
     pub const EXECUTIONS_STARTED: &str = "expressway_executions_started_total";
@@ -31,6 +35,9 @@ pub mod names {
     pub const EXECUTIONS_TIMED_OUT: &str = "expressway_executions_timed_out_total";
     pub const EXECUTION_DURATION: &str = "expressway_execution_duration_seconds";
     pub const STATE_TRANSITIONS: &str = "expressway_state_transitions_total";
+    pub const STATE_ENTERED: &str = "expressway_state_entered_total";
+    pub const STATE_EXITED: &str = "expressway_state_exited_total";
+    pub const STATE_DURATION: &str = "expressway_state_duration_seconds";
     pub const EXECUTIONS_IN_FLIGHT: &str = "expressway_executions_in_flight";
     pub const TASK_INVOCATIONS: &str = "expressway_task_invocations_total";
     pub const EVENTS_CONSUMED: &str = "expressway_events_consumed_total";
@@ -58,6 +65,9 @@ pub mod names {
         EXECUTIONS_TIMED_OUT,
         EXECUTION_DURATION,
         STATE_TRANSITIONS,
+        STATE_ENTERED,
+        STATE_EXITED,
+        STATE_DURATION,
         EXECUTIONS_IN_FLIGHT,
         TASK_INVOCATIONS,
         EVENTS_CONSUMED,
@@ -114,11 +124,23 @@ const METRICS_LISTENER: ListenerLimits = ListenerLimits {
     header_read_timeout: Duration::from_secs(10),
 };
 
+/// What `/healthz` and `/readyz` answer on the metrics listener, from state the daemon's
+/// parts keep (`daemon::health`): whether the check passes, and a JSON body saying why.
+pub trait Probes: Send + Sync {
+    /// `/healthz`: the process's threads are alive.
+    fn live(&self) -> (bool, String);
+    /// `/readyz`: sources connected, sinks accepting, the API listening.
+    fn ready(&self) -> (bool, String);
+}
+
 /// Installs the global recorder and serves the metrics at `http://<listen>/metrics` (the
-/// listener answers on any path) from a thread of its own, bounded like every listener we
-/// own ([`crate::listener`]). Fails if the address cannot be bound or a recorder is already
-/// installed.
-pub fn install_prometheus(listen: SocketAddr) -> Result<(), TelemetryError> {
+/// listener answers on any path but two: `/healthz` and `/readyz` ask `probes`) from a
+/// thread of its own, bounded like every listener we own ([`crate::listener`]). Fails if the
+/// address cannot be bound or a recorder is already installed.
+pub fn install_prometheus(
+    listen: SocketAddr,
+    probes: std::sync::Arc<dyn Probes>,
+) -> Result<(), TelemetryError> {
     let io_err = |source| TelemetryError::Listener { listen, source };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -133,7 +155,7 @@ pub fn install_prometheus(listen: SocketAddr) -> Result<(), TelemetryError> {
     describe();
     std::thread::Builder::new()
         .name("metrics".into())
-        .spawn(move || runtime.block_on(serve_metrics(listener, handle)))
+        .spawn(move || runtime.block_on(serve_metrics(listener, handle, probes)))
         .map_err(io_err)?;
     Ok(())
 }
@@ -141,7 +163,9 @@ pub fn install_prometheus(listen: SocketAddr) -> Result<(), TelemetryError> {
 async fn serve_metrics(
     listener: tokio::net::TcpListener,
     handle: metrics_exporter_prometheus::PrometheusHandle,
+    probes: std::sync::Arc<dyn Probes>,
 ) {
+    use axum::http::{header::CONTENT_TYPE, StatusCode};
     // The exporter's own listener drained histograms every 5 s; without it, we do.
     let upkeep = handle.clone();
     tokio::spawn(async move {
@@ -150,18 +174,27 @@ async fn serve_metrics(
             upkeep.run_upkeep();
         }
     });
-    let app = axum::Router::new().fallback(move || {
-        let body = handle.render();
-        async move {
-            (
-                [(
-                    axum::http::header::CONTENT_TYPE,
-                    "text/plain; version=0.0.4",
-                )],
-                body,
-            )
+    // 200 or 503, with the probe's JSON body.
+    let probe = |check: fn(&dyn Probes) -> (bool, String), probes: std::sync::Arc<dyn Probes>| {
+        move || {
+            let (ok, body) = check(&*probes);
+            let status = match ok {
+                true => StatusCode::OK,
+                false => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            async move { (status, [(CONTENT_TYPE, "application/json")], body) }
         }
-    });
+    };
+    let app = axum::Router::new()
+        .route(
+            "/healthz",
+            axum::routing::get(probe(|p| p.live(), probes.clone())),
+        )
+        .route("/readyz", axum::routing::get(probe(|p| p.ready(), probes)))
+        .fallback(move || {
+            let body = handle.render();
+            async move { ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
+        });
     serve(listener, app, METRICS_LISTENER, std::future::pending()).await;
 }
 
@@ -180,6 +213,10 @@ fn builder() -> Result<PrometheusBuilder, BuildError> {
         .set_buckets_for_metric(
             Matcher::Full(names::TASK_CALL_DURATION.to_owned()),
             COMMIT_LATENCY_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(names::STATE_DURATION.to_owned()),
+            &state_duration_buckets_secs(),
         )
 }
 
@@ -210,6 +247,21 @@ fn describe() {
         names::EXECUTION_DURATION,
         Unit::Seconds,
         "Time from an execution's start to its end."
+    );
+    describe_counter!(
+        names::STATE_ENTERED,
+        Unit::Count,
+        "States entered (Map iterations' and Parallel branches' states included)."
+    );
+    describe_counter!(
+        names::STATE_EXITED,
+        Unit::Count,
+        "States left: to their Next or end (succeeded), through a Catcher (caught), or failed."
+    );
+    describe_histogram!(
+        names::STATE_DURATION,
+        Unit::Seconds,
+        "Time from entering a state to leaving it, retries included."
     );
     describe_counter!(
         names::STATE_TRANSITIONS,
@@ -508,6 +560,8 @@ pub struct StateMachineMetrics {
     transitions: BatchedCounter,
     /// Indexed like [`Status::ALL`].
     duration: [BatchedHistogram; 3],
+    /// Per-state metrics, when asked for ([`with_states`](Self::with_states)).
+    states: Option<StateMetrics>,
 }
 
 impl StateMachineMetrics {
@@ -534,7 +588,23 @@ impl StateMachineMetrics {
                 duration(Status::Failed),
                 duration(Status::TimedOut),
             ],
+            states: None,
         }
+    }
+
+    /// Counts each state of `program` too (label `state`; executions then record
+    /// [`StateMark`](crate::asl::effect::StateMark)s).
+    pub fn with_states(mut self, state_machine: &str, program: &crate::asl::Program) -> Self {
+        self.states = Some(StateMetrics::new(state_machine, program));
+        self
+    }
+
+    pub fn states(&self) -> Option<&StateMetrics> {
+        self.states.as_ref()
+    }
+
+    pub fn states_mut(&mut self) -> Option<&mut StateMetrics> {
+        self.states.as_mut()
     }
 
     pub fn execution_started(&mut self) {
@@ -556,6 +626,15 @@ impl StateMachineMetrics {
 
     /// Publishes what was counted since the last flush.
     pub fn flush(&mut self) {
+        if let Some(states) = &mut self.states {
+            states.figures().executions.add([
+                self.started.pending,
+                self.succeeded.pending,
+                self.failed.pending,
+                self.timed_out.pending,
+            ]);
+            states.flush();
+        }
         for counter in [
             &mut self.started,
             &mut self.succeeded,
@@ -788,6 +867,9 @@ pub fn partitions_assigned(count: usize) {
 /// The lag of an assigned partition, from a consumer statistics report (seconds apart, so
 /// formatting the labels here is fine). Report 0 for a revoked partition.
 pub fn consumer_lag(source: &str, topic: &str, partition: i32, lag: i64) {
+    let mut lags = SOURCE_LAG.lock().expect("lag lock");
+    lags.insert((source.to_owned(), topic.to_owned(), partition), lag.max(0));
+    drop(lags);
     metrics::gauge!(
         names::CONSUMER_LAG,
         "source" => source.to_owned(),
@@ -795,6 +877,18 @@ pub fn consumer_lag(source: &str, topic: &str, partition: i32, lag: i64) {
         "partition" => partition.to_string()
     )
     .set(lag.max(0) as f64);
+}
+
+/// The last lag reported per source partition, for the console (the gauges cannot be read).
+static SOURCE_LAG: std::sync::Mutex<std::collections::BTreeMap<(String, String, i32), i64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// The lag of `source` summed over its partitions, as last reported; `None` before any report.
+pub fn source_lag(source: &str) -> Option<i64> {
+    let lags = SOURCE_LAG.lock().expect("lag lock");
+    let mut reported = lags.iter().filter(|((s, _, _), _)| s == source).peekable();
+    reported.peek()?;
+    Some(reported.map(|(_, lag)| *lag).sum())
 }
 
 #[cfg(test)]
@@ -1138,7 +1232,17 @@ mod tests {
         // A port that is taken cannot be listened on: the error names the address.
         let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = taken.local_addr().expect("addr");
-        let err = install_prometheus(addr).expect_err("port in use");
+        struct Probed;
+        impl Probes for Probed {
+            fn live(&self) -> (bool, String) {
+                (true, r#"{"status":"ok"}"#.into())
+            }
+            fn ready(&self) -> (bool, String) {
+                (false, r#"{"status":"not ready"}"#.into())
+            }
+        }
+        let probes = || std::sync::Arc::new(Probed);
+        let err = install_prometheus(addr, probes()).expect_err("port in use");
         assert!(err.to_string().contains(&addr.to_string()), "{err}");
         drop(taken);
 
@@ -1146,7 +1250,7 @@ mod tests {
         let free = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = free.local_addr().expect("addr");
         drop(free);
-        install_prometheus(addr).expect("install");
+        install_prometheus(addr, probes()).expect("install");
         let mut metrics = StateMachineMetrics::new("http-test");
         metrics.execution_started();
         metrics.flush();
@@ -1170,6 +1274,30 @@ mod tests {
         assert!(
             body.contains("expressway_executions_started_total{state_machine=\"http-test\"} 1"),
             "{body}"
+        );
+        // The probes answer from `Probes`; any other path is still the metrics.
+        let get = |path: &str| {
+            let mut body = String::new();
+            let request =
+                format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+            TcpStream::connect(addr)
+                .and_then(|mut s| {
+                    s.write_all(request.as_bytes())?;
+                    s.read_to_string(&mut body)
+                })
+                .expect("answered");
+            body
+        };
+        let healthz = get("/healthz");
+        assert!(healthz.starts_with("HTTP/1.1 200"), "{healthz}");
+        assert!(healthz.ends_with(r#"{"status":"ok"}"#), "{healthz}");
+        let readyz = get("/readyz");
+        assert!(readyz.starts_with("HTTP/1.1 503"), "{readyz}");
+        assert!(readyz.contains("application/json"), "{readyz}");
+        let other = get("/anything");
+        assert!(
+            other.contains("expressway_executions_started_total"),
+            "{other}"
         );
     }
 }

@@ -105,6 +105,10 @@ secret_access_key = "expressway-api-test-secret"
 
 [integrations]
 allow_callbacks = true
+
+[history]
+sample_rate = 1.0
+include_data = true
 "#
             ),
         )

@@ -111,6 +111,29 @@ def cli_describe_missing_execution():
 
 
 @check
+def cli_get_execution_history_of_an_express_execution():
+    r = aws("start-sync-execution", "--state-machine-arn", HELLO, "--input", '{"who": "history"}')
+    arn = r["executionArn"]
+    events = aws("get-execution-history", "--execution-arn", arn)["events"]
+    eq([e["type"] for e in events],
+       ["ExecutionStarted", "PassStateEntered", "PassStateExited", "ExecutionSucceeded"], "types")
+    eq([(e["id"], e["previousEventId"]) for e in events], [(1, 0), (2, 0), (3, 2), (4, 3)], "ids")
+    entered = events[1]["stateEnteredEventDetails"]
+    eq(entered["name"], "P", "state name")
+    eq(json.loads(entered["input"]), {"who": "history"}, "state input")
+    eq(json.loads(events[3]["executionSucceededEventDetails"]["output"]), {"greeting": "hello history"}, "output")
+    page = aws("get-execution-history", "--execution-arn", arn, "--max-results", "1", "--no-paginate", "--reverse-order")
+    eq([e["type"] for e in page["events"]], ["ExecutionSucceeded"], "one event, newest first")
+    assert "nextToken" in page, page
+    bare = aws("get-execution-history", "--execution-arn", arn, "--no-include-execution-data")["events"]
+    assert "input" not in bare[1]["stateEnteredEventDetails"], bare[1]
+    d = aws("describe-state-machine-for-execution", "--execution-arn", arn)
+    eq(d["name"], "hello", "state machine")
+    eq(d["stateMachineArn"], HELLO, "state machine arn")
+    json.loads(d["definition"])
+
+
+@check
 def cli_validate_state_machine_definition():
     bad = aws("validate-state-machine-definition", "--definition",
               '{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nowhere"}}}')
@@ -152,6 +175,32 @@ def boto3_errors_are_modelled_exceptions():
         raise AssertionError("no exception")
     except botocore.exceptions.ClientError as e:
         eq(e.response["Error"]["Code"], "UnrecognizedClientException", "wrong key")
+
+
+@check
+def boto3_get_execution_history_pages_and_names_failures():
+    sfn = client()
+    r = sfn.start_sync_execution(stateMachineArn=HELLO, input='{"who": "pages"}')
+    pages = list(sfn.get_paginator("get_execution_history").paginate(
+        executionArn=r["executionArn"], PaginationConfig={"PageSize": 1}))
+    eq([[e["id"] for e in p["events"]] for p in pages], [[1], [2], [3], [4]], "one event a page")
+    # A failure: the definition's Fail state, kept with its error and cause.
+    definition = {"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "Bad.Thing", "Cause": "it broke"}}}
+    arn = sfn.create_state_machine(
+        name="history-fails", definition=json.dumps(definition), type="EXPRESS",
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/r")["stateMachineArn"]
+    failed = sfn.start_sync_execution(stateMachineArn=arn, input="{}")
+    eq(failed["status"], "FAILED", "status")
+    events = sfn.get_execution_history(executionArn=failed["executionArn"], reverseOrder=True)["events"]
+    eq(events[0]["type"], "ExecutionFailed", "newest first")
+    eq(events[0]["executionFailedEventDetails"], {"error": "Bad.Thing", "cause": "it broke"}, "failure")
+    d = sfn.describe_state_machine_for_execution(executionArn=failed["executionArn"])
+    eq(json.loads(d["definition"]), definition, "definition")
+    try:
+        sfn.get_execution_history(executionArn=f"arn:aws:states:{REGION}:{ACCOUNT}:express:hello:x:y")
+        raise AssertionError("no exception")
+    except sfn.exceptions.ExecutionDoesNotExist:
+        pass
 
 
 @check

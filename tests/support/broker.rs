@@ -239,8 +239,7 @@ fn a_restarted_static_member_owns_its_partitions_again_within_seconds(b: &mut Br
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let text = text.get(from..).unwrap_or_default().to_owned();
         text.lines().any(|l| {
-            l.contains("partitions assigned:")
-                && l.contains(&format!("{}-in[0,1,2,3]", stream.name))
+            l.contains("partitions assigned") && l.contains(&format!("{}-in[0,1,2,3]", stream.name))
         })
     };
     let wait_for_assignment = |from: usize| {

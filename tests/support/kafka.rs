@@ -40,6 +40,8 @@ pub fn group() -> Group<Kafka> {
             sigterm_finishes_executions_in_flight_and_exits_0,
             tasks_call_a_lambda_function_and_produce_to_a_topic,
             exactly_once_source_writes_each_result_and_dead_letter_once,
+            probes_answer_healthz_and_readyz_once_partitions_are_assigned,
+            brokers_gone_make_the_daemon_unready_and_each_error_is_written_once_per_interval,
         ]
     )
     .skipped_by("EXPRESSWAY_SKIP_KAFKA")
@@ -655,4 +657,175 @@ endpoint = "{lambda}"
             )
         },
     )
+}
+
+/// `GET path` on the metrics listener: status and body, `None` if nothing answers.
+fn probe(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split(' ').nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+/// A daemon of its own on `topic` (group `group`), its operational log in JSON; returns its
+/// config's path and metrics port.
+fn probe_config(dir: &std::path::Path, brokers: &str, group: &str, topic: &str) -> (PathBuf, u16) {
+    let port = free_port();
+    let path = dir.join(format!("{group}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[kafka]
+brokers = "{brokers}"
+group_id = "{group}"
+static_membership = false
+[[state_machines]]
+name = "it"
+definition = "sm.asl.json"
+[[sources]]
+name = "{group}"
+type = "kafka"
+topics = ["{topic}"]
+state_machine = "it"
+results_topic = "{topic}-out"
+[workers]
+shards = 1
+[logs]
+level = "OFF"
+[daemon_log]
+format = "json"
+[metrics]
+listen = "127.0.0.1:{port}"
+"#
+        ),
+    )
+    .expect("config");
+    (path, port)
+}
+
+/// The daemon's stderr lines, each a JSON object (`[daemon_log] format = "json"`).
+fn json_lines(log: &str) -> Result<Vec<Value>, String> {
+    log.lines()
+        .map(|l| serde_json::from_str::<Value>(l).map_err(|e| format!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// `/healthz` answers 200 from the start; `/readyz` answers 503 (naming the consumer's
+/// check) until the group's first assignment, then 200. The log is JSON lines.
+fn probes_answer_healthz_and_readyz_once_partitions_are_assigned(k: &mut Kafka) -> Verdict {
+    k._cluster
+        .create_topic("probe-in", PARTITIONS, 1)
+        .map_err(|e| format!("topic: {e}"))?;
+    let (config, port) = probe_config(&k.dir, &k.brokers, "probes", "probe-in");
+    let mut daemon = Daemon::start(&config);
+    let started = Instant::now();
+    // Each distinct readiness answer, in order.
+    let mut seen: Vec<(u16, String)> = Vec::new();
+    let mut healthz = None;
+    while started.elapsed() < Duration::from_secs(60) {
+        if let Some(answer) = probe(port, "/readyz") {
+            healthz = healthz.or_else(|| probe(port, "/healthz"));
+            if seen.last().map(|(s, _)| *s) != Some(answer.0) {
+                seen.push(answer.clone());
+            }
+            if answer.0 == 200 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = daemon.sigterm();
+    let exited = daemon.exit_within(Duration::from_secs(30));
+    let log = daemon.log();
+    let lines = json_lines(&log);
+    let assigned = lines.as_ref().is_ok_and(|lines| {
+        lines.iter().any(|l| {
+            l["message"] == "partitions assigned"
+                && l["level"] == "INFO"
+                && l["partitions"] == "probe-in[0,1,2,3]"
+        })
+    });
+    let statuses: Vec<u16> = seen.iter().map(|(s, _)| *s).collect();
+    let first_says_why = seen.first().is_some_and(|(_, body)| {
+        serde_json::from_str::<Value>(body).is_ok_and(|b| {
+            b["status"] == "not ready"
+                && b["checks"]["kafka_consumer"]
+                    == "waiting for the consumer group's first assignment"
+        })
+    });
+    verdict(
+        statuses == [503, 200]
+            && first_says_why
+            && healthz == Some((200, r#"{"status":"ok"}"#.to_owned()))
+            && assigned
+            && exited.is_some_and(|s| s.success()),
+        || {
+            format!(
+                "readyz answers {seen:?}, healthz {healthz:?}, exit {exited:?}, log lines {:?}:\n{log}",
+                lines.err()
+            )
+        },
+    )
+}
+
+/// With its only broker gone, the daemon says so on `/readyz` (503, the brokers' checks
+/// down) and writes each repeated error at most once per 10 s (once at once, then with
+/// `suppressed`): librdkafka reports them tens of times a second.
+fn brokers_gone_make_the_daemon_unready_and_each_error_is_written_once_per_interval(
+    k: &mut Kafka,
+) -> Verdict {
+    let cluster = MockCluster::new(1).map_err(|e| format!("mock cluster: {e}"))?;
+    cluster
+        .create_topic("gone-in", PARTITIONS, 1)
+        .map_err(|e| format!("topic: {e}"))?;
+    let (config, port) = probe_config(&k.dir, &cluster.bootstrap_servers(), "gone", "gone-in");
+    let mut daemon = Daemon::start(&config);
+    let started = Instant::now();
+    while probe(port, "/readyz").map(|(s, _)| s) != Some(200) {
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err(format!("never ready: {}", daemon.log()).into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mark = daemon.log().len();
+    drop(cluster);
+    // Past one interval: each message once at first, at most once more with its count.
+    std::thread::sleep(Duration::from_secs(13));
+    let readyz = probe(port, "/readyz");
+    let log = daemon.log();
+    let _ = daemon.sigterm();
+    daemon.exit_within(Duration::from_secs(30));
+    let lines = json_lines(&log[mark..]).map_err(|e| format!("{e}\n{log}"))?;
+    let mut by_message: std::collections::HashMap<String, usize> = Default::default();
+    let mut suppressed = 0;
+    for line in &lines {
+        let text = line["error"]
+            .as_str()
+            .unwrap_or(line["message"].as_str().unwrap_or(""));
+        let key: String = text.chars().filter(|c| !c.is_ascii_digit()).collect();
+        *by_message
+            .entry(format!("{} {key}", line["message"]))
+            .or_default() += 1;
+        suppressed += line["suppressed"].as_u64().unwrap_or(0);
+    }
+    let repeated: Vec<_> = by_message.iter().filter(|(_, n)| **n > 2).collect();
+    println!(
+        "kafka: brokers gone for 13 s: {} log lines, {suppressed} repeats suppressed",
+        lines.len()
+    );
+    let unready = readyz
+        .as_ref()
+        .is_some_and(|(status, body)| *status == 503 && body.contains("all brokers down"));
+    verdict(unready && repeated.is_empty() && suppressed > 0, || {
+        format!(
+            "readyz {readyz:?}; written more than twice: {repeated:?}; log:\n{}",
+            &log[mark..]
+        )
+    })
 }

@@ -29,7 +29,7 @@ mod task;
 #[cfg(test)]
 mod tests;
 
-use super::effect::{Effect, ExecutionOptions, Outcome, Purpose, Token};
+use super::effect::{Effect, ExecutionOptions, Outcome, Purpose, StateEnd, StateMark, Token};
 use super::error::output_limit_exceeded;
 use super::time::Millis;
 use history::entered_event;
@@ -149,6 +149,9 @@ pub struct Execution {
     history: Vec<HistoryEvent>,
     /// The JSON bytes of the recorded events' details.
     history_bytes: usize,
+    /// States entered and left since the driver last drained them (only with
+    /// [`ExecutionOptions::state_marks`]).
+    marks: Vec<StateMark>,
     /// The top-level state the execution failed or timed out in.
     failed_state: Option<Arc<str>>,
     transitions: u64,
@@ -181,6 +184,7 @@ impl Execution {
             events: 0,
             history: Vec::new(),
             history_bytes: 0,
+            marks: Vec::new(),
             failed_state: None,
             transitions: 0,
             slice_end: u64::MAX,
@@ -278,6 +282,19 @@ impl Execution {
 
     pub fn history(&self) -> &[HistoryEvent] {
         &self.history
+    }
+
+    /// The states entered and left since the last call (see [`StateMark`]).
+    pub fn drain_marks(&mut self) -> std::vec::Drain<'_, StateMark> {
+        self.marks.drain(..)
+    }
+
+    fn mark_left(&mut self, fid: u32, end: StateEnd, now: Millis) {
+        if self.opts.state_marks {
+            let f = self.frames[fid as usize].as_ref().expect("frame");
+            let (state, millis) = (f.state, now.saturating_sub(f.entered_at));
+            self.marks.push(StateMark::Left { state, end, millis });
+        }
     }
 
     /// Bytes this execution holds besides its JSON values (frames, queues, effects, the
@@ -581,29 +598,50 @@ impl Execution {
         match flow {
             Flow::Blocked => false,
             Flow::Next(out) => match state.next {
-                Some(next) => self.transition(p, fid, next, out, state.size_bound, now),
+                Some(next) => self.transition(
+                    p,
+                    fid,
+                    next,
+                    out,
+                    state.size_bound,
+                    StateEnd::Succeeded,
+                    now,
+                ),
                 None => self.end_frame(p, fid, Ok(out), now),
             },
-            Flow::Goto(next, out) => self.transition(p, fid, next, out, state.size_bound, now),
+            Flow::Goto(next, out) => self.transition(
+                p,
+                fid,
+                next,
+                out,
+                state.size_bound,
+                StateEnd::Succeeded,
+                now,
+            ),
             Flow::Finish(out) => self.end_frame(p, fid, Ok(out), now),
             Flow::Fail(f) => self.end_frame(p, fid, Err(f), now),
             Flow::Error(f) => self.handle_error(p, fid, f, now),
         }
     }
 
-    fn transition(
+    /// Leaves the frame's state for `next` with `out`, having ended as `end` (a Catcher's
+    /// transition is `Caught`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn transition(
         &mut self,
         p: &Program,
         fid: u32,
         next: StateId,
         out: Value,
         bound: SizeBound,
+        end: StateEnd,
         now: Millis,
     ) -> bool {
         let size = match self.check_size(p, fid, &out, bound) {
             Ok(size) => size,
             Err(f) => return self.end_frame(p, fid, Err(f), now),
         };
+        self.mark_left(fid, end, now);
         self.exit_event(p, fid, &out, now);
         let f = self.frame(fid);
         f.size_bound = size;
@@ -661,6 +699,11 @@ impl Execution {
                 self.exit_event(p, fid, out, now);
             }
         }
+        let end = match result {
+            Ok(_) => StateEnd::Succeeded,
+            Err(_) => StateEnd::Failed,
+        };
+        self.mark_left(fid, end, now);
         let parent = self.frame(fid).parent;
         match parent {
             None => {
@@ -715,6 +758,10 @@ impl Execution {
         let f = self.frame(fid);
         f.entered_event = id;
         f.entered_at = now;
+        if self.opts.state_marks {
+            let state = self.frame(fid).state;
+            self.marks.push(StateMark::Entered(state));
+        }
         self.run_state(p, fid, now)
     }
 

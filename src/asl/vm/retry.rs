@@ -2,7 +2,7 @@
 
 use super::jsonpath::*;
 use super::{Execution, Phase};
-use crate::asl::effect::{Effect, Token};
+use crate::asl::effect::{Effect, StateEnd, Token};
 use crate::asl::error::{names, EvalError, Failure};
 use crate::asl::program::*;
 use crate::asl::time::Millis;
@@ -63,7 +63,15 @@ impl Execution {
                 let err_out = Value::Object(err_out);
                 if c.jsonata {
                     return match self.catch_jsonata(p, fid, c, err_out, now) {
-                        Ok(out) => self.transition(p, fid, c.next, out, SizeBound::Measure, now),
+                        Ok(out) => self.transition(
+                            p,
+                            fid,
+                            c.next,
+                            out,
+                            SizeBound::Measure,
+                            StateEnd::Caught,
+                            now,
+                        ),
                         Err(e) => {
                             let f = self.wrap(p, fid, e);
                             self.end_frame(p, fid, Err(f), now)
@@ -79,7 +87,15 @@ impl Execution {
                 }
                 let raw = std::mem::take(&mut self.frame(fid).data);
                 return match apply_result_path(&c.result_path, raw, err_out) {
-                    Ok(out) => self.transition(p, fid, c.next, out, SizeBound::Measure, now),
+                    Ok(out) => self.transition(
+                        p,
+                        fid,
+                        c.next,
+                        out,
+                        SizeBound::Measure,
+                        StateEnd::Caught,
+                        now,
+                    ),
                     Err(detail) => {
                         let f = self.wrap(
                             p,

@@ -9,21 +9,21 @@
 //! commits. A batch never straddles two transactions, so a committed offset always comes
 //! with exactly the records below it, and a crash aborts both together.
 
-use super::{headers_of, KafkaConsumer, DEFAULT_TRANSACTION_TIMEOUT};
+use super::{headers_of, KafkaConsumer, LoggingContext, DEFAULT_TRANSACTION_TIMEOUT};
 use crate::daemon::shard::{CommitPoint, TopicPartition, Transactions, TxnRecord};
 use crate::telemetry::{self, CommitResult};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, ConsumerGroupMetadata};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-type TxnProducer = ThreadedProducer<DefaultProducerContext>;
+type TxnProducer = ThreadedProducer<LoggingContext>;
 
 /// The consumer whose group the offsets are committed to: set once it exists (it is made
 /// after the shards), weak so that dropping it still closes it.
@@ -61,7 +61,7 @@ impl KafkaTransactions {
                 "transaction.timeout.ms",
                 DEFAULT_TRANSACTION_TIMEOUT.as_millis().to_string(),
             )
-            .create()
+            .create_with_context(LoggingContext("transactional producer"))
             .map_err(|e| format!("creating the transactional producer {transactional_id}: {e}"))?;
         producer
             .init_transactions(DEFAULT_TRANSACTION_TIMEOUT)
@@ -268,15 +268,17 @@ impl Committer {
                     | RDKafkaErrorCode::UnknownMemberId
                     | RDKafkaErrorCode::FencedInstanceId
             ) {
-                eprintln!(
-                    "expressway: {}: transaction aborted, the group moved on ({e}); the partitions' new owner runs these events",
-                    self.id
+                tracing::warn!(
+                    producer = %self.id,
+                    error = %e,
+                    "transaction aborted, the group moved on; the partitions' new owner runs these events"
                 );
                 return Err(e.to_string());
             }
-            eprintln!(
-                "expressway: {}: transaction aborted ({e}); trying again ({attempt} of {ATTEMPTS})",
-                self.id
+            tracing::warn!(
+                producer = %self.id,
+                error = %e,
+                "transaction aborted; trying again ({attempt} of {ATTEMPTS})"
             );
             std::thread::sleep(Duration::from_millis(100 * attempt as u64));
         }
@@ -287,9 +289,10 @@ impl Committer {
     /// id, or failing past its retries) must not write another record: the process stops,
     /// and its restart resumes from the last committed transaction.
     fn give_up(&self, e: &dyn std::fmt::Display) -> ! {
-        eprintln!(
-            "expressway: {}: transactional producer failed ({e}); stopping, so that no record is written twice or skipped (a restart resumes from the last committed transaction)",
-            self.id
+        tracing::error!(
+            producer = %self.id,
+            error = %e,
+            "transactional producer failed; stopping, so that no record is written twice or skipped (a restart resumes from the last committed transaction)"
         );
         std::process::exit(75)
     }
