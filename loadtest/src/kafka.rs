@@ -176,7 +176,7 @@ fn daemon_config(
 ) -> String {
     let load = &scenario.load;
     let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
-    format!(
+    let written = format!(
         r#"# Written by expressway-loadtest for scenario {name}.
 [kafka]
 brokers = {brokers}
@@ -212,8 +212,6 @@ level = "OFF"
 
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
-
-{extra}
 "#,
         name = quote(&scenario.name),
         brokers = quote(brokers),
@@ -225,9 +223,34 @@ listen = "127.0.0.1:{metrics_port}"
         in_flight = load.max_in_flight_per_shard,
         linger = opts.linger_ms,
         delivery = quote(&opts.delivery),
-        extra = scenario.daemon.extra_config,
         kafka_properties = consumer_properties(opts.fetch_wait_ms),
-    )
+    );
+    with_extra(&written, &scenario.daemon.extra_config)
+}
+
+/// `config` with the scenario's extra configuration merged in, table by table: a scenario
+/// may add sections or keys to those written here (`[metrics] per_state = false`).
+fn with_extra(config: &str, extra: &str) -> String {
+    if extra.trim().is_empty() {
+        return config.to_owned();
+    }
+    fn merge(into: &mut toml::Table, from: toml::Table) {
+        for (key, value) in from {
+            match (into.get_mut(&key), value) {
+                (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
+                (_, value) => {
+                    into.insert(key, value);
+                }
+            }
+        }
+    }
+    let (Ok(mut table), Ok(extra)) = (config.parse::<toml::Table>(), extra.parse::<toml::Table>())
+    else {
+        // Left to the daemon to report, with its own error.
+        return format!("{config}\n{extra}\n");
+    };
+    merge(&mut table, extra);
+    table.to_string()
 }
 
 fn start_helpers(scenario: &Scenario, children: &mut Children) -> Result<()> {

@@ -116,6 +116,9 @@ pub struct ExecutionOptions {
     pub payload_limit_bytes: usize,
     /// Record history events (costs an allocation per event; off on the hot path).
     pub record_history: bool,
+    /// Recorded events carry inputs, outputs and Task parameters (as JSON text, which costs
+    /// a serialisation each); without it they carry names, errors and causes only.
+    pub history_data: bool,
     /// Record a [`StateMark`] for every state entered and left, for per-state metrics
     /// (drained by the driver after each step).
     pub state_marks: bool,
@@ -139,6 +142,7 @@ impl Default for ExecutionOptions {
             max_duration_ms: Some(EXPRESS_MAX_DURATION_MS),
             payload_limit_bytes: size::PAYLOAD_LIMIT_BYTES,
             record_history: false,
+            history_data: true,
             state_marks: false,
             source: None,
             nesting_depth: 0,

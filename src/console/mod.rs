@@ -75,18 +75,37 @@ pub fn start(listen: SocketAddr, console: Console) -> std::io::Result<SocketAddr
 }
 
 pub fn router(console: Arc<Console>) -> Router {
-    Router::new()
+    // Everything but the assets and the login asks for the token, when one is configured.
+    let guarded = Router::new()
         .route("/", get(page))
         .route("/machines/{name}", get(page))
         .route("/executions/{arn}", get(page))
-        .route("/console.js", get(script))
-        .route("/console.css", get(style))
-        .route("/login", get(login))
         .route("/api/machines", get(machines))
         .route("/api/machines/{name}", get(machine))
         .route("/api/machines/{name}/executions", get(executions))
         .route("/api/executions/{arn}", get(execution))
+        .route_layer(axum::middleware::from_fn_with_state(
+            console.clone(),
+            require_token,
+        ));
+    Router::new()
+        .route("/console.js", get(script))
+        .route("/console.css", get(style))
+        .route("/login", get(login))
+        .merge(guarded)
         .with_state(console)
+}
+
+async fn require_token(
+    State(c): State<Arc<Console>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if authorized(&c, request.headers()) {
+        next.run(request).await
+    } else {
+        unauthorized()
+    }
 }
 
 /// Whether the request carries the token (as a bearer or in the login cookie), when one is
@@ -121,10 +140,7 @@ fn unauthorized() -> Response {
         .into_response()
 }
 
-async fn page(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response {
-    if !authorized(&c, &headers) {
-        return unauthorized();
-    }
+async fn page() -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
 }
 
@@ -204,10 +220,7 @@ fn sources_json(m: &MachineView) -> Value {
         .collect()
 }
 
-async fn machines(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response {
-    if !authorized(&c, &headers) {
-        return unauthorized();
-    }
+async fn machines(State(c): State<Arc<Console>>) -> Response {
     let list: Vec<Value> = c
         .machines
         .iter()
@@ -223,14 +236,7 @@ async fn machines(State(c): State<Arc<Console>>, headers: HeaderMap) -> Response
     json_response(json!({ "machines": list, "historyKept": c.history.is_some() }))
 }
 
-async fn machine(
-    State(c): State<Arc<Console>>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if !authorized(&c, &headers) {
-        return unauthorized();
-    }
+async fn machine(State(c): State<Arc<Console>>, Path(name): Path<String>) -> Response {
     let Some(m) = c.machines.iter().find(|m| m.name == name) else {
         return not_found("state machine");
     };
@@ -281,15 +287,7 @@ fn summary(t: &ExecutionTrace) -> Value {
 /// At most this many executions in one list.
 const LIST_LIMIT: usize = 200;
 
-async fn executions(
-    State(c): State<Arc<Console>>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    if !authorized(&c, &headers) {
-        return unauthorized();
-    }
+async fn executions(State(c): State<Arc<Console>>, Path(name): Path<String>, uri: Uri) -> Response {
     let Some(m) = c.machines.iter().find(|m| m.name == name) else {
         return not_found("state machine");
     };
@@ -312,14 +310,7 @@ async fn executions(
     json_response(json!({ "executions": list }))
 }
 
-async fn execution(
-    State(c): State<Arc<Console>>,
-    Path(arn): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if !authorized(&c, &headers) {
-        return unauthorized();
-    }
+async fn execution(State(c): State<Arc<Console>>, Path(arn): Path<String>) -> Response {
     let Some(t) = c.history.as_ref().and_then(|h| h.find(&arn)) else {
         return not_found("execution");
     };

@@ -284,6 +284,12 @@ fn read_config(mut doc: Section<'_>, base_dir: &Path) -> Config {
     let metrics = doc.section("metrics").map(read_metrics).unwrap_or_default();
     let history = doc.section("history").map(read_history).unwrap_or_default();
     let console = doc.section("console").map(read_console);
+    if console.is_some() && !metrics.per_state {
+        doc.error(
+            "console",
+            "needs the per-state figures: remove `per_state = false` from [metrics]",
+        );
+    }
     let demo_producer = doc.section("demo_producer").and_then(read_demo_producer);
     let demo = doc.section("demo").map(read_demo).unwrap_or_default();
     // Sources that need no Kafka (SQS in and out) make `[kafka]` optional too.

@@ -281,6 +281,7 @@ pub fn run(config: Config) -> Result<()> {
     // After the recorder is installed: metric handles bind to the recorder current then.
     let observers = Observers::new(
         programs.iter().map(|(name, p)| (name.as_str(), &**p)),
+        config.metrics.per_state,
         &config.history,
     );
     start_console(&config, &observers)?;

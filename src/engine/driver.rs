@@ -250,6 +250,8 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
     /// [`Driver::pop_finished`]).
     pub fn start(&mut self, start: Start<X>) -> ExecKey {
         let mut opts = start.opts;
+        // An owner that asks for the history itself (`exec --trace`, TestState) gets it whole.
+        let asked = opts.record_history;
         opts.record_history |= self.records_history();
         let mut sampled = None;
         if let Some(MetricsKey(k)) = start.metrics {
@@ -260,6 +262,16 @@ impl<X: Owned, I: Inbox, R: TaskResource> Driver<X, I, R> {
                 .and_then(|s| s.sample().then_some(&*s));
         }
         opts.record_history |= sampled.is_some();
+        // Inputs and outputs only for whoever keeps them: each costs a serialisation.
+        let logged_data = self
+            .telemetry
+            .logger
+            .as_ref()
+            .is_some_and(|l| l.includes_data());
+        let kept_data = sampled.is_some_and(|s| s.history.config().include_data);
+        if !asked {
+            opts.history_data = logged_data || kept_data;
+        }
         let now = self.clock.now();
         let input = sampled
             .as_ref()

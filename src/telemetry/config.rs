@@ -40,12 +40,15 @@ pub enum LogDestination {
 pub struct MetricsConfig {
     /// Where `/metrics` is served; `None` (`listen = ""`) turns it off.
     pub listen: Option<SocketAddr>,
+    /// `per_state`: count each state (label `state`); the console's per-state figures too.
+    pub per_state: bool,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            per_state: true,
         }
     }
 }
@@ -126,8 +129,9 @@ pub fn read_metrics(mut section: Section<'_>) -> MetricsConfig {
             Some,
         ),
     };
+    let per_state = section.bool("per_state", true);
     section.finish();
-    MetricsConfig { listen }
+    MetricsConfig { listen, per_state }
 }
 
 #[cfg(test)]
@@ -190,7 +194,10 @@ mod tests {
         );
         assert_eq!(
             metrics("[metrics]\nlisten = \"\"\n").unwrap(),
-            Some(MetricsConfig { listen: None })
+            Some(MetricsConfig {
+                listen: None,
+                per_state: true
+            })
         );
         assert_section_errors(
             metrics("[metrics]\nlisten = \"localhost:9464\"\n"),

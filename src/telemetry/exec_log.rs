@@ -157,6 +157,11 @@ impl ExecutionLogger {
         }
     }
 
+    /// Whether the lines carry inputs and outputs (`include_execution_data`).
+    pub fn includes_data(&self) -> bool {
+        self.include_execution_data
+    }
+
     pub fn level(&self) -> LogLevel {
         self.level
     }

@@ -37,7 +37,7 @@ impl Default for HistoryConfig {
     fn default() -> Self {
         HistoryConfig {
             enabled: true,
-            sample_rate: 0.01,
+            sample_rate: 0.001,
             executions: 100,
             failed: 100,
             include_data: false,

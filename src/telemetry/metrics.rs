@@ -24,7 +24,7 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 use crate::asl::effect::Outcome;
 
 mod states;
-use states::state_duration_buckets_secs;
+use states::render_state_durations;
 pub use states::{StateCounts, StateFigures, StateMetrics, STATE_DURATION_BUCKETS_MS};
 
 /// Every metric name. `docs/metrics.md` lists each of them (a test checks it).
@@ -192,7 +192,8 @@ async fn serve_metrics(
         )
         .route("/readyz", axum::routing::get(probe(|p| p.ready(), probes)))
         .fallback(move || {
-            let body = handle.render();
+            let mut body = handle.render();
+            render_state_durations(&mut body);
             async move { ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
         });
     serve(listener, app, METRICS_LISTENER, std::future::pending()).await;
@@ -213,10 +214,6 @@ fn builder() -> Result<PrometheusBuilder, BuildError> {
         .set_buckets_for_metric(
             Matcher::Full(names::TASK_CALL_DURATION.to_owned()),
             COMMIT_LATENCY_BUCKETS,
-        )?
-        .set_buckets_for_metric(
-            Matcher::Full(names::STATE_DURATION.to_owned()),
-            &state_duration_buckets_secs(),
         )
 }
 
@@ -258,11 +255,7 @@ fn describe() {
         Unit::Count,
         "States left: to their Next or end (succeeded), through a Catcher (caught), or failed."
     );
-    describe_histogram!(
-        names::STATE_DURATION,
-        Unit::Seconds,
-        "Time from entering a state to leaving it, retries included."
-    );
+
     describe_counter!(
         names::STATE_TRANSITIONS,
         Unit::Count,

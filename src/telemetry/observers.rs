@@ -19,14 +19,20 @@ pub struct Observers {
 impl Observers {
     /// Create after the metrics recorder is installed: handles bind to the recorder current
     /// when they are made.
+    /// `per_state`: count each state too (`[metrics] per_state`).
     pub fn new<'a>(
         programs: impl IntoIterator<Item = (&'a str, &'a Program)>,
+        per_state: bool,
         history: &HistoryConfig,
     ) -> Self {
         let configured = programs
             .into_iter()
             .map(|(name, program)| {
-                let metrics = StateMachineMetrics::new(name).with_states(name, program);
+                let metrics = StateMachineMetrics::new(name);
+                let metrics = match per_state {
+                    true => metrics.with_states(name, program),
+                    false => metrics,
+                };
                 (name.to_owned(), metrics)
             })
             .collect();

@@ -47,11 +47,13 @@ impl Console {
     fn start() -> Result<Self, Problem> {
         if !Path::new(CHROMIUM).exists() {
             let why = format!("{CHROMIUM} not found (apt-get install chromium)");
-            return Err(if std::env::var("EXPRESSWAY_REQUIRE_ALL").as_deref() == Ok("1") {
-                Problem::Failed(format!("{why} (required: EXPRESSWAY_REQUIRE_ALL=1)"))
-            } else {
-                Problem::Skipped(why)
-            });
+            return Err(
+                if std::env::var("EXPRESSWAY_REQUIRE_ALL").as_deref() == Ok("1") {
+                    Problem::Failed(format!("{why} (required: EXPRESSWAY_REQUIRE_ALL=1)"))
+                } else {
+                    Problem::Skipped(why)
+                },
+            );
         }
         let dir = std::env::temp_dir().join(format!("expressway-console-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("temp dir: {e}"))?;
@@ -120,7 +122,9 @@ listen = "127.0.0.1:{port}"
                 return Ok(console);
             }
             if started.elapsed() > Duration::from_secs(30) {
-                return Err("no failed execution on the console after 30 s".to_string().into());
+                return Err("no failed execution on the console after 30 s"
+                    .to_string()
+                    .into());
             }
             std::thread::sleep(Duration::from_millis(250));
         }
@@ -273,7 +277,9 @@ fn a_failed_execution_page_shows_the_failing_state_and_its_error(c: &mut Console
         .or(executions.first())
         .ok_or("no failed execution")?;
     let sampled = failed["sampled"] == true;
-    let arn = failed["executionArn"].as_str().ok_or("no failed execution")?;
+    let arn = failed["executionArn"]
+        .as_str()
+        .ok_or("no failed execution")?;
     let path = format!(
         "/executions/{}",
         arn.replace(':', "%3A") // the page's own links encode the ARN the same way
@@ -298,7 +304,9 @@ fn a_failed_execution_page_shows_the_failing_state_and_its_error(c: &mut Console
         return Err(format!("the failing state is not marked failed: {tag}").into());
     }
     if sampled && !(dom.contains("id=\"events\"") && dom.contains("FailStateEntered")) {
-        return Err("a sampled execution's page lists no history events".to_string().into());
+        return Err("a sampled execution's page lists no history events"
+            .to_string()
+            .into());
     }
     Ok(())
 }

@@ -59,10 +59,11 @@ impl Execution {
 
     pub(super) fn exit_event(&mut self, p: &Program, fid: u32, out: &Value, now: Millis) {
         let state = p.state(self.frame(fid).state);
-        let record = self.opts.record_history;
+        let (record, with_data) = (self.opts.record_history, self.opts.history_data);
         self.event(exited_event(&state.kind), Some(&state.name), now, || {
             if record {
-                serde_json::json!({ "name": &*state.name, "output": json_text(out) })
+                let output = with_data.then(|| json_text(out));
+                serde_json::json!({ "name": &*state.name, "output": output })
             } else {
                 Value::Null
             }

@@ -550,13 +550,15 @@ impl Execution {
             Outcome::Failed(_) => "ExecutionFailed",
             Outcome::TimedOut(_) => "ExecutionTimedOut",
         };
-        let record = self.opts.record_history;
+        let (record, with_data) = (self.opts.record_history, self.opts.history_data);
         self.event(kind, None, now, || {
             if !record {
                 return Value::Null;
             }
             match &outcome {
-                Outcome::Succeeded(v) => serde_json::json!({ "output": json_text(v) }),
+                Outcome::Succeeded(v) => {
+                    serde_json::json!({ "output": with_data.then(|| json_text(v)) })
+                }
                 Outcome::Failed(f) | Outcome::TimedOut(f) => {
                     serde_json::json!({ "error": f.error, "cause": f.cause })
                 }
@@ -742,11 +744,12 @@ impl Execution {
         self.transitions += 1;
         let f = self.frames[fid as usize].as_ref().expect("frame");
         let state = p.state(f.state);
-        let record = self.opts.record_history;
+        let (record, with_data) = (self.opts.record_history, self.opts.history_data);
         let data = &f.data;
         let details = || {
             if record {
-                serde_json::json!({ "name": &*state.name, "input": json_text(data) })
+                let input = with_data.then(|| json_text(data));
+                serde_json::json!({ "name": &*state.name, "input": input })
             } else {
                 Value::Null
             }

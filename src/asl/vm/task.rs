@@ -37,10 +37,11 @@ impl Execution {
 
     /// Hands a Task's call out as an effect, with its timeout and heartbeat timers.
     pub(super) fn start_task(&mut self, fid: u32, call: TaskCall, now: Millis) -> Flow {
-        let record = self.opts.record_history;
+        let (record, with_data) = (self.opts.record_history, self.opts.history_data);
         self.event("TaskScheduled", Some(&call.state_name), now, || {
             if record {
-                serde_json::json!({ "resource": &*call.resource, "parameters": json_text(&call.payload) })
+                let parameters = with_data.then(|| json_text(&call.payload));
+                serde_json::json!({ "resource": &*call.resource, "parameters": parameters })
             } else {
                 Value::Null
             }

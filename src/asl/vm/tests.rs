@@ -134,3 +134,58 @@ fn a_heartbeat_never_moves_the_timer_past_the_timeout() {
         "{new:?}"
     );
 }
+
+#[test]
+fn state_marks_say_how_each_state_was_left_and_after_how_long() {
+    use crate::asl::effect::{StateEnd, StateMark};
+    let definition = json!({"StartAt": "Wait", "States": {
+        "Wait": {"Type": "Wait", "Seconds": 2, "Next": "Split"},
+        "Split": {"Type": "Parallel", "Branches": [
+            {"StartAt": "Ok", "States": {"Ok": {"Type": "Pass", "End": true}}},
+            {"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "E"}}}
+        ], "Catch": [{"ErrorEquals": ["E"], "Next": "Done"}], "Next": "Done"},
+        "Done": {"Type": "Succeed"}
+    }});
+    let program = Arc::new(crate::asl::compile(&definition).expect("valid"));
+    let id = |name: &str| {
+        program
+            .states
+            .iter()
+            .position(|s| &*s.name == name)
+            .unwrap() as u32
+    };
+    let opts = ExecutionOptions {
+        state_marks: true,
+        ..ExecutionOptions::default()
+    };
+    let mut exec = Execution::start(program.clone(), json!({}), opts, 0);
+    exec.run(0);
+    let wait = exec
+        .drain_effects()
+        .find_map(|e| match e {
+            Effect::Timer { token, at: 2_000 } => Some(token),
+            _ => None,
+        })
+        .expect("the Wait's timer");
+    exec.fire_timer(wait, 2_000);
+    exec.run(2_000);
+    assert!(matches!(exec.outcome(), Some(Outcome::Succeeded(_))));
+    let marks: Vec<StateMark> = exec.drain_marks().collect();
+    let left = |name: &str| {
+        marks.iter().find_map(|m| match m {
+            StateMark::Left { state, end, millis } if *state == id(name) => Some((*end, *millis)),
+            _ => None,
+        })
+    };
+    assert_eq!(left("Wait"), Some((StateEnd::Succeeded, 2_000)));
+    assert_eq!(left("Ok"), Some((StateEnd::Succeeded, 0)));
+    assert_eq!(left("Boom"), Some((StateEnd::Failed, 0)));
+    assert_eq!(left("Split"), Some((StateEnd::Caught, 0)));
+    assert_eq!(left("Done"), Some((StateEnd::Succeeded, 0)));
+    let entered = marks
+        .iter()
+        .filter(|m| matches!(m, StateMark::Entered(_)))
+        .count();
+    assert_eq!(entered, 5);
+    assert_eq!(exec.drain_marks().count(), 0, "drained");
+}

@@ -1,29 +1,28 @@
 //! Per-state metrics (label `state`, bounded by the definition): how often each state is
 //! entered, how it is left, and how long it takes. One [`StateFigures`] per state machine is
 //! shared by every driver that runs it; each driver counts into its own [`StateMetrics`]
-//! batch and publishes with the rest of its metrics, to the Prometheus series and to the
+//! batch and publishes with the rest of its metrics, to the Prometheus counters and to the
 //! atomics the console reads.
+//!
+//! The duration histogram is rendered on `/metrics` from those atomics
+//! ([`render_state_durations`]) rather than recorded through the `metrics` facade, whose
+//! histograms keep every sample until the next scrape: at a million state exits a second
+//! that cost a push per exit and ~100 MB of samples (measured: `docs/performance.md`).
 
 use super::names;
 use crate::asl::effect::{StateEnd, StateMark};
 use crate::asl::program::Program;
-use metrics::{Counter, Histogram};
+use metrics::Counter;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::sync::{Mutex, Weak};
 
 /// Upper bounds, in milliseconds, of the state duration buckets (`le`, in seconds, on
 /// `/metrics`): most states take no measurable time, Waits and Tasks up to the Express cap.
 pub const STATE_DURATION_BUCKETS_MS: [u64; 15] = [
     1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000,
 ];
-
-/// The buckets in seconds, as the exporter is configured with them.
-pub fn state_duration_buckets_secs() -> Vec<f64> {
-    STATE_DURATION_BUCKETS_MS
-        .iter()
-        .map(|ms| *ms as f64 / 1000.0)
-        .collect()
-}
 
 /// Buckets plus the overflow (`+Inf`).
 const BUCKETS: usize = STATE_DURATION_BUCKETS_MS.len() + 1;
@@ -41,6 +40,8 @@ pub struct StateCounts {
     pub failed: AtomicU64,
     /// Exits per duration bucket (see [`STATE_DURATION_BUCKETS_MS`]; the last is `+Inf`).
     pub buckets: [AtomicU64; BUCKETS],
+    /// The exits' durations summed, in milliseconds.
+    pub sum_ms: AtomicU64,
 }
 
 impl StateCounts {
@@ -119,13 +120,12 @@ impl StateFigures {
     }
 }
 
-/// The Prometheus series of one state.
+/// The Prometheus counters of one state.
 #[derive(Clone, Debug)]
 struct StateSeries {
     entered: Counter,
     /// Indexed like [`StateEnd`]: succeeded, caught, failed.
     exited: [Counter; 3],
-    duration: Histogram,
 }
 
 /// What one driver counted about one state since it last published.
@@ -184,15 +184,16 @@ impl StateMetrics {
                 };
                 let [a, b] = labels();
                 let entered = metrics::counter!(names::STATE_ENTERED, a.0 => a.1, b.0 => b.1);
-                let [a, b] = labels();
-                let duration = metrics::histogram!(names::STATE_DURATION, a.0 => a.1, b.0 => b.1);
                 StateSeries {
                     entered,
                     exited: [exited("succeeded"), exited("caught"), exited("failed")],
-                    duration,
                 }
             })
             .collect();
+        REGISTERED
+            .lock()
+            .expect("registry lock")
+            .push((Arc::from(state_machine), Arc::downgrade(&figures)));
         StateMetrics {
             pending: vec![Pending::default(); figures.names.len()],
             figures,
@@ -241,18 +242,72 @@ impl StateMetrics {
                     atomic.fetch_add(*n, Relaxed);
                 }
             }
+            let mut sum_ms = 0;
             for ((n, sum), atomic) in p.buckets.iter().zip(&counts.buckets) {
                 if *n > 0 {
-                    // The bucket's mean lies within the bucket: the exporter counts every
-                    // sample in the right bucket, and `_sum` stays exact.
-                    let mean_secs = *sum as f64 / *n as f64 / 1000.0;
-                    series.duration.record_many(mean_secs, *n as usize);
                     atomic.fetch_add(*n, Relaxed);
+                    sum_ms += sum;
                 }
+            }
+            if sum_ms > 0 {
+                counts.sum_ms.fetch_add(sum_ms, Relaxed);
             }
             *p = Pending::default();
         }
     }
+}
+
+/// Every state machine's figures, for [`render_state_durations`]; dropped ones are skipped.
+static REGISTERED: Mutex<Vec<(Arc<str>, Weak<StateFigures>)>> = Mutex::new(Vec::new());
+
+/// Appends `expressway_state_duration_seconds` in the Prometheus text format: one histogram
+/// per state of every state machine whose [`StateMetrics`] were made (cumulative buckets,
+/// `_sum` and `_count`).
+pub fn render_state_durations(out: &mut String) {
+    let mut registered = REGISTERED.lock().expect("registry lock");
+    registered.retain(|(_, figures)| figures.strong_count() > 0);
+    let live: Vec<(Arc<str>, Arc<StateFigures>)> = registered
+        .iter()
+        .filter_map(|(sm, figures)| Some((sm.clone(), figures.upgrade()?)))
+        .collect();
+    drop(registered);
+    if live.is_empty() {
+        return;
+    }
+    let name = names::STATE_DURATION;
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time from entering a state to leaving it, retries included.\n# TYPE {name} histogram"
+    );
+    for (sm, figures) in &live {
+        for (state, counts) in figures.names.iter().zip(&figures.counts) {
+            let labels = format!(
+                "state_machine=\"{}\",state=\"{}\"",
+                escape(sm),
+                escape(state)
+            );
+            let mut total = 0;
+            for (i, bucket) in counts.buckets.iter().enumerate() {
+                total += bucket.load(Relaxed);
+                let le = match STATE_DURATION_BUCKETS_MS.get(i) {
+                    Some(ms) => (*ms as f64 / 1000.0).to_string(),
+                    None => "+Inf".to_owned(),
+                };
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {total}");
+            }
+            let sum = counts.sum_ms.load(Relaxed) as f64 / 1000.0;
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+            let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
+        }
+    }
+}
+
+/// A label value as the text format writes it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -278,5 +333,38 @@ mod tests {
         assert_eq!(quantile(&counts, 0.99), Some(500.0 + 500.0 * 0.98));
         counts[BUCKETS - 1] = 1000; // past the last bound: the last bound
         assert_eq!(quantile(&counts, 0.99), Some(300_000.0));
+    }
+}
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+
+    #[test]
+    fn durations_render_as_cumulative_prometheus_histograms_with_escaped_labels() {
+        let definition = serde_json::json!({"StartAt": "say \"hi\"", "States": {
+            "say \"hi\"": {"Type": "Pass", "End": true}}});
+        let program = crate::asl::compile(&definition).expect("valid");
+        let mut metrics = StateMetrics::new("render-test", &program);
+        for millis in [0, 7] {
+            metrics.mark(StateMark::Left {
+                state: 0,
+                end: StateEnd::Succeeded,
+                millis,
+            });
+        }
+        metrics.flush();
+        let mut out = String::new();
+        render_state_durations(&mut out);
+        let labels = r#"state_machine="render-test",state="say \"hi\"""#;
+        for line in [
+            format!("expressway_state_duration_seconds_bucket{{{labels},le=\"0.001\"}} 1"),
+            format!("expressway_state_duration_seconds_bucket{{{labels},le=\"0.01\"}} 2"),
+            format!("expressway_state_duration_seconds_bucket{{{labels},le=\"+Inf\"}} 2"),
+            format!("expressway_state_duration_seconds_sum{{{labels}}} 0.007"),
+            format!("expressway_state_duration_seconds_count{{{labels}}} 2"),
+        ] {
+            assert!(out.contains(&line), "{line} not in\n{out}");
+        }
     }
 }
