@@ -50,6 +50,53 @@ pub struct MachineView {
     pub history: Option<Arc<MachineHistory>>,
     /// The sources feeding it, by name.
     pub sources: Vec<String>,
+    /// Its rates over the last second, kept by the console's own ticker.
+    pub rates: Rates,
+}
+
+/// Executions started and states entered per second, measured by the console once a second
+/// (so that a page shows rates on its first load, whenever and however often it polls).
+#[derive(Debug, Default)]
+pub struct Rates(std::sync::Mutex<RateSample>);
+
+#[derive(Debug, Default)]
+pub struct RateSample {
+    pub started_per_sec: Option<f64>,
+    pub entered_per_sec: Vec<f64>,
+    last: Option<(std::time::Instant, u64, Vec<u64>)>,
+}
+
+impl Rates {
+    /// Takes a sample of `figures` now; rates are against the previous one.
+    fn tick(&self, figures: &StateFigures) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = std::time::Instant::now();
+        let started = figures.executions.get()[0];
+        let entered: Vec<u64> = figures
+            .counts
+            .iter()
+            .map(|c| c.entered.load(Relaxed))
+            .collect();
+        let mut guard = self.0.lock().expect("rates lock");
+        let sample = &mut *guard;
+        if let Some((at, was_started, was_entered)) = &sample.last {
+            let secs = now.duration_since(*at).as_secs_f64().max(1e-3);
+            let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / secs;
+            sample.started_per_sec = Some(rate(started, *was_started));
+            sample.entered_per_sec = entered
+                .iter()
+                .zip(was_entered)
+                .map(|(n, t)| rate(*n, *t))
+                .collect();
+        }
+        sample.last = Some((now, started, entered));
+    }
+
+    /// Executions started per second, and each state's entries per second (by index).
+    fn get(&self) -> (Option<f64>, Vec<f64>) {
+        let sample = self.0.lock().expect("rates lock");
+        (sample.started_per_sec, sample.entered_per_sec.clone())
+    }
 }
 
 /// What the console reads.
@@ -67,10 +114,22 @@ pub fn start(listen: SocketAddr, console: Console) -> std::io::Result<SocketAddr
         .build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind(listen))?;
     let addr = listener.local_addr()?;
-    let app = router(Arc::new(console));
+    let console = Arc::new(console);
+    let app = router(console.clone());
     std::thread::Builder::new()
         .name("console".into())
-        .spawn(move || runtime.block_on(serve(listener, app, LISTENER, std::future::pending())))?;
+        .spawn(move || {
+            runtime.spawn(async move {
+                let mut ticks = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    ticks.tick().await;
+                    for m in &console.machines {
+                        m.rates.tick(&m.figures);
+                    }
+                }
+            });
+            runtime.block_on(serve(listener, app, LISTENER, std::future::pending()))
+        })?;
     Ok(addr)
 }
 
@@ -240,15 +299,18 @@ async fn machine(State(c): State<Arc<Console>>, Path(name): Path<String>) -> Res
     let Some(m) = c.machines.iter().find(|m| m.name == name) else {
         return not_found("state machine");
     };
+    let (started_per_sec, entered_per_sec) = m.rates.get();
     let states: Vec<Value> = m
         .figures
         .names
         .iter()
         .zip(&m.figures.counts)
-        .map(|(name, counts)| {
+        .enumerate()
+        .map(|(i, (name, counts))| {
             use std::sync::atomic::Ordering::Relaxed;
             json!({
                 "name": &**name,
+                "enteredPerSec": entered_per_sec.get(i),
                 "entered": counts.entered.load(Relaxed),
                 "succeeded": counts.succeeded.load(Relaxed),
                 "caught": counts.caught.load(Relaxed),
@@ -263,6 +325,7 @@ async fn machine(State(c): State<Arc<Console>>, Path(name): Path<String>) -> Res
         "svg": m.svg,
         "states": states,
         "executions": execution_counts(&m.figures),
+        "executionsPerSec": started_per_sec,
         "sources": sources_json(m),
         "historyKept": m.history.is_some(),
     }))

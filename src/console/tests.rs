@@ -39,6 +39,7 @@ fn console(token: Option<&str>) -> SocketAddr {
             figures,
             history: Some(machine),
             sources: vec!["sensors".into()],
+            rates: Rates::default(),
         }],
         history: Some(history),
         bearer_token: token.map(|t| Secret(t.into())),
@@ -136,4 +137,24 @@ fn with_a_token_nothing_but_the_assets_is_served_without_it() {
     assert!(head.contains("expressway_console=a-token-of-16-chars; Path=/; HttpOnly"));
     let cookie = "Cookie: other=1; expressway_console=a-token-of-16-chars\r\n";
     assert_eq!(get(addr, "/machines/sm", cookie).0, 200);
+}
+
+#[test]
+fn rates_are_counts_over_the_time_between_two_samples() {
+    let program = crate::asl::compile(&definition()).expect("valid");
+    let figures = StateFigures::new(&program);
+    let rates = Rates::default();
+    rates.tick(&figures);
+    assert_eq!(rates.get(), (None, vec![]), "one sample has no rate");
+    figures.executions.add([50, 0, 0, 0]);
+    figures.counts[1]
+        .entered
+        .fetch_add(20, std::sync::atomic::Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(100));
+    rates.tick(&figures);
+    let (started, entered) = rates.get();
+    let started = started.expect("a rate");
+    assert!((50.0..=500.0).contains(&started), "{started}");
+    assert_eq!(entered[0], 0.0);
+    assert!(entered[1] > 0.0 && entered[1] < started);
 }

@@ -191,6 +191,7 @@ fn start_console(config: &Config, observers: &Observers) -> Result<()> {
                 .filter(|s| s.state_machine == sm.name)
                 .map(|s| s.name.clone())
                 .collect(),
+            rates: crate::console::Rates::default(),
         });
     }
     let addr = crate::console::start(

@@ -157,12 +157,10 @@ function machineView(name) {
   let last = null;
   poll(async () => {
     const m = await getJson("/api/machines/" + encodeURIComponent(name));
-    const now = performance.now();
     if (nodes === null) nodes = drawGraph(graph, m.svg);
-    const secs = last ? (now - last.at) / 1000 : 0;
-    const rate = (cur, prev) => (last && secs > 0 ? Math.max(0, cur - prev) / secs : null);
+    // Rates are the daemon's own, over its last second.
     const e = m.executions;
-    const started = rate(e.started, last && last.executions.started);
+    const started = m.executionsPerSec;
     cards.replaceChildren(
       card("Executions/s", fmt(started)),
       card("Started", fmt(e.started)),
@@ -174,7 +172,7 @@ function machineView(name) {
     const prev = new Map((last ? last.states : []).map((s) => [s.name, s]));
     states.replaceChildren(...m.states.map((s) => {
       const p = prev.get(s.name);
-      const perSec = rate(s.entered, p && p.entered);
+      const perSec = s.enteredPerSec;
       const g = nodes.get(s.name);
       if (g) {
         badge(g, s.failed ? fmt(s.entered) + " · " + fmt(s.failed) + " failed" : fmt(s.entered), s.failed > 0);
@@ -187,7 +185,7 @@ function machineView(name) {
         el("td", { class: "n" + (s.failed ? " error" : "") }, fmt(s.failed)),
         el("td", { class: "n" }, ms(s.p50Ms)), el("td", { class: "n" }, ms(s.p99Ms)));
     }));
-    last = { at: now, executions: e, states: m.states };
+    last = { states: m.states };
     const status = filter.value;
     const list = await getJson("/api/machines/" + encodeURIComponent(name) + "/executions?status=" + status);
     executions.replaceChildren(...(list.executions.length ? list.executions.map((x) => el("tr", {},
