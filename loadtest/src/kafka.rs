@@ -816,3 +816,19 @@ pub fn default_expressway() -> PathBuf {
         .and_then(|p| p.parent().map(|d| d.join("expressway")))
         .unwrap_or_else(|| Path::new("target/release/expressway").to_path_buf())
 }
+
+#[cfg(test)]
+mod extra_config_tests {
+    use super::with_extra;
+
+    #[test]
+    fn a_scenario_adds_keys_to_written_sections_and_sections_of_its_own() {
+        let written = "[metrics]\nlisten = \"127.0.0.1:1\"\n";
+        let extra = "[metrics]\nper_state = false\n\n[history]\nenabled = false\n";
+        let merged: toml::Table = with_extra(written, extra).parse().expect("TOML");
+        assert_eq!(merged["metrics"]["listen"].as_str(), Some("127.0.0.1:1"));
+        assert_eq!(merged["metrics"]["per_state"].as_bool(), Some(false));
+        assert_eq!(merged["history"]["enabled"].as_bool(), Some(false));
+        assert_eq!(with_extra(written, " "), written);
+    }
+}

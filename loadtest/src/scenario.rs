@@ -191,6 +191,8 @@ mod tests {
             [
                 "choice-loop",
                 "iot-enrich",
+                "iot-enrich-console",
+                "iot-enrich-unobserved",
                 "iot-enrich-variants",
                 "lambda-enrich",
                 "parallel",
