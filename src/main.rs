@@ -171,7 +171,7 @@ fn load_definition(
 ) -> Result<std::result::Result<Program, Vec<Diagnostic>>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let definition: Value = match serde_json::from_str(&text) {
+    let definition: Value = match expressway::asl::json::from_str(&text) {
         Ok(v) => v,
         Err(e) => {
             return Ok(Err(vec![Diagnostic::new(
@@ -357,7 +357,8 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
         std::fs::read_to_string(&args.input)
             .with_context(|| format!("cannot read {}", args.input))?
     };
-    let input: Value = serde_json::from_str(&input_text).context("the input is not JSON")?;
+    let input: Value =
+        expressway::asl::json::from_str(&input_text).context("the input is not JSON")?;
     // Integrations run their requests here; one thread is plenty for one execution.
     let integration_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -462,16 +463,17 @@ fn exec(args: ExecArgs) -> Result<ExitCode> {
     let elapsed = started.elapsed().as_secs_f64();
     let exec = last.expect("at least one execution ran");
     if args.trace {
+        // Each event as GetExecutionHistory answers it: `previousEventId`, and the details
+        // AWS gives (a Task event's resource is its TaskScheduled's). The ARN only gives
+        // the region.
+        let o = &base_opts;
+        let arn = format!(
+            "arn:aws:states:{}:{}:execution:{}:exec",
+            o.region, o.account, o.state_machine_name
+        );
         let mut err = std::io::stderr().lock();
-        for e in exec.history() {
-            let line = json!({
-                "id": e.id,
-                "type": e.kind,
-                "timestamp": expressway::asl::time::iso8601(e.timestamp),
-                "state": e.state.as_deref(),
-                "details": e.details,
-            });
-            writeln!(err, "{}", json_text(&line))?;
+        for event in expressway::telemetry::exec_log::api_history(&arn, exec.history(), true) {
+            writeln!(err, "{}", json_text(&event))?;
         }
     }
     if args.repeat > 1 {

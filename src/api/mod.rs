@@ -278,7 +278,7 @@ async fn dispatch(state: &ApiState, request: &auth::Request<'_>) -> Result<Value
         "TestState" => test_state::test_state(state, &body).await,
         "SendTaskSuccess" => {
             let token = body.str("taskToken")?;
-            let output: Value = serde_json::from_str(body.str("output")?)
+            let output: Value = crate::asl::json::from_str(body.str("output")?)
                 .map_err(|e| ApiError::new("InvalidOutput", format!("Invalid output: {e}")))?;
             state.callbacks.send_success(token, output).map_err(cb)?;
             Ok(json!({}))
@@ -374,7 +374,7 @@ fn with_next(mut v: Value, next: Option<String>) -> Value {
 async fn start_execution(state: &ApiState, body: &Body, sync: bool) -> Result<Value, ApiError> {
     let sm = state.registry.resolve(body.str("stateMachineArn")?)?;
     let input_text = body.opt_str("input")?.unwrap_or("{}");
-    let input: Value = serde_json::from_str(input_text).map_err(|e| {
+    let input: Value = crate::asl::json::from_str(input_text).map_err(|e| {
         ApiError::new(
             "InvalidExecutionInput",
             format!("Invalid execution input: {e}"),
@@ -527,8 +527,10 @@ fn get_execution_history(state: &ApiState, body: &Body) -> Result<Value, ApiErro
 
 /// The first and last events of an execution kept without its history.
 fn start_and_end(t: &ExecutionTrace) -> Vec<HistoryEvent> {
+    // The end follows the start: AWS links the event after `ExecutionStarted` to 0.
     let event = |id, kind, timestamp, details| HistoryEvent {
         id,
+        previous: 0,
         kind,
         timestamp,
         state: None,

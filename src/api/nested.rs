@@ -72,7 +72,7 @@ fn description(record: &ExecutionRecord, output_as_json: bool) -> Value {
     }
     let as_value = |text: &str| {
         if output_as_json {
-            serde_json::from_str(text).unwrap_or(Value::Null)
+            crate::asl::json::from_str(text).unwrap_or(Value::Null)
         } else {
             json!(text)
         }
@@ -113,7 +113,7 @@ impl NestedExecutions {
         // `Input` is JSON, or JSON text in a string (AWS accepts both).
         let input = match params.get("Input") {
             None | Some(Value::Null) => json!({}),
-            Some(Value::String(s)) => match serde_json::from_str(s) {
+            Some(Value::String(s)) => match crate::asl::json::from_str(s) {
                 Ok(v) => v,
                 Err(e) => {
                     return reply.complete(Err(Failure::new(

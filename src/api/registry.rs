@@ -36,7 +36,7 @@ pub struct Registry {
 /// Parses and compiles a definition; every diagnostic on failure. Diagnostics with code
 /// `UNSUPPORTED` alone do not fail validation, but a definition using them cannot be run.
 pub fn compile_text(definition: &str) -> Result<Program, Vec<Diagnostic>> {
-    let value: serde_json::Value = serde_json::from_str(definition).map_err(|e| {
+    let value: serde_json::Value = crate::asl::json::from_str(definition).map_err(|e| {
         vec![Diagnostic::new(
             codes::INVALID_JSON,
             "",

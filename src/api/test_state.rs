@@ -89,11 +89,11 @@ fn matches(rule: &Value, error: &str) -> bool {
 pub async fn test_state(state: &ApiState, body: &Body) -> Result<Value, ApiError> {
     let text = body.str("definition")?;
     super::check_definition_size(state, text)?;
-    let definition: Value = serde_json::from_str(text)
+    let definition: Value = crate::asl::json::from_str(text)
         .map_err(|e| invalid(format!("The definition is not JSON: {e}")))?;
     let input: Value = match body.opt_str("input")? {
         None => json!({}),
-        Some(text) => serde_json::from_str(text).map_err(|e| {
+        Some(text) => crate::asl::json::from_str(text).map_err(|e| {
             ApiError::new(
                 "InvalidExecutionInput",
                 format!("Invalid execution input: {e}"),

@@ -385,7 +385,7 @@ impl Call {
                 if s.trim().is_empty() {
                     Value::Null
                 } else {
-                    serde_json::from_str(&s).map_err(|_| func.invalid())?
+                    crate::asl::json::from_str(&s).map_err(|_| func.invalid())?
                 }
             }
             Func::JsonToString => Value::String(json_text(&*self.arg(0, scope)?)),

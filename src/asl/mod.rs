@@ -11,6 +11,7 @@ pub mod diagnostic;
 pub mod effect;
 pub mod error;
 pub mod intrinsics;
+pub mod json;
 pub mod jsonata;
 pub mod path;
 pub mod program;

@@ -43,11 +43,8 @@ enum Node {
     Const(Value),
     Object {
         fields: Vec<(String, Node)>,
-        /// The output object with every value null, when the field names are distinct.
-        /// Cloning it copies the keys with their hashes (SipHash over every key of every
-        /// output object was ~10% of an execution's instructions); each value is then
-        /// written in place, in field order.
-        keys: Option<Map<String, Value>>,
+        /// The output's keys, when the field names are distinct.
+        keys: Option<OutputKeys>,
     },
     Array(Vec<Node>),
     /// `"field.$": "$.path"`; `field` keeps the `.$` suffix for error messages.
@@ -184,11 +181,7 @@ impl Node {
                 }
                 // `"a"` and `"a.$"` in one template name one output field: then the
                 // fields are inserted one by one, the last value winning.
-                let keys: Map<String, Value> = fields
-                    .iter()
-                    .map(|(k, _)| (k.clone(), Value::Null))
-                    .collect();
-                let keys = (keys.len() == fields.len()).then_some(keys);
+                let keys = OutputKeys::new(fields.iter().map(|(k, _)| k.as_str()));
                 Ok(Node::Object { fields, keys })
             }
             Value::Array(a) => Ok(Node::Array(
@@ -324,21 +317,46 @@ impl Node {
     }
 }
 
+/// The keys of an object a template builds, made once with every value null. Cloning it
+/// copies the keys with their hashes: SipHash over every key of every output object was
+/// ~10% of an execution's instructions. Each value is then written in place, in key order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputKeys(Map<String, Value>);
+
+impl OutputKeys {
+    /// `None` if a name repeats (the object then has fewer keys than fields).
+    pub fn new<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> Option<OutputKeys> {
+        let count = names.len();
+        let keys: Map<String, Value> = names.map(|k| (k.to_owned(), Value::Null)).collect();
+        (keys.len() == count).then_some(OutputKeys(keys))
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// The object with `values` in key order; the first error ends it.
+    pub fn fill<E>(
+        &self,
+        values: impl IntoIterator<Item = Result<Value, E>>,
+    ) -> Result<Map<String, Value>, E> {
+        let mut out = self.0.clone();
+        for (slot, value) in out.values_mut().zip(values) {
+            *slot = value?;
+        }
+        Ok(out)
+    }
+}
+
 /// An output object: each field's value in field order, written into a copy of `keys` when
 /// there is one.
 fn object<E>(
     fields: &[(String, Node)],
-    keys: &Option<Map<String, Value>>,
+    keys: &Option<OutputKeys>,
     mut value: impl FnMut(&Node) -> Result<Value, E>,
 ) -> Result<Value, E> {
     let out = match keys {
-        Some(keys) => {
-            let mut out = keys.clone();
-            for (slot, (_, t)) in out.values_mut().zip(fields) {
-                *slot = value(t)?;
-            }
-            out
-        }
+        Some(keys) => keys.fill(fields.iter().map(|(_, t)| value(t)))?,
         None => {
             let mut out = Map::with_capacity(fields.len());
             for (k, t) in fields {

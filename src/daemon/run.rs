@@ -60,7 +60,7 @@ pub fn compile_state_machines(config: &Config) -> Result<HashMap<String, Arc<Pro
     for sm in &config.state_machines {
         let text = std::fs::read_to_string(&sm.definition)
             .with_context(|| format!("cannot read {}", sm.definition.display()))?;
-        let definition: serde_json::Value = match serde_json::from_str(&text) {
+        let definition: serde_json::Value = match crate::asl::json::from_str(&text) {
             Ok(v) => v,
             Err(e) => {
                 problems.push(format!("{}: not JSON: {e}", sm.definition.display()));

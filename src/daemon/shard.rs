@@ -608,7 +608,7 @@ impl Shard {
             let failure = Failure::new(crate::asl::error::names::DATA_LIMIT_EXCEEDED, cause);
             Err((DlqReason::OversizePayload, failure))
         } else {
-            serde_json::from_slice::<Value>(event.payload).map_err(|e| {
+            crate::asl::json::from_slice(event.payload).map_err(|e| {
                 binding
                     .source_metrics
                     .payload_rejected(RejectReason::InvalidJson);

@@ -327,7 +327,7 @@ fn answer(response: Response, state: &str) -> Result<Value, Failure> {
             .collect();
         headers.insert(name.as_str().to_owned(), Value::Array(values));
     }
-    let body = serde_json::from_slice(&response.body)
+    let body = crate::asl::json::from_slice(&response.body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&response.body).into_owned()));
     let code = response.status.as_u16();
     let result = json!({

@@ -281,7 +281,7 @@ fn answer(
     let payload = if body.is_empty() {
         Value::String(String::new())
     } else {
-        serde_json::from_slice(&body)
+        crate::asl::json::from_slice(&body)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
     };
     if !optimised {

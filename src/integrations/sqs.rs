@@ -115,7 +115,7 @@ impl Sqs {
         let request = self.post(action, timeout, queue_url.to_owned(), body);
         async move {
             let response = request.await?;
-            let parsed: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+            let parsed: Value = crate::asl::json::from_slice(&response.body).unwrap_or(Value::Null);
             if (200..300).contains(&response.status) {
                 return Ok(parsed);
             }

@@ -27,9 +27,11 @@
 //! snapshot tests (`tests/aws/services/stepfunctions/v2/logs/test_logs.snapshot.json`).
 //!
 //! Where the VM's history differs from AWS's:
-//! - `previous_event_id` is the id before (AWS: 0 for `ExecutionStarted` and the event after
-//!   it, as here). AWS links events causally, which in a sequential execution is the same;
-//!   inside Parallel branches and Map iterations AWS follows the branch and we do not.
+//! - `previous_event_id` is the VM's link (`HistoryEvent::previous`), made as AWS makes it:
+//!   the event before in the same thread (top level, Parallel branch, Map iteration), 0 for
+//!   `ExecutionStarted` and the event after it. Where AWS runs branches and iterations
+//!   concurrently their events interleave by timing; ours interleave in the VM's order,
+//!   each thread's links as AWS's.
 //! - The VM records Task events as `TaskScheduled`/`TaskStarted`/… for every resource, also
 //!   where AWS would log `LambdaFunction*` events for a bare Lambda ARN.
 //! - Details the VM does not record are absent (e.g. `roleArn`, a Task's timeouts, a Map's
@@ -207,7 +209,7 @@ impl ExecutionLogger {
                     resource.map(|r| r.1),
                     region,
                 ),
-                previous_event_id: previous_event_id(ev),
+                previous_event_id: ev.previous,
                 event_timestamp: ev.timestamp,
                 execution_arn,
                 // Express executions are never redriven.
@@ -251,7 +253,7 @@ pub fn api_history(execution_arn: &str, events: &[HistoryEvent], include_data: b
         );
         event.insert("type".into(), Value::from(ev.kind));
         event.insert("id".into(), Value::from(ev.id));
-        event.insert("previousEventId".into(), Value::from(previous_event_id(ev)));
+        event.insert("previousEventId".into(), Value::from(ev.previous));
         if let Some(key) = details_member(ev.kind) {
             let d = details(ev, include_data, resource.map(|r| r.1), region);
             let d = serde_json::to_value(d).expect("details serialise");
@@ -365,16 +367,6 @@ fn details<'a>(
 /// A string field of the VM's details.
 fn text<'a>(details: &'a Value, key: &str) -> Option<&'a str> {
     details.get(key).and_then(Value::as_str)
-}
-
-/// AWS's link to the event before: 0 for `ExecutionStarted` (id 1) and for the event after
-/// it; otherwise, the VM numbering events in order, the previous id.
-fn previous_event_id(ev: &HistoryEvent) -> u64 {
-    if ev.kind == "ExecutionStarted" || ev.id <= 2 {
-        0
-    } else {
-        ev.id - 1
-    }
 }
 
 /// A Task resource as AWS's `resourceType` and `resource`:
@@ -534,6 +526,7 @@ mod tests {
     fn event(id: u64, kind: &'static str, state: Option<&str>, details: Value) -> HistoryEvent {
         HistoryEvent {
             id,
+            previous: id - 1,
             kind,
             timestamp: T0 + id as i64,
             state: state.map(Arc::from),
@@ -568,7 +561,7 @@ mod tests {
             got,
             [
                 format!(
-                    r#"{{"id":"1","type":"ExecutionStarted","details":{{}},"previous_event_id":"0",{tail}"#
+                    r#"{{"id":"1","type":"ExecutionStarted","details":{{"input":"{{\"k\":1}}","inputDetails":{{"truncated":false}}}},"previous_event_id":"0",{tail}"#
                 ),
                 format!(
                     r#"{{"id":"2","type":"PassStateEntered","details":{{"input":"{{\"k\":1}}","inputDetails":{{"truncated":false}},"name":"State_1"}},"previous_event_id":"0",{tail}"#
@@ -849,10 +842,23 @@ mod tests {
                 &json!({"name": "M", "index": 1})
             ]
         );
-        // Ids and links stay consistent whatever the interleaving.
         for (i, e) in got.iter().enumerate() {
             assert_eq!(e["id"], (i + 1).to_string());
         }
+        // Links follow each iteration's thread (the VM's, as the API gives them too).
+        let links: Vec<&str> = got
+            .iter()
+            .map(|e| e["previous_event_id"].as_str().expect("text"))
+            .collect();
+        assert_eq!(
+            links,
+            ["0", "0", "2", "3", "3", "4", "6", "7", "5", "9", "10", "11", "11", "13"]
+        );
+        let api: Vec<String> = api_history(ARN, &events, false)
+            .iter()
+            .map(|e| e["previousEventId"].to_string())
+            .collect();
+        assert_eq!(api, links);
     }
 
     #[test]

@@ -282,7 +282,8 @@ impl MachineHistory {
             // The input was taken when it started.
             trace.input = trace.input.or_else(|| old.input.clone());
         }
-        // The VM's `ExecutionStarted` has no details: the input is the one taken at start.
+        // `ExecutionStarted` shows the input taken at start (the VM's event carries it only
+        // when its execution keeps data).
         if let (Some(input), Some(first)) = (
             &trace.input,
             trace.events.as_mut().and_then(|e| e.first_mut()),

@@ -6,7 +6,8 @@
 //! calls never answer, to exercise timeouts). `expected` gives the outcome as `expressway
 //! exec` prints it (`status` plus `output`, or `error`/`cause`), and optionally
 //! `elapsed_ms` (virtual time from start to end: Waits, backoffs and timeouts run on a fake
-//! clock), `transitions`, and `events` (the history event types, in order).
+//! clock), `transitions`, `events` (the history event types, in order), and `event_links`
+//! (each event's `[id, previousEventId]`, in order).
 
 use crate::harness::Group;
 use expressway::asl::effect::TaskCall;
@@ -81,7 +82,8 @@ pub fn outcome_json(outcome: &Outcome) -> Value {
 /// Runs one case; returns what differs from the expectation.
 fn run_case(path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let case: Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
+    // Read as the engine reads any text (`-0` is the integer 0, as in Jackson).
+    let case = expressway::asl::json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
     let program = compile(&case["definition"]).map_err(|d| format!("does not compile: {d:?}"))?;
     let hang: Vec<String> = case["hang"]
         .as_array()
@@ -150,6 +152,12 @@ fn run_case(path: &Path) -> Result<(), String> {
         let got: Vec<&str> = exec.history().iter().map(|e| e.kind).collect();
         if *want != json!(got) {
             problems.push(format!("events: expected {want}, got {}", json!(got)));
+        }
+    }
+    if let Some(want) = expected.get("event_links") {
+        let got: Vec<[u64; 2]> = exec.history().iter().map(|e| [e.id, e.previous]).collect();
+        if *want != json!(got) {
+            problems.push(format!("event_links: expected {want}, got {}", json!(got)));
         }
     }
     if problems.is_empty() {

@@ -11,7 +11,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub fn group() -> Group<()> {
-    group!("corpus", || Ok(()), [definitions_survive_odd_inputs])
+    group!(
+        "corpus",
+        || Ok(()),
+        [
+            definitions_survive_odd_inputs,
+            recorded_results_hold_inside_a_parallel_branch_and_a_map_iteration
+        ]
+    )
 }
 
 /// The benchmark workflows of `benches/workflows`.
@@ -89,6 +96,136 @@ fn definitions_survive_odd_inputs(_: &mut ()) -> Verdict {
         panicked.len()
     );
     verdict(panicked.is_empty(), || panicked.join("\n    "))
+}
+
+/// A differential check with AWS's recordings as the oracle: a state machine wrapped as the
+/// one branch of a Parallel state, or as a Map's processor over one item, must end as AWS
+/// recorded it unwrapped — its output inside an array, or the same error. A branch or an
+/// iteration has its own frame, context and variables but the same rules, so any difference
+/// is a rule applied in one place and not the other. Only the
+/// pure cases this engine reproduces unwrapped (the conformance gate's job) are wrapped.
+/// Causes are not compared: they name event ids, which the wrapping shifts.
+fn recorded_results_hold_inside_a_parallel_branch_and_a_map_iteration(_: &mut ()) -> Verdict {
+    let dir = conformance_cases()?;
+    let mut files = Vec::new();
+    case_files(&dir, &mut files);
+    let (mut wrapped, mut differences) = (0, Vec::new());
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let case = expressway::asl::json::from_str(&text).unwrap();
+        if case["needs"]
+            .as_array()
+            .is_none_or(|needs| !needs.is_empty())
+        {
+            continue;
+        }
+        let expected = &case["expected"];
+        let Some(Ok(unwrapped)) = run_case_definition(&case["definition"], &case["input"]) else {
+            continue;
+        };
+        if !matches_recording(&unwrapped, expected) {
+            continue;
+        }
+        let as_branch = json!([expected["output"].clone()]);
+        let expected_wrapped = match expected["status"].as_str() {
+            Some("SUCCEEDED") => json!({"status": "SUCCEEDED", "output": as_branch}),
+            _ => expected.clone(),
+        };
+        let mut wrappings = vec![(
+            "a Parallel branch",
+            in_a_parallel_branch(&case["definition"]),
+        )];
+        wrappings.extend(in_a_map_iteration(&case["definition"]).map(|d| ("a Map iteration", d)));
+        for (place, definition) in wrappings {
+            wrapped += 1;
+            let file = file.display();
+            match run_case_definition(&definition, &case["input"]) {
+                Some(Ok(got)) if matches_recording(&got, &expected_wrapped) => {}
+                Some(Ok(got)) => differences.push(format!(
+                    "{file} in {place}: expected {expected_wrapped}, got {got}"
+                )),
+                Some(Err(diagnostics)) => differences.push(format!(
+                    "{file} in {place}: does not compile: {diagnostics}"
+                )),
+                None => differences.push(format!("{file} in {place}: no outcome")),
+            }
+        }
+    }
+    println!(
+        "corpus: {wrapped} recorded results checked inside a Parallel branch or a Map iteration, {} differ",
+        differences.len()
+    );
+    verdict(differences.is_empty(), || differences.join("\n    "))
+}
+
+/// `definition` as the only branch of a Parallel state; the fields only a top level may
+/// have stay on the top level.
+fn in_a_parallel_branch(definition: &Value) -> Value {
+    let mut branch = definition.as_object().cloned().unwrap_or_default();
+    let mut top = serde_json::Map::new();
+    for key in ["QueryLanguage", "TimeoutSeconds"] {
+        if let Some(v) = branch.remove(key) {
+            top.insert(key.into(), v);
+        }
+    }
+    branch.remove("Version");
+    top.insert("StartAt".into(), json!("Wrapper"));
+    top.insert(
+        "States".into(),
+        json!({"Wrapper": {"Type": "Parallel", "Branches": [branch], "End": true}}),
+    );
+    Value::Object(top)
+}
+
+/// `definition` as the processor of a Map over a one-item array holding the execution's
+/// input (`States.Array($)`), so the iteration's input is the input. JSONPath top levels
+/// only: a JSONata Pass would write the input's numbers as JSONata does.
+fn in_a_map_iteration(definition: &Value) -> Option<Value> {
+    let mut processor = definition.as_object().cloned().unwrap_or_default();
+    if processor.contains_key("QueryLanguage") {
+        return None;
+    }
+    let timeout = processor.remove("TimeoutSeconds");
+    processor.remove("Version");
+    let mut top = json!({
+        "StartAt": "Items",
+        "States": {
+            "Items": {"Type": "Pass", "Parameters": {"items.$": "States.Array($)"}, "Next": "Wrapper"},
+            "Wrapper": {"Type": "Map", "ItemsPath": "$.items", "ItemProcessor": processor, "End": true}
+        }
+    });
+    if let Some(t) = timeout {
+        top["TimeoutSeconds"] = t;
+    }
+    Some(top)
+}
+
+/// The outcome of `definition` on `input` as `{status, output | error, cause}`, an `Err`
+/// with the diagnostics if it does not compile, `None` if it does not end.
+fn run_case_definition(definition: &Value, input: &Value) -> Option<Result<Value, String>> {
+    let program = match compile(definition) {
+        Ok(p) => Arc::new(p),
+        Err(d) => return Some(Err(format!("{d:?}"))),
+    };
+    let mut clock = Clock::Virtual { now: START_MS };
+    let exec = run_to_completion(
+        program,
+        input.clone(),
+        ExecutionOptions::default(),
+        &NoResources,
+        &mut clock,
+    );
+    exec.outcome().map(|o| Ok(outcome_json(o)))
+}
+
+/// Whether an outcome is what AWS recorded: its status, its output (numbers by value, as
+/// the conformance runner compares them) or its error.
+fn matches_recording(outcome: &Value, expected: &Value) -> bool {
+    outcome["status"] == expected["status"]
+        && match expected["status"].as_str() {
+            Some("SUCCEEDED") => same_numbers_aside(&outcome["output"], &expected["output"]),
+            _ => expected.get("error").is_none_or(|e| outcome["error"] == *e),
+        }
 }
 
 /// `benches/workflows/iot-enrich-jsonata.asl.json` must do what the JSONPath `iot-enrich`

@@ -419,7 +419,7 @@ fn eval<'a>(n: &Node, env: &'a Env) -> Out<'a> {
         Node::Parse(x) => match eval(x, env)?.as_deref() {
             Some(Value::String(text)) => {
                 // Invalid JSON: the error (and its text) is the slow path's.
-                Some(Some(Cow::Owned(serde_json::from_str(text).ok()?)))
+                Some(Some(Cow::Owned(crate::asl::json::from_str(text).ok()?)))
             }
             _ => None,
         },
@@ -434,13 +434,15 @@ fn as_jsonata_numbers(v: Cow<'_, Value>) -> Cow<'_, Value> {
     /// or an integer beyond it. Checked without building the new spelling.
     fn misspelled(n: &serde_json::Number) -> bool {
         const EXACT: u64 = 1 << 53;
-        match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => i.unsigned_abs() >= EXACT,
-            (None, Some(u)) => u >= EXACT,
-            _ => n
-                .as_f64()
-                .is_some_and(|x| x.fract() == 0.0 && x.abs() < EXACT as f64),
+        if let Some(u) = n.as_u64() {
+            return u >= EXACT;
         }
+        if let Some(i) = n.as_i64() {
+            return i.unsigned_abs() >= EXACT;
+        }
+        // Integral within 2^53: the cast is exact there (and cheaper than `fract`).
+        n.as_f64()
+            .is_some_and(|x| x.abs() < EXACT as f64 && x == x as i64 as f64)
     }
     fn respelled(n: &serde_json::Number) -> Option<Value> {
         misspelled(n).then(|| number(n.as_f64()?)).flatten()

@@ -198,7 +198,7 @@ fn parse(args: &[JValue]) -> Result {
         .first()
         .and_then(JValue::as_str)
         .ok_or_else(|| fail("parse", "the argument must be a string"))?;
-    serde_json::from_str::<serde_json::Value>(text)
+    crate::asl::json::from_str(text)
         .map(|v| to_jvalue(&v))
         .map_err(|e| fail("parse", &format!("not valid JSON: {e}")))
 }

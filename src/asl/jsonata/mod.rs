@@ -21,7 +21,8 @@ mod messages;
 
 use super::error::{json_text, names, EvalError};
 use super::path::JsonPath;
-use super::size::{self, LinearBound};
+use super::size::{self, Extent, LinearBound};
+use super::template::OutputKeys;
 use super::time::Millis;
 use jsonata_core::ast::AstNode;
 use jsonata_core::evaluator::{CancelToken, Context, Evaluator, EvaluatorOptions};
@@ -29,6 +30,7 @@ use jsonata_core::value::JValue;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::cell::OnceCell;
+use std::convert::Infallible;
 use std::fmt;
 
 pub use convert::{from_jvalue, to_jvalue, NotJson};
@@ -357,6 +359,8 @@ pub enum JTemplate {
     },
     Object {
         fields: Vec<(String, JTemplate)>,
+        /// The keys of `fields`, distinct as a JSON object's are.
+        keys: OutputKeys,
         /// Some fields are plain paths into `$states.input` and none overlap: see
         /// [`JTemplate::eval_taking`].
         takes_paths: bool,
@@ -402,8 +406,11 @@ impl JTemplate {
                         .any(|b| a.starts_with(b) || b.starts_with(a))
                 });
                 let takes_paths = !paths.is_empty() && !overlap;
+                let keys = OutputKeys::new(fields.iter().map(|(k, _)| k.as_str()))
+                    .expect("a JSON object's keys are distinct");
                 JTemplate::Object {
                     fields,
+                    keys,
                     takes_paths,
                 }
             }
@@ -460,20 +467,21 @@ impl JTemplate {
         }
         let JTemplate::Object {
             fields,
+            keys,
             takes_paths: true,
         } = self
         else {
             return self.eval(env).map(Taking::Done);
         };
         let mut slots = Vec::with_capacity(fields.len());
-        for (key, t) in fields {
+        for (_, t) in fields {
             let slot = match t.input_path() {
                 Some(names) if fast::select_plain(env.input, names).is_some() => Slot::Take(names),
                 _ => Slot::Value(t.eval(env)?),
             };
-            slots.push((key.as_str(), slot));
+            slots.push(slot);
         }
-        Ok(Taking::Object(slots))
+        Ok(Taking::Object(keys, slots))
     }
 
     fn input_path(&self) -> Option<&[String]> {
@@ -495,13 +503,9 @@ impl JTemplate {
         match self {
             JTemplate::Const(v) => Ok(v.clone()),
             JTemplate::Expr { expr, field } => expr.eval(env, field),
-            JTemplate::Object { fields, .. } => {
-                let mut m = Map::with_capacity(fields.len());
-                for (k, t) in fields {
-                    m.insert(k.clone(), t.eval(env)?);
-                }
-                Ok(Value::Object(m))
-            }
+            JTemplate::Object { fields, keys, .. } => keys
+                .fill(fields.iter().map(|(_, t)| t.eval(env)))
+                .map(Value::Object),
             JTemplate::Array(items) => items
                 .iter()
                 .map(|t| t.eval(env))
@@ -526,8 +530,8 @@ pub enum Taking<'t> {
     Done(Value),
     /// The fields `$merge([$states.input, …])` sets on the input.
     MergeInto(Map<String, Value>),
-    /// An object's fields in order: evaluated, or to be moved out of the input.
-    Object(Vec<(&'t str, Slot<'t>)>),
+    /// An object's keys and its fields in order: evaluated, or to be moved out of the input.
+    Object(&'t OutputKeys, Vec<Slot<'t>>),
 }
 
 pub enum Slot<'t> {
@@ -536,26 +540,63 @@ pub enum Slot<'t> {
 }
 
 impl Taking<'_> {
+    /// A bound on the output's extent, for an input within `input`, measuring only the
+    /// parts that are not moved or kept from the input (a `$parse`, `$states.result`):
+    /// an Output such as `$merge([$states.input, {'r': $states.result}])` is then not
+    /// measured whole. What comes from the input counts twice, as in
+    /// [`fast`]'s bounds: JSONata may write its numbers two bytes longer. `None` when the
+    /// output is one value (measured whole by the caller) or a part is over `limit`.
+    pub fn bound(&self, input: Extent, limit: usize) -> Option<Extent> {
+        let from_input = Extent::default().with_input(2, input);
+        let field =
+            |key: &str, v: &Value| Some(size::measure(v, limit)?.nested(0, 2 * key.len() + 4));
+        match self {
+            Taking::Done(_) => None,
+            Taking::MergeInto(fields) => fields.iter().try_fold(from_input, |b, (k, v)| {
+                Some(b.beside(field(k, v)?.nested(1, 2)))
+            }),
+            Taking::Object(keys, slots) => {
+                let mut skeleton = Extent::default();
+                let mut takes = false;
+                for (key, slot) in keys.names().zip(slots) {
+                    skeleton = skeleton.beside(match slot {
+                        Slot::Value(v) => field(key, v)?,
+                        Slot::Take(_) => {
+                            takes = true;
+                            Extent::new(2 * key.len() + 4, 0)
+                        }
+                    });
+                }
+                let skeleton = skeleton.nested(1, 2);
+                // The moved paths are disjoint parts of the input: one input for all.
+                Some(if takes {
+                    skeleton.with_input(2, input)
+                } else {
+                    skeleton
+                })
+            }
+        }
+    }
+
     /// The output, moving the selected values out of `input`: the state input the first
     /// step read, unchanged since (it is about to be dropped).
     pub fn finish(self, input: &mut Value) -> Value {
         match self {
             Taking::Done(v) => v,
             Taking::MergeInto(fields) => fast::merge_into(std::mem::take(input), fields),
-            Taking::Object(slots) => Value::Object(
-                slots
-                    .into_iter()
-                    .map(|(key, slot)| {
-                        let value = match slot {
-                            Slot::Value(v) => v,
-                            // Disjoint paths, selected by the first step: each still there.
-                            Slot::Take(names) => fast::take_plain(input, names)
-                                .expect("a path the first step selected"),
-                        };
-                        (key.to_owned(), value)
+            Taking::Object(keys, slots) => {
+                let values = slots.into_iter().map(|slot| {
+                    Ok::<_, Infallible>(match slot {
+                        Slot::Value(v) => v,
+                        // Disjoint paths, selected by the first step: each still there.
+                        Slot::Take(names) => {
+                            fast::take_plain(input, names).expect("a path the first step selected")
+                        }
                     })
-                    .collect(),
-            ),
+                });
+                let Ok(object) = keys.fill(values);
+                Value::Object(object)
+            }
         }
     }
 }
@@ -832,5 +873,44 @@ mod tests {
             }
         }
         assert!(bounded > 40, "only {bounded} bounded");
+    }
+
+    /// [`Taking::bound`] holds for outputs that move parts of the input, keep it whole
+    /// (`$merge` onto it) or hold values the input does not bound (`$parse`,
+    /// `$states.result`), on inputs whose numbers JSONata writes longer.
+    #[test]
+    fn output_bounds_from_evaluated_parts_hold() {
+        let inputs = [
+            json!({"a": 1, "s": "x", "text": "{\"k\": [1, 2.0, 1e2]}", "arr": [1, 2.5]}),
+            json!({"a": 18446744073709551615u64, "s": "\u{1}\"", "text": "[1e300, -0]",
+                   "arr": vec![u64::MAX; 8]}),
+        ];
+        let outputs = [
+            json!({"a": "{% $states.input.a %}", "p": "{% $parse($states.input.text) %}", "c": 1.0}),
+            json!({"arr": "{% $states.input.arr %}", "s": "{% $states.input.s & '!' %}"}),
+            json!("{% $merge([$states.input, {'r': $states.result, 'p': $parse($states.input.text)}]) %}"),
+            json!("{% $merge([$states.input, {'a': $states.input.arr}]) %}"),
+        ];
+        let result = json!([{"index": 0, "value": 1e300}, {"index": 99999999999999999999.0}]);
+        let (vars, context) = (Map::new(), MapItem(json!(null)));
+        let mut bounded = 0;
+        for input in &inputs {
+            for output in &outputs {
+                let template = JTemplate::compile(output, "Output").unwrap();
+                let mut env = Env::new(input, &context, Some(&vars), 0, 0);
+                env.result = Some(&result);
+                let taking = template.eval_taking(&env).unwrap();
+                let Some(bound) = taking.bound(size::extent(input), usize::MAX / 4) else {
+                    continue;
+                };
+                bounded += 1;
+                let actual = size::extent(&taking.finish(&mut input.clone()));
+                assert!(
+                    actual.bytes <= bound.bytes && actual.depth <= bound.depth,
+                    "{output} on {input}: {actual:?} exceeds its bound {bound:?}"
+                );
+            }
+        }
+        assert_eq!(bounded, 8, "every output here is bounded from its parts");
     }
 }

@@ -1,6 +1,14 @@
 //! The execution history: events named as in Step Functions' `GetExecutionHistory`,
 //! recorded only when [`ExecutionOptions::record_history`](crate::asl::effect::ExecutionOptions)
 //! asks for them (their ids are counted always: causes name them).
+//!
+//! Each event links to the one before it in its own thread of control, as AWS's
+//! `previousEventId` does: a frame (top level, Parallel branch, Map iteration) keeps the id
+//! of its last event in `Frame::last_event`. The top level starts at 0 (AWS
+//! links the first event after `ExecutionStarted` to 0); a branch starts at its
+//! `ParallelStateStarted`, an iteration at its `MapIterationStarted`. The events a parent
+//! records about its children follow the child they are about without moving the parent's
+//! thread on; the child that ends the join hands the parent its thread (see `child_ended`).
 
 use super::Execution;
 use crate::asl::error::json_text;
@@ -22,6 +30,8 @@ pub const MAX_HISTORY_BYTES: usize = 64 << 20;
 #[derive(Clone, Debug)]
 pub struct HistoryEvent {
     pub id: u64,
+    /// AWS's `previousEventId`: the event before this one in its thread (0 for none).
+    pub previous: u64,
     pub kind: &'static str,
     pub timestamp: Millis,
     pub state: Option<Arc<str>>,
@@ -29,11 +39,14 @@ pub struct HistoryEvent {
 }
 
 impl Execution {
-    /// Records an event. Past [`MAX_HISTORY_EVENTS`] or [`MAX_HISTORY_BYTES`] only the
-    /// execution's own events (`Execution*`) are kept: a loop running until the Express cap
-    /// would otherwise hold hundreds of millions of them.
-    pub(super) fn event(
+    /// Records an event that follows `previous`, without moving any frame's chain on (a
+    /// parent's events about its children, the execution's own). Past
+    /// [`MAX_HISTORY_EVENTS`] or [`MAX_HISTORY_BYTES`] only the execution's own events
+    /// (`Execution*`) are kept: a loop running until the Express cap would otherwise hold
+    /// hundreds of millions of them.
+    pub(super) fn event_after(
         &mut self,
+        previous: u64,
         kind: &'static str,
         state: Option<&Arc<str>>,
         now: Millis,
@@ -48,6 +61,7 @@ impl Execution {
             self.history_bytes += size::json_len(&details);
             self.history.push(HistoryEvent {
                 id: self.events,
+                previous,
                 kind,
                 timestamp: now,
                 state: state.cloned(),
@@ -57,10 +71,27 @@ impl Execution {
         self.events
     }
 
+    /// Records an event in frame `fid`'s thread: it follows the frame's last event and
+    /// becomes it.
+    pub(super) fn event(
+        &mut self,
+        fid: u32,
+        kind: &'static str,
+        state: Option<&Arc<str>>,
+        now: Millis,
+        details: impl FnOnce() -> Value,
+    ) -> u64 {
+        let previous = self.frame(fid).last_event;
+        let id = self.event_after(previous, kind, state, now, details);
+        self.frame(fid).last_event = id;
+        id
+    }
+
     pub(super) fn exit_event(&mut self, p: &Program, fid: u32, out: &Value, now: Millis) {
         let state = p.state(self.frame(fid).state);
         let (record, with_data) = (self.opts.record_history, self.opts.history_data);
-        self.event(exited_event(&state.kind), Some(&state.name), now, || {
+        let kind = exited_event(&state.kind);
+        self.event(fid, kind, Some(&state.name), now, || {
             if record {
                 let output = with_data.then(|| json_text(out));
                 serde_json::json!({ "name": &*state.name, "output": output })

@@ -248,6 +248,13 @@ impl Execution {
         if let Some(values) = values {
             vars::apply(&mut self.frame(fid).vars, values)?;
         }
+        // Where the compiled bound cannot settle the output's size, a bound from the
+        // evaluated parts saves measuring what came from the input.
+        let limit = self.opts.payload_limit_bytes;
+        let f = self.frame(fid);
+        if let (Some(out), SizeBound::Measure) = (&out, p.state(f.state).size_bound) {
+            f.output_bound = out.bound(f.size_bound, limit);
+        }
         Ok(match (out, result) {
             (Some(out), _) => out.finish(&mut self.frame(fid).data),
             (None, Some(result)) => result,

@@ -247,7 +247,9 @@ impl Execution {
         };
         let tolerated = tolerated_failures(tolerated_count, tolerated_pct, n);
         let name = &p.state(f.state).name;
-        self.event("MapStateStarted", Some(name), now, || Value::Null);
+        self.event(fid, "MapStateStarted", Some(name), now, || {
+            serde_json::json!({ "length": n })
+        });
         let join = Join {
             is_map: true,
             results: vec![Value::Null; n],
@@ -351,8 +353,10 @@ impl Execution {
         self.iteration_input(p, f, spec, &input, slot as usize, item, now)
     }
 
-    /// Starts queued Map iterations while below the concurrency limit.
-    pub(super) fn start_queued(&mut self, p: &Program, pid: u32, now: Millis) {
+    /// Starts queued Map iterations while below the concurrency limit. Their
+    /// `MapIterationStarted` events follow `after`: the MapStateStarted, or the last event of
+    /// the iteration whose end freed the slot.
+    pub(super) fn start_queued(&mut self, p: &Program, pid: u32, after: u64, now: Millis) {
         let pstate = &p.state(self.frame(pid).state).name;
         loop {
             let live = self.frames.len() - self.free.len();
@@ -389,9 +393,11 @@ impl Execution {
                     // and Catch decide.
                     let failure = self.wrap(p, pid, e);
                     self.release_children(pid);
-                    self.event("MapStateFailed", Some(pstate), now, || Value::Null);
+                    // `handle_error` records the MapStateFailed unless the state is retried.
                     let f = self.frame(pid);
                     f.gen = f.gen.wrapping_add(1);
+                    f.last_event = after;
+                    f.children_failed = true;
                     f.phase = Phase::Resume(Resume::Error(failure));
                     self.runnable.push_back(pid);
                     return;
@@ -402,13 +408,22 @@ impl Execution {
             };
             let machine = join.machine;
             let vars = join.vars.clone();
-            self.event(
+            let started = self.event_after(
+                after,
                 "MapIterationStarted",
                 Some(pstate),
                 now,
                 || serde_json::json!({ "index": slot }),
             );
-            let child = self.spawn(p.start_of(machine), input, Some((pid, slot)), bound, vars);
+            // The iteration's thread starts at its MapIterationStarted.
+            let child = self.spawn(
+                p.start_of(machine),
+                input,
+                Some((pid, slot)),
+                bound,
+                vars,
+                started,
+            );
             if let Phase::Children(join) = &mut self.frame(pid).phase {
                 join.running += 1;
             }

@@ -60,6 +60,13 @@ struct Frame {
     /// The pending failure is a missed heartbeat: reported as `States.Timeout`, and also
     /// matched by retriers and catchers naming `States.HeartbeatTimeout`.
     heartbeat_missed: bool,
+    /// The pending failure is a branch's or an iteration's: unless a retrier runs the state
+    /// again, it is recorded as `ParallelStateFailed`/`MapStateFailed` (AWS records none
+    /// for an attempt it retries).
+    children_failed: bool,
+    /// The id of the last event in this frame's thread: the `previousEventId` of its next
+    /// one (see `history.rs`).
+    last_event: u64,
     /// The workflow variables this frame sees (see [`vars`]).
     vars: Vars,
 }
@@ -193,7 +200,10 @@ impl Execution {
             input_bytes: 0,
             program,
         };
-        exec.event("ExecutionStarted", None, now, || Value::Null);
+        let with_data = exec.opts.history_data;
+        exec.event_after(0, "ExecutionStarted", None, now, || {
+            serde_json::json!({ "input": with_data.then(|| json_text(&input)) })
+        });
         let Some(input_size) = size::measure(&input, exec.opts.payload_limit_bytes) else {
             let cause = if size::too_deep(&input) {
                 format!("The execution input nests deeper than the limit of {} levels of arrays and objects.", size::MAX_DEPTH)
@@ -202,6 +212,7 @@ impl Execution {
             };
             exec.finish(
                 Outcome::Failed(Failure::new(names::DATA_LIMIT_EXCEEDED, cause)),
+                0,
                 now,
             );
             return exec;
@@ -223,7 +234,8 @@ impl Execution {
             });
         }
         let start = exec.program.start_of(0);
-        let root = exec.spawn(start, input, None, input_size, None);
+        // AWS links the first event after `ExecutionStarted` to 0, not to it.
+        let root = exec.spawn(start, input, None, input_size, None, 0);
         exec.runnable.push_back(root);
         exec
     }
@@ -356,7 +368,7 @@ impl Execution {
 
     /// Ends the execution now with `failure` (shutdown, or a driver that gives up).
     pub fn abort(&mut self, failure: Failure, now: Millis) {
-        self.finish(Outcome::Failed(failure), now);
+        self.finish(Outcome::Failed(failure), self.top_level_last_event(), now);
     }
 
     /// Hands back the result of an [`Effect::Invoke`]. Stale tokens are ignored.
@@ -417,7 +429,7 @@ impl Execution {
                         ),
                     },
                 };
-                self.finish(Outcome::TimedOut(failure), now);
+                self.finish(Outcome::TimedOut(failure), self.top_level_last_event(), now);
             }
             return;
         }
@@ -478,12 +490,15 @@ impl Execution {
         parent: Option<(u32, u32)>,
         size_bound: Extent,
         vars: Vars,
+        after: u64,
     ) -> u32 {
         let frame = Frame {
             vars,
             size_bound,
             output_bound: None,
             heartbeat_missed: false,
+            children_failed: false,
+            last_event: after,
             gen: 0,
             state,
             data: input,
@@ -541,7 +556,16 @@ impl Execution {
         }
     }
 
-    fn finish(&mut self, outcome: Outcome, now: Millis) {
+    /// The last event of the top level's thread (frame 0, the first one spawned).
+    fn top_level_last_event(&self) -> u64 {
+        self.frames
+            .first()
+            .and_then(Option::as_ref)
+            .map_or(0, |f| f.last_event)
+    }
+
+    /// Ends the execution with `outcome`; its event follows `after`.
+    fn finish(&mut self, outcome: Outcome, after: u64, now: Millis) {
         if self.outcome.is_some() {
             return;
         }
@@ -551,7 +575,7 @@ impl Execution {
             Outcome::TimedOut(_) => "ExecutionTimedOut",
         };
         let (record, with_data) = (self.opts.record_history, self.opts.history_data);
-        self.event(kind, None, now, || {
+        self.event_after(after, kind, None, now, || {
             if !record {
                 return Value::Null;
             }
@@ -706,7 +730,10 @@ impl Execution {
             Err(_) => StateEnd::Failed,
         };
         self.mark_left(fid, end, now);
-        let parent = self.frame(fid).parent;
+        let (parent, last_event) = {
+            let f = self.frame(fid);
+            (f.parent, f.last_event)
+        };
         match parent {
             None => {
                 let outcome = match result {
@@ -716,12 +743,12 @@ impl Execution {
                         Outcome::Failed(f)
                     }
                 };
-                self.finish(outcome, now);
+                self.finish(outcome, last_event, now);
                 self.release(fid);
             }
             Some((pid, slot)) => {
                 self.release(fid);
-                self.child_ended(p, pid, slot, result, size, now);
+                self.child_ended(p, pid, slot, result, size, last_event, now);
             }
         }
         false
@@ -755,9 +782,8 @@ impl Execution {
             }
         };
         let details = details();
-        let id = self.event(entered_event(&state.kind), Some(&state.name), now, || {
-            details
-        });
+        let kind = entered_event(&state.kind);
+        let id = self.event(fid, kind, Some(&state.name), now, || details);
         let f = self.frame(fid);
         f.entered_event = id;
         f.entered_at = now;
@@ -832,7 +858,7 @@ impl Execution {
                 let state = p.state(self.frame(fid).state);
                 // Only a Task's own timers resume it with an error: a timeout.
                 if matches!(state.kind, Kind::Task(_)) {
-                    self.event("TaskTimedOut", Some(&state.name), now, || {
+                    self.event(fid, "TaskTimedOut", Some(&state.name), now, || {
                         failure_details(&f)
                     });
                 }
@@ -841,12 +867,21 @@ impl Execution {
             Resume::WaitDone => Flow::Next(std::mem::take(&mut self.frame(fid).data)),
             Resume::Task(Err(f)) => {
                 let name = &p.state(self.frame(fid).state).name;
-                self.event("TaskFailed", Some(name), now, || failure_details(&f));
+                self.event(fid, "TaskFailed", Some(name), now, || failure_details(&f));
                 Flow::Error(f)
             }
             Resume::Task(Ok(result)) => {
                 let name = &p.state(self.frame(fid).state).name;
-                self.event("TaskSucceeded", Some(name), now, || Value::Null);
+                let (record, with_data) = (self.opts.record_history, self.opts.history_data);
+                // The resource is the TaskScheduled's: the history's readers take it from there.
+                self.event(fid, "TaskSucceeded", Some(name), now, || {
+                    if record {
+                        let output = with_data.then(|| json_text(&result));
+                        serde_json::json!({ "output": output })
+                    } else {
+                        Value::Null
+                    }
+                });
                 match size::measure(&result, self.opts.payload_limit_bytes) {
                     Some(n) => self.finish_result(p, fid, result, n, now),
                     None => Flow::Error(output_limit_exceeded(name, &result)),

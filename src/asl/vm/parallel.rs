@@ -22,15 +22,17 @@ impl Execution {
         now: Millis,
     ) {
         let name = &p.state(self.frame(fid).state).name;
-        self.event("ParallelStateStarted", Some(name), now, || Value::Null);
+        let started = self.event(fid, "ParallelStateStarted", Some(name), now, || Value::Null);
         let vars = self.frame(fid).vars.clone();
         for (slot, m) in branches.iter().enumerate() {
+            // Each branch's thread starts at the ParallelStateStarted.
             let c = self.spawn(
                 p.start_of(*m),
                 param.clone(),
                 Some((fid, slot as u32)),
                 bound,
                 vars.clone(),
+                started,
             );
             self.runnable.push_back(c);
         }
@@ -63,10 +65,20 @@ impl Execution {
             return;
         }
         f.phase = Phase::Children(Box::new(join));
-        self.start_queued(p, fid, now);
+        // A Map's first iterations follow its MapStateStarted.
+        let after = f.last_event;
+        self.start_queued(p, fid, after, now);
     }
 
-    /// Records the end of one child of a join; resumes the parent when the join is decided.
+    /// Records the end of one child of a join, whose thread's last event was `child_last`;
+    /// resumes the parent when the join is decided.
+    ///
+    /// As in AWS's histories, the events about the child follow `child_last` without moving
+    /// the parent's thread on, and the child that decides the join hands the parent its
+    /// thread: on success the `…StateSucceeded` (and the `…StateExited` after it) follows
+    /// the last branch's last event, or the last iteration's `MapIteration…` event; on
+    /// failure the `…StateFailed`, or a retry's `…StateStarted`, follows `child_last`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn child_ended(
         &mut self,
         p: &Program,
@@ -74,6 +86,7 @@ impl Execution {
         slot: u32,
         result: Result<Value, Failure>,
         size_bound: Extent,
+        child_last: u64,
         now: Millis,
     ) {
         let pstate = &p.state(self.frame(pid).state).name;
@@ -112,13 +125,15 @@ impl Execution {
             }
         });
         let done = join.pending == 0;
+        let mut handed_on = child_last;
         if is_map {
             let kind = if verdict.is_some() {
                 "MapIterationFailed"
             } else {
                 "MapIterationSucceeded"
             };
-            self.event(
+            handed_on = self.event_after(
+                child_last,
                 kind,
                 Some(pstate),
                 now,
@@ -129,22 +144,21 @@ impl Execution {
             if f.error.as_deref() == Some(names::RUNTIME) {
                 // A States.Runtime error ends the execution, whatever catches it would.
                 self.failed_state = Some(pstate.clone());
-                self.finish(Outcome::Failed(f), now);
+                self.finish(Outcome::Failed(f), child_last, now);
                 return;
             }
             self.release_children(pid);
-            let kind = if is_map {
-                "MapStateFailed"
-            } else {
-                "ParallelStateFailed"
-            };
-            self.event(kind, Some(pstate), now, || Value::Null);
-            self.frame(pid).phase = Phase::Resume(Resume::Error(f));
+            // `handle_error` records the `…StateFailed` unless the state is retried.
+            let parent = self.frame(pid);
+            parent.last_event = child_last;
+            parent.children_failed = true;
+            parent.phase = Phase::Resume(Resume::Error(f));
             self.runnable.push_back(pid);
             return;
         }
         if !done {
-            self.start_queued(p, pid, now);
+            // An iteration started in the freed slot follows the one that freed it.
+            self.start_queued(p, pid, child_last, now);
             return;
         }
         let Phase::Children(join) = &mut self.frame(pid).phase else {
@@ -157,7 +171,8 @@ impl Execution {
         } else {
             "ParallelStateSucceeded"
         };
-        self.event(kind, Some(pstate), now, || Value::Null);
+        self.frame(pid).last_event = handed_on;
+        self.event_after(handed_on, kind, Some(pstate), now, || Value::Null);
         self.frame(pid).phase = Phase::Resume(Resume::ChildrenDone(Value::Array(results), bound));
         self.runnable.push_back(pid);
     }

@@ -20,11 +20,13 @@ impl Execution {
         let f = self.frame(fid);
         f.output_bound = None;
         let heartbeat = std::mem::take(&mut f.heartbeat_missed);
+        let children_failed = std::mem::take(&mut f.children_failed);
         let state = p.state(f.state);
         let error = failure.error.as_deref();
         let alias = heartbeat.then_some(names::HEARTBEAT_TIMEOUT);
         let matches = |m: &ErrorMatcher| m.matches(error) || m.matches(alias);
-        if error != Some(names::RUNTIME) {
+        let catchable = error != Some(names::RUNTIME);
+        if catchable {
             if let Some((i, r)) = state
                 .retry
                 .iter()
@@ -54,6 +56,17 @@ impl Execution {
                     return false;
                 }
             }
+        }
+        // Not retried: now a Parallel's or Map's failure is recorded, before it is caught
+        // or ends the frame (AWS records none for an attempt it retries).
+        if children_failed {
+            let kind = match state.kind {
+                Kind::Map(_) => "MapStateFailed",
+                _ => "ParallelStateFailed",
+            };
+            self.event(fid, kind, Some(&state.name), now, || Value::Null);
+        }
+        if catchable {
             if let Some(c) = state.catch.iter().find(|c| matches(&c.errors)) {
                 // AWS binds an empty string for an absent cause.
                 let mut err_out = Map::new();

@@ -38,7 +38,7 @@ impl Execution {
     /// Hands a Task's call out as an effect, with its timeout and heartbeat timers.
     pub(super) fn start_task(&mut self, fid: u32, call: TaskCall, now: Millis) -> Flow {
         let (record, with_data) = (self.opts.record_history, self.opts.history_data);
-        self.event("TaskScheduled", Some(&call.state_name), now, || {
+        self.event(fid, "TaskScheduled", Some(&call.state_name), now, || {
             if record {
                 let parameters = with_data.then(|| json_text(&call.payload));
                 serde_json::json!({ "resource": &*call.resource, "parameters": parameters })
@@ -46,7 +46,9 @@ impl Execution {
                 Value::Null
             }
         });
-        self.event("TaskStarted", Some(&call.state_name), now, || Value::Null);
+        self.event(fid, "TaskStarted", Some(&call.state_name), now, || {
+            Value::Null
+        });
         let deadline = call
             .timeout_secs
             .map(|s| now.saturating_add(s as Millis * 1000));

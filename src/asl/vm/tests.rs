@@ -189,3 +189,151 @@ fn state_marks_say_how_each_state_was_left_and_after_how_long() {
     assert_eq!(entered, 5);
     assert_eq!(exec.drain_marks().count(), 0, "drained");
 }
+
+/// Runs `definition` with its history recorded, answering each Task call (in order) with
+/// the next of `answers` and firing timers as they fall due.
+fn recorded(
+    definition: Value,
+    input: Value,
+    history_data: bool,
+    answers: Vec<Result<Value, Failure>>,
+) -> Execution {
+    let program = Arc::new(crate::asl::compile(&definition).expect("valid"));
+    let opts = ExecutionOptions {
+        record_history: true,
+        history_data,
+        max_duration_ms: None,
+        ..ExecutionOptions::default()
+    };
+    let mut exec = Execution::start(program, input, opts, 0);
+    let (mut answers, mut timers, mut now) = (answers.into_iter(), Vec::new(), 0);
+    loop {
+        exec.run(now);
+        if exec.outcome().is_some() {
+            return exec;
+        }
+        let mut invoked = Vec::new();
+        for effect in exec.drain_effects() {
+            match effect {
+                Effect::Invoke { token, .. } => invoked.push(token),
+                Effect::Timer { token, at } => timers.push((at, token)),
+            }
+        }
+        if invoked.is_empty() {
+            timers.sort_by_key(|t| std::cmp::Reverse(t.0));
+            let (at, token) = timers.pop().expect("the execution waits on something");
+            now = at;
+            exec.fire_timer(token, now);
+        }
+        for token in invoked {
+            exec.complete_task(token, answers.next().expect("an answer"), now);
+        }
+    }
+}
+
+/// `(type, id, previousEventId)` of each recorded event.
+fn links(exec: &Execution) -> Vec<(&'static str, u64, u64)> {
+    exec.history()
+        .iter()
+        .map(|e| (e.kind, e.id, e.previous))
+        .collect()
+}
+
+#[test]
+fn parallel_branches_link_their_events_along_their_own_threads() {
+    let two_passes = |a: &str, b: &str| {
+        json!({"StartAt": a, "States": {
+            a: {"Type": "Pass", "Next": b},
+            b: {"Type": "Pass", "End": true}}})
+    };
+    let exec = recorded(
+        json!({"StartAt": "Split", "States": {
+            "Split": {"Type": "Parallel", "Next": "After",
+                "Branches": [two_passes("A1", "A2"), two_passes("B1", "B2")]},
+            "After": {"Type": "Pass", "End": true}}}),
+        json!({}),
+        true,
+        vec![],
+    );
+    assert_eq!(
+        links(&exec),
+        [
+            ("ExecutionStarted", 1, 0),
+            // AWS links the first event after ExecutionStarted to 0.
+            ("ParallelStateEntered", 2, 0),
+            ("ParallelStateStarted", 3, 2),
+            // Each branch starts from the ParallelStateStarted.
+            ("PassStateEntered", 4, 3),
+            ("PassStateExited", 5, 4),
+            ("PassStateEntered", 6, 5),
+            ("PassStateExited", 7, 6),
+            ("PassStateEntered", 8, 3),
+            ("PassStateExited", 9, 8),
+            ("PassStateEntered", 10, 9),
+            ("PassStateExited", 11, 10),
+            // The last branch to end hands its last event on: the Succeeded event follows
+            // it without becoming the Parallel's last, so the Exited follows it too.
+            ("ParallelStateSucceeded", 12, 11),
+            ("ParallelStateExited", 13, 11),
+            ("PassStateEntered", 14, 13),
+            ("PassStateExited", 15, 14),
+            ("ExecutionSucceeded", 16, 15),
+        ]
+    );
+}
+
+#[test]
+fn a_retried_task_links_its_events_in_order_and_task_succeeded_carries_the_result() {
+    let definition = json!({"StartAt": "T", "States": {"T": {
+        "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": true,
+        "Retry": [{"ErrorEquals": ["E"], "IntervalSeconds": 1, "MaxAttempts": 1}]}}});
+    let answers = || vec![Err(Failure::new("E", "once")), Ok(json!({"r": 1}))];
+    let exec = recorded(definition.clone(), json!({}), true, answers());
+    assert_eq!(
+        links(&exec),
+        [
+            ("ExecutionStarted", 1, 0),
+            ("TaskStateEntered", 2, 0),
+            ("TaskScheduled", 3, 2),
+            ("TaskStarted", 4, 3),
+            ("TaskFailed", 5, 4),
+            // The retry follows the failure.
+            ("TaskScheduled", 6, 5),
+            ("TaskStarted", 7, 6),
+            ("TaskSucceeded", 8, 7),
+            ("TaskStateExited", 9, 8),
+            ("ExecutionSucceeded", 10, 9),
+        ]
+    );
+    assert_eq!(exec.history()[7].details, json!({"output": r#"{"r":1}"#}));
+    // Without history data, no output (the resource comes from the TaskScheduled).
+    let exec = recorded(definition, json!({}), false, answers());
+    assert_eq!(exec.history()[7].details, json!({"output": null}));
+}
+
+#[test]
+fn a_map_state_failed_is_recorded_only_when_the_map_is_not_retried() {
+    let definition = |retry: Value| {
+        json!({"StartAt": "M", "States": {"M": {
+            "Type": "Map", "ItemsPath": "$.items", "Retry": retry, "End": true,
+            "ItemProcessor": {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E"}}}}}})
+    };
+    let input = json!({"items": [1]});
+    let of_kind = |exec: &Execution, kind: &str| -> Vec<(u64, u64)> {
+        exec.history()
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| (e.id, e.previous))
+            .collect()
+    };
+    // ExecutionStarted, MapStateEntered, MapStateStarted, MapIterationStarted (4),
+    // FailStateEntered (5), MapIterationFailed (6): the Map fails from event 5.
+    let once = recorded(definition(json!([])), input.clone(), true, vec![]);
+    assert_eq!(of_kind(&once, "MapStateFailed"), [(7, 5)]);
+    let retry = json!([{"ErrorEquals": ["E"], "MaxAttempts": 1}]);
+    let retried = recorded(definition(retry), input, true, vec![]);
+    // The retry's MapStateStarted follows the failing event; MapStateFailed comes once.
+    assert_eq!(of_kind(&retried, "MapStateStarted"), [(3, 2), (7, 5)]);
+    assert_eq!(of_kind(&retried, "MapStateFailed"), [(11, 9)]);
+    assert_eq!(of_kind(&retried, "ExecutionFailed"), [(12, 11)]);
+}

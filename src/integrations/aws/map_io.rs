@@ -112,7 +112,7 @@ async fn read_object(
         .unwrap_or("JSON");
     let items = match input_type {
         "JSON" => {
-            let parsed: Value = serde_json::from_str(body)
+            let parsed: Value = crate::asl::json::from_str(body)
                 .map_err(|e| reader_failed(format!("The object is not JSON: {e}")))?;
             let pointed = match config.get("ItemsPointer").and_then(Value::as_str) {
                 Some(pointer) => parsed.pointer(pointer).cloned().ok_or_else(|| {
@@ -134,7 +134,7 @@ async fn read_object(
             .enumerate()
             .filter(|(_, line)| !line.trim().is_empty())
             .map(|(i, line)| {
-                serde_json::from_str(line)
+                crate::asl::json::from_str(line)
                     .map_err(|e| reader_failed(format!("Line {} is not JSON: {e}", i + 1)))
             })
             .collect::<Result<_, _>>()?,

@@ -105,7 +105,8 @@ pub fn read(
     let body: Value = if response.body.is_empty() {
         Value::Object(Map::new())
     } else {
-        serde_json::from_slice(&response.body).map_err(|e| unreadable(response, &e.to_string()))?
+        crate::asl::json::from_slice(&response.body)
+            .map_err(|e| unreadable(response, &e.to_string()))?
     };
     Ok(match &operation.output {
         Some(output) => match model.shape(&output.shape) {

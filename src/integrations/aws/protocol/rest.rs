@@ -344,7 +344,7 @@ pub fn read(
                     Some(from_xml(model, target.expect("matched"), &root))
                 }
                 Some("structure") => {
-                    let body: Value = serde_json::from_slice(&response.body)
+                    let body: Value = crate::asl::json::from_slice(&response.body)
                         .map_err(|e| json::unreadable(response, &e.to_string()))?;
                     Some(json::from_wire(model, target.expect("matched"), &body))
                 }
@@ -363,7 +363,7 @@ pub fn read(
                     xml::parse(&response.body).map_err(|e| json::unreadable(response, &e))?;
                 from_xml(model, output, &root)
             } else {
-                let body: Value = serde_json::from_slice(&response.body)
+                let body: Value = crate::asl::json::from_slice(&response.body)
                     .map_err(|e| json::unreadable(response, &e.to_string()))?;
                 json::from_wire(model, output, &body)
             };
@@ -392,7 +392,7 @@ pub fn read(
                             base64::engine::general_purpose::STANDARD
                                 .decode(text)
                                 .ok()
-                                .and_then(|b| serde_json::from_slice(&b).ok())
+                                .and_then(|b| crate::asl::json::from_slice(&b).ok())
                                 .unwrap_or_else(|| Value::String(text.to_owned()))
                         }
                         _ => scalar_from_text(target, text),
