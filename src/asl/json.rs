@@ -31,8 +31,12 @@ pub fn from_str(text: &str) -> serde_json::Result<Value> {
 /// negative zero, or the same characters inside a string. Dates (`2024-01-05`) and
 /// `-0.5` are not.
 fn may_hold_integer_negative_zero(text: &[u8]) -> bool {
-    memchr::memmem::find_iter(text, b"-0")
-        .any(|at| !matches!(text.get(at + 2), Some(b'0'..=b'9' | b'.' | b'e' | b'E')))
+    // `memchr` over `-` rather than `memmem` over `-0`: a `memmem` searcher costs ~2,000
+    // instructions to set up, more than the search on an event.
+    memchr::memchr_iter(b'-', text).any(|at| {
+        text.get(at + 1) == Some(&b'0')
+            && !matches!(text.get(at + 2), Some(b'0'..=b'9' | b'.' | b'e' | b'E'))
+    })
 }
 
 /// `text` with the sign of every integer `-0` outside strings removed.
