@@ -247,9 +247,13 @@ impl Execution {
         };
         let tolerated = tolerated_failures(tolerated_count, tolerated_pct, n);
         let name = &p.state(f.state).name;
-        self.event(fid, "MapStateStarted", Some(name), now, || {
-            serde_json::json!({ "length": n })
-        });
+        self.event(
+            fid,
+            "MapStateStarted",
+            Some(name),
+            now,
+            || serde_json::json!({ "length": n }),
+        );
         let join = Join {
             is_map: true,
             results: vec![Value::Null; n],

@@ -201,9 +201,13 @@ impl Execution {
             program,
         };
         let with_data = exec.opts.history_data;
-        exec.event_after(0, "ExecutionStarted", None, now, || {
-            serde_json::json!({ "input": with_data.then(|| json_text(&input)) })
-        });
+        exec.event_after(
+            0,
+            "ExecutionStarted",
+            None,
+            now,
+            || serde_json::json!({ "input": with_data.then(|| json_text(&input)) }),
+        );
         let Some(input_size) = size::measure(&input, exec.opts.payload_limit_bytes) else {
             let cause = if size::too_deep(&input) {
                 format!("The execution input nests deeper than the limit of {} levels of arrays and objects.", size::MAX_DEPTH)
