@@ -31,8 +31,8 @@ pub fn from_str(text: &str) -> serde_json::Result<Value> {
 /// negative zero, or the same characters inside a string. Dates (`2024-01-05`) and
 /// `-0.5` are not.
 fn may_hold_integer_negative_zero(text: &[u8]) -> bool {
-    // `memchr` over `-` rather than `memmem` over `-0`: a `memmem` searcher costs ~2,000
-    // instructions to set up, more than the search on an event.
+    // `memchr` over `-` rather than `memmem` over `-0`: setting up a `memmem` searcher per
+    // event cost ~2.4 k instructions (docs/performance.md).
     memchr::memchr_iter(b'-', text).any(|at| {
         text.get(at + 1) == Some(&b'0')
             && !matches!(text.get(at + 2), Some(b'0'..=b'9' | b'.' | b'e' | b'E'))

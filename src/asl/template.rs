@@ -115,7 +115,8 @@ impl Template {
     /// [`eval_consuming`](Self::eval_consuming).
     pub fn eval_calls(&self, scope: &dyn Scope) -> Result<Vec<Value>, EvalError> {
         let mut out = Vec::with_capacity(self.calls);
-        // Most templates call nothing: skip the walk (~110 instructions a state).
+        // Most templates call nothing: skip the walk (~2 k of pass-chain's ~44 k
+        // instructions per execution).
         if self.calls > 0 {
             self.root.eval_calls(scope, &mut out)?;
         }
