@@ -95,9 +95,16 @@ fn main() {
     println!();
     println!(
         "engine cases: {} passed, {} failed ({} skipped)",
-        tally.passed, tally.failed, tally.skipped
+        tally.passed,
+        tally.failures.len(),
+        tally.skipped
     );
-    if tally.failed > 0 || tally.passed == 0 {
+    for (name, why) in &tally.failures {
+        // The first lines of the reason: enough to name what broke; the full text is above.
+        let why: Vec<&str> = why.lines().take(6).collect();
+        println!("FAILED {name}\n    {}", why.join("\n    "));
+    }
+    if !tally.failures.is_empty() || tally.passed == 0 {
         std::process::exit(1);
     }
 }

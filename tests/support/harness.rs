@@ -183,8 +183,10 @@ impl Selection {
 #[derive(Default)]
 pub struct Tally {
     pub passed: usize,
-    pub failed: usize,
     pub skipped: usize,
+    /// Each failed check with its reason, repeated after the closing line: CI shows only the
+    /// output's ends, and a failure among a thousand lines must still be seen.
+    pub failures: Vec<(String, String)>,
 }
 
 impl Tally {
@@ -201,8 +203,8 @@ impl Tally {
                 println!("{name} ... ok{took}");
             }
             Err(Problem::Failed(why)) => {
-                self.failed += 1;
                 println!("{name} ... FAILED{took}\n    {why}");
+                self.failures.push((name.to_string(), why));
             }
             Err(Problem::Skipped(why)) => {
                 self.skipped += 1;
