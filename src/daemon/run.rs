@@ -251,8 +251,7 @@ fn start_api(
 }
 
 /// An API-only daemon (`[api]` and no `[[sources]]`): serves until SIGTERM or SIGINT.
-fn run_api_only(server: crate::api::ApiServer, health: &Health) -> Result<()> {
-    let stop = stop_on_signal()?;
+fn run_api_only(server: crate::api::ApiServer, health: &Health, stop: &AtomicBool) -> Result<()> {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         telemetry::oplog::flush_suppressed();
@@ -269,12 +268,17 @@ fn run_api_only(server: crate::api::ApiServer, health: &Health) -> Result<()> {
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<()> {
     telemetry::oplog::init(&config.daemon_log);
+    // First: a SIGTERM that arrives while the daemon starts (an orchestrator giving up on a
+    // slow start) is then a clean shutdown once started, not a kill by the default action.
+    let stop = stop_on_signal()?;
     let programs = compile_state_machines(&config)?;
     for notice in exactly_once_notices(&config) {
         tracing::info!("{notice}");
     }
     // What /healthz and /readyz answer: every part below registers its checks here.
     let health = Health::new();
+    // Not ready until every part has registered its checks: the probes answer from here on.
+    let startup = health.pending("startup", "starting");
     if let Some(listen) = config.metrics.listen {
         telemetry::install_prometheus(listen, health.clone())?;
         tracing::info!("metrics at http://{listen}/metrics (probes: /healthz, /readyz)");
@@ -301,7 +305,8 @@ pub fn run(config: Config) -> Result<()> {
         // The config reader allows no sources only with [api].
         let (server, _) = start_api(&config, Arc::new(integrations), &observers, &health)?
             .ok_or_else(|| anyhow!("nothing to run: no [[sources]] and no [api]"))?;
-        return run_api_only(server, &health);
+        startup.up();
+        return run_api_only(server, &health, &stop);
     }
 
     let cluster = KafkaCluster::connect(&config, &health)?;
@@ -343,7 +348,6 @@ pub fn run(config: Config) -> Result<()> {
     for source in &sqs_sources {
         source.receive_into(shards.senders.clone());
     }
-    let stop = stop_on_signal()?;
     let demo = Demo::start(&config, &cluster.brokers)?;
     let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
     tracing::info!(
@@ -362,6 +366,7 @@ pub fn run(config: Config) -> Result<()> {
         sqs_sources,
         demo,
     };
+    startup.up();
     running.serve(&stop);
     running.shutdown()
 }
