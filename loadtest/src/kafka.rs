@@ -7,9 +7,14 @@
 //! change to the workflow's input and no shared table between producer and consumer. The
 //! random run id lets a run on a shared, long-lived topic ignore earlier runs' records.
 //!
-//! Phase 0 is a warm-up (the daemon's consumer-group join takes seconds); each measured
-//! phase (one per rate of a sweep) is sent, then drained until every event is answered or
-//! `drain_secs` pass, so phases do not overlap and each one's transition count is exact.
+//! Phase 0 is a warm-up in two steps: a few events prove the answer path (the daemon's
+//! consumer-group join takes seconds), then `warmup` of load at the first phase's rate
+//! brings both processes to their working size (allocator pools, librdkafka's buffers, the
+//! broker's logs): without it the first half second of the first phase ran at half speed
+//! with ~150 ms latencies and no core busy, and a later phase at the same rate did not.
+//! The warm-up's latencies are printed, not reported. Each measured phase (one per rate of a
+//! sweep) is sent, then drained until every event is answered or `drain_secs` pass, so
+//! phases do not overlap and each one's transition count is exact.
 
 use crate::proc_stats::{cpu_secs, rss_bytes};
 use crate::report::{timeline, Completeness, Percentiles, RunReport};
@@ -47,6 +52,8 @@ pub struct Options {
     /// Offered rates, one measured phase each (0: as fast as the window allows).
     pub rates: Vec<u64>,
     pub phase_duration: Duration,
+    /// Load sent at the first phase's rate before measuring (see the module doc).
+    pub warmup: Duration,
     pub drain: Duration,
     pub interval: Duration,
     pub linger_ms: u64,
@@ -652,6 +659,34 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Result<Vec<RunReport>> {
             opts.input_topic,
             opts.results_topic,
             opts.dead_letter_topic
+        );
+    }
+    if !opts.warmup.is_zero() {
+        let (index, answered) = new_phase(&phases);
+        let rate = opts.rates.first().copied().unwrap_or(0);
+        let sent = send_phase(
+            &producer,
+            &opts.input_topic,
+            scenario,
+            &run_id,
+            index,
+            epoch,
+            rate,
+            opts.warmup,
+            u64::MAX,
+            scenario.load.max_outstanding,
+            &answered,
+            &mut ignored,
+        );
+        let drained = drain(&answered, sent, opts.drain)?;
+        let all = phases.lock().expect("phases lock");
+        let latency = Percentiles::of(&all[index].recorder.latency);
+        eprintln!(
+            "loadtest: warm-up, {:.0} s at the first rate: {sent} events{}, p50 {:.2} ms, p99 {:.2} ms (not reported)",
+            opts.warmup.as_secs_f64(),
+            if drained { "" } else { " (not all answered)" },
+            latency.p50_us / 1000.0,
+            latency.p99_us / 1000.0
         );
     }
 

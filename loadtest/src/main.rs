@@ -109,6 +109,10 @@ struct KafkaArgs {
     /// How long to wait for the last answers after a run's sending ends.
     #[arg(long, default_value_t = 60)]
     drain_secs: u64,
+    /// Load at the first rate before measuring, to bring the daemon and the broker to their
+    /// working size; its latencies are printed, not reported (0: none).
+    #[arg(long, default_value_t = 2)]
+    warmup_secs: u64,
     /// A run breaks when its p99 latency exceeds this (default: the scenario's).
     #[arg(long)]
     max_p99_ms: Option<u64>,
@@ -210,6 +214,7 @@ fn run(cli: Cli) -> Result<()> {
                 dead_letter_topic: args.dead_letter_topic.clone(),
                 phase_duration: duration_of(&args.common, &scenario)?,
                 rates,
+                warmup: Duration::from_secs(args.warmup_secs),
                 drain: Duration::from_secs(args.drain_secs),
                 interval: Duration::from_millis(args.common.interval_ms.max(1)),
                 linger_ms: args.linger_ms,
