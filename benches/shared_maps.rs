@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: expressway::allocator::Mimalloc = expressway::allocator::Mimalloc;
 
 /// The operations a registry needs, for the two maps.
 trait Registry: Sync {

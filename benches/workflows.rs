@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: expressway::allocator::Mimalloc = expressway::allocator::Mimalloc;
 
 fn workflows_dir() -> PathBuf {
     let dir = std::env::var_os("EXPRESSWAY_BENCH_WORKFLOWS")

@@ -1,5 +1,6 @@
 //! Expressway: AWS Step Functions state machines with Express semantics over event streams.
 
+pub mod allocator;
 pub mod api;
 pub mod asl;
 pub mod callbacks;

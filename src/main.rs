@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 #[global_allocator]
-static GLOBAL: expressway::memory_budget::Metered<mimalloc::MiMalloc> =
-    expressway::memory_budget::Metered(mimalloc::MiMalloc);
+static GLOBAL: expressway::memory_budget::Metered<expressway::allocator::Mimalloc> =
+    expressway::memory_budget::Metered(expressway::allocator::Mimalloc);
 
 #[derive(Parser)]
 #[command(

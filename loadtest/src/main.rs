@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: expressway::allocator::Mimalloc = expressway::allocator::Mimalloc;
 
 #[derive(Parser)]
 #[command(
