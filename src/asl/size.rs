@@ -96,6 +96,15 @@ pub fn extent(v: &Value) -> Extent {
     walk.extent(limit)
 }
 
+/// A bound on the extent of `v`, a value within [`MAX_DEPTH`]: [`extent`] but for floats,
+/// counted at their longest rather than formatted.
+pub fn bound(v: &Value) -> Extent {
+    let limit = isize::MAX as usize;
+    let mut walk = Walk::new(limit, false);
+    walk.fits(v, 0);
+    walk.extent(limit)
+}
+
 /// Exact compact-JSON length of `v` (as `serde_json::to_string(v).len()`), a value within
 /// [`MAX_DEPTH`].
 pub fn json_len(v: &Value) -> usize {
@@ -331,6 +340,10 @@ mod tests {
         let v = json!([0.5, 0.25]); // 10 bytes exactly, 50 by the bound
         assert!(!exceeds(&v, 10));
         assert!(exceeds(&v, 9));
+        let nested = json!({"a": [0.5, {"b\n": -1e300}], "c": "\u{1}"});
+        let (exact, bounded) = (extent(&nested), bound(&nested));
+        assert!(bounded.bytes >= exact.bytes && bounded.bytes <= exact.bytes + 2 * MAX_FLOAT_LEN);
+        assert_eq!((bounded.depth, exact.depth), (3, 3));
     }
 
     #[test]

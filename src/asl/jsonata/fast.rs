@@ -64,11 +64,13 @@ impl Fast {
         bound(&self.0)
     }
 
-    /// The names of the path when the expression is nothing but a path into
-    /// `$states.input` below its root (`$states.input.a.b`).
-    pub fn input_path(&self) -> Option<&[String]> {
+    /// Where the expression's value could be moved from, when it is nothing but a path
+    /// into `$states.input` below its root (`$states.input.a.b`) or into `$states.result`
+    /// (`$states.result` itself included).
+    pub fn plain_path(&self) -> Option<(Owner, &[String])> {
         match &self.0 {
-            Node::Path(Root::Input, names) if !names.is_empty() => Some(names),
+            Node::Path(Root::Input, names) if !names.is_empty() => Some((Owner::Input, names)),
+            Node::Path(Root::Result, names) => Some((Owner::Result, names)),
             _ => None,
         }
     }
@@ -77,7 +79,11 @@ impl Fast {
     /// fields the other items add, evaluated as the fast path would; the output is then the
     /// input with them set ([`merge_into`]). `None` when the expression is not of that form
     /// or the fast path would decline it.
-    pub fn merge_onto_input(&self, env: &Env) -> Option<Map<String, Value>> {
+    ///
+    /// One field of an object constructor that is a path into `$states.result` (`{'r':
+    /// $states.result}`) is left for the caller to move out of the result instead of
+    /// copying it ([`MergeOnto::from_result`]).
+    pub fn merge_onto_input<'n>(&'n self, env: &Env) -> Option<MergeOnto<'n>> {
         let Node::Merge(list) = &self.0 else {
             return None;
         };
@@ -90,26 +96,85 @@ impl Fast {
         {
             return None;
         }
-        let mut fields = Map::new();
+        let mut merge = MergeOnto {
+            fields: Map::new(),
+            from_result: None,
+        };
         for (item, constructor) in rest {
-            match eval(item, env)? {
-                None => {}
-                Some(v) if v.is_array() && !constructor => return None,
-                Some(v) => match v.into_owned() {
-                    Value::Object(m) => fields.extend(m),
-                    _ => return None,
+            let object = match item {
+                Node::Object(entries) => merge.object(entries, env)?,
+                _ => match eval(item, env)? {
+                    None => continue,
+                    Some(v) if v.is_array() && !constructor => return None,
+                    Some(v) => match v.into_owned() {
+                        Value::Object(m) => {
+                            m.keys().for_each(|k| merge.replaced(k));
+                            m
+                        }
+                        _ => return None,
+                    },
                 },
-            }
+            };
+            merge.fields.extend(object);
         }
-        Some(fields)
+        Some(merge)
     }
 
+    #[inline]
     pub fn eval<'a>(&self, env: &'a Env) -> Out<'a> {
         let out = eval(&self.0, env)?;
         match out.as_deref() {
             // An empty array or arrays of arrays: JSONata's sequence rules decide; decline.
             Some(Value::Array(a)) if a.is_empty() || a.iter().any(Value::is_array) => None,
             _ => Some(out.map(as_jsonata_numbers)),
+        }
+    }
+}
+
+/// What a value moved rather than copied is moved out of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// `$states.input`
+    Input,
+    /// `$states.result`
+    Result,
+}
+
+/// See [`Fast::merge_onto_input`].
+pub struct MergeOnto<'n> {
+    /// The fields set on the input, in order.
+    pub fields: Map<String, Value>,
+    /// A field of `fields` holding a placeholder, and the path into `$states.result` whose
+    /// value is to be moved there.
+    pub from_result: Option<(String, &'n [String])>,
+}
+
+impl<'n> MergeOnto<'n> {
+    /// An object constructor's fields, as [`eval`] makes them, but for the first field that
+    /// is a path into `$states.result` (one that selects something), left as a placeholder.
+    fn object(&mut self, entries: &'n [(String, Node)], env: &Env) -> Option<Map<String, Value>> {
+        let mut m = Map::with_capacity(entries.len());
+        for (k, v) in entries {
+            if let Node::Path(Root::Result, names) = v {
+                let selected = env.result.map(|r| walk(r, names));
+                if self.from_result.is_none() && matches!(selected, Some(Some(Some(_)))) {
+                    m.insert(k.clone(), Value::Null);
+                    self.from_result = Some((k.clone(), names));
+                    continue;
+                }
+            }
+            if let Some(v) = eval(v, env)? {
+                self.replaced(k);
+                m.insert(k.clone(), v.into_owned());
+            }
+        }
+        Some(m)
+    }
+
+    /// Field `key` is set again: the value left to move would be replaced.
+    fn replaced(&mut self, key: &str) {
+        if self.from_result.as_ref().is_some_and(|(k, _)| k == key) {
+            self.from_result = None;
         }
     }
 }
@@ -175,21 +240,32 @@ pub fn select_plain<'v>(input: &'v Value, names: &[String]) -> Option<&'v Value>
 /// Moves the value [`select_plain`] found out of `input` (leaving `null`), as the fast path
 /// would have given it.
 pub fn take_plain(input: &mut Value, names: &[String]) -> Option<Value> {
-    let mut v = input;
-    for name in names {
-        v = v.as_object_mut()?.get_mut(name.as_str())?;
-    }
-    Some(as_jsonata_numbers(Cow::Owned(std::mem::take(v))).into_owned())
+    take(input, names).map(|v| as_jsonata_numbers(Cow::Owned(v)).into_owned())
 }
 
-/// `input` (an object) with `fields` set, as `$merge([$states.input, …])` gives it: the
-/// input's fields in their order, then the new ones.
-pub fn merge_into(input: Value, fields: Map<String, Value>) -> Value {
+/// Moves the value at `names`, reached through objects only, out of `v` (leaving `null`).
+fn take(mut v: &mut Value, names: &[String]) -> Option<Value> {
+    for name in names {
+        v = crate::asl::path::field_mut(v.as_object_mut()?, name)?;
+    }
+    Some(std::mem::take(v))
+}
+
+/// `input` (an object) with `merge`'s fields set, as `$merge([$states.input, …])` gives it:
+/// the input's fields in their order, then the new ones; the field left to move out of
+/// `result` gets its value from there.
+pub fn merge_into(input: Value, merge: MergeOnto, result: Option<&mut Value>) -> Value {
     let mut merged = match input {
         Value::Object(m) => m,
         _ => Map::new(),
     };
-    merged.extend(fields);
+    merged.extend(merge.fields);
+    if let Some((key, names)) = merge.from_result {
+        let moved = result.and_then(|r| take(r, names));
+        let slot =
+            crate::asl::path::field_mut(&mut merged, &key).expect("the placeholder merged in");
+        *slot = moved.expect("a path the first step selected");
+    }
     as_jsonata_numbers(Cow::Owned(Value::Object(merged))).into_owned()
 }
 
@@ -347,6 +423,7 @@ fn eval<'a>(n: &Node, env: &'a Env) -> Out<'a> {
             };
             match start {
                 Cow::Borrowed(v) => Some(walk(v, names)?.map(Cow::Borrowed)),
+                Cow::Owned(v) if names.is_empty() => Some(Some(Cow::Owned(v))),
                 Cow::Owned(v) => Some(walk(&v, names)?.map(|x| Cow::Owned(x.clone()))),
             }
         }

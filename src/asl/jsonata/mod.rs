@@ -24,6 +24,7 @@ use super::path::JsonPath;
 use super::size::{self, Extent, LinearBound};
 use super::template::OutputKeys;
 use super::time::Millis;
+use fast::{MergeOnto, Owner};
 use jsonata_core::ast::AstNode;
 use jsonata_core::evaluator::{CancelToken, Context, Evaluator, EvaluatorOptions};
 use jsonata_core::value::JValue;
@@ -101,6 +102,7 @@ impl Expr {
 
     /// Evaluates to a JSON value. `field` names where the expression sits (`Output/result`),
     /// as AWS's causes do.
+    #[inline]
     pub fn eval(&self, env: &Env, field: &str) -> Result<Value, EvalError> {
         match self.eval_raw(env, field)? {
             Some(v) => Ok(v),
@@ -109,12 +111,20 @@ impl Expr {
     }
 
     /// Evaluates; `None` is JSONata's `undefined`.
+    #[inline]
     pub fn eval_raw(&self, env: &Env, field: &str) -> Result<Option<Value>, EvalError> {
         if let Some(fast) = &self.fast {
             if let Some(result) = fast.eval(env) {
                 return Ok(result.map(std::borrow::Cow::into_owned));
             }
         }
+        self.eval_slow(env, field)
+    }
+
+    /// [`eval_raw`](Self::eval_raw) by jsonata-core, kept out of line: inlined, its frame
+    /// would weigh on every fast evaluation.
+    #[inline(never)]
+    fn eval_slow(&self, env: &Env, field: &str) -> Result<Option<Value>, EvalError> {
         let result = self.eval_full(env).map_err(|message| {
             self.error(
                 field,
@@ -361,9 +371,8 @@ pub enum JTemplate {
         fields: Vec<(String, JTemplate)>,
         /// The keys of `fields`, distinct as a JSON object's are.
         keys: OutputKeys,
-        /// Some fields are plain paths into `$states.input` and none overlap: see
-        /// [`JTemplate::eval_taking`].
-        takes_paths: bool,
+        /// Which fields [`JTemplate::eval_taking`] may move instead of copying.
+        moves: Moves,
     },
     Array(Vec<JTemplate>),
 }
@@ -398,20 +407,13 @@ impl JTemplate {
                     )?;
                     fields.push((k.clone(), sub));
                 }
-                let paths: Vec<&[String]> =
-                    fields.iter().filter_map(|(_, t)| t.input_path()).collect();
-                let overlap = paths.iter().enumerate().any(|(i, a)| {
-                    paths[i + 1..]
-                        .iter()
-                        .any(|b| a.starts_with(b) || b.starts_with(a))
-                });
-                let takes_paths = !paths.is_empty() && !overlap;
+                let moves = Moves::of(&fields);
                 let keys = OutputKeys::new(fields.iter().map(|(k, _)| k.as_str()))
                     .expect("a JSON object's keys are distinct");
                 JTemplate::Object {
                     fields,
                     keys,
-                    takes_paths,
+                    moves,
                 }
             }
             Value::Array(a) => {
@@ -453,30 +455,48 @@ impl JTemplate {
         }
     }
 
-    /// [`eval`](Self::eval) for an `Output` whose state input is dropped right after, in two
-    /// steps: here every field is evaluated against the untouched input except an object's
-    /// fields that are plain paths into it, which [`Taking::finish`] then moves out of the
-    /// input instead of copying (as JSONPath templates do); paths of one object that overlap
-    /// are all evaluated here. `$merge([$states.input, …])` likewise sets the other items'
-    /// fields on the input itself rather than on a copy.
+    /// [`eval`](Self::eval) for an `Output` whose state input and result are dropped right
+    /// after, in two steps: here every field is evaluated against the untouched input and
+    /// result except an object's fields that are plain paths into them, which
+    /// [`Taking::finish`] then moves out instead of copying (as JSONPath templates do).
+    /// Paths into the input of one object that overlap are all evaluated here, and so is
+    /// every path into the result after the first. `$merge([$states.input, …])` likewise
+    /// sets the other items' fields on the input itself rather than on a copy.
     pub fn eval_taking<'t>(&'t self, env: &Env) -> Result<Taking<'t>, EvalError> {
         if let JTemplate::Expr { expr, .. } = self {
-            if let Some(fields) = expr.fast.as_ref().and_then(|f| f.merge_onto_input(env)) {
-                return Ok(Taking::MergeInto(fields));
+            if let Some(merge) = expr.fast.as_ref().and_then(|f| f.merge_onto_input(env)) {
+                return Ok(Taking::MergeInto(merge));
             }
         }
         let JTemplate::Object {
             fields,
             keys,
-            takes_paths: true,
+            moves,
         } = self
         else {
             return self.eval(env).map(Taking::Done);
         };
+        if !moves.input && !moves.result {
+            return self.eval(env).map(Taking::Done);
+        }
+        let mut result_moved = false;
         let mut slots = Vec::with_capacity(fields.len());
         for (_, t) in fields {
-            let slot = match t.input_path() {
-                Some(names) if fast::select_plain(env.input, names).is_some() => Slot::Take(names),
+            let slot = match t.plain_path() {
+                Some((Owner::Input, names))
+                    if moves.input && fast::select_plain(env.input, names).is_some() =>
+                {
+                    Slot::Take(Owner::Input, names)
+                }
+                Some((Owner::Result, names))
+                    if !result_moved
+                        && env
+                            .result
+                            .is_some_and(|r| fast::select_plain(r, names).is_some()) =>
+                {
+                    result_moved = true;
+                    Slot::Take(Owner::Result, names)
+                }
                 _ => Slot::Value(t.eval(env)?),
             };
             slots.push(slot);
@@ -484,9 +504,9 @@ impl JTemplate {
         Ok(Taking::Object(keys, slots))
     }
 
-    fn input_path(&self) -> Option<&[String]> {
+    fn plain_path(&self) -> Option<(Owner, &[String])> {
         match self {
-            JTemplate::Expr { expr, .. } => expr.fast.as_ref()?.input_path(),
+            JTemplate::Expr { expr, .. } => expr.fast.as_ref()?.plain_path(),
             _ => None,
         }
     }
@@ -525,43 +545,89 @@ impl JTemplate {
     }
 }
 
+/// Which fields of an `Output` object [`JTemplate::eval_taking`] may move.
+#[derive(Debug, Clone, Copy)]
+pub struct Moves {
+    /// Some fields are plain paths into `$states.input` and none overlap.
+    input: bool,
+    /// Some field is a plain path into `$states.result` (the first of them moves).
+    result: bool,
+}
+
+impl Moves {
+    fn of(fields: &[(String, JTemplate)]) -> Moves {
+        let paths = |owner| -> Vec<&[String]> {
+            fields
+                .iter()
+                .filter_map(|(_, t)| t.plain_path().filter(|(o, _)| *o == owner))
+                .map(|(_, names)| names)
+                .collect()
+        };
+        let inputs = paths(Owner::Input);
+        let overlap = inputs.iter().enumerate().any(|(i, a)| {
+            inputs[i + 1..]
+                .iter()
+                .any(|b| a.starts_with(b) || b.starts_with(a))
+        });
+        Moves {
+            input: !inputs.is_empty() && !overlap,
+            result: !paths(Owner::Result).is_empty(),
+        }
+    }
+}
+
 /// An `Output` between the two steps of [`JTemplate::eval_taking`].
 pub enum Taking<'t> {
     Done(Value),
     /// The fields `$merge([$states.input, …])` sets on the input.
-    MergeInto(Map<String, Value>),
-    /// An object's keys and its fields in order: evaluated, or to be moved out of the input.
+    MergeInto(MergeOnto<'t>),
+    /// An object's keys and its fields in order: evaluated, or to be moved out of the input
+    /// or the result.
     Object(&'t OutputKeys, Vec<Slot<'t>>),
 }
 
 pub enum Slot<'t> {
     Value(Value),
-    Take(&'t [String]),
+    Take(Owner, &'t [String]),
 }
 
 impl Taking<'_> {
     /// A bound on the output's extent, for an input within `input`, measuring only the
     /// parts that are not moved or kept from the input (a `$parse`, `$states.result`):
     /// an Output such as `$merge([$states.input, {'r': $states.result}])` is then not
-    /// measured whole. What comes from the input counts twice, as in
-    /// [`fast`]'s bounds: JSONata may write its numbers two bytes longer. `None` when the
-    /// output is one value (measured whole by the caller) or a part is over `limit`.
-    pub fn bound(&self, input: Extent, limit: usize) -> Option<Extent> {
+    /// measured whole. What is not yet in JSONata's spelling (the input, the result, a
+    /// `$merge`'s fields) counts twice, as in [`fast`]'s bounds: JSONata may write its
+    /// numbers two bytes longer. `None` when the output is one value (measured whole by the
+    /// caller) or a part is over `limit`.
+    pub fn bound(&self, input: Extent, result: Option<&Value>, limit: usize) -> Option<Extent> {
         let from_input = Extent::default().with_input(2, input);
-        let field =
-            |key: &str, v: &Value| Some(size::measure(v, limit)?.nested(0, 2 * key.len() + 4));
+        let respelled = |e: Extent| Extent::default().with_input(2, e);
+        let field = |key: &str, e: Extent| e.nested(0, 2 * key.len() + 4);
+        let moved_result = |names: &[String]| {
+            let part = result.and_then(|r| fast::select_plain(r, names))?;
+            Some(respelled(size::measure(part, limit)?))
+        };
         match self {
             Taking::Done(_) => None,
-            Taking::MergeInto(fields) => fields.iter().try_fold(from_input, |b, (k, v)| {
-                Some(b.beside(field(k, v)?.nested(1, 2)))
-            }),
+            Taking::MergeInto(merge) => {
+                let fields = merge.fields.iter().try_fold(from_input, |b, (k, v)| {
+                    Some(b.beside(field(k, respelled(size::measure(v, limit)?)).nested(1, 2)))
+                })?;
+                match &merge.from_result {
+                    Some((k, names)) => {
+                        Some(fields.beside(field(k, moved_result(names)?).nested(1, 2)))
+                    }
+                    None => Some(fields),
+                }
+            }
             Taking::Object(keys, slots) => {
                 let mut skeleton = Extent::default();
                 let mut takes = false;
                 for (key, slot) in keys.names().zip(slots) {
                     skeleton = skeleton.beside(match slot {
-                        Slot::Value(v) => field(key, v)?,
-                        Slot::Take(_) => {
+                        Slot::Value(v) => field(key, size::measure(v, limit)?),
+                        Slot::Take(Owner::Result, names) => field(key, moved_result(names)?),
+                        Slot::Take(Owner::Input, _) => {
                             takes = true;
                             Extent::new(2 * key.len() + 4, 0)
                         }
@@ -578,21 +644,26 @@ impl Taking<'_> {
         }
     }
 
-    /// The output, moving the selected values out of `input`: the state input the first
-    /// step read, unchanged since (it is about to be dropped).
-    pub fn finish(self, input: &mut Value) -> Value {
+    /// The output, moving the selected values out of `input` and `result`: the state's
+    /// input and result the first step read, unchanged since (both are dropped after).
+    pub fn finish(self, input: &mut Value, mut result: Option<Value>) -> Value {
         match self {
             Taking::Done(v) => v,
-            Taking::MergeInto(fields) => fast::merge_into(std::mem::take(input), fields),
+            Taking::MergeInto(merge) => {
+                fast::merge_into(std::mem::take(input), merge, result.as_mut())
+            }
             Taking::Object(keys, slots) => {
                 let values = slots.into_iter().map(|slot| {
-                    Ok::<_, Infallible>(match slot {
-                        Slot::Value(v) => v,
-                        // Disjoint paths, selected by the first step: each still there.
-                        Slot::Take(names) => {
-                            fast::take_plain(input, names).expect("a path the first step selected")
-                        }
-                    })
+                    let from = match slot {
+                        Slot::Value(v) => return Ok::<_, Infallible>(v),
+                        Slot::Take(Owner::Input, names) => (&mut *input, names),
+                        Slot::Take(Owner::Result, names) => (
+                            result.as_mut().expect("the result the first step read"),
+                            names,
+                        ),
+                    };
+                    // Disjoint paths, selected by the first step: each still there.
+                    Ok(fast::take_plain(from.0, from.1).expect("a path the first step selected"))
                 });
                 let Ok(object) = keys.fill(values);
                 Value::Object(object)
@@ -875,14 +946,16 @@ mod tests {
         assert!(bounded > 40, "only {bounded} bounded");
     }
 
-    /// [`Taking::bound`] holds for outputs that move parts of the input, keep it whole
-    /// (`$merge` onto it) or hold values the input does not bound (`$parse`,
-    /// `$states.result`), on inputs whose numbers JSONata writes longer.
+    /// Outputs that move parts of the input or the result ([`JTemplate::eval_taking`]),
+    /// keep the input whole (`$merge` onto it) or hold values the input does not bound
+    /// (`$parse`, `$states.result`): what [`Taking::finish`] makes is what the copying
+    /// [`JTemplate::eval`] makes, and [`Taking::bound`] holds for it, on inputs and results
+    /// whose numbers JSONata writes longer.
     #[test]
-    fn output_bounds_from_evaluated_parts_hold() {
+    fn moving_outputs_equal_copying_ones_within_their_bounds() {
         let inputs = [
             json!({"a": 1, "s": "x", "text": "{\"k\": [1, 2.0, 1e2]}", "arr": [1, 2.5]}),
-            json!({"a": 18446744073709551615u64, "s": "\u{1}\"", "text": "[1e300, -0]",
+            json!({"a": 18446744073709551615u64, "s": "\u{1}\"", "text": "[1e300, -0, 18446744073709551615]",
                    "arr": vec![u64::MAX; 8]}),
         ];
         let outputs = [
@@ -890,27 +963,40 @@ mod tests {
             json!({"arr": "{% $states.input.arr %}", "s": "{% $states.input.s & '!' %}"}),
             json!("{% $merge([$states.input, {'r': $states.result, 'p': $parse($states.input.text)}]) %}"),
             json!("{% $merge([$states.input, {'a': $states.input.arr}]) %}"),
+            json!({"r": "{% $states.result %}", "again": "{% $states.result %}", "a": "{% $states.input.a %}"}),
+            json!({"first": "{% $states.result.first %}", "n": "{% $count($states.result.rest) %}"}),
+            json!({"r": "{% $states.result %}", "a": "{% $states.input.a %}", "b": "{% $states.input %}"}),
+            json!("{% $merge([$states.input, {'r': $states.result}, {'r': 1}]) %}"),
+            json!("{% $merge([$states.input, {'r': $states.result.rest, 'x': $states.result}]) %}"),
+            json!("{% $merge([$states.input, {'r': $states.result.missing, 'a': 2}]) %}"),
         ];
-        let result = json!([{"index": 0, "value": 1e300}, {"index": 99999999999999999999.0}]);
+        let results = [
+            json!({"first": [{"index": 0, "value": 1e300}], "rest": {"index": 99999999999999999999.0}}),
+            json!({"first": 18446744073709551615u64, "rest": [4.0, {"k": -0.0}]}),
+        ];
         let (vars, context) = (Map::new(), MapItem(json!(null)));
         let mut bounded = 0;
-        for input in &inputs {
+        for (input, result) in inputs.iter().zip(&results) {
             for output in &outputs {
                 let template = JTemplate::compile(output, "Output").unwrap();
                 let mut env = Env::new(input, &context, Some(&vars), 0, 0);
-                env.result = Some(&result);
+                env.result = Some(result);
+                let copied = template.eval(&env).unwrap();
                 let taking = template.eval_taking(&env).unwrap();
-                let Some(bound) = taking.bound(size::extent(input), usize::MAX / 4) else {
+                let bound = taking.bound(size::extent(input), Some(result), usize::MAX / 4);
+                let moved = taking.finish(&mut input.clone(), Some(result.clone()));
+                assert_eq!(moved, copied, "{output} on {input}");
+                let Some(bound) = bound else {
                     continue;
                 };
                 bounded += 1;
-                let actual = size::extent(&taking.finish(&mut input.clone()));
+                let actual = size::extent(&moved);
                 assert!(
                     actual.bytes <= bound.bytes && actual.depth <= bound.depth,
                     "{output} on {input}: {actual:?} exceeds its bound {bound:?}"
                 );
             }
         }
-        assert_eq!(bounded, 8, "every output here is bounded from its parts");
+        assert_eq!(bounded, 20, "every output here is bounded from its parts");
     }
 }

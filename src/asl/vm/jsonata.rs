@@ -253,10 +253,10 @@ impl Execution {
         let limit = self.opts.payload_limit_bytes;
         let f = self.frame(fid);
         if let (Some(out), SizeBound::Measure) = (&out, p.state(f.state).size_bound) {
-            f.output_bound = out.bound(f.size_bound, limit);
+            f.output_bound = out.bound(f.size_bound, result.as_ref(), limit);
         }
         Ok(match (out, result) {
-            (Some(out), _) => out.finish(&mut self.frame(fid).data),
+            (Some(out), result) => out.finish(&mut self.frame(fid).data, result),
             (None, Some(result)) => result,
             (None, None) => std::mem::take(&mut self.frame(fid).data),
         })

@@ -328,7 +328,7 @@ impl Execution {
                 // A batch is a new array, a JSONata selector any value, and an item alone is
                 // usually far smaller than the Map's input, which would bound it: measure it,
                 // or thousands of iterations would each be accounted as big as their Map.
-                (Some(_), _, _) | (_, Some(_), _) | (_, _, None) => size::extent(&iter_input),
+                (Some(_), _, _) | (_, Some(_), _) | (_, _, None) => size::bound(&iter_input),
                 (None, None, Some(t)) => derived_bound(Some(t), f.size_bound, &iter_input),
             };
             Ok((iter_input, bound))
