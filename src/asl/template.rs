@@ -339,6 +339,11 @@ impl OutputKeys {
         self.0.keys().map(String::as_str)
     }
 
+    /// The object with every value `null`, to be filled in key order.
+    pub fn skeleton(&self) -> Map<String, Value> {
+        self.0.clone()
+    }
+
     /// The object with `values` in key order; the first error ends it.
     pub fn fill<E>(
         &self,

@@ -120,6 +120,21 @@ impl Fast {
         Some(merge)
     }
 
+    /// What [`eval`](Self::eval) gives, before JSONata's spelling of numbers ([`respell`]),
+    /// when the expression is a plain path that selects a value; `None` otherwise (the
+    /// caller then evaluates).
+    #[inline]
+    pub fn select<'a>(&self, env: &'a Env) -> Option<Cow<'a, Value>> {
+        let Node::Path(..) = &self.0 else {
+            return None;
+        };
+        match eval(&self.0, env)?? {
+            Cow::Borrowed(Value::Array(a)) if a.is_empty() || a.iter().any(Value::is_array) => None,
+            Cow::Owned(Value::Array(_)) => None,
+            v => Some(v),
+        }
+    }
+
     #[inline]
     pub fn eval<'a>(&self, env: &'a Env) -> Out<'a> {
         let out = eval(&self.0, env)?;
@@ -500,6 +515,13 @@ fn eval<'a>(n: &Node, env: &'a Env) -> Out<'a> {
             }
             _ => None,
         },
+    }
+}
+
+/// [`as_jsonata_numbers`] in place.
+pub fn respell(v: &mut Value) {
+    if let Cow::Owned(respelled) = as_jsonata_numbers(Cow::Borrowed(v)) {
+        *v = respelled;
     }
 }
 

@@ -523,15 +523,37 @@ impl JTemplate {
         match self {
             JTemplate::Const(v) => Ok(v.clone()),
             JTemplate::Expr { expr, field } => expr.eval(env, field),
-            JTemplate::Object { fields, keys, .. } => keys
-                .fill(fields.iter().map(|(_, t)| t.eval(env)))
-                .map(Value::Object),
+            JTemplate::Object { fields, keys, .. } => {
+                let mut object = keys.skeleton();
+                for ((_, t), slot) in fields.iter().zip(object.values_mut()) {
+                    t.eval_into(env, slot)?;
+                }
+                Ok(Value::Object(object))
+            }
             JTemplate::Array(items) => items
                 .iter()
                 .map(|t| t.eval(env))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
         }
+    }
+
+    /// [`eval`](Self::eval) into `slot`: a plain path's value is copied straight there
+    /// rather than returned through the evaluation's layers, each of which would copy it
+    /// again.
+    fn eval_into(&self, env: &Env, slot: &mut Value) -> Result<(), EvalError> {
+        if let JTemplate::Expr { expr, .. } = self {
+            if let Some(v) = expr.fast.as_ref().and_then(|f| f.select(env)) {
+                match v {
+                    Cow::Borrowed(v) => slot.clone_from(v),
+                    Cow::Owned(v) => *slot = v,
+                }
+                fast::respell(slot);
+                return Ok(());
+            }
+        }
+        *slot = self.eval(env)?;
+        Ok(())
     }
 
     /// Whether any expression of the template may read the context object.
