@@ -11,6 +11,7 @@ use super::path::{JsonPath, Root};
 use super::scope::Scope;
 use super::size::{self, Budget, Extent};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::convert::Infallible;
 
 /// How many path and call fields a template builds before their values are measured as
@@ -277,7 +278,10 @@ impl Node {
         match self {
             Node::Const(v) => v.clone(),
             Node::Object { fields, keys } => {
-                let Ok(object) = object::<Infallible>(fields, keys, |t| Ok(t.build(taken, calls)));
+                let Ok(object) = object::<Infallible>(fields, keys, |t, slot| {
+                    *slot = t.build(taken, calls);
+                    Ok(())
+                });
                 object
             }
             Node::Array(items) => {
@@ -292,7 +296,7 @@ impl Node {
         let (field, v) = match self {
             Node::Const(v) => return Ok(v.clone()),
             Node::Object { fields, keys } => {
-                return object(fields, keys, |t| t.eval(scope, budget))
+                return object(fields, keys, |t, slot| t.eval_into(scope, budget, slot))
             }
             Node::Array(items) => {
                 return Ok(Value::Array(
@@ -308,17 +312,48 @@ impl Node {
             },
             Node::Call { field, call } => (field, call.eval(scope)?),
         };
-        if budget.as_mut().is_some_and(|b| !b.charge(&v)) {
-            return Err(EvalError::new(
-                names::DATA_LIMIT_EXCEEDED,
-                format!(
-                    "The values of the field '{field}' and the fields before it exceed the maximum of {} bytes.",
-                    scope.payload_limit()
-                ),
-            ));
-        }
+        charge(budget, field, &v, scope)?;
         Ok(v)
     }
+
+    /// [`eval`](Self::eval) into `slot`: a path's value is copied straight there rather than
+    /// returned through the evaluation, which would copy it again.
+    fn eval_into(
+        &self,
+        scope: &dyn Scope,
+        budget: &mut Option<Budget>,
+        slot: &mut Value,
+    ) -> Result<(), EvalError> {
+        let Node::Path { field, path } = self else {
+            *slot = self.eval(scope, budget)?;
+            return Ok(());
+        };
+        match scope.select(path) {
+            Some(Cow::Borrowed(v)) => slot.clone_from(v),
+            Some(Cow::Owned(v)) => *slot = v,
+            None => return Err(missing_field(field, path, scope.input())),
+        }
+        charge(budget, field, slot, scope)
+    }
+}
+
+/// Charges field `field`'s value `v` to the template's budget, if it keeps one.
+fn charge(
+    budget: &mut Option<Budget>,
+    field: &str,
+    v: &Value,
+    scope: &dyn Scope,
+) -> Result<(), EvalError> {
+    if budget.as_mut().is_some_and(|b| !b.charge(v)) {
+        return Err(EvalError::new(
+            names::DATA_LIMIT_EXCEEDED,
+            format!(
+                "The values of the field '{field}' and the fields before it exceed the maximum of {} bytes.",
+                scope.payload_limit()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The keys of an object a template builds, made once with every value null. Cloning it
@@ -357,19 +392,27 @@ impl OutputKeys {
     }
 }
 
-/// An output object: each field's value in field order, written into a copy of `keys` when
-/// there is one.
+/// An output object: each field's value written in field order by `value`, into a copy of
+/// `keys` when there is one.
 fn object<E>(
     fields: &[(String, Node)],
     keys: &Option<OutputKeys>,
-    mut value: impl FnMut(&Node) -> Result<Value, E>,
+    mut value: impl FnMut(&Node, &mut Value) -> Result<(), E>,
 ) -> Result<Value, E> {
     let out = match keys {
-        Some(keys) => keys.fill(fields.iter().map(|(_, t)| value(t)))?,
+        Some(keys) => {
+            let mut out = keys.skeleton();
+            for ((_, t), slot) in fields.iter().zip(out.values_mut()) {
+                value(t, slot)?;
+            }
+            out
+        }
         None => {
             let mut out = Map::with_capacity(fields.len());
             for (k, t) in fields {
-                out.insert(k.clone(), value(t)?);
+                let mut v = Value::Null;
+                value(t, &mut v)?;
+                out.insert(k.clone(), v);
             }
             out
         }
