@@ -255,7 +255,9 @@ pub fn select_plain<'v>(input: &'v Value, names: &[String]) -> Option<&'v Value>
 /// Moves the value [`select_plain`] found out of `input` (leaving `null`), as the fast path
 /// would have given it.
 pub fn take_plain(input: &mut Value, names: &[String]) -> Option<Value> {
-    take(input, names).map(|v| as_jsonata_numbers(Cow::Owned(v)).into_owned())
+    let mut v = take(input, names)?;
+    respell(&mut v);
+    Some(v)
 }
 
 /// Moves the value at `names`, reached through objects only, out of `v` (leaving `null`).
@@ -281,7 +283,9 @@ pub fn merge_into(input: Value, merge: MergeOnto, result: Option<&mut Value>) ->
             crate::asl::path::field_mut(&mut merged, &key).expect("the placeholder merged in");
         *slot = moved.expect("a path the first step selected");
     }
-    as_jsonata_numbers(Cow::Owned(Value::Object(merged))).into_owned()
+    let mut merged = Value::Object(merged);
+    respell(&mut merged);
+    merged
 }
 
 fn node(ast: &AstNode) -> Option<Node> {
@@ -518,60 +522,60 @@ fn eval<'a>(n: &Node, env: &'a Env) -> Out<'a> {
     }
 }
 
-/// [`as_jsonata_numbers`] in place.
+/// JSONata's numbers are doubles, printed as [`number`] does: `4.0` from the input comes
+/// out as `4`, as it does from the slow path (and from AWS). Rewrites `v`'s numbers in
+/// place: one walk, no copy.
 pub fn respell(v: &mut Value) {
-    if let Cow::Owned(respelled) = as_jsonata_numbers(Cow::Borrowed(v)) {
-        *v = respelled;
+    match v {
+        Value::Number(n) => {
+            if let Some(x) = respelled(n) {
+                *v = x;
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(respell),
+        Value::Object(m) => m.values_mut().for_each(respell),
+        _ => {}
     }
 }
 
-/// JSONata's numbers are doubles, printed as [`number`] does: `4.0` from the input comes
-/// out as `4`, as it does from the slow path (and from AWS). Borrowed values that need no
-/// change stay borrowed.
+/// [`respell`] for a value that may be borrowed: one that needs no change stays borrowed.
 fn as_jsonata_numbers(v: Cow<'_, Value>) -> Cow<'_, Value> {
-    /// Whether [`number`] spells `n` differently: an integral double within 2^53 (`4.0`),
-    /// or an integer beyond it. Checked without building the new spelling.
-    fn misspelled(n: &serde_json::Number) -> bool {
-        const EXACT: u64 = 1 << 53;
-        if let Some(u) = n.as_u64() {
-            return u >= EXACT;
-        }
-        if let Some(i) = n.as_i64() {
-            return i.unsigned_abs() >= EXACT;
-        }
-        // Integral within 2^53: the cast is exact there (and cheaper than `fract`).
-        n.as_f64()
-            .is_some_and(|x| x.abs() < EXACT as f64 && x == x as i64 as f64)
-    }
-    fn respelled(n: &serde_json::Number) -> Option<Value> {
-        misspelled(n).then(|| number(n.as_f64()?)).flatten()
-    }
-    fn needs(v: &Value) -> bool {
-        match v {
-            Value::Number(n) => misspelled(n),
-            Value::Array(a) => a.iter().any(needs),
-            Value::Object(m) => m.values().any(needs),
-            _ => false,
+    match v {
+        Cow::Borrowed(b) if !needs_respelling(b) => Cow::Borrowed(b),
+        v => {
+            let mut owned = v.into_owned();
+            respell(&mut owned);
+            Cow::Owned(owned)
         }
     }
-    fn fix(v: &mut Value) {
-        match v {
-            Value::Number(n) => {
-                if let Some(x) = respelled(n) {
-                    *v = x;
-                }
-            }
-            Value::Array(a) => a.iter_mut().for_each(fix),
-            Value::Object(m) => m.values_mut().for_each(fix),
-            _ => {}
-        }
+}
+
+fn needs_respelling(v: &Value) -> bool {
+    match v {
+        Value::Number(n) => misspelled(n),
+        Value::Array(a) => a.iter().any(needs_respelling),
+        Value::Object(m) => m.values().any(needs_respelling),
+        _ => false,
     }
-    if !needs(&v) {
-        return v;
+}
+
+/// Whether [`number`] spells `n` differently: an integral double within 2^53 (`4.0`), or an
+/// integer beyond it. Checked without building the new spelling.
+fn misspelled(n: &serde_json::Number) -> bool {
+    const EXACT: u64 = 1 << 53;
+    if let Some(u) = n.as_u64() {
+        return u >= EXACT;
     }
-    let mut owned = v.into_owned();
-    fix(&mut owned);
-    Cow::Owned(owned)
+    if let Some(i) = n.as_i64() {
+        return i.unsigned_abs() >= EXACT;
+    }
+    // Integral within 2^53: the cast is exact there (and cheaper than `fract`).
+    n.as_f64()
+        .is_some_and(|x| x.abs() < EXACT as f64 && x == x as i64 as f64)
+}
+
+fn respelled(n: &serde_json::Number) -> Option<Value> {
+    misspelled(n).then(|| number(n.as_f64()?)).flatten()
 }
 
 /// Follows `names` from `v`: `Some(None)` when a field is missing, `None` (declined) on an
