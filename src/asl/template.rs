@@ -378,18 +378,6 @@ impl OutputKeys {
     pub fn skeleton(&self) -> Map<String, Value> {
         self.0.clone()
     }
-
-    /// The object with `values` in key order; the first error ends it.
-    pub fn fill<E>(
-        &self,
-        values: impl IntoIterator<Item = Result<Value, E>>,
-    ) -> Result<Map<String, Value>, E> {
-        let mut out = self.0.clone();
-        for (slot, value) in out.values_mut().zip(values) {
-            *slot = value?;
-        }
-        Ok(out)
-    }
 }
 
 /// An output object: each field's value written in field order by `value`, into a copy of

@@ -252,20 +252,26 @@ pub fn select_plain<'v>(input: &'v Value, names: &[String]) -> Option<&'v Value>
     }
 }
 
-/// Moves the value [`select_plain`] found out of `input` (leaving `null`), as the fast path
-/// would have given it.
-pub fn take_plain(input: &mut Value, names: &[String]) -> Option<Value> {
-    let mut v = take(input, names)?;
-    respell(&mut v);
-    Some(v)
+/// Moves the value [`select_plain`] found out of `input` (leaving `null`) into `slot` (a
+/// `null`), as the fast path would have given it: swapped there rather than returned, which
+/// would copy it again.
+pub fn take_plain_into(input: &mut Value, names: &[String], slot: &mut Value) -> Option<()> {
+    std::mem::swap(at(input, names)?, slot);
+    respell(slot);
+    Some(())
 }
 
 /// Moves the value at `names`, reached through objects only, out of `v` (leaving `null`).
-fn take(mut v: &mut Value, names: &[String]) -> Option<Value> {
+fn take(v: &mut Value, names: &[String]) -> Option<Value> {
+    at(v, names).map(std::mem::take)
+}
+
+/// The value at `names`, reached through objects only.
+fn at<'v>(mut v: &'v mut Value, names: &[String]) -> Option<&'v mut Value> {
     for name in names {
         v = crate::asl::path::field_mut(v.as_object_mut()?, name)?;
     }
-    Some(std::mem::take(v))
+    Some(v)
 }
 
 /// `input` (an object) with `merge`'s fields set, as `$merge([$states.input, …])` gives it:

@@ -31,7 +31,6 @@ use jsonata_core::value::JValue;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::cell::OnceCell;
-use std::convert::Infallible;
 use std::fmt;
 
 pub use convert::{from_jvalue, to_jvalue, NotJson};
@@ -675,9 +674,13 @@ impl Taking<'_> {
                 fast::merge_into(std::mem::take(input), merge, result.as_mut())
             }
             Taking::Object(keys, slots) => {
-                let values = slots.into_iter().map(|slot| {
+                let mut object = keys.skeleton();
+                for (slot, out) in slots.into_iter().zip(object.values_mut()) {
                     let from = match slot {
-                        Slot::Value(v) => return Ok::<_, Infallible>(v),
+                        Slot::Value(v) => {
+                            *out = v;
+                            continue;
+                        }
                         Slot::Take(Owner::Input, names) => (&mut *input, names),
                         Slot::Take(Owner::Result, names) => (
                             result.as_mut().expect("the result the first step read"),
@@ -685,9 +688,9 @@ impl Taking<'_> {
                         ),
                     };
                     // Disjoint paths, selected by the first step: each still there.
-                    Ok(fast::take_plain(from.0, from.1).expect("a path the first step selected"))
-                });
-                let Ok(object) = keys.fill(values);
+                    fast::take_plain_into(from.0, from.1, out)
+                        .expect("a path the first step selected");
+                }
                 Value::Object(object)
             }
         }
