@@ -90,17 +90,18 @@ pub fn too_deep(v: &Value) -> bool {
 
 /// The exact extent of `v`, a value within [`MAX_DEPTH`] (past it, the count stops there).
 pub fn extent(v: &Value) -> Extent {
-    let limit = isize::MAX as usize;
-    let mut walk = Walk::new(limit, true);
-    walk.fits(v, 0);
-    walk.extent(limit)
+    walk_whole(v, true)
 }
 
 /// A bound on the extent of `v`, a value within [`MAX_DEPTH`]: [`extent`] but for floats,
 /// counted at their longest rather than formatted.
 pub fn bound(v: &Value) -> Extent {
+    walk_whole(v, false)
+}
+
+fn walk_whole(v: &Value, exact: bool) -> Extent {
     let limit = isize::MAX as usize;
-    let mut walk = Walk::new(limit, false);
+    let mut walk = Walk::new(limit, exact);
     walk.fits(v, 0);
     walk.extent(limit)
 }

@@ -128,10 +128,11 @@ impl Fast {
         let Node::Path(..) = &self.0 else {
             return None;
         };
-        match eval(&self.0, env)?? {
-            Cow::Borrowed(Value::Array(a)) if a.is_empty() || a.iter().any(Value::is_array) => None,
-            Cow::Owned(Value::Array(_)) => None,
-            v => Some(v),
+        // What [`eval`](Self::eval) declines is left to it.
+        let v = eval(&self.0, env)??;
+        match &*v {
+            Value::Array(a) if a.is_empty() || a.iter().any(Value::is_array) => None,
+            _ => Some(v),
         }
     }
 
@@ -171,8 +172,7 @@ impl<'n> MergeOnto<'n> {
         let mut m = Map::with_capacity(entries.len());
         for (k, v) in entries {
             if let Node::Path(Root::Result, names) = v {
-                let selected = env.result.map(|r| walk(r, names));
-                if self.from_result.is_none() && matches!(selected, Some(Some(Some(_)))) {
+                if self.from_result.is_none() && env.result.and_then(|r| part(r, names)).is_some() {
                     m.insert(k.clone(), Value::Null);
                     self.from_result = Some((k.clone(), names));
                     continue;
@@ -264,6 +264,11 @@ pub fn take_plain_into(input: &mut Value, names: &[String], slot: &mut Value) ->
 /// Moves the value at `names`, reached through objects only, out of `v` (leaving `null`).
 fn take(v: &mut Value, names: &[String]) -> Option<Value> {
     at(v, names).map(std::mem::take)
+}
+
+/// The value at `names`, reached through objects only: what a moved path moves.
+pub fn part<'v>(v: &'v Value, names: &[String]) -> Option<&'v Value> {
+    walk(v, names).flatten()
 }
 
 /// The value at `names`, reached through objects only.

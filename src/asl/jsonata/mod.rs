@@ -625,7 +625,7 @@ impl Taking<'_> {
         let respelled = |e: Extent| Extent::default().with_input(2, e);
         let field = |key: &str, e: Extent| e.nested(0, 2 * key.len() + 4);
         let moved_result = |names: &[String]| {
-            let part = result.and_then(|r| fast::select_plain(r, names))?;
+            let part = result.and_then(|r| fast::part(r, names))?;
             Some(respelled(size::measure(part, limit)?))
         };
         match self {
