@@ -53,10 +53,7 @@ impl Execution {
         details: impl FnOnce() -> Value,
     ) -> u64 {
         self.events += 1;
-        if self.opts.record_history
-            && ((self.history.len() < MAX_HISTORY_EVENTS && self.history_bytes < MAX_HISTORY_BYTES)
-                || kind.starts_with("Execution"))
-        {
+        if self.keeps(kind) {
             let details = details();
             self.history_bytes += size::json_len(&details);
             self.history.push(HistoryEvent {
@@ -87,18 +84,42 @@ impl Execution {
         id
     }
 
-    pub(super) fn exit_event(&mut self, p: &Program, fid: u32, out: &Value, now: Millis) {
-        let state = p.state(self.frame(fid).state);
-        let (record, with_data) = (self.opts.record_history, self.opts.history_data);
-        let kind = exited_event(&state.kind);
-        self.event(fid, kind, Some(&state.name), now, || {
-            if record {
-                let output = with_data.then(|| json_text(out));
-                serde_json::json!({ "name": &*state.name, "output": output })
-            } else {
-                Value::Null
-            }
+    /// Whether the next event of this kind is recorded (see [`event_after`](Self::event_after)).
+    pub(super) fn keeps(&self, kind: &str) -> bool {
+        self.opts.record_history
+            && ((self.history.len() < MAX_HISTORY_EVENTS && self.history_bytes < MAX_HISTORY_BYTES)
+                || kind.starts_with("Execution"))
+    }
+
+    /// `…StateEntered`, with the state's input: the frame's `data`.
+    pub(super) fn enter_event(&mut self, p: &Program, fid: u32, now: Millis) -> u64 {
+        self.state_event(p, fid, entered_event, "input", now)
+    }
+
+    /// `…StateExited`, with the state's output: the frame's `data`.
+    pub(super) fn exit_event(&mut self, p: &Program, fid: u32, now: Millis) {
+        self.state_event(p, fid, exited_event, "output", now);
+    }
+
+    fn state_event(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        kind_of: fn(&Kind) -> &'static str,
+        data_field: &str,
+        now: Millis,
+    ) -> u64 {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let state = p.state(f.state);
+        let kind = kind_of(&state.kind);
+        // Made before `event` borrows the execution; only when it is kept.
+        let details = self.keeps(kind).then(|| {
+            let data = self.opts.history_data.then(|| json_text(&f.data));
+            serde_json::json!({ "name": &*state.name, data_field: data })
         });
+        self.event(fid, kind, Some(&state.name), now, || {
+            details.unwrap_or_default()
+        })
     }
 }
 

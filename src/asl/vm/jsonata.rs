@@ -27,19 +27,13 @@ impl Execution {
         let state = p.state(self.frame(fid).state);
         match &state.kind {
             Kind::Pass { .. } => {
-                let out = self.jsonata_finish(
-                    p,
-                    fid,
-                    None,
-                    state.assign.as_deref(),
-                    jio.output.as_ref(),
-                    now,
-                )?;
-                Ok(Flow::Next(out))
+                let assign = state.assign.as_deref();
+                self.jsonata_finish(p, fid, None, assign, jio.output.as_ref(), now)?;
+                Ok(Flow::Next)
             }
             Kind::Succeed => {
-                let out = self.jsonata_finish(p, fid, None, None, jio.output.as_ref(), now)?;
-                Ok(Flow::Finish(out))
+                self.jsonata_finish(p, fid, None, None, jio.output.as_ref(), now)?;
+                Ok(Flow::Finish)
             }
             Kind::Fail { error, cause } => self.jsonata_fail(p, fid, error, cause, now),
             Kind::Choice { choices, default } => {
@@ -47,15 +41,9 @@ impl Execution {
             }
             Kind::Wait(spec) => {
                 let at = self.jsonata_wait_until(p, fid, spec, now)?;
-                let out = self.jsonata_finish(
-                    p,
-                    fid,
-                    None,
-                    state.assign.as_deref(),
-                    jio.output.as_ref(),
-                    now,
-                )?;
-                Ok(self.wait_until(fid, at, out, now))
+                let assign = state.assign.as_deref();
+                self.jsonata_finish(p, fid, None, assign, jio.output.as_ref(), now)?;
+                Ok(self.wait_until(fid, at, now))
             }
             Kind::Task(task) => self.jsonata_task(p, fid, state, jio, task, now),
             Kind::Parallel { branches } => {
@@ -147,8 +135,8 @@ impl Execution {
         let Some(target) = target else {
             return Err(EvalError::new(names::NO_CHOICE_MATCHED, "No Matches!"));
         };
-        let out = self.jsonata_finish(p, fid, None, assign, output, now)?;
-        Ok(Flow::Goto(target, out))
+        self.jsonata_finish(p, fid, None, assign, output, now)?;
+        Ok(Flow::Goto(target))
     }
 
     /// When a JSONata Wait state ends: `Seconds` or `Timestamp`, literal or by expression.
@@ -217,8 +205,8 @@ impl Execution {
 
     /// The end of a JSONata state: `Assign` and `Output` evaluated over the same `$states`
     /// (the state's input and, for Task, Map and Parallel, its `result`) and the variables
-    /// as they were, then the assignments applied. Without `Output`, the result, else the
-    /// input, is the output.
+    /// as they were, then the assignments applied. The output replaces the frame's `data`:
+    /// without `Output`, the result, else the input.
     pub(super) fn jsonata_finish(
         &mut self,
         p: &Program,
@@ -227,7 +215,7 @@ impl Execution {
         assign: Option<&Assign>,
         output: Option<&JTemplate>,
         now: Millis,
-    ) -> Result<Value, EvalError> {
+    ) -> Result<(), EvalError> {
         let f = self.frames[fid as usize].as_ref().expect("frame");
         let (values, out) = {
             let scope = self.scope(p, f, &f.data);
@@ -255,11 +243,13 @@ impl Execution {
         if let (Some(out), SizeBound::Measure) = (&out, p.state(f.state).size_bound) {
             f.output_bound = out.bound(f.size_bound, result.as_ref(), limit);
         }
-        Ok(match (out, result) {
-            (Some(out), result) => out.finish(&mut self.frame(fid).data, result),
-            (None, Some(result)) => result,
-            (None, None) => std::mem::take(&mut self.frame(fid).data),
-        })
+        let data = &mut self.frame(fid).data;
+        match (out, result) {
+            (Some(out), result) => *data = out.finish(data, result),
+            (None, Some(result)) => *data = result,
+            (None, None) => {}
+        }
+        Ok(())
     }
 
     /// A JSONata catcher: `Assign` and `Output` over `$states.errorOutput` (and the state's

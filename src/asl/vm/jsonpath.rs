@@ -61,21 +61,21 @@ impl Execution {
         }
     }
 
-    /// The current state's effective input (after `InputPath`), taking the frame's data
-    /// rather than copying it when `InputPath` is `$`.
-    pub(super) fn take_input(
+    /// Narrows the frame's data to what `sel` selects (`InputPath`, `OutputPath`): nothing
+    /// to do for `$`.
+    pub(super) fn select_in_place(
         &mut self,
         p: &Program,
         fid: u32,
-        io: &Io,
-    ) -> Result<Value, EvalError> {
-        match &io.input_path {
-            Selection::All => Ok(std::mem::take(&mut self.frame(fid).data)),
-            sel => {
-                let f = self.frames[fid as usize].as_ref().expect("frame");
-                self.select(p, f, sel, &f.data).map(Cow::into_owned)
-            }
+        sel: &Selection,
+    ) -> Result<(), EvalError> {
+        if let Selection::All = sel {
+            return Ok(());
         }
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let selected = self.select(p, f, sel, &f.data)?.into_owned();
+        self.frame(fid).data = selected;
+        Ok(())
     }
 
     /// Evaluates a consumable template by moving values out of `input` (see
@@ -105,23 +105,6 @@ impl Execution {
         t.eval(&self.scope(p, f, input)).map(|v| (v, None))
     }
 
-    /// `OutputPath`-style selection of an owned document.
-    pub(super) fn select_owned(
-        &self,
-        p: &Program,
-        fid: u32,
-        sel: &Selection,
-        doc: Value,
-    ) -> Result<Value, EvalError> {
-        match sel {
-            Selection::All => Ok(doc),
-            _ => {
-                let f = self.frames[fid as usize].as_ref().expect("frame");
-                self.select(p, f, sel, &doc).map(Cow::into_owned)
-            }
-        }
-    }
-
     /// Runs the JSONPath state the frame has just entered.
     pub(super) fn exec_jsonpath(
         &mut self,
@@ -140,14 +123,9 @@ impl Execution {
                 self.exec_choice(p, fid, state, io, choices, *default)
             }
             Kind::Succeed => {
-                let raw = std::mem::take(&mut self.frame(fid).data);
-                let input = self.select_owned(p, fid, &io.input_path, raw)?;
-                Ok(Flow::Finish(self.select_owned(
-                    p,
-                    fid,
-                    &io.output_path,
-                    input,
-                )?))
+                self.select_in_place(p, fid, &io.input_path)?;
+                self.select_in_place(p, fid, &io.output_path)?;
+                Ok(Flow::Finish)
             }
             Kind::Fail { error, cause } => {
                 let f = self.frames[fid as usize].as_ref().expect("frame");
@@ -193,10 +171,12 @@ impl Execution {
         match result {
             Ok((result, bound)) => {
                 let values = self.assign_values(p, fid, state.assign.as_deref(), &result)?;
-                self.frame(fid).output_bound = bound;
-                let out = self.select_owned(p, fid, &io.output_path, result)?;
+                let f = self.frame(fid);
+                f.output_bound = bound;
+                f.data = result;
+                self.select_in_place(p, fid, &io.output_path)?;
                 self.set_variables(fid, values)?;
-                Ok(Flow::Next(out))
+                Ok(Flow::Next)
             }
             Err(e) => {
                 self.frame(fid).data = raw;
@@ -258,18 +238,20 @@ impl Execution {
                 self.frame(fid).output_bound = Some(bound);
             }
         }
-        let raw = std::mem::take(&mut self.frame(fid).data);
-        let out = match result {
-            Some(r) => apply_result_path(&io.result_path, raw, r),
-            None => {
-                let r = raw.clone();
-                apply_result_path(&io.result_path, raw, r)
+        let data = &mut self.frame(fid).data;
+        match (result, &io.result_path) {
+            (Some(r), rp) => apply_result_path(rp, data, r),
+            // The result is the input itself: it replaces, or is discarded from, itself.
+            (None, ResultPath::Replace | ResultPath::Discard) => Ok(()),
+            (None, rp) => {
+                let r = data.clone();
+                apply_result_path(rp, data, r)
             }
         }
         .map_err(|d| EvalError::new(names::RESULT_PATH_MATCH_FAILURE, d))?;
-        let out = self.select_owned(p, fid, &io.output_path, out)?;
+        self.select_in_place(p, fid, &io.output_path)?;
         self.set_variables(fid, values)?;
-        Ok(Flow::Next(out))
+        Ok(Flow::Next)
     }
 
     /// A Choice state: the first matching rule's `Next`, else `Default`.
@@ -304,10 +286,10 @@ impl Execution {
         };
         match target {
             Some(t) => {
-                let input = self.take_input(p, fid, io)?;
-                let out = self.select_owned(p, fid, &io.output_path, input)?;
+                self.select_in_place(p, fid, &io.input_path)?;
+                self.select_in_place(p, fid, &io.output_path)?;
                 self.set_variables(fid, values)?;
-                Ok(Flow::Goto(t, out))
+                Ok(Flow::Goto(t))
             }
             None => Err(EvalError::new(names::NO_CHOICE_MATCHED, "No Matches!")),
         }
@@ -335,10 +317,10 @@ impl Execution {
             WaitSpec::Jsonata { .. } => now,
         };
         let values = self.assign_values(p, fid, state.assign.as_deref(), &input)?;
-        let input = self.take_input(p, fid, io)?;
-        let out = self.select_owned(p, fid, &io.output_path, input)?;
+        self.select_in_place(p, fid, &io.input_path)?;
+        self.select_in_place(p, fid, &io.output_path)?;
         self.set_variables(fid, values)?;
-        Ok(self.wait_until(fid, at, out, now))
+        Ok(self.wait_until(fid, at, now))
     }
 
     /// A Task state: its call handed out, on `Parameters` (which may read `$$.Task.Token`).
@@ -425,7 +407,7 @@ impl Execution {
                 }
             });
         }
-        let run = |this: &mut Self| -> Result<Value, EvalError> {
+        let run = |this: &mut Self| -> Result<(), EvalError> {
             let result = match &io.result_selector {
                 Some(t) if io.result_selector_consumes => {
                     let mut result = result;
@@ -439,15 +421,13 @@ impl Execution {
                 None => result,
             };
             let values = this.assign_values(p, fid, state.assign.as_deref(), &result)?;
-            let raw = std::mem::take(&mut this.frame(fid).data);
-            let out = apply_result_path(&io.result_path, raw, result)
+            apply_result_path(&io.result_path, &mut this.frame(fid).data, result)
                 .map_err(|d| EvalError::new(names::RESULT_PATH_MATCH_FAILURE, d))?;
-            let out = this.select_owned(p, fid, &io.output_path, out)?;
-            this.set_variables(fid, values)?;
-            Ok(out)
+            this.select_in_place(p, fid, &io.output_path)?;
+            this.set_variables(fid, values)
         };
         match run(self) {
-            Ok(out) => Flow::Next(out),
+            Ok(()) => Flow::Next,
             Err(e) => Flow::Error(self.wrap(p, fid, e)),
         }
     }
@@ -488,25 +468,23 @@ pub(super) fn select<'a>(sel: &Selection, doc: &'a Value) -> Result<Cow<'a, Valu
     }
 }
 
+/// `ResultPath`: puts `result` into the state's raw input `doc`, which becomes the output.
 pub(super) fn apply_result_path(
     rp: &ResultPath,
-    raw: Value,
+    doc: &mut Value,
     result: Value,
-) -> Result<Value, String> {
+) -> Result<(), String> {
     match rp {
-        ResultPath::Replace => Ok(result),
-        ResultPath::Discard => Ok(raw),
-        ResultPath::At(path) => {
-            let mut raw = raw;
-            match path.assign(&mut raw, result) {
-                Ok(()) => Ok(raw),
-                Err(why) => Err(format!(
-                    "Unable to apply ResultPath '{path}' to input '{}': {why}",
-                    json_text(&raw)
-                )),
-            }
-        }
+        ResultPath::Replace => *doc = result,
+        ResultPath::Discard => {}
+        ResultPath::At(path) => path.assign(doc, result).map_err(|why| {
+            format!(
+                "Unable to apply ResultPath '{path}' to input '{}': {why}",
+                json_text(doc)
+            )
+        })?,
     }
+    Ok(())
 }
 
 pub(super) fn wait_seconds(path: &JsonPath, scope: &dyn Scope) -> Result<Millis, EvalError> {

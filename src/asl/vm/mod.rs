@@ -32,7 +32,6 @@ mod tests;
 use super::effect::{Effect, ExecutionOptions, Outcome, Purpose, StateEnd, StateMark, Token};
 use super::error::output_limit_exceeded;
 use super::time::Millis;
-use history::entered_event;
 pub use history::HistoryEvent;
 
 const DEADLINE_FRAME: u32 = u32::MAX;
@@ -128,17 +127,21 @@ struct Join {
     vars: Vars,
 }
 
-/// The result of running one state as far as it can go now.
+/// The result of running one state as far as it can go now. A state's output is written
+/// into its frame's `data`, not carried here: a `serde_json` value is ten words, and each
+/// layer that rewrapped it (`Result<Value, _>`, `Flow`) copied it through the stack, where
+/// the wide loads of a value just stored stalled (`docs/performance.md`).
 enum Flow {
-    /// Continue with this output at the state's `Next` (or end the frame).
-    Next(Value),
-    Goto(StateId, Value),
+    /// Continue at the state's `Next` (or end the frame); the output is in `Frame::data`.
+    Next,
+    /// Continue at this state; the output is in `Frame::data`.
+    Goto(StateId),
     /// The frame waits for an effect.
     Blocked,
     /// The state failed; Retry/Catch decide what happens.
     Error(Failure),
-    /// The frame ends with this output (Succeed).
-    Finish(Value),
+    /// The frame ends with the output in `Frame::data` (Succeed).
+    Finish,
     /// The frame fails outright (Fail state): no Retry/Catch on this state.
     Fail(Failure),
 }
@@ -598,18 +601,22 @@ impl Execution {
     /// Advances one frame as far as it goes.
     fn drive(&mut self, p: &Program, fid: u32, now: Millis) {
         loop {
-            let flow = match std::mem::replace(&mut self.frame(fid).phase, Phase::Enter) {
+            // The phase is read in place: taking it out whole (ten words) right after
+            // `transition` stored `Enter` into it stalled on every state.
+            let phase = &mut self.frame(fid).phase;
+            let flow = match phase {
                 Phase::Enter => self.enter(p, fid, now),
                 Phase::Retry => {
+                    *phase = Phase::Enter;
                     self.transitions += 1;
                     self.run_state(p, fid, now)
                 }
-                Phase::Resume(r) => self.resume(p, fid, r, now),
-                other => {
-                    // Not runnable (a stale wake-up): put the phase back.
-                    self.frame(fid).phase = other;
-                    return;
-                }
+                Phase::Resume(_) => match std::mem::replace(phase, Phase::Enter) {
+                    Phase::Resume(r) => self.resume(p, fid, r, now),
+                    _ => unreachable!("matched as Resume"),
+                },
+                // Not runnable (a stale wake-up).
+                _ => return,
             };
             if !self.settle(p, fid, flow, now) {
                 return;
@@ -627,57 +634,43 @@ impl Execution {
         let state = p.state(self.frame(fid).state);
         match flow {
             Flow::Blocked => false,
-            Flow::Next(out) => match state.next {
-                Some(next) => self.transition(
-                    p,
-                    fid,
-                    next,
-                    out,
-                    state.size_bound,
-                    StateEnd::Succeeded,
-                    now,
-                ),
-                None => self.end_frame(p, fid, Ok(out), now),
+            Flow::Next => match state.next {
+                Some(next) => {
+                    self.transition(p, fid, next, state.size_bound, StateEnd::Succeeded, now)
+                }
+                None => self.end_frame(p, fid, Ok(()), now),
             },
-            Flow::Goto(next, out) => self.transition(
-                p,
-                fid,
-                next,
-                out,
-                state.size_bound,
-                StateEnd::Succeeded,
-                now,
-            ),
-            Flow::Finish(out) => self.end_frame(p, fid, Ok(out), now),
+            Flow::Goto(next) => {
+                self.transition(p, fid, next, state.size_bound, StateEnd::Succeeded, now)
+            }
+            Flow::Finish => self.end_frame(p, fid, Ok(()), now),
             Flow::Fail(f) => self.end_frame(p, fid, Err(f), now),
             Flow::Error(f) => self.handle_error(p, fid, f, now),
         }
     }
 
-    /// Leaves the frame's state for `next` with `out`, having ended as `end` (a Catcher's
-    /// transition is `Caught`).
-    #[allow(clippy::too_many_arguments)]
+    /// Leaves the frame's state for `next` with the output in its `data`, having ended as
+    /// `end` (a Catcher's transition is `Caught`).
     pub(super) fn transition(
         &mut self,
         p: &Program,
         fid: u32,
         next: StateId,
-        out: Value,
         bound: SizeBound,
         end: StateEnd,
         now: Millis,
     ) -> bool {
-        let size = match self.check_size(p, fid, &out, bound) {
+        let out = &self.frames[fid as usize].as_ref().expect("frame").data;
+        let size = match self.check_size(p, fid, out, bound) {
             Ok(size) => size,
             Err(f) => return self.end_frame(p, fid, Err(f), now),
         };
         self.mark_left(fid, end, now);
-        self.exit_event(p, fid, &out, now);
+        self.exit_event(p, fid, now);
         let f = self.frame(fid);
         f.size_bound = size;
         f.output_bound = None;
         f.state = next;
-        f.data = out;
         f.attempts.clear();
         f.phase = Phase::Enter;
         true
@@ -711,24 +704,27 @@ impl Execution {
     }
 
     /// Ends a frame: the execution if it is the top level, else one child of a join.
+    /// `Ok`: the frame's output is in its `data`.
     fn end_frame(
         &mut self,
         p: &Program,
         fid: u32,
-        result: Result<Value, Failure>,
+        result: Result<(), Failure>,
         now: Millis,
     ) -> bool {
         let mut size = Extent::default();
-        if let Ok(out) = &result {
-            let bound = p.state(self.frame(fid).state).size_bound;
-            match self.check_size(p, fid, out, bound) {
+        if result.is_ok() {
+            let f = self.frames[fid as usize].as_ref().expect("frame");
+            let bound = p.state(f.state).size_bound;
+            match self.check_size(p, fid, &f.data, bound) {
                 Ok(n) => size = n,
                 Err(f) => return self.end_frame(p, fid, Err(f), now),
             }
             if !matches!(p.state(self.frame(fid).state).kind, Kind::Fail { .. }) {
-                self.exit_event(p, fid, out, now);
+                self.exit_event(p, fid, now);
             }
         }
+        let result = result.map(|()| std::mem::take(&mut self.frame(fid).data));
         let end = match result {
             Ok(_) => StateEnd::Succeeded,
             Err(_) => StateEnd::Failed,
@@ -773,21 +769,7 @@ impl Execution {
 
     fn enter(&mut self, p: &Program, fid: u32, now: Millis) -> Flow {
         self.transitions += 1;
-        let f = self.frames[fid as usize].as_ref().expect("frame");
-        let state = p.state(f.state);
-        let (record, with_data) = (self.opts.record_history, self.opts.history_data);
-        let data = &f.data;
-        let details = || {
-            if record {
-                let input = with_data.then(|| json_text(data));
-                serde_json::json!({ "name": &*state.name, "input": input })
-            } else {
-                Value::Null
-            }
-        };
-        let details = details();
-        let kind = entered_event(&state.kind);
-        let id = self.event(fid, kind, Some(&state.name), now, || details);
+        let id = self.enter_event(p, fid, now);
         let f = self.frame(fid);
         f.entered_event = id;
         f.entered_at = now;
@@ -828,7 +810,7 @@ impl Execution {
                     now,
                 );
                 match finished {
-                    Ok(out) => Flow::Next(out),
+                    Ok(()) => Flow::Next,
                     Err(e) => Flow::Error(self.wrap(p, fid, e)),
                 }
             }
@@ -842,13 +824,12 @@ impl Execution {
         }
     }
 
-    /// A Wait state's output waits in the frame until `at`.
-    fn wait_until(&mut self, fid: u32, at: Millis, out: Value, now: Millis) -> Flow {
+    /// A Wait state's output (in the frame's `data`) waits there until `at`.
+    fn wait_until(&mut self, fid: u32, at: Millis, now: Millis) -> Flow {
         if at <= now {
-            return Flow::Next(out);
+            return Flow::Next;
         }
         let f = self.frame(fid);
-        f.data = out;
         f.gen = f.gen.wrapping_add(1);
         f.phase = Phase::Waiting;
         let token = Token::new(fid, f.gen);
@@ -868,7 +849,7 @@ impl Execution {
                 }
                 Flow::Error(f)
             }
-            Resume::WaitDone => Flow::Next(std::mem::take(&mut self.frame(fid).data)),
+            Resume::WaitDone => Flow::Next,
             Resume::Task(Err(f)) => {
                 let name = &p.state(self.frame(fid).state).name;
                 self.event(fid, "TaskFailed", Some(name), now, || failure_details(&f));

@@ -76,15 +76,11 @@ impl Execution {
                 let err_out = Value::Object(err_out);
                 if c.jsonata {
                     return match self.catch_jsonata(p, fid, c, err_out, now) {
-                        Ok(out) => self.transition(
-                            p,
-                            fid,
-                            c.next,
-                            out,
-                            SizeBound::Measure,
-                            StateEnd::Caught,
-                            now,
-                        ),
+                        Ok(out) => {
+                            self.frame(fid).data = out;
+                            let caught = StateEnd::Caught;
+                            self.transition(p, fid, c.next, SizeBound::Measure, caught, now)
+                        }
                         Err(e) => {
                             let f = self.wrap(p, fid, e);
                             self.end_frame(p, fid, Err(f), now)
@@ -98,17 +94,12 @@ impl Execution {
                     let f = self.wrap(p, fid, e);
                     return self.end_frame(p, fid, Err(f), now);
                 }
-                let raw = std::mem::take(&mut self.frame(fid).data);
-                return match apply_result_path(&c.result_path, raw, err_out) {
-                    Ok(out) => self.transition(
-                        p,
-                        fid,
-                        c.next,
-                        out,
-                        SizeBound::Measure,
-                        StateEnd::Caught,
-                        now,
-                    ),
+                let data = &mut self.frame(fid).data;
+                return match apply_result_path(&c.result_path, data, err_out) {
+                    Ok(()) => {
+                        let caught = StateEnd::Caught;
+                        self.transition(p, fid, c.next, SizeBound::Measure, caught, now)
+                    }
                     Err(detail) => {
                         let f = self.wrap(
                             p,
