@@ -16,7 +16,7 @@
 use super::error::{json_text, names, EvalError};
 use super::path::JsonPath;
 use super::scope::Scope;
-use super::size::Budget;
+use super::size::{Budget, Extent};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -70,6 +70,23 @@ impl Intrinsic {
     /// The function called, e.g. `States.Format`.
     pub fn name(&self) -> &'static str {
         self.call.func.name()
+    }
+
+    /// A bound on the result's extent that holds for any arguments: for the functions that
+    /// return a number, a boolean or a string of fixed length. A template calling only these
+    /// is bounded without measuring its output (a counter incremented in a loop).
+    pub fn result_bound(&self) -> Option<Extent> {
+        let bytes = match self.call.func {
+            // An integer that fits in 64 bits: `-9223372036854775808`.
+            Func::MathAdd | Func::MathRandom | Func::ArrayLength => 20,
+            Func::ArrayContains => "false".len(),
+            // 36 characters and the quotes.
+            Func::Uuid => 38,
+            // SHA-512's 128 hex digits and the quotes.
+            Func::Hash => 130,
+            _ => return None,
+        };
+        Some(Extent::new(bytes, 0))
     }
 
     /// Evaluates the call. A path argument that selects nothing fails with `States.Runtime`;
@@ -1073,6 +1090,39 @@ mod tests {
         match eval_in(src, input) {
             Ok(v) => panic!("{src} should fail, got {v}"),
             Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn fixed_result_bounds_hold_at_the_extremes() {
+        let input = json!({"long": (0..300).collect::<Vec<_>>(), "text": "x".repeat(9000)});
+        let calls = [
+            "States.MathAdd(-2147483648, 0)",
+            "States.MathAdd(2147483646, 1)",
+            "States.MathAdd(-1.5, 0)",
+            "States.MathRandom(-2147483648, -2147483647)",
+            "States.MathRandom(-2147483648, 2147483647, 7)",
+            "States.ArrayLength($.long)",
+            "States.ArrayContains($.long, 299)",
+            "States.ArrayContains($.long, 'no')",
+            "States.UUID()",
+            "States.Hash($.text, 'SHA-512')",
+            "States.Hash($.long, 'SHA-384')",
+            "States.Hash('', 'MD5')",
+        ];
+        for src in calls {
+            let bound = Intrinsic::parse(src).unwrap().result_bound();
+            let bound = bound.unwrap_or_else(|| panic!("{src}: no fixed bound"));
+            let result = eval_in(src, &input).unwrap_or_else(|e| panic!("{src}: {e}"));
+            let extent = crate::asl::size::extent(&result);
+            assert!(
+                extent.bytes <= bound.bytes && extent.depth <= bound.depth,
+                "{src}: {result} is {extent:?}, over {bound:?}"
+            );
+        }
+        // Results that grow with their arguments have none.
+        for src in ["States.Format('{}', $.text)", "States.ArrayRange(1, 3, 1)"] {
+            assert_eq!(Intrinsic::parse(src).unwrap().result_bound(), None, "{src}");
         }
     }
 

@@ -27,6 +27,8 @@ pub struct Template {
     bound_besides_calls: (Extent, usize),
     /// How many intrinsic calls the template makes.
     calls: usize,
+    /// How many of them return values of no fixed bound (see [`Intrinsic::result_bound`]).
+    unbounded_calls: usize,
     /// Whether it has more than [`UNGUARDED_PARTS`] path and call fields, so that
     /// [`eval`](Self::eval) charges their values to a [`Budget`] as it builds them.
     fans_out: bool,
@@ -83,7 +85,8 @@ impl Template {
         }
         Ok(Template {
             bound_besides_calls: (skeleton, copies),
-            calls: root.calls(),
+            calls: root.calls(|_| true),
+            unbounded_calls: root.calls(|c| c.result_bound().is_none()),
             fans_out: root.parts() > UNGUARDED_PARTS,
             reads_only_input: root.reads_only_input(),
             consumed_paths,
@@ -92,14 +95,16 @@ impl Template {
     }
 
     /// A bound on the extent of this template's output as `(skeleton, per_input)`: see
-    /// [`Extent::with_input`]. `None` when an intrinsic call or a path outside the input
-    /// makes it unknowable without evaluating.
+    /// [`Extent::with_input`]. `None` when an intrinsic call whose result has no fixed
+    /// bound, or a path outside the input, makes it unknowable without evaluating.
     pub fn size_bound(&self) -> Option<(Extent, usize)> {
-        (self.calls == 0 && self.reads_only_input).then_some(self.bound_besides_calls)
+        (self.unbounded_calls == 0 && self.reads_only_input).then_some(self.bound_besides_calls)
     }
 
-    /// Like [`size_bound`](Self::size_bound), counting intrinsic call results as empty: add
-    /// their measured extents, each at most the skeleton's depth down, to get a bound.
+    /// Like [`size_bound`](Self::size_bound), counting the results of intrinsic calls with
+    /// no fixed bound as empty: add the measured extents of the calls' results, each at
+    /// most the skeleton's depth down, to get a bound (the calls with a fixed bound are
+    /// then counted twice, which only loosens it).
     pub fn bound_besides_calls(&self) -> (Extent, usize) {
         self.bound_besides_calls
     }
@@ -206,7 +211,7 @@ impl Node {
             ),
             Node::Array(items) => size::array_bound(items.iter().map(Node::bound_besides_calls)),
             Node::Path { .. } => (Extent::default(), 1),
-            Node::Call { .. } => (Extent::default(), 0),
+            Node::Call { call, .. } => (call.result_bound().unwrap_or_default(), 0),
         }
     }
 
@@ -229,12 +234,13 @@ impl Node {
         }
     }
 
-    fn calls(&self) -> usize {
+    /// The intrinsic calls `counted` counts.
+    fn calls(&self, counted: fn(&Intrinsic) -> bool) -> usize {
         match self {
             Node::Const(_) | Node::Path { .. } => 0,
-            Node::Object { fields, .. } => fields.iter().map(|(_, t)| t.calls()).sum(),
-            Node::Array(a) => a.iter().map(Node::calls).sum(),
-            Node::Call { .. } => 1,
+            Node::Object { fields, .. } => fields.iter().map(|(_, t)| t.calls(counted)).sum(),
+            Node::Array(a) => a.iter().map(|t| t.calls(counted)).sum(),
+            Node::Call { call, .. } => usize::from(counted(call)),
         }
     }
 

@@ -101,6 +101,7 @@ impl Execution {
         self.state_event(p, fid, exited_event, "output", now);
     }
 
+    #[inline]
     fn state_event(
         &mut self,
         p: &Program,
@@ -112,14 +113,28 @@ impl Execution {
         let f = self.frames[fid as usize].as_ref().expect("frame");
         let state = p.state(f.state);
         let kind = kind_of(&state.kind);
-        // Made before `event` borrows the execution; only when it is kept.
-        let details = self.keeps(kind).then(|| {
-            let data = self.opts.history_data.then(|| json_text(&f.data));
-            serde_json::json!({ "name": &*state.name, data_field: data })
-        });
-        self.event(fid, kind, Some(&state.name), now, || {
-            details.unwrap_or_default()
-        })
+        if self.keeps(kind) {
+            // The details quote the frame's data: made apart, out of the hot path.
+            return self.record_state_event(p, fid, kind, data_field, now);
+        }
+        self.event(fid, kind, Some(&state.name), now, || Value::Null)
+    }
+
+    #[cold]
+    fn record_state_event(
+        &mut self,
+        p: &Program,
+        fid: u32,
+        kind: &'static str,
+        data_field: &str,
+        now: Millis,
+    ) -> u64 {
+        let f = self.frames[fid as usize].as_ref().expect("frame");
+        let state = p.state(f.state);
+        // Made before `event` borrows the execution.
+        let data = self.opts.history_data.then(|| json_text(&f.data));
+        let details = serde_json::json!({ "name": &*state.name, data_field: data });
+        self.event(fid, kind, Some(&state.name), now, || details)
     }
 }
 

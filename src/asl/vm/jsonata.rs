@@ -89,7 +89,7 @@ impl Execution {
                 Some(other) => resolve_text(Some(other), &scope)?,
             })
         };
-        Ok(Flow::Fail(Failure {
+        Ok(Flow::fail(Failure {
             error: text(error)?,
             cause: text(cause)?,
         }))

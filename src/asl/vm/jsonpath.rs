@@ -44,7 +44,23 @@ impl Execution {
     }
 
     /// `InputPath`-style selection; borrows when it can. `$$` paths read the context object.
+    // `$` is answered inline: most states have it, and the `Result` of a call came back
+    // through memory, where loading it stalled every state.
+    #[inline(always)]
     pub(super) fn select<'a>(
+        &'a self,
+        p: &'a Program,
+        f: &'a Frame,
+        sel: &Selection,
+        doc: &'a Value,
+    ) -> Result<Cow<'a, Value>, EvalError> {
+        match sel {
+            Selection::All => Ok(Cow::Borrowed(doc)),
+            _ => self.select_path(p, f, sel, doc),
+        }
+    }
+
+    fn select_path<'a>(
         &'a self,
         p: &'a Program,
         f: &'a Frame,
@@ -133,7 +149,7 @@ impl Execution {
                 let scope = self.scope(p, f, &input);
                 let error = resolve_text(error.as_ref(), &scope)?;
                 let cause = resolve_text(cause.as_ref(), &scope)?;
-                Ok(Flow::Fail(Failure { error, cause }))
+                Ok(Flow::fail(Failure { error, cause }))
             }
             Kind::Wait(spec) => self.exec_wait(p, fid, state, io, spec, now),
             Kind::Task(task) => self.exec_task(p, fid, state, io, task, now),
@@ -428,7 +444,7 @@ impl Execution {
         };
         match run(self) {
             Ok(()) => Flow::Next,
-            Err(e) => Flow::Error(self.wrap(p, fid, e)),
+            Err(e) => Flow::error(self.wrap(p, fid, e)),
         }
     }
 }

@@ -143,7 +143,7 @@ impl Execution {
             now,
         ) {
             Ok(call) => self.start_map_io(fid, call),
-            Err(e) => Flow::Error(self.wrap(p, fid, e)),
+            Err(e) => Flow::error(self.wrap(p, fid, e)),
         }
     }
 
@@ -159,20 +159,20 @@ impl Execution {
     ) -> Flow {
         let state = p.state(self.frame(fid).state);
         let Kind::Map(spec) = &state.kind else {
-            return Flow::Error(Failure::new(
+            return Flow::error(Failure::new(
                 names::RUNTIME,
                 "a Map call resumed another state",
             ));
         };
         match (purpose, result) {
-            (_, Err(f)) => Flow::Error(f),
+            (_, Err(f)) => Flow::error(f),
             (Purpose::ItemReader, Ok(Value::Array(items))) => {
                 match self.run_map(p, fid, spec, Some(items), now) {
                     Ok(flow) => flow,
-                    Err(e) => Flow::Error(self.wrap(p, fid, e)),
+                    Err(e) => Flow::error(self.wrap(p, fid, e)),
                 }
             }
-            (Purpose::ItemReader, Ok(other)) => Flow::Error(Failure::new(
+            (Purpose::ItemReader, Ok(other)) => Flow::error(Failure::new(
                 names::ITEM_READER_FAILED,
                 format!(
                     "The ItemReader did not read an array of items: {}",
@@ -181,7 +181,7 @@ impl Execution {
             )),
             (_, Ok(result)) => match size::measure(&result, self.opts.payload_limit_bytes) {
                 Some(n) => self.finish_result(p, fid, result, n, now),
-                None => Flow::Error(output_limit_exceeded(&state.name, &result)),
+                None => Flow::error(output_limit_exceeded(&state.name, &result)),
             },
         }
     }

@@ -139,11 +139,22 @@ enum Flow {
     /// The frame waits for an effect.
     Blocked,
     /// The state failed; Retry/Catch decide what happens.
-    Error(Failure),
+    Error(Box<Failure>),
     /// The frame ends with the output in `Frame::data` (Succeed).
     Finish,
     /// The frame fails outright (Fail state): no Retry/Catch on this state.
-    Fail(Failure),
+    Fail(Box<Failure>),
+}
+
+// Failures are boxed so that a `Flow` is two words: it is returned through every state.
+impl Flow {
+    fn error(f: Failure) -> Flow {
+        Flow::Error(Box::new(f))
+    }
+
+    fn fail(f: Failure) -> Flow {
+        Flow::Fail(Box::new(f))
+    }
 }
 
 pub struct Execution {
@@ -644,8 +655,8 @@ impl Execution {
                 self.transition(p, fid, next, state.size_bound, StateEnd::Succeeded, now)
             }
             Flow::Finish => self.end_frame(p, fid, Ok(()), now),
-            Flow::Fail(f) => self.end_frame(p, fid, Err(f), now),
-            Flow::Error(f) => self.handle_error(p, fid, f, now),
+            Flow::Fail(f) => self.end_frame(p, fid, Err(*f), now),
+            Flow::Error(f) => self.handle_error(p, fid, *f, now),
         }
     }
 
@@ -678,6 +689,9 @@ impl Execution {
 
     /// Enforces the payload and nesting limits on a state's output and returns a bound on
     /// its extent. Measures only when the compiled bound (from the input's) does not settle it.
+    // Always inlined: its `Result` returned through memory stalled `transition` on every
+    // state (the wide load of an `Extent` just stored in two halves).
+    #[inline(always)]
     fn check_size(
         &self,
         p: &Program,
@@ -811,7 +825,7 @@ impl Execution {
                 );
                 match finished {
                     Ok(()) => Flow::Next,
-                    Err(e) => Flow::Error(self.wrap(p, fid, e)),
+                    Err(e) => Flow::error(self.wrap(p, fid, e)),
                 }
             }
         }
@@ -820,7 +834,7 @@ impl Execution {
     fn run_state(&mut self, p: &Program, fid: u32, now: Millis) -> Flow {
         match self.exec_state(p, fid, now) {
             Ok(flow) => flow,
-            Err(e) => Flow::Error(self.wrap(p, fid, e)),
+            Err(e) => Flow::error(self.wrap(p, fid, e)),
         }
     }
 
@@ -847,13 +861,13 @@ impl Execution {
                         failure_details(&f)
                     });
                 }
-                Flow::Error(f)
+                Flow::error(f)
             }
             Resume::WaitDone => Flow::Next,
             Resume::Task(Err(f)) => {
                 let name = &p.state(self.frame(fid).state).name;
                 self.event(fid, "TaskFailed", Some(name), now, || failure_details(&f));
-                Flow::Error(f)
+                Flow::error(f)
             }
             Resume::Task(Ok(result)) => {
                 let name = &p.state(self.frame(fid).state).name;
@@ -869,7 +883,7 @@ impl Execution {
                 });
                 match size::measure(&result, self.opts.payload_limit_bytes) {
                     Some(n) => self.finish_result(p, fid, result, n, now),
-                    None => Flow::Error(output_limit_exceeded(name, &result)),
+                    None => Flow::error(output_limit_exceeded(name, &result)),
                 }
             }
             Resume::ChildrenDone(results, bound) => match &p.state(self.frame(fid).state).kind {
