@@ -148,10 +148,32 @@ impl Template {
                 }
             }
         }
-        Some(
-            self.root
-                .build(&mut taken.into_iter(), &mut calls.into_iter()),
-        )
+        let (mut taken, mut calls) = (taken.into_iter(), calls.into_iter());
+        if let (
+            Node::Object {
+                fields,
+                keys: Some(keys),
+            },
+            Value::Object(m),
+        ) = (&self.root, input)
+        {
+            if let Some(extra) = keys.extends(m) {
+                // The output has the input's keys, in the same order, and maybe more after
+                // them (a state that updates or adds fields): it is built in the input's
+                // map, which keeps its keys and their hashes, instead of a new map with
+                // every key copied, while the input's is dropped.
+                let mut out = std::mem::take(m);
+                let (kept, added) = fields.split_at(fields.len() - extra);
+                for ((_, t), slot) in kept.iter().zip(out.values_mut()) {
+                    *slot = t.build(&mut taken, &mut calls);
+                }
+                for (k, t) in added {
+                    out.insert(k.clone(), t.build(&mut taken, &mut calls));
+                }
+                return Some(Value::Object(out));
+            }
+        }
+        Some(self.root.build(&mut taken, &mut calls))
     }
 
     pub fn eval(&self, scope: &dyn Scope) -> Result<Value, EvalError> {
@@ -384,6 +406,16 @@ impl OutputKeys {
     pub fn skeleton(&self) -> Map<String, Value> {
         self.0.clone()
     }
+
+    /// If `object`'s keys are these keys' first ones, in order: how many keys follow them.
+    pub fn extends(&self, object: &Map<String, Value>) -> Option<usize> {
+        let extra = self.0.len().checked_sub(object.len())?;
+        self.0
+            .keys()
+            .zip(object.keys())
+            .all(|(a, b)| a == b)
+            .then_some(extra)
+    }
 }
 
 /// An output object: each field's value written in field order by `value`, into a copy of
@@ -504,6 +536,49 @@ mod tests {
         let mut owned = input.clone();
         let consumed = t.eval_consuming(&mut owned, calls).unwrap();
         assert_eq!(consumed.to_string(), expected);
+    }
+
+    #[test]
+    fn outputs_built_in_their_inputs_map_equal_copied_ones() {
+        let cases = [
+            // The input's keys, values swapped and replaced.
+            (
+                json!({"a.$": "$.b", "b.$": "$.a", "c": 1}),
+                json!({"a": 1, "b": [2], "c": 3}),
+            ),
+            // The input's keys and two more after them, one from a call.
+            (
+                json!({"a.$": "$.a.x", "b": {"k.$": "$.b"}, "n.$": "$.a.y", "m.$": "States.MathAdd($.a.y, 1)"}),
+                json!({"a": {"x": 1, "y": 2}, "b": "t"}),
+            ),
+            // The same keys in another order, fewer keys, more keys: a new map.
+            (json!({"b.$": "$.a", "a.$": "$.b"}), json!({"a": 1, "b": 2})),
+            (json!({"a.$": "$.b"}), json!({"a": 1, "b": 2})),
+            (
+                json!({"x.$": "$.a", "b": 0, "c": 1}),
+                json!({"a": 1, "b": 2}),
+            ),
+        ];
+        for (template, input) in cases {
+            let t = Template::compile(&template).unwrap();
+            assert!(t.consumable(), "{template}");
+            let ctx = json!({});
+            let scope = DocScope {
+                input: &input,
+                context: &ctx,
+            };
+            let copied = t
+                .eval(&scope)
+                .unwrap_or_else(|e| panic!("{template}: {e:?}"));
+            let calls = t.eval_calls(&scope).unwrap();
+            let mut owned = input.clone();
+            let moved = t.eval_consuming(&mut owned, calls).unwrap();
+            assert_eq!(
+                moved.to_string(),
+                copied.to_string(),
+                "{template} on {input}"
+            );
+        }
     }
 
     #[test]
