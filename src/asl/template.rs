@@ -119,6 +119,8 @@ impl Template {
 
     /// The results of this template's intrinsic calls, in template order: the first step of
     /// [`eval_consuming`](Self::eval_consuming).
+    // Inlined: the `Vec` returned through memory was reloaded right after it was stored.
+    #[inline]
     pub fn eval_calls(&self, scope: &dyn Scope) -> Result<Vec<Value>, EvalError> {
         let mut out = Vec::with_capacity(self.calls);
         // Most templates call nothing: skip the walk (~2 k of pass-chain's ~44 k
@@ -130,12 +132,14 @@ impl Template {
     }
 
     /// Evaluates a [`consumable`](Self::consumable) template by moving values out of
-    /// `input`, which the caller is about to discard, given the results of
-    /// [`eval_calls`](Self::eval_calls). Returns `None`, with `input` restored, when a path
-    /// selects nothing (or the template is not consumable): the caller then runs
-    /// [`eval`](Self::eval) for AWS's error.
-    pub fn eval_consuming(&self, input: &mut Value, calls: Vec<Value>) -> Option<Value> {
-        let paths = self.consumed_paths.as_ref()?;
+    /// `input`, given the results of [`eval_calls`](Self::eval_calls), and replaces `input`
+    /// with the output. Returns false, with `input` restored, when a path selects nothing
+    /// (or the template is not consumable): the caller then runs [`eval`](Self::eval) for
+    /// AWS's error.
+    pub fn eval_consuming(&self, input: &mut Value, calls: Vec<Value>) -> bool {
+        let Some(paths) = self.consumed_paths.as_ref() else {
+            return false;
+        };
         let mut taken = Vec::with_capacity(paths.len());
         for path in paths {
             match path.take(input) {
@@ -144,7 +148,7 @@ impl Template {
                     for (p, v) in paths.iter().zip(taken) {
                         let _ = p.assign(input, v);
                     }
-                    return None;
+                    return false;
                 }
             }
         }
@@ -155,25 +159,25 @@ impl Template {
                 keys: Some(keys),
             },
             Value::Object(m),
-        ) = (&self.root, input)
+        ) = (&self.root, &mut *input)
         {
             if let Some(extra) = keys.extends(m) {
                 // The output has the input's keys, in the same order, and maybe more after
                 // them (a state that updates or adds fields): it is built in the input's
                 // map, which keeps its keys and their hashes, instead of a new map with
                 // every key copied, while the input's is dropped.
-                let mut out = std::mem::take(m);
                 let (kept, added) = fields.split_at(fields.len() - extra);
-                for ((_, t), slot) in kept.iter().zip(out.values_mut()) {
-                    *slot = t.build(&mut taken, &mut calls);
+                for ((_, t), slot) in kept.iter().zip(m.values_mut()) {
+                    t.build_into(&mut taken, &mut calls, slot);
                 }
                 for (k, t) in added {
-                    out.insert(k.clone(), t.build(&mut taken, &mut calls));
+                    m.insert(k.clone(), t.build(&mut taken, &mut calls));
                 }
-                return Some(Value::Object(out));
+                return true;
             }
         }
-        Some(self.root.build(&mut taken, &mut calls))
+        *input = self.root.build(&mut taken, &mut calls);
+        true
     }
 
     pub fn eval(&self, scope: &dyn Scope) -> Result<Value, EvalError> {
@@ -298,6 +302,22 @@ impl Node {
         }
     }
 
+    /// [`build`](Self::build) into `slot`: a moved value goes straight there rather than
+    /// through the return value, whose copy stalled on the wide load of a value just stored.
+    #[inline]
+    fn build_into(
+        &self,
+        taken: &mut std::vec::IntoIter<Value>,
+        calls: &mut std::vec::IntoIter<Value>,
+        slot: &mut Value,
+    ) {
+        match self {
+            Node::Path { .. } => *slot = taken.next().unwrap_or_default(),
+            Node::Call { .. } => *slot = calls.next().unwrap_or_default(),
+            _ => *slot = self.build(taken, calls),
+        }
+    }
+
     fn build(
         &self,
         taken: &mut std::vec::IntoIter<Value>,
@@ -307,7 +327,7 @@ impl Node {
             Node::Const(v) => v.clone(),
             Node::Object { fields, keys } => {
                 let Ok(object) = object::<Infallible>(fields, keys, |t, slot| {
-                    *slot = t.build(taken, calls);
+                    t.build_into(taken, calls, slot);
                     Ok(())
                 });
                 object
@@ -534,8 +554,8 @@ mod tests {
         assert_eq!(t.eval(&scope).unwrap().to_string(), expected);
         let calls = t.eval_calls(&scope).unwrap();
         let mut owned = input.clone();
-        let consumed = t.eval_consuming(&mut owned, calls).unwrap();
-        assert_eq!(consumed.to_string(), expected);
+        assert!(t.eval_consuming(&mut owned, calls));
+        assert_eq!(owned.to_string(), expected);
     }
 
     #[test]
@@ -572,9 +592,9 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{template}: {e:?}"));
             let calls = t.eval_calls(&scope).unwrap();
             let mut owned = input.clone();
-            let moved = t.eval_consuming(&mut owned, calls).unwrap();
+            assert!(t.eval_consuming(&mut owned, calls));
             assert_eq!(
-                moved.to_string(),
+                owned.to_string(),
                 copied.to_string(),
                 "{template} on {input}"
             );

@@ -94,10 +94,11 @@ impl Execution {
         Ok(())
     }
 
-    /// Evaluates a consumable template by moving values out of `input` (see
-    /// [`Template::eval_consuming`]). On any error the plain evaluation runs instead, so the
-    /// error is the one AWS reports: the first failing field in template order. Also returns
-    /// a bound on the result's size (`None` if a call result alone is over the limit).
+    /// Evaluates a consumable template by moving values out of `input`, which it replaces
+    /// with the result (see [`Template::eval_consuming`]). On any error the plain evaluation
+    /// runs instead, so the error is the one AWS reports: the first failing field in
+    /// template order; `input` is then left as it was. Returns a bound on the result's size
+    /// (`None` if a call result alone is over the limit).
     pub(super) fn consume(
         &self,
         p: &Program,
@@ -105,7 +106,7 @@ impl Execution {
         t: &Template,
         input: &mut Value,
         input_size: Extent,
-    ) -> Result<(Value, Option<Extent>), EvalError> {
+    ) -> Result<Option<Extent>, EvalError> {
         let calls = t.eval_calls(&self.scope(p, f, input));
         if let Ok(calls) = calls {
             let limit = self.opts.payload_limit_bytes;
@@ -114,11 +115,12 @@ impl Execution {
             let bound = calls.iter().try_fold(c.with_input(k, input_size), |b, v| {
                 size::measure(v, limit).map(|n| b.beside(n.nested(c.depth, 0)))
             });
-            if let Some(v) = t.eval_consuming(input, calls) {
-                return Ok((v, bound));
+            if t.eval_consuming(input, calls) {
+                return Ok(bound);
             }
         }
-        t.eval(&self.scope(p, f, input)).map(|v| (v, None))
+        *input = t.eval(&self.scope(p, f, input))?;
+        Ok(None)
     }
 
     /// Runs the JSONPath state the frame has just entered.
@@ -185,11 +187,11 @@ impl Execution {
         let f = self.frames[fid as usize].as_ref().expect("frame");
         let result = self.consume(p, f, template, &mut raw, f.size_bound);
         match result {
-            Ok((result, bound)) => {
-                let values = self.assign_values(p, fid, state.assign.as_deref(), &result)?;
+            Ok(bound) => {
+                let values = self.assign_values(p, fid, state.assign.as_deref(), &raw)?;
                 let f = self.frame(fid);
                 f.output_bound = bound;
-                f.data = result;
+                f.data = raw;
                 self.select_in_place(p, fid, &io.output_path)?;
                 self.set_variables(fid, values)?;
                 Ok(Flow::Next)
@@ -428,7 +430,8 @@ impl Execution {
                 Some(t) if io.result_selector_consumes => {
                     let mut result = result;
                     let f = this.frames[fid as usize].as_ref().expect("frame");
-                    this.consume(p, f, t, &mut result, result_size)?.0
+                    this.consume(p, f, t, &mut result, result_size)?;
+                    result
                 }
                 Some(t) => {
                     let f = this.frames[fid as usize].as_ref().expect("frame");
