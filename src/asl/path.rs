@@ -393,7 +393,7 @@ const SCAN_LIMIT: usize = 8;
 /// `m.get(name)`, without hashing for small objects.
 pub fn field<'a>(m: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     if m.len() <= SCAN_LIMIT {
-        m.iter().find_map(|(k, v)| (k == name).then_some(v))
+        m.iter().find_map(|(k, v)| same_key(k, name).then_some(v))
     } else {
         m.get(name)
     }
@@ -402,9 +402,32 @@ pub fn field<'a>(m: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
 /// `m.get_mut(name)`, without hashing for small objects.
 pub fn field_mut<'a>(m: &'a mut Map<String, Value>, name: &str) -> Option<&'a mut Value> {
     if m.len() <= SCAN_LIMIT {
-        m.iter_mut().find_map(|(k, v)| (k == name).then_some(v))
+        m.iter_mut()
+            .find_map(|(k, v)| same_key(k, name).then_some(v))
     } else {
         m.get_mut(name)
+    }
+}
+
+/// `a == b` for object keys. Keys are mostly short, and for them a call to `memcmp` cost
+/// more than the comparison: up to 16 bytes are compared inline, as two words read from
+/// each end (overlapping when shorter than 16, which compares some bytes twice).
+#[inline]
+pub fn same_key(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap());
+    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().unwrap());
+    match n {
+        0 => true,
+        // The first, middle and last bytes cover every byte of 1 to 3.
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
     }
 }
 
@@ -876,6 +899,21 @@ impl Parser<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn same_key_is_string_equality_at_every_length() {
+        for n in 0..40 {
+            let a: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            assert!(same_key(&a, &a.clone()), "{n}");
+            for i in 0..n {
+                let mut b = a.clone().into_bytes();
+                b[i] = b'#';
+                let b = String::from_utf8(b).unwrap();
+                assert!(!same_key(&a, &b), "{a} {b}");
+            }
+            assert!(!same_key(&a, &format!("{a}x")), "{n}");
+        }
+    }
 
     fn sel(path: &str, doc: &Value) -> Option<Value> {
         JsonPath::parse(path)

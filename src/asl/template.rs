@@ -433,7 +433,7 @@ impl OutputKeys {
         self.0
             .keys()
             .zip(object.keys())
-            .all(|(a, b)| a == b)
+            .all(|(a, b)| crate::asl::path::same_key(a, b))
             .then_some(extra)
     }
 }
