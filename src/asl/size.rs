@@ -334,6 +334,27 @@ mod tests {
     }
 
     #[test]
+    fn number_lengths_are_serde_jsons() {
+        let numbers = [
+            json!(21.5),
+            json!(-0.0),
+            json!(1e15),
+            json!(1e16),
+            json!(1.5e-7),
+            json!(0.1 + 0.2),
+            json!(-1.7976931348623157e308),
+            json!(5e-324),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(0),
+        ];
+        for n in numbers {
+            let Value::Number(x) = &n else { unreachable!() };
+            assert_eq!(number_len(x), n.to_string().len(), "{n}");
+        }
+    }
+
+    #[test]
     fn float_bound_holds() {
         for f in [-2.2250738585072014e-308, -1.7976931348623157e308, 0.1 + 0.2] {
             assert!(json_len(&json!(f)) <= MAX_FLOAT_LEN);

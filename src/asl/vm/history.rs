@@ -93,12 +93,14 @@ impl Execution {
 
     /// `…StateEntered`, with the state's input: the frame's `data`.
     pub(super) fn enter_event(&mut self, p: &Program, fid: u32, now: Millis) -> u64 {
-        self.state_event(p, fid, entered_event, "input", now)
+        let kind = entered_event(&p.state(self.frame(fid).state).kind);
+        self.state_event(p, fid, kind, "input", now)
     }
 
     /// `…StateExited`, with the state's output: the frame's `data`.
     pub(super) fn exit_event(&mut self, p: &Program, fid: u32, now: Millis) {
-        self.state_event(p, fid, exited_event, "output", now);
+        let kind = exited_event(&p.state(self.frame(fid).state).kind);
+        self.state_event(p, fid, kind, "output", now);
     }
 
     #[inline]
@@ -106,13 +108,11 @@ impl Execution {
         &mut self,
         p: &Program,
         fid: u32,
-        kind_of: fn(&Kind) -> &'static str,
+        kind: &'static str,
         data_field: &str,
         now: Millis,
     ) -> u64 {
-        let f = self.frames[fid as usize].as_ref().expect("frame");
-        let state = p.state(f.state);
-        let kind = kind_of(&state.kind);
+        let state = p.state(self.frame(fid).state);
         if self.keeps(kind) {
             // The details quote the frame's data: made apart, out of the hot path.
             return self.record_state_event(p, fid, kind, data_field, now);
