@@ -196,7 +196,6 @@ impl Walk {
             Value::Bool(b) => 4 + usize::from(!b),
             Value::Number(n) if !self.exact && n.is_f64() => MAX_FLOAT_LEN,
             Value::Number(n) => number_len(n),
-            Value::String(s) if !self.exact => string_len_bound(s),
             Value::String(s) => string_len(s),
             Value::Array(_) | Value::Object(_) if level == MAX_DEPTH => {
                 self.too_deep = true;
@@ -217,11 +216,7 @@ impl Walk {
                 // braces, and per entry a colon plus a comma between entries
                 self.budget -= (2 + m.len() + m.len().saturating_sub(1)) as isize;
                 for (k, x) in m {
-                    self.budget -= if self.exact {
-                        string_len(k)
-                    } else {
-                        string_len_bound(k)
-                    } as isize;
+                    self.budget -= string_len(k) as isize;
                     if !self.fits(x, level + 1) {
                         return false;
                     }
@@ -258,25 +253,35 @@ fn digits(mut u: u64) -> usize {
 
 /// At least [`string_len`]: every control character counted as a `\u00XX` escape. Branch-free,
 /// so the compiler vectorises it.
-fn string_len_bound(s: &str) -> usize {
+
+/// The length of a string's JSON text: its quotes, and what serde_json's escapes add.
+fn string_len(s: &str) -> usize {
+    // A table lookup per byte: fewer instructions than a `match`, and than a vectorised
+    // count on the short strings payloads are made of.
     let extra: usize = s
         .bytes()
-        .map(|b| usize::from(b < 0x20) * 5 + usize::from(b == b'"' || b == b'\\'))
+        .map(|b| usize::from(ESCAPE_EXTRA[b as usize]))
         .sum();
     s.len() + 2 + extra
 }
 
-fn string_len(s: &str) -> usize {
-    let mut n = s.len() + 2;
-    for b in s.bytes() {
-        match b {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => n += 1,
-            0..=0x1f => n += 5,
-            _ => {}
-        }
+/// The bytes serde_json's escape of each byte adds: one for `\"`, `\\`, `\n`, `\r`, `\t`,
+/// `\b` and `\f`, five for the other control characters (`\u00XX`).
+static ESCAPE_EXTRA: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = 5;
+        b += 1;
     }
-    n
-}
+    let short = [b'"', b'\\', b'\n', b'\r', b'\t', 0x08, 0x0c];
+    let mut i = 0;
+    while i < short.len() {
+        table[short[i] as usize] = 1;
+        i += 1;
+    }
+    table
+};
 
 struct Counter(usize);
 
