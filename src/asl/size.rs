@@ -235,7 +235,8 @@ fn number_len(n: &serde_json::Number) -> usize {
     } else if let Some(i) = n.as_i64() {
         1 + digits(i.unsigned_abs())
     } else {
-        // Floats are rare in hot payloads; let serde_json format them exactly.
+        // Only exact walks get here (others count floats at their longest): let serde_json
+        // format it.
         let mut w = Counter(0);
         let _ = serde_json::to_writer(&mut w, n);
         w.0
@@ -250,9 +251,6 @@ fn digits(mut u: u64) -> usize {
     }
     d
 }
-
-/// At least [`string_len`]: every control character counted as a `\u00XX` escape. Branch-free,
-/// so the compiler vectorises it.
 
 /// The length of a string's JSON text: its quotes, and what serde_json's escapes add.
 fn string_len(s: &str) -> usize {
