@@ -205,9 +205,9 @@ impl JsonPath {
         }
     }
 
-    /// Takes the value a definite path names out of `doc`, leaving `null` in its place.
-    /// Used when the document is about to be discarded, to move values instead of copying.
-    pub fn take(&self, doc: &mut Value) -> Option<Value> {
+    /// The node a definite path names inside `doc`, if there is one: a value is moved out of
+    /// it (leaving `null`) when the document is about to be discarded, instead of copied.
+    pub fn node_mut<'a>(&self, doc: &'a mut Value) -> Option<&'a mut Value> {
         if !self.definite {
             return None;
         }
@@ -222,7 +222,7 @@ impl JsonPath {
                 _ => return None,
             };
         }
-        Some(std::mem::take(v))
+        Some(v)
     }
 
     /// Whether the node this path names contains (or is) the node `other` names.

@@ -136,14 +136,18 @@ impl Template {
     /// with the output. Returns false, with `input` restored, when a path selects nothing
     /// (or the template is not consumable): the caller then runs [`eval`](Self::eval) for
     /// AWS's error.
-    pub fn eval_consuming(&self, input: &mut Value, calls: Vec<Value>) -> bool {
+    // `calls` is borrowed (and drained), not moved: a `Vec` just built, passed by value,
+    // was copied through the stack in a load that stalled on its stores.
+    pub fn eval_consuming(&self, input: &mut Value, calls: &mut Vec<Value>) -> bool {
         let Some(paths) = self.consumed_paths.as_ref() else {
             return false;
         };
         let mut taken = Vec::with_capacity(paths.len());
         for path in paths {
-            match path.take(input) {
-                Some(v) => taken.push(v),
+            // Taken straight from its node: an `Option<Value>` in between was copied at
+            // another offset, and that load stalled on the stores just made.
+            match path.node_mut(input) {
+                Some(node) => taken.push(std::mem::take(node)),
                 None => {
                     for (p, v) in paths.iter().zip(taken) {
                         let _ = p.assign(input, v);
@@ -152,7 +156,7 @@ impl Template {
                 }
             }
         }
-        let (mut taken, mut calls) = (taken.into_iter(), calls.into_iter());
+        let (mut taken, mut calls) = (taken.into_iter(), calls.drain(..));
         if let (
             Node::Object {
                 fields,
@@ -308,7 +312,7 @@ impl Node {
     fn build_into(
         &self,
         taken: &mut std::vec::IntoIter<Value>,
-        calls: &mut std::vec::IntoIter<Value>,
+        calls: &mut std::vec::Drain<'_, Value>,
         slot: &mut Value,
     ) {
         match self {
@@ -321,7 +325,7 @@ impl Node {
     fn build(
         &self,
         taken: &mut std::vec::IntoIter<Value>,
-        calls: &mut std::vec::IntoIter<Value>,
+        calls: &mut std::vec::Drain<'_, Value>,
     ) -> Value {
         match self {
             Node::Const(v) => v.clone(),
@@ -552,9 +556,9 @@ mod tests {
         };
         let expected = r#"{"z":7,"a":1,"m":[2]}"#;
         assert_eq!(t.eval(&scope).unwrap().to_string(), expected);
-        let calls = t.eval_calls(&scope).unwrap();
+        let mut calls = t.eval_calls(&scope).unwrap();
         let mut owned = input.clone();
-        assert!(t.eval_consuming(&mut owned, calls));
+        assert!(t.eval_consuming(&mut owned, &mut calls));
         assert_eq!(owned.to_string(), expected);
     }
 
@@ -590,9 +594,9 @@ mod tests {
             let copied = t
                 .eval(&scope)
                 .unwrap_or_else(|e| panic!("{template}: {e:?}"));
-            let calls = t.eval_calls(&scope).unwrap();
+            let mut calls = t.eval_calls(&scope).unwrap();
             let mut owned = input.clone();
-            assert!(t.eval_consuming(&mut owned, calls));
+            assert!(t.eval_consuming(&mut owned, &mut calls));
             assert_eq!(
                 owned.to_string(),
                 copied.to_string(),

@@ -108,14 +108,14 @@ impl Execution {
         input_size: Extent,
     ) -> Result<Option<Extent>, EvalError> {
         let calls = t.eval_calls(&self.scope(p, f, input));
-        if let Ok(calls) = calls {
+        if let Ok(mut calls) = calls {
             let limit = self.opts.payload_limit_bytes;
             let (c, k) = t.bound_besides_calls();
             // Each call's result sits at most the skeleton's depth down.
             let bound = calls.iter().try_fold(c.with_input(k, input_size), |b, v| {
                 size::measure(v, limit).map(|n| b.beside(n.nested(c.depth, 0)))
             });
-            if t.eval_consuming(input, calls) {
+            if t.eval_consuming(input, &mut calls) {
                 return Ok(bound);
             }
         }
