@@ -481,11 +481,11 @@ impl JTemplate {
         let mut result_moved = false;
         let mut slots = Vec::with_capacity(fields.len());
         for (_, t) in fields {
-            let slot = match t.plain_path() {
+            match t.plain_path() {
                 Some((Owner::Input, names))
                     if moves.input && fast::select_plain(env.input, names).is_some() =>
                 {
-                    Slot::Take(Owner::Input, names)
+                    slots.push(Slot::Take(Owner::Input, names));
                 }
                 Some((Owner::Result, names))
                     if !result_moved
@@ -494,11 +494,17 @@ impl JTemplate {
                             .is_some_and(|r| fast::select_plain(r, names).is_some()) =>
                 {
                     result_moved = true;
-                    Slot::Take(Owner::Result, names)
+                    slots.push(Slot::Take(Owner::Result, names));
                 }
-                _ => Slot::Value(t.eval(env)?),
-            };
-            slots.push(slot);
+                _ => {
+                    // Evaluated into its slot: returned, the value was copied through the
+                    // stack twice, and the loads stalled on the stores just made.
+                    slots.push(Slot::Value(Value::Null));
+                    if let Some(Slot::Value(v)) = slots.last_mut() {
+                        t.eval_into(env, v)?;
+                    }
+                }
+            }
         }
         Ok(Taking::Object(keys, slots))
     }
