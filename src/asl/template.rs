@@ -7,7 +7,7 @@
 
 use super::error::{json_text, names, EvalError};
 use super::intrinsics::{is_intrinsic, Intrinsic};
-use super::path::{JsonPath, Root};
+use super::path::{put, same_key, JsonPath, Root};
 use super::scope::Scope;
 use super::size::{self, Budget, Extent};
 use serde_json::{Map, Value};
@@ -165,12 +165,17 @@ impl Template {
             Value::Object(m),
         ) = (&self.root, &mut *input)
         {
-            if let Some(extra) = keys.extends(m) {
-                // The output has the input's keys, in the same order, and maybe more after
-                // them (a state that updates or adds fields): it is built in the input's
-                // map, which keeps its keys and their hashes, instead of a new map with
-                // every key copied, while the input's is dropped.
-                let (kept, added) = fields.split_at(fields.len() - extra);
+            let kept = keys.kept_in(m);
+            // At least half the output's keys are in the input, in the output's order (a
+            // state that updates, drops or adds fields): the output is built in the input's
+            // map, which keeps those keys and their hashes, instead of a new map with every
+            // key copied while the input's is dropped. Every value the template reads has
+            // been moved out already, so the input's other keys are dropped first.
+            if kept * 2 >= fields.len() {
+                if kept < m.len() {
+                    keys.retain_kept(m);
+                }
+                let (kept, added) = fields.split_at(kept);
                 for ((_, t), slot) in kept.iter().zip(m.values_mut()) {
                     t.build_into(&mut taken, &mut calls, slot);
                 }
@@ -316,9 +321,9 @@ impl Node {
         slot: &mut Value,
     ) {
         match self {
-            Node::Path { .. } => *slot = taken.next().unwrap_or_default(),
-            Node::Call { .. } => *slot = calls.next().unwrap_or_default(),
-            _ => *slot = self.build(taken, calls),
+            Node::Path { .. } => put(slot, taken.next().unwrap_or_default()),
+            Node::Call { .. } => put(slot, calls.next().unwrap_or_default()),
+            _ => put(slot, self.build(taken, calls)),
         }
     }
 
@@ -431,14 +436,35 @@ impl OutputKeys {
         self.0.clone()
     }
 
-    /// If `object`'s keys are these keys' first ones, in order: how many keys follow them.
-    pub fn extends(&self, object: &Map<String, Value>) -> Option<usize> {
-        let extra = self.0.len().checked_sub(object.len())?;
-        self.0
-            .keys()
-            .zip(object.keys())
-            .all(|(a, b)| crate::asl::path::same_key(a, b))
-            .then_some(extra)
+    /// How many of these keys, from the first, are `object`'s keys in the same order, not
+    /// necessarily side by side: the keys [`retain_kept`](Self::retain_kept) keeps.
+    pub fn kept_in(&self, object: &Map<String, Value>) -> usize {
+        let mut wanted = self.0.keys().peekable();
+        let mut kept = 0;
+        for key in object.keys() {
+            match wanted.peek() {
+                None => break,
+                Some(w) if same_key(w, key) => {
+                    wanted.next();
+                    kept += 1;
+                }
+                Some(_) => {}
+            }
+        }
+        kept
+    }
+
+    /// Drops `object`'s keys other than the [`kept_in`](Self::kept_in) ones, in order.
+    pub fn retain_kept(&self, object: &mut Map<String, Value>) {
+        let mut wanted = self.0.keys();
+        let mut next = wanted.next();
+        object.retain(|key, _| {
+            let keep = next.is_some_and(|w| same_key(w, key));
+            if keep {
+                next = wanted.next();
+            }
+            keep
+        });
     }
 }
 
@@ -575,9 +601,15 @@ mod tests {
                 json!({"a.$": "$.a.x", "b": {"k.$": "$.b"}, "n.$": "$.a.y", "m.$": "States.MathAdd($.a.y, 1)"}),
                 json!({"a": {"x": 1, "y": 2}, "b": "t"}),
             ),
-            // The same keys in another order, fewer keys, more keys: a new map.
-            (json!({"b.$": "$.a", "a.$": "$.b"}), json!({"a": 1, "b": 2})),
+            // Some of the input's keys, in order, and more after them: the others dropped.
+            (
+                json!({"b.$": "$.a", "c": 1, "a.$": "$.c.d"}),
+                json!({"a": 1, "b": 2, "x": {"y": 3}, "c": {"d": 4}}),
+            ),
             (json!({"a.$": "$.b"}), json!({"a": 1, "b": 2})),
+            (json!({"b.$": "$.a"}), json!({"a": 1, "b": [2], "c": 3})),
+            // The same keys in another order; more new keys than kept ones: a new map.
+            (json!({"b.$": "$.a", "a.$": "$.b"}), json!({"a": 1, "b": 2})),
             (
                 json!({"x.$": "$.a", "b": 0, "c": 1}),
                 json!({"a": 1, "b": 2}),

@@ -7,7 +7,7 @@ use crate::asl::context::{new_task_token, StateScope};
 use crate::asl::effect::needs_task_token;
 use crate::asl::error::{json_text, names, EvalError, Failure};
 use crate::asl::jsonata::Env;
-use crate::asl::path::{JsonPath, Root};
+use crate::asl::path::{self, JsonPath, Root};
 use crate::asl::program::*;
 use crate::asl::scope::Scope;
 use crate::asl::size::{self, Extent};
@@ -191,7 +191,7 @@ impl Execution {
                 let values = self.assign_values(p, fid, state.assign.as_deref(), &raw)?;
                 let f = self.frame(fid);
                 f.output_bound = bound;
-                f.data = raw;
+                path::put(&mut f.data, raw);
                 self.select_in_place(p, fid, &io.output_path)?;
                 self.set_variables(fid, values)?;
                 Ok(Flow::Next)

@@ -683,7 +683,10 @@ impl Execution {
         f.output_bound = None;
         f.state = next;
         f.attempts.clear();
-        f.phase = Phase::Enter;
+        // Mostly `Enter` already (the phase a state runs in): then there is nothing to drop.
+        if !matches!(f.phase, Phase::Enter) {
+            f.phase = Phase::Enter;
+        }
         true
     }
 
