@@ -9,7 +9,7 @@ use crate::asl::effect::needs_task_token;
 use crate::asl::error::{names, EvalError, Failure};
 use crate::asl::jsonata::{Env, JTemplate};
 use crate::asl::program::*;
-use crate::asl::size;
+use crate::asl::size::{self, Extent};
 use crate::asl::time::Millis;
 use crate::asl::vars::{self, Assign};
 use serde_json::Value;
@@ -211,11 +211,12 @@ impl Execution {
         &mut self,
         p: &Program,
         fid: u32,
-        result: Option<Value>,
+        result: Option<(Value, Extent)>,
         assign: Option<&Assign>,
         output: Option<&JTemplate>,
         now: Millis,
     ) -> Result<(), EvalError> {
+        let (result, result_size) = result.unzip();
         let f = self.frames[fid as usize].as_ref().expect("frame");
         let (values, out) = {
             let scope = self.scope(p, f, &f.data);
@@ -241,7 +242,7 @@ impl Execution {
         let limit = self.opts.payload_limit_bytes;
         let f = self.frame(fid);
         if let (Some(out), SizeBound::Measure) = (&out, p.state(f.state).size_bound) {
-            f.output_bound = out.bound(f.size_bound, result.as_ref(), limit);
+            f.output_bound = out.bound(f.size_bound, result.as_ref(), result_size, limit);
         }
         let data = &mut self.frame(fid).data;
         match (out, result) {

@@ -821,7 +821,7 @@ impl Execution {
                 let finished = self.jsonata_finish(
                     p,
                     fid,
-                    Some(result),
+                    Some((result, result_size)),
                     state.assign.as_deref(),
                     jio.output.as_ref(),
                     now,
