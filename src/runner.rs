@@ -57,7 +57,7 @@ pub fn run_to_completion(
     opts: ExecutionOptions,
     resources: &dyn TaskResource,
     clock: &mut Clock,
-) -> Execution {
+) -> Box<Execution> {
     Runner::new(resources).run(program, input, opts, clock)
 }
 
@@ -84,7 +84,7 @@ impl<'r> Runner<'r> {
         input: Value,
         opts: ExecutionOptions,
         clock: &mut Clock,
-    ) -> Execution {
+    ) -> Box<Execution> {
         let driver = &mut self.driver;
         driver.reset_clock(*clock);
         let key = driver.start(Start {

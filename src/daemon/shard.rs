@@ -668,7 +668,7 @@ impl Shard {
     }
 
     /// An execution ended: send its record.
-    fn finish(&mut self, exec: Execution, m: SourceMessage) {
+    fn finish(&mut self, exec: Box<Execution>, m: SourceMessage) {
         self.stats.transitions += exec.transitions();
         let failed_state = exec.failed_state().map(str::to_string);
         match exec.into_outcome() {
