@@ -457,7 +457,14 @@ fn eval<'a>(n: &Node, env: &'a Env) -> Out<'a> {
                 Cow::Owned(v) => Some(walk(&v, names)?.map(|x| Cow::Owned(x.clone()))),
             }
         }
-        Node::Binary(op, l, r) => binary(*op, eval(l, env)?, eval(r, env)?),
+        Node::Binary(op, l, r) => {
+            // Read in place: moving an operand out (`?`) copied it with wide loads that
+            // stalled on the narrow stores that had just written it.
+            let l = eval(l, env);
+            let l = l.as_ref()?;
+            let r = eval(r, env);
+            binary(*op, l.as_deref(), r.as_ref()?.as_deref())
+        }
         Node::Negate(x) => match eval(x, env)?.as_deref()? {
             Value::Number(n) => Some(Some(Cow::Owned(number(-n.as_f64()?)?))),
             _ => None,
@@ -605,7 +612,7 @@ fn walk<'v>(mut v: &'v Value, names: &[String]) -> Option<Option<&'v Value>> {
     Some(Some(v))
 }
 
-fn binary<'a>(op: BinaryOp, l: Option<Cow<'a, Value>>, r: Option<Cow<'a, Value>>) -> Out<'a> {
+fn binary(op: BinaryOp, l: Option<&Value>, r: Option<&Value>) -> Out<'static> {
     use BinaryOp::*;
     let (l, r) = (l?, r?);
     let owned = |v: Value| Some(Some(Cow::Owned(v)));
@@ -617,16 +624,16 @@ fn binary<'a>(op: BinaryOp, l: Option<Cow<'a, Value>>, r: Option<Cow<'a, Value>>
                 Value::Bool(b) => Some(b.to_string()),
                 _ => None,
             };
-            owned(Value::String(text(&l)? + &text(&r)?))
+            owned(Value::String(text(l)? + &text(r)?))
         }
-        And | Or => match (&*l, &*r) {
+        And | Or => match (l, r) {
             (Value::Bool(a), Value::Bool(b)) => {
                 owned(Value::Bool(if op == And { *a && *b } else { *a || *b }))
             }
             _ => None,
         },
         Equal | NotEqual => {
-            let eq = match (&*l, &*r) {
+            let eq = match (l, r) {
                 (Value::Number(a), Value::Number(b)) => a.as_f64()? == b.as_f64()?,
                 (Value::String(a), Value::String(b)) => a == b,
                 (Value::Bool(a), Value::Bool(b)) => a == b,
@@ -638,7 +645,7 @@ fn binary<'a>(op: BinaryOp, l: Option<Cow<'a, Value>>, r: Option<Cow<'a, Value>>
             owned(Value::Bool(eq == (op == Equal)))
         }
         LessThan | LessThanOrEqual | GreaterThan | GreaterThanOrEqual => {
-            let ord = match (&*l, &*r) {
+            let ord = match (l, r) {
                 (Value::Number(a), Value::Number(b)) => a.as_f64()?.partial_cmp(&b.as_f64()?)?,
                 (Value::String(a), Value::String(b)) => {
                     // JavaScript compares UTF-16 code units; equal for ASCII only.
@@ -659,7 +666,7 @@ fn binary<'a>(op: BinaryOp, l: Option<Cow<'a, Value>>, r: Option<Cow<'a, Value>>
             owned(Value::Bool(result))
         }
         _ => {
-            let (Value::Number(a), Value::Number(b)) = (&*l, &*r) else {
+            let (Value::Number(a), Value::Number(b)) = (l, r) else {
                 return None;
             };
             let (a, b) = (a.as_f64()?, b.as_f64()?);
