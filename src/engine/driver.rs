@@ -116,7 +116,7 @@ pub struct Start<X> {
 pub struct Finished<X> {
     pub key: ExecKey,
     /// Boxed, as where it runs: an execution is several hundred bytes, and it was copied
-    /// on each move from start to finish (~5% of a short execution's instructions).
+    /// on each move from start to finish (~3% of pass-chain's instructions).
     pub exec: Box<Execution>,
     pub owned: X,
 }

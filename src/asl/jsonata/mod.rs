@@ -638,7 +638,8 @@ impl Taking<'_> {
         let respelled = |e: Extent| Extent::default().with_input(2, e);
         let field = |key: &str, e: Extent| e.nested(0, 2 * key.len() + 4);
         let moved_result = |names: &[String]| {
-            if let (true, Some(size)) = (names.is_empty(), result_size) {
+            // The whole result: its size is known.
+            if let Some(size) = result_size.filter(|_| names.is_empty()) {
                 return Some(respelled(size));
             }
             let part = result.and_then(|r| fast::part(r, names))?;
