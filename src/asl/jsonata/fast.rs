@@ -142,8 +142,16 @@ impl Fast {
         match out.as_deref() {
             // An empty array or arrays of arrays: JSONata's sequence rules decide; decline.
             Some(Value::Array(a)) if a.is_empty() || a.iter().any(Value::is_array) => None,
+            _ if self.reads_spelled(env) => Some(out),
             _ => Some(out.map(as_jsonata_numbers)),
         }
+    }
+
+    /// Whether what [`select`](Self::select) gives is already in JSONata's spelling of
+    /// numbers: a path into an input that is ([`Env::input_spelled`]).
+    #[inline]
+    pub fn reads_spelled(&self, env: &Env) -> bool {
+        env.input_spelled && matches!(self.0, Node::Path(Root::Input, _))
     }
 }
 
@@ -254,10 +262,17 @@ pub fn select_plain<'v>(input: &'v Value, names: &[String]) -> Option<&'v Value>
 
 /// Moves the value [`select_plain`] found out of `input` (leaving `null`) into `slot` (a
 /// `null`), as the fast path would have given it: swapped there rather than returned, which
-/// would copy it again.
-pub fn take_plain_into(input: &mut Value, names: &[String], slot: &mut Value) -> Option<()> {
+/// would copy it again. `spelled`: `input` is in JSONata's spelling of numbers already.
+pub fn take_plain_into(
+    input: &mut Value,
+    names: &[String],
+    slot: &mut Value,
+    spelled: bool,
+) -> Option<()> {
     std::mem::swap(at(input, names)?, slot);
-    respell(slot);
+    if !spelled {
+        respell(slot);
+    }
     Some(())
 }
 
@@ -281,22 +296,33 @@ fn at<'v>(mut v: &'v mut Value, names: &[String]) -> Option<&'v mut Value> {
 
 /// `input` (an object) with `merge`'s fields set, as `$merge([$states.input, …])` gives it:
 /// the input's fields in their order, then the new ones; the field left to move out of
-/// `result` gets its value from there.
-pub fn merge_into(input: Value, merge: MergeOnto, result: Option<&mut Value>) -> Value {
+/// `result` gets its value from there. `input_spelled`: the input is in JSONata's spelling
+/// of numbers already (only the new fields are then respelled).
+pub fn merge_into(
+    input: Value,
+    mut merge: MergeOnto,
+    result: Option<&mut Value>,
+    input_spelled: bool,
+) -> Value {
     let mut merged = match input {
         Value::Object(m) => m,
         _ => Map::new(),
     };
+    if !input_spelled {
+        merged.values_mut().for_each(respell);
+    }
+    merge.fields.values_mut().for_each(respell);
     merged.extend(merge.fields);
     if let Some((key, names)) = merge.from_result {
-        let moved = result.and_then(|r| take(r, names));
+        let mut moved = result
+            .and_then(|r| take(r, names))
+            .expect("a path the first step selected");
+        respell(&mut moved);
         let slot =
             crate::asl::path::field_mut(&mut merged, &key).expect("the placeholder merged in");
-        *slot = moved.expect("a path the first step selected");
+        *slot = moved;
     }
-    let mut merged = Value::Object(merged);
-    respell(&mut merged);
-    merged
+    Value::Object(merged)
 }
 
 fn node(ast: &AstNode) -> Option<Node> {
@@ -568,7 +594,7 @@ fn as_jsonata_numbers(v: Cow<'_, Value>) -> Cow<'_, Value> {
     }
 }
 
-fn needs_respelling(v: &Value) -> bool {
+pub fn needs_respelling(v: &Value) -> bool {
     match v {
         Value::Number(n) => misspelled(n),
         Value::Array(a) => a.iter().any(needs_respelling),

@@ -293,6 +293,9 @@ impl ContextObject for NoContext {
 /// What an expression sees: `$states` and the workflow variables.
 pub struct Env<'a> {
     pub input: &'a Value,
+    /// `input` is in JSONata's spelling of numbers already (a JSONata `Output` made it, see
+    /// [`JTemplate::spells_numbers`]): what is read from it needs no respelling.
+    pub input_spelled: bool,
     /// `$states.result`: a Task's, Map's or Parallel's result, in `Output` and `Assign`.
     pub result: Option<&'a Value>,
     /// `$states.errorOutput`, in a Catcher's `Output` and `Assign`.
@@ -319,6 +322,7 @@ impl<'a> Env<'a> {
     ) -> Self {
         Env {
             input,
+            input_spelled: false,
             result: None,
             error_output: None,
             context,
@@ -372,6 +376,8 @@ pub enum JTemplate {
         keys: OutputKeys,
         /// Which fields [`JTemplate::eval_taking`] may move instead of copying.
         moves: Moves,
+        /// [`JTemplate::spells_numbers`], worked out once: it is asked on every state.
+        spelled: bool,
     },
     Array(Vec<JTemplate>),
 }
@@ -409,10 +415,12 @@ impl JTemplate {
                 let moves = Moves::of(&fields);
                 let keys = OutputKeys::new(fields.iter().map(|(k, _)| k.as_str()))
                     .expect("a JSON object's keys are distinct");
+                let spelled = fields.iter().all(|(_, t)| t.spells_numbers());
                 JTemplate::Object {
                     fields,
                     keys,
                     moves,
+                    spelled,
                 }
             }
             Value::Array(a) => {
@@ -471,6 +479,7 @@ impl JTemplate {
             fields,
             keys,
             moves,
+            ..
         } = self
         else {
             return self.eval(env).map(Taking::Done);
@@ -553,12 +562,25 @@ impl JTemplate {
                     Cow::Borrowed(v) => slot.clone_from(v),
                     Cow::Owned(v) => *slot = v,
                 }
-                fast::respell(slot);
+                if !expr.fast.as_ref().is_some_and(|f| f.reads_spelled(env)) {
+                    fast::respell(slot);
+                }
                 return Ok(());
             }
         }
         *slot = self.eval(env)?;
         Ok(())
+    }
+
+    /// Whether every value [`eval`](Self::eval) makes is in JSONata's spelling of numbers:
+    /// expressions' values are, literals are kept as written (`4.0` stays `4.0`).
+    pub fn spells_numbers(&self) -> bool {
+        match self {
+            JTemplate::Const(v) => !fast::needs_respelling(v),
+            JTemplate::Expr { .. } => true,
+            JTemplate::Object { spelled, .. } => *spelled,
+            JTemplate::Array(items) => items.iter().all(JTemplate::spells_numbers),
+        }
     }
 
     /// Whether any expression of the template may read the context object.
@@ -684,28 +706,35 @@ impl Taking<'_> {
 
     /// The output, moving the selected values out of `input` and `result`: the state's
     /// input and result the first step read, unchanged since (both are dropped after).
-    pub fn finish(self, input: &mut Value, mut result: Option<Value>) -> Value {
+    /// `input_spelled` as [`Env::input_spelled`].
+    pub fn finish(
+        self,
+        input: &mut Value,
+        mut result: Option<Value>,
+        input_spelled: bool,
+    ) -> Value {
         match self {
             Taking::Done(v) => v,
             Taking::MergeInto(merge) => {
-                fast::merge_into(std::mem::take(input), merge, result.as_mut())
+                fast::merge_into(std::mem::take(input), merge, result.as_mut(), input_spelled)
             }
             Taking::Object(keys, slots) => {
                 let mut object = keys.skeleton();
                 for (slot, out) in slots.into_iter().zip(object.values_mut()) {
-                    let from = match slot {
+                    let (from, names, spelled) = match slot {
                         Slot::Value(v) => {
                             *out = v;
                             continue;
                         }
-                        Slot::Take(Owner::Input, names) => (&mut *input, names),
+                        Slot::Take(Owner::Input, names) => (&mut *input, names, input_spelled),
                         Slot::Take(Owner::Result, names) => (
                             result.as_mut().expect("the result the first step read"),
                             names,
+                            false,
                         ),
                     };
                     // Disjoint paths, selected by the first step: each still there.
-                    fast::take_plain_into(from.0, from.1, out)
+                    fast::take_plain_into(from, names, out, spelled)
                         .expect("a path the first step selected");
                 }
                 Value::Object(object)
@@ -992,7 +1021,8 @@ mod tests {
     /// keep the input whole (`$merge` onto it) or hold values the input does not bound
     /// (`$parse`, `$states.result`): what [`Taking::finish`] makes is what the copying
     /// [`JTemplate::eval`] makes, and [`Taking::bound`] holds for it, on inputs and results
-    /// whose numbers JSONata writes longer.
+    /// whose numbers JSONata writes longer. An input already in JSONata's spelling, read
+    /// without respelling ([`Env::input_spelled`]), gives what respelling it gives.
     #[test]
     fn moving_outputs_equal_copying_ones_within_their_bounds() {
         let inputs = [
@@ -1018,18 +1048,26 @@ mod tests {
         ];
         let (vars, context) = (Map::new(), MapItem(json!(null)));
         let mut bounded = 0;
-        for (input, result) in inputs.iter().zip(&results) {
+        let spelled_inputs = inputs.clone().map(|mut input| {
+            fast::respell(&mut input);
+            input
+        });
+        let runs = inputs.iter().map(|input| (input, false));
+        let runs = runs.chain(spelled_inputs.iter().map(|input| (input, true)));
+        for ((input, spelled), result) in runs.zip(results.iter().cycle()) {
             for output in &outputs {
                 let template = JTemplate::compile(output, "Output").unwrap();
                 let mut env = Env::new(input, &context, Some(&vars), 0, 0);
                 env.result = Some(result);
                 let copied = template.eval(&env).unwrap();
+                env.input_spelled = spelled;
+                assert_eq!(template.eval(&env).unwrap(), copied, "{output} on {input}");
                 let taking = template.eval_taking(&env).unwrap();
                 let input_size = size::extent(input);
                 // The result's size measured here, or known from where it came from.
                 let bounds = [None, Some(size::extent(result))]
                     .map(|known| taking.bound(input_size, Some(result), known, usize::MAX / 4));
-                let moved = taking.finish(&mut input.clone(), Some(result.clone()));
+                let moved = taking.finish(&mut input.clone(), Some(result.clone()), spelled);
                 assert_eq!(moved, copied, "{output} on {input}");
                 for bound in bounds.into_iter().flatten() {
                     bounded += 1;
@@ -1041,6 +1079,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(bounded, 40, "every output here is bounded from its parts");
+        assert_eq!(bounded, 80, "every output here is bounded from its parts");
     }
 }

@@ -7,7 +7,7 @@ use super::{Execution, Flow};
 use crate::asl::context::{new_task_token, StateScope};
 use crate::asl::effect::needs_task_token;
 use crate::asl::error::{names, EvalError, Failure};
-use crate::asl::jsonata::{Env, JTemplate};
+use crate::asl::jsonata::JTemplate;
 use crate::asl::program::*;
 use crate::asl::size::{self, Extent};
 use crate::asl::time::Millis;
@@ -51,13 +51,7 @@ impl Execution {
                 let param = match &jio.arguments {
                     Some(t) => {
                         let scope = self.scope(p, f, &f.data);
-                        t.eval(&Env::new(
-                            &f.data,
-                            &scope,
-                            f.vars.as_deref(),
-                            now,
-                            self.seed,
-                        ))?
+                        t.eval(&f.env(&scope, now, self.seed))?
                     }
                     None => f.data.clone(),
                 };
@@ -80,7 +74,7 @@ impl Execution {
     ) -> Result<Flow, EvalError> {
         let f = self.frames[fid as usize].as_ref().expect("frame");
         let scope = self.scope(p, f, &f.data);
-        let env = Env::new(&f.data, &scope, f.vars.as_deref(), now, self.seed);
+        let env = f.env(&scope, now, self.seed);
         let text = |d: &Option<Dynamic>| -> Result<Option<String>, EvalError> {
             Ok(match d {
                 None => None,
@@ -111,7 +105,7 @@ impl Execution {
         let f = self.frames[fid as usize].as_ref().expect("frame");
         let (target, assign, output) = {
             let scope = self.scope(p, f, &f.data);
-            let env = Env::new(&f.data, &scope, f.vars.as_deref(), now, self.seed);
+            let env = f.env(&scope, now, self.seed);
             let mut target = (default, state.assign.as_deref(), jio.output.as_ref());
             for choice in choices {
                 let matched = match &choice.rule {
@@ -153,7 +147,7 @@ impl Execution {
             WaitSpec::Timestamp(t) => *t,
             WaitSpec::Jsonata { seconds, expr } => {
                 let scope = self.scope(p, f, &f.data);
-                let env = Env::new(&f.data, &scope, f.vars.as_deref(), now, self.seed);
+                let env = f.env(&scope, now, self.seed);
                 let v = expr.eval(&env)?;
                 match (seconds, &v) {
                     (true, Value::Number(n)) if n.as_u64().is_some() => {
@@ -194,7 +188,7 @@ impl Execution {
             task_token: task_token.as_deref(),
             ..self.scope(p, f, &f.data)
         };
-        let env = Env::new(&f.data, &scope, f.vars.as_deref(), now, self.seed);
+        let env = f.env(&scope, now, self.seed);
         let payload = match &jio.arguments {
             Some(t) => t.eval(&env)?,
             None => f.data.clone(),
@@ -220,7 +214,7 @@ impl Execution {
         let f = self.frames[fid as usize].as_ref().expect("frame");
         let (values, out) = {
             let scope = self.scope(p, f, &f.data);
-            let mut env = Env::new(&f.data, &scope, f.vars.as_deref(), now, self.seed);
+            let mut env = f.env(&scope, now, self.seed);
             env.result = result.as_ref();
             let values = match assign {
                 Some(Assign::Jsonata(t)) => Some(Assign::eval_jsonata(t, &env)?),
@@ -244,10 +238,16 @@ impl Execution {
         if let (Some(out), SizeBound::Measure) = (&out, p.state(f.state).size_bound) {
             f.output_bound = out.bound(f.size_bound, result.as_ref(), result_size, limit);
         }
-        let data = &mut self.frame(fid).data;
+        let f = self.frame(fid);
         match (out, result) {
-            (Some(out), result) => *data = out.finish(data, result),
-            (None, Some(result)) => *data = result,
+            (Some(out), result) => {
+                f.data = out.finish(&mut f.data, result, f.data_spelled);
+                f.data_spelled = output.is_some_and(JTemplate::spells_numbers);
+            }
+            (None, Some(result)) => {
+                f.data = result;
+                f.data_spelled = false;
+            }
             (None, None) => {}
         }
         Ok(())
@@ -266,7 +266,7 @@ impl Execution {
         let f = self.frames[fid as usize].as_ref().expect("frame");
         let (values, out) = {
             let scope = self.scope(p, f, &f.data);
-            let mut env = Env::new(&f.data, &scope, f.vars.as_deref(), now, self.seed);
+            let mut env = f.env(&scope, now, self.seed);
             env.error_output = Some(&err_out);
             let values = match c.assign.as_deref() {
                 Some(Assign::Jsonata(t)) => Some(Assign::eval_jsonata(t, &env)?),

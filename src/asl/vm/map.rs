@@ -8,7 +8,7 @@ use crate::asl::context::StateScope;
 use crate::asl::effect::{Effect, Purpose, TaskCall, Token};
 use crate::asl::error::Failure;
 use crate::asl::error::{json_text, names, EvalError};
-use crate::asl::jsonata::{Env, NoContext};
+use crate::asl::jsonata::{Env, JTemplate, NoContext};
 use crate::asl::path::Root;
 use crate::asl::program::*;
 use crate::asl::scope::Scope;
@@ -205,7 +205,9 @@ impl Execution {
             StateIo::JsonPath(io) => self.select(p, f, &io.input_path, &f.data)?,
         };
         let scope = self.scope(p, f, &input);
-        let env = Env::new(&input, &scope, f.vars.as_deref(), now, self.seed);
+        let mut env = Env::new(&input, &scope, f.vars.as_deref(), now, self.seed);
+        // `input` is the frame's data or a part of it.
+        env.input_spelled = f.data_spelled;
         let max_concurrency =
             resolve_count(spec.max_concurrency.as_ref(), &scope, &env)?.unwrap_or(0) as usize;
         let tolerated_count = resolve_count(spec.tolerated_count.as_ref(), &scope, &env)?;
@@ -313,13 +315,10 @@ impl Execution {
             let iter_input = match (&spec.jsonata_selector, &spec.item_selector) {
                 (Some(t), _) => {
                     let item_scope = item_scope();
-                    t.eval(&Env::new(
-                        input,
-                        &item_scope,
-                        f.vars.as_deref(),
-                        now,
-                        self.seed,
-                    ))?
+                    let mut env = Env::new(input, &item_scope, f.vars.as_deref(), now, self.seed);
+                    // `input` is the frame's data or a part of it.
+                    env.input_spelled = f.data_spelled;
+                    t.eval(&env)?
                 }
                 (None, Some(t)) => t.eval(&item_scope())?,
                 (None, None) => item.clone(),
@@ -361,7 +360,11 @@ impl Execution {
     /// `MapIterationStarted` events follow `after`: the MapStateStarted, or the last event of
     /// the iteration whose end freed the slot.
     pub(super) fn start_queued(&mut self, p: &Program, pid: u32, after: u64, now: Millis) {
-        let pstate = &p.state(self.frame(pid).state).name;
+        let pstate = p.state(self.frame(pid).state);
+        // A Map's JSONata ItemSelector makes every iteration's input (`Frame::data_spelled`).
+        let inputs_spelled = matches!(&pstate.kind, Kind::Map(spec)
+            if spec.jsonata_selector.as_ref().is_some_and(JTemplate::spells_numbers));
+        let pstate = &pstate.name;
         loop {
             let live = self.frames.len() - self.free.len();
             let Phase::Children(join) = &mut self.frame(pid).phase else {
@@ -428,6 +431,7 @@ impl Execution {
                 vars,
                 started,
             );
+            self.frame(child).data_spelled = inputs_spelled;
             if let Phase::Children(join) = &mut self.frame(pid).phase {
                 join.running += 1;
             }

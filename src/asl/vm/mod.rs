@@ -11,6 +11,7 @@
 
 use super::context::ContextParts;
 use super::error::{json_text, names, EvalError, Failure};
+use super::jsonata::{ContextObject, Env};
 use super::program::*;
 use super::size::{self, Extent};
 use super::vars::Vars;
@@ -68,6 +69,18 @@ struct Frame {
     last_event: u64,
     /// The workflow variables this frame sees (see [`vars`]).
     vars: Vars,
+    /// `data` is in JSONata's spelling of numbers: a JSONata `Output` made it (see
+    /// [`Env::input_spelled`]). False wherever anything else may have written it.
+    data_spelled: bool,
+}
+
+impl Frame {
+    /// `$states` over the frame's data, as a JSONata expression of its state sees it.
+    fn env<'a>(&'a self, context: &'a dyn ContextObject, now: Millis, seed: u64) -> Env<'a> {
+        let mut env = Env::new(&self.data, context, self.vars.as_deref(), now, seed);
+        env.input_spelled = self.data_spelled;
+        env
+    }
 }
 
 enum Phase {
@@ -516,6 +529,7 @@ impl Execution {
             output_bound: None,
             heartbeat_missed: false,
             children_failed: false,
+            data_spelled: false,
             last_event: after,
             gen: 0,
             state,
@@ -800,7 +814,11 @@ impl Execution {
     /// Runs the state the frame has just entered, in its query language.
     fn exec_state(&mut self, p: &Program, fid: u32, now: Millis) -> Result<Flow, EvalError> {
         match &p.state(self.frame(fid).state).io {
-            StateIo::JsonPath(io) => self.exec_jsonpath(p, fid, io, now),
+            StateIo::JsonPath(io) => {
+                // Its output is JSONPath's, in the input's spelling of numbers.
+                self.frame(fid).data_spelled = false;
+                self.exec_jsonpath(p, fid, io, now)
+            }
             StateIo::Jsonata(jio) => self.exec_jsonata(p, fid, jio, now),
         }
     }

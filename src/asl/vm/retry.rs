@@ -77,7 +77,9 @@ impl Execution {
                 if c.jsonata {
                     return match self.catch_jsonata(p, fid, c, err_out, now) {
                         Ok(out) => {
-                            self.frame(fid).data = out;
+                            let f = self.frame(fid);
+                            f.data = out;
+                            f.data_spelled = false;
                             let caught = StateEnd::Caught;
                             self.transition(p, fid, c.next, SizeBound::Measure, caught, now)
                         }
