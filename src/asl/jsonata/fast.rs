@@ -124,7 +124,7 @@ impl Fast {
     /// when the expression is a plain path that selects a value; `None` otherwise (the
     /// caller then evaluates).
     #[inline]
-    pub fn select<'a>(&self, env: &'a Env) -> Option<Cow<'a, Value>> {
+    pub fn select<'a>(&'a self, env: &'a Env) -> Option<Cow<'a, Value>> {
         let Node::Path(..) = &self.0 else {
             return None;
         };
@@ -137,13 +137,24 @@ impl Fast {
     }
 
     #[inline]
-    pub fn eval<'a>(&self, env: &'a Env) -> Out<'a> {
+    pub fn eval<'a>(&'a self, env: &'a Env) -> Out<'a> {
         let out = eval(&self.0, env)?;
         match out.as_deref() {
             // An empty array or arrays of arrays: JSONata's sequence rules decide; decline.
             Some(Value::Array(a)) if a.is_empty() || a.iter().any(Value::is_array) => None,
             _ if self.reads_spelled(env) => Some(out),
             _ => Some(out.map(as_jsonata_numbers)),
+        }
+    }
+
+    /// The expression's value when the fast path finds a boolean (a `Condition`), read
+    /// where it was made rather than returned as a JSON value through the layers above;
+    /// `None` otherwise (the caller then evaluates).
+    #[inline]
+    pub fn test(&self, env: &Env) -> Option<bool> {
+        match eval(&self.0, env)?.as_deref()? {
+            Value::Bool(b) => Some(*b),
+            _ => None,
         }
     }
 
@@ -459,9 +470,10 @@ fn context_path(names: &[String]) -> Option<Node> {
     ))
 }
 
-fn eval<'a>(n: &Node, env: &'a Env) -> Out<'a> {
+fn eval<'a>(n: &'a Node, env: &'a Env) -> Out<'a> {
     match n {
-        Node::Literal(v) => Some(Some(Cow::Owned(v.clone()))),
+        // Borrowed: a comparison with a string literal copied the string every time.
+        Node::Literal(v) => Some(Some(Cow::Borrowed(v))),
         Node::Path(root, names) => {
             let start: Cow<'a, Value> = match root {
                 Root::Input => Cow::Borrowed(env.input),

@@ -572,6 +572,15 @@ impl JTemplate {
         Ok(())
     }
 
+    /// [`eval`](Self::eval) of a `Condition` the fast path finds a boolean; `None`
+    /// otherwise (the caller then evaluates, and reports a value that is not a boolean).
+    pub fn test(&self, env: &Env) -> Option<bool> {
+        match self {
+            JTemplate::Expr { expr, .. } => expr.fast.as_ref()?.test(env),
+            _ => None,
+        }
+    }
+
     /// Whether every value [`eval`](Self::eval) makes is in JSONata's spelling of numbers:
     /// expressions' values are, literals are kept as written (`4.0` stays `4.0`).
     pub fn spells_numbers(&self) -> bool {

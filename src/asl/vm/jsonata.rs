@@ -109,9 +109,12 @@ impl Execution {
             let mut target = (default, state.assign.as_deref(), jio.output.as_ref());
             for choice in choices {
                 let matched = match &choice.rule {
-                    Rule::Condition(t) => match t.eval(&env)? {
-                        Value::Bool(b) => b,
-                        other => return Err(expected_type(t, "Condition", "boolean", &other)),
+                    Rule::Condition(t) => match t.test(&env) {
+                        Some(b) => b,
+                        None => match t.eval(&env)? {
+                            Value::Bool(b) => b,
+                            other => return Err(expected_type(t, "Condition", "boolean", &other)),
+                        },
                     },
                     Rule::Path(rule) => rule.eval(&scope)?,
                 };
