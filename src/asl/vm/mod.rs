@@ -70,7 +70,8 @@ struct Frame {
     /// The workflow variables this frame sees (see [`vars`]).
     vars: Vars,
     /// `data` is in JSONata's spelling of numbers: a JSONata `Output` made it (see
-    /// [`Env::input_spelled`]). False wherever anything else may have written it.
+    /// [`Env::input_spelled`]). Cleared wherever anything else may have written it: a
+    /// JSONPath state (on leaving it), a raw result, a catcher.
     data_spelled: bool,
 }
 
@@ -693,6 +694,11 @@ impl Execution {
         self.mark_left(fid, end, now);
         self.exit_event(p, fid, now);
         let f = self.frame(fid);
+        // A JSONPath state's output keeps its input's spelling of numbers (and only JSONata
+        // states read the flag, so it is cleared when one is left).
+        if matches!(p.state(f.state).io, StateIo::JsonPath(_)) {
+            f.data_spelled = false;
+        }
         f.size_bound = size;
         f.output_bound = None;
         f.state = next;
@@ -814,11 +820,7 @@ impl Execution {
     /// Runs the state the frame has just entered, in its query language.
     fn exec_state(&mut self, p: &Program, fid: u32, now: Millis) -> Result<Flow, EvalError> {
         match &p.state(self.frame(fid).state).io {
-            StateIo::JsonPath(io) => {
-                // Its output is JSONPath's, in the input's spelling of numbers.
-                self.frame(fid).data_spelled = false;
-                self.exec_jsonpath(p, fid, io, now)
-            }
+            StateIo::JsonPath(io) => self.exec_jsonpath(p, fid, io, now),
             StateIo::Jsonata(jio) => self.exec_jsonata(p, fid, jio, now),
         }
     }
