@@ -361,7 +361,7 @@ impl Execution {
     /// the iteration whose end freed the slot.
     pub(super) fn start_queued(&mut self, p: &Program, pid: u32, after: u64, now: Millis) {
         let pstate = p.state(self.frame(pid).state);
-        // A Map's JSONata ItemSelector makes every iteration's input (`Frame::data_spelled`).
+        // Inputs a JSONata ItemSelector made are in JSONata's spelling (`Frame::data_spelled`).
         let inputs_spelled = matches!(&pstate.kind, Kind::Map(spec)
             if spec.jsonata_selector.as_ref().is_some_and(JTemplate::spells_numbers));
         let pstate = &pstate.name;
