@@ -1,6 +1,6 @@
-//! What the JSON tree's shape costs around the VM, and what a smaller one would save: the
-//! measurement behind the next step of issue 19 (docs/performance.md, "Where an event's
-//! time goes, and the value representation").
+//! What the JSON tree's shape costs around the VM and in it, and what a smaller one would
+//! save: the measurement behind docs/value-representation.md (figures in
+//! docs/performance.md, "Where an event's time goes").
 //!
 //! `serde_json::Value` (with `preserve_order`, as the engine uses it) keeps each object in an
 //! `IndexMap`: two allocations per object, one `String` per key, a SipHash per key inserted
@@ -9,14 +9,17 @@
 //! object as one vector of entries searched in order (no hash for the few keys events have).
 //! It is not a value type for the engine (no index for large objects, no API): it sizes the
 //! gain of building one, on the work an event costs outside the VM (parse, drop, serialise)
-//! and on the copies and lookups inside it.
+//! and on the copies and lookups inside it. `sonic_rs::Value` is the maintained library
+//! that comes closest (a document's nodes in one allocation, objects as ordered pairs, a
+//! copy shares the document until it is changed): measured beside both.
 //!
-//! `cargo bench --bench value_shapes`; figures in `docs/performance.md`.
+//! `cargo bench --bench value_shapes`.
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Number, Value};
+use sonic_rs::JsonValueMutTrait;
 use std::fmt;
 use std::hint::black_box;
 
@@ -68,6 +71,15 @@ enum Compact {
 }
 
 impl Compact {
+    fn insert(&mut self, key: &str, v: Compact) {
+        if let Compact::Object(entries) = self {
+            match entries.iter_mut().find(|(k, _)| k.as_str() == key) {
+                Some(entry) => entry.1 = v,
+                None => entries.push((Text::new(key), v)),
+            }
+        }
+    }
+
     fn get(&self, key: &str) -> Option<&Compact> {
         match self {
             Compact::Object(entries) => entries
@@ -186,61 +198,78 @@ fn value_shapes(c: &mut Criterion) {
     for (name, text) in events() {
         let json: Value = serde_json::from_slice(&text).unwrap();
         let compact: Compact = serde_json::from_slice(&text).unwrap();
+        let sonic: sonic_rs::Value = sonic_rs::from_slice(&text).unwrap();
         let keys: Vec<String> = json.as_object().unwrap().keys().cloned().collect();
         let mut out = Vec::with_capacity(4096);
+        let mut bench = |op: &str, shape: &str, f: &mut dyn FnMut()| {
+            g.bench_function(format!("{name}/{op}/{shape}"), |b| b.iter(&mut *f));
+        };
 
-        // An event's work around the VM: parse the record, drop the tree.
-        g.bench_function(format!("{name}/parse/serde_json"), |b| {
-            b.iter(|| black_box(serde_json::from_slice::<Value>(black_box(&text)).unwrap()))
+        // An event's work around the VM: parse the record (and drop the tree), write the
+        // result.
+        bench("parse", "serde_json", &mut || {
+            black_box(serde_json::from_slice::<Value>(black_box(&text)).unwrap());
         });
-        g.bench_function(format!("{name}/parse/compact"), |b| {
-            b.iter(|| black_box(serde_json::from_slice::<Compact>(black_box(&text)).unwrap()))
+        bench("parse", "compact", &mut || {
+            black_box(serde_json::from_slice::<Compact>(black_box(&text)).unwrap());
         });
-        g.bench_function(format!("{name}/serialize/serde_json"), |b| {
-            b.iter(|| {
-                out.clear();
-                serde_json::to_writer(&mut out, black_box(&json)).unwrap();
-            })
+        bench("parse", "compact_by_sonic", &mut || {
+            black_box(sonic_rs::from_slice::<Compact>(black_box(&text)).unwrap());
         });
-        g.bench_function(format!("{name}/serialize/compact"), |b| {
-            b.iter(|| {
-                out.clear();
-                serde_json::to_writer(&mut out, black_box(&compact)).unwrap();
-            })
+        bench("parse", "sonic", &mut || {
+            black_box(sonic_rs::from_slice::<sonic_rs::Value>(black_box(&text)).unwrap());
         });
-        // Inside it: whole copies (an output object built from a skeleton is one) and their
-        // drops, and reading every top-level field by name.
-        g.bench_function(format!("{name}/clone_drop/serde_json"), |b| {
-            b.iter(|| black_box(black_box(&json).clone()))
+        bench("serialize", "serde_json", &mut || {
+            out.clear();
+            serde_json::to_writer(&mut out, black_box(&json)).unwrap();
         });
-        g.bench_function(format!("{name}/clone_drop/compact"), |b| {
-            b.iter(|| black_box(black_box(&compact).clone()))
+        bench("serialize", "compact", &mut || {
+            out.clear();
+            serde_json::to_writer(&mut out, black_box(&compact)).unwrap();
         });
-        g.bench_function(format!("{name}/drop/serde_json"), |b| {
-            b.iter_batched(|| json.clone(), drop, BatchSize::SmallInput)
+        bench("serialize", "sonic", &mut || {
+            out.clear();
+            sonic_rs::to_writer(&mut out, black_box(&sonic)).unwrap();
         });
-        g.bench_function(format!("{name}/drop/compact"), |b| {
-            b.iter_batched(|| compact.clone(), drop, BatchSize::SmallInput)
+        // Inside it: a copy of a state's input changed into its output (a copy alone is
+        // free for sonic, which shares the document until a change), and every top-level
+        // field read by name.
+        bench("copy_and_change", "serde_json", &mut || {
+            let mut v = black_box(&json).clone();
+            let object = v.as_object_mut().unwrap();
+            object.insert("status".into(), Value::Bool(true));
+            black_box(v);
         });
-        g.bench_function(format!("{name}/lookups/serde_json"), |b| {
-            b.iter(|| {
-                for k in &keys {
-                    black_box(black_box(&json).get(k.as_str()));
-                }
-            })
+        bench("copy_and_change", "compact", &mut || {
+            let mut v = black_box(&compact).clone();
+            v.insert("status", Compact::Bool(true));
+            black_box(v);
         });
-        g.bench_function(format!("{name}/lookups/compact"), |b| {
-            b.iter(|| {
-                for k in &keys {
-                    black_box(black_box(&compact).get(k.as_str()));
-                }
-            })
+        bench("copy_and_change", "sonic", &mut || {
+            let mut v = black_box(&sonic).clone();
+            v.as_object_mut().unwrap().insert("status", true);
+            black_box(v);
+        });
+        bench("lookups", "serde_json", &mut || {
+            for k in &keys {
+                black_box(black_box(&json).get(k.as_str()));
+            }
+        });
+        bench("lookups", "compact", &mut || {
+            for k in &keys {
+                black_box(black_box(&compact).get(k.as_str()));
+            }
+        });
+        bench("lookups", "sonic", &mut || {
+            for k in &keys {
+                black_box(sonic_rs::JsonValueTrait::get(black_box(&sonic), k.as_str()));
+            }
         });
     }
     g.finish();
 }
 
-/// The two trees must hold the same document, or the figures compare different work.
+/// The three trees must hold the same document, or the figures compare different work.
 fn check_same_document() {
     for (name, text) in events() {
         let compact: Compact = serde_json::from_slice(&text).unwrap();
@@ -249,6 +278,12 @@ fn check_same_document() {
         assert_eq!(
             back, json,
             "{name}: the compact tree does not hold the same document"
+        );
+        let sonic: sonic_rs::Value = sonic_rs::from_slice(&text).unwrap();
+        assert_eq!(
+            sonic_rs::to_string(&sonic).unwrap(),
+            serde_json::to_string(&json).unwrap(),
+            "{name}: sonic's tree does not hold the same document"
         );
         assert_eq!(
             serde_json::to_string(&compact).unwrap(),
