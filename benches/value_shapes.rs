@@ -11,17 +11,23 @@
 //! gain of building one, on the work an event costs outside the VM (parse, drop, serialise)
 //! and on the copies and lookups inside it. `sonic_rs::Value` is the maintained library
 //! that comes closest (a document's nodes in one allocation, objects as ordered pairs, a
-//! copy shares the document until it is changed): measured beside both.
+//! copy shares the document until it is changed): measured beside both. And between the
+//! two, `CompactIndexed`: `Compact`'s inline keys in serde_json's `IndexMap`, hashed by
+//! foldhash, the smaller change that would keep the map's API.
 //!
 //! `cargo bench --bench value_shapes`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use indexmap::IndexMap;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Number, Value};
 use sonic_rs::JsonValueMutTrait;
+use std::borrow::Borrow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::hint::black_box;
+use std::marker::PhantomData;
 
 #[global_allocator]
 static GLOBAL: expressway::allocator::Mimalloc = expressway::allocator::Mimalloc;
@@ -60,32 +66,114 @@ impl Text {
     }
 }
 
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Text {}
+
+// Hashed as the `str` it holds, so that a map keyed by `Text` is searched by `&str`.
+impl Hash for Text {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h)
+    }
+}
+
+impl Borrow<str> for Text {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// How a [`Tree`] keeps an object's entries, in insertion order.
+trait Objects: Sized + 'static {
+    type Object: Clone + Default;
+    fn insert(object: &mut Self::Object, key: Text, v: Tree<Self>);
+    fn get<'a>(object: &'a Self::Object, key: &str) -> Option<&'a Tree<Self>>;
+    fn entries(object: &Self::Object) -> impl ExactSizeIterator<Item = (&Text, &Tree<Self>)>;
+}
+
+/// Entries in one vector, searched in order: one allocation, no hash.
 #[derive(Clone)]
-enum Compact {
+struct Listed;
+
+impl Objects for Listed {
+    type Object = Vec<(Text, Tree<Listed>)>;
+    fn insert(object: &mut Self::Object, key: Text, v: Tree<Self>) {
+        // Repeated keys keep their first place and their last value, as serde_json's map.
+        match object.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = v,
+            None => object.push((key, v)),
+        }
+    }
+    fn get<'a>(object: &'a Self::Object, key: &str) -> Option<&'a Tree<Self>> {
+        object
+            .iter()
+            .find(|(k, _)| k.as_str() == key)
+            .map(|(_, v)| v)
+    }
+    fn entries(object: &Self::Object) -> impl ExactSizeIterator<Item = (&Text, &Tree<Self>)> {
+        object.iter().map(|(k, v)| (k, v))
+    }
+}
+
+/// serde_json's `IndexMap`, with inline keys and foldhash instead of `String` keys and
+/// SipHash: the smaller change, which keeps the map and its API.
+#[derive(Clone)]
+struct Indexed;
+
+impl Objects for Indexed {
+    type Object = IndexMap<Text, Tree<Indexed>, foldhash::fast::RandomState>;
+    fn insert(object: &mut Self::Object, key: Text, v: Tree<Self>) {
+        object.insert(key, v);
+    }
+    fn get<'a>(object: &'a Self::Object, key: &str) -> Option<&'a Tree<Self>> {
+        object.get(key)
+    }
+    fn entries(object: &Self::Object) -> impl ExactSizeIterator<Item = (&Text, &Tree<Self>)> {
+        object.iter()
+    }
+}
+
+enum Tree<O: Objects> {
     Null,
     Bool(bool),
     Number(Number),
     String(Text),
-    Array(Vec<Compact>),
-    Object(Vec<(Text, Compact)>),
+    Array(Vec<Tree<O>>),
+    Object(O::Object),
 }
 
-impl Compact {
-    fn insert(&mut self, key: &str, v: Compact) {
-        if let Compact::Object(entries) = self {
-            match entries.iter_mut().find(|(k, _)| k.as_str() == key) {
-                Some(entry) => entry.1 = v,
-                None => entries.push((Text::new(key), v)),
-            }
+/// Keys and short strings inline, objects as vectors.
+type Compact = Tree<Listed>;
+/// Keys and short strings inline, objects in an `IndexMap` hashed by foldhash.
+type CompactIndexed = Tree<Indexed>;
+
+impl<O: Objects> Clone for Tree<O> {
+    fn clone(&self) -> Self {
+        match self {
+            Tree::Null => Tree::Null,
+            Tree::Bool(b) => Tree::Bool(*b),
+            Tree::Number(n) => Tree::Number(n.clone()),
+            Tree::String(t) => Tree::String(t.clone()),
+            Tree::Array(items) => Tree::Array(items.clone()),
+            Tree::Object(o) => Tree::Object(o.clone()),
+        }
+    }
+}
+
+impl<O: Objects> Tree<O> {
+    fn insert(&mut self, key: &str, v: Tree<O>) {
+        if let Tree::Object(object) = self {
+            O::insert(object, Text::new(key), v);
         }
     }
 
-    fn get(&self, key: &str) -> Option<&Compact> {
+    fn get(&self, key: &str) -> Option<&Tree<O>> {
         match self {
-            Compact::Object(entries) => entries
-                .iter()
-                .find(|(k, _)| k.as_str() == key)
-                .map(|(_, v)| v),
+            Tree::Object(object) => O::get(object, key),
             _ => None,
         }
     }
@@ -107,70 +195,67 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
-impl<'de> Deserialize<'de> for Compact {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Compact, D::Error> {
-        struct CompactVisitor;
-        impl<'de> Visitor<'de> for CompactVisitor {
-            type Value = Compact;
+impl<'de, O: Objects> Deserialize<'de> for Tree<O> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Tree<O>, D::Error> {
+        struct TreeVisitor<O>(PhantomData<O>);
+        impl<'de, O: Objects> Visitor<'de> for TreeVisitor<O> {
+            type Value = Tree<O>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("JSON")
             }
-            fn visit_unit<E>(self) -> Result<Compact, E> {
-                Ok(Compact::Null)
+            fn visit_unit<E>(self) -> Result<Tree<O>, E> {
+                Ok(Tree::Null)
             }
-            fn visit_bool<E>(self, b: bool) -> Result<Compact, E> {
-                Ok(Compact::Bool(b))
+            fn visit_bool<E>(self, b: bool) -> Result<Tree<O>, E> {
+                Ok(Tree::Bool(b))
             }
-            fn visit_u64<E>(self, n: u64) -> Result<Compact, E> {
-                Ok(Compact::Number(n.into()))
+            fn visit_u64<E>(self, n: u64) -> Result<Tree<O>, E> {
+                Ok(Tree::Number(n.into()))
             }
-            fn visit_i64<E>(self, n: i64) -> Result<Compact, E> {
-                Ok(Compact::Number(n.into()))
+            fn visit_i64<E>(self, n: i64) -> Result<Tree<O>, E> {
+                Ok(Tree::Number(n.into()))
             }
-            fn visit_f64<E>(self, n: f64) -> Result<Compact, E> {
-                Ok(Number::from_f64(n).map_or(Compact::Null, Compact::Number))
+            fn visit_f64<E>(self, n: f64) -> Result<Tree<O>, E> {
+                Ok(Number::from_f64(n).map_or(Tree::Null, Tree::Number))
             }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Compact, E> {
-                Ok(Compact::String(Text::new(s)))
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Tree<O>, E> {
+                Ok(Tree::String(Text::new(s)))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Compact, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tree<O>, A::Error> {
                 let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
                 while let Some(v) = seq.next_element()? {
                     items.push(v);
                 }
-                Ok(Compact::Array(items))
+                Ok(Tree::Array(items))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Compact, A::Error> {
-                let mut entries: Vec<(Text, Compact)> = Vec::new();
-                while let Some((k, v)) = map.next_entry::<Text, Compact>()? {
-                    // JSON objects keep the last of repeated keys, as serde_json's map does.
-                    match entries.iter_mut().find(|(e, _)| e.as_str() == k.as_str()) {
-                        Some(entry) => entry.1 = v,
-                        None => entries.push((k, v)),
-                    }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tree<O>, A::Error> {
+                let mut object = O::Object::default();
+                while let Some((k, v)) = map.next_entry::<Text, Tree<O>>()? {
+                    O::insert(&mut object, k, v);
                 }
-                Ok(Compact::Object(entries))
+                Ok(Tree::Object(object))
             }
         }
-        d.deserialize_any(CompactVisitor)
+        d.deserialize_any(TreeVisitor(PhantomData))
     }
 }
 
-impl Serialize for Compact {
+impl<O: Objects> Serialize for Tree<O> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            Compact::Null => s.serialize_unit(),
-            Compact::Bool(b) => s.serialize_bool(*b),
-            Compact::Number(n) => n.serialize(s),
-            Compact::String(t) => s.serialize_str(t.as_str()),
-            Compact::Array(items) => {
+            Tree::Null => s.serialize_unit(),
+            Tree::Bool(b) => s.serialize_bool(*b),
+            Tree::Number(n) => n.serialize(s),
+            Tree::String(t) => s.serialize_str(t.as_str()),
+            Tree::Array(items) => {
                 let mut seq = s.serialize_seq(Some(items.len()))?;
                 for v in items {
                     seq.serialize_element(v)?;
                 }
                 seq.end()
             }
-            Compact::Object(entries) => {
+            Tree::Object(object) => {
+                let entries = O::entries(object);
                 let mut map = s.serialize_map(Some(entries.len()))?;
                 for (k, v) in entries {
                     map.serialize_entry(k.as_str(), v)?;
@@ -198,6 +283,7 @@ fn value_shapes(c: &mut Criterion) {
     for (name, text) in events() {
         let json: Value = serde_json::from_slice(&text).unwrap();
         let compact: Compact = serde_json::from_slice(&text).unwrap();
+        let indexed: CompactIndexed = serde_json::from_slice(&text).unwrap();
         let sonic: sonic_rs::Value = sonic_rs::from_slice(&text).unwrap();
         let keys: Vec<String> = json.as_object().unwrap().keys().cloned().collect();
         let mut out = Vec::with_capacity(4096);
@@ -213,6 +299,9 @@ fn value_shapes(c: &mut Criterion) {
         bench("parse", "compact", &mut || {
             black_box(serde_json::from_slice::<Compact>(black_box(&text)).unwrap());
         });
+        bench("parse", "compact_indexed", &mut || {
+            black_box(serde_json::from_slice::<CompactIndexed>(black_box(&text)).unwrap());
+        });
         bench("parse", "compact_by_sonic", &mut || {
             black_box(sonic_rs::from_slice::<Compact>(black_box(&text)).unwrap());
         });
@@ -226,6 +315,10 @@ fn value_shapes(c: &mut Criterion) {
         bench("serialize", "compact", &mut || {
             out.clear();
             serde_json::to_writer(&mut out, black_box(&compact)).unwrap();
+        });
+        bench("serialize", "compact_indexed", &mut || {
+            out.clear();
+            serde_json::to_writer(&mut out, black_box(&indexed)).unwrap();
         });
         bench("serialize", "sonic", &mut || {
             out.clear();
@@ -242,7 +335,12 @@ fn value_shapes(c: &mut Criterion) {
         });
         bench("copy_and_change", "compact", &mut || {
             let mut v = black_box(&compact).clone();
-            v.insert("status", Compact::Bool(true));
+            v.insert("status", Tree::Bool(true));
+            black_box(v);
+        });
+        bench("copy_and_change", "compact_indexed", &mut || {
+            let mut v = black_box(&indexed).clone();
+            v.insert("status", Tree::Bool(true));
             black_box(v);
         });
         bench("copy_and_change", "sonic", &mut || {
@@ -260,6 +358,11 @@ fn value_shapes(c: &mut Criterion) {
                 black_box(black_box(&compact).get(k.as_str()));
             }
         });
+        bench("lookups", "compact_indexed", &mut || {
+            for k in &keys {
+                black_box(black_box(&indexed).get(k.as_str()));
+            }
+        });
         bench("lookups", "sonic", &mut || {
             for k in &keys {
                 black_box(sonic_rs::JsonValueTrait::get(black_box(&sonic), k.as_str()));
@@ -269,7 +372,7 @@ fn value_shapes(c: &mut Criterion) {
     g.finish();
 }
 
-/// The three trees must hold the same document, or the figures compare different work.
+/// The four trees must hold the same document, or the figures compare different work.
 fn check_same_document() {
     for (name, text) in events() {
         let compact: Compact = serde_json::from_slice(&text).unwrap();
@@ -278,6 +381,12 @@ fn check_same_document() {
         assert_eq!(
             back, json,
             "{name}: the compact tree does not hold the same document"
+        );
+        let indexed: CompactIndexed = serde_json::from_slice(&text).unwrap();
+        assert_eq!(
+            serde_json::to_string(&indexed).unwrap(),
+            serde_json::to_string(&json).unwrap(),
+            "{name}: the indexed compact tree does not hold the same document"
         );
         let sonic: sonic_rs::Value = sonic_rs::from_slice(&text).unwrap();
         assert_eq!(
