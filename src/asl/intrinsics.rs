@@ -18,7 +18,7 @@ use super::path::JsonPath;
 use super::scope::Scope;
 use super::size::{Budget, Extent};
 use base64::Engine as _;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -504,14 +504,17 @@ impl Call {
                 if *self.arg(2, scope)? == Value::Bool(true) {
                     return Err(func.invalid());
                 }
-                let (Value::Object(left), Value::Object(right)) = (left.into_owned(), &*right)
-                else {
+                let Value::Object(mut merged) = left.into_owned() else {
                     return Err(func.invalid());
                 };
-                // Shallow: keys of the second object replace those of the first.
-                let mut merged: Map<String, Value> = left;
-                for (k, v) in right {
-                    merged.insert(k.clone(), v.clone());
+                // Shallow: keys of the second object replace those of the first. A second
+                // object made by a nested call (`States.StringToJson`, say) is moved in.
+                match right {
+                    Cow::Owned(Value::Object(right)) => merged.extend(right),
+                    Cow::Borrowed(Value::Object(right)) => {
+                        merged.extend(right.iter().map(|(k, v)| (k.clone(), v.clone())))
+                    }
+                    _ => return Err(func.invalid()),
                 }
                 Value::Object(merged)
             }
@@ -1068,7 +1071,7 @@ impl<'a> Parser<'a> {
 mod tests {
     use super::*;
     use crate::asl::scope::DocScope;
-    use serde_json::json;
+    use serde_json::{json, Map};
     use std::path::Path;
 
     fn eval_in(src: &str, input: &Value) -> Result<Value, EvalError> {
