@@ -1376,6 +1376,10 @@ mod tests {
         let input = json!({"a": {"x": 1, "y": {"z": 1}}, "b": {"y": 2, "w": 3}});
         let merged = eval_in("States.JsonMerge($.a, $.b, false)", &input).unwrap();
         assert_eq!(json_text(&merged), r#"{"x":1,"y":2,"w":3}"#);
+        // A second object a nested call made is moved in: the same keys, order and values.
+        let made = r#"States.JsonMerge($.a, States.StringToJson('{"y": 2, "w": 3}'), false)"#;
+        let merged = eval_in(made, &input).unwrap();
+        assert_eq!(json_text(&merged), r#"{"x":1,"y":2,"w":3}"#);
         assert_eq!(
             eval("States.JsonToString(States.StringToJson(' {\"b\": 1, \"a\": [1.5]} '))"),
             json!(r#"{"b":1,"a":[1.5]}"#)
